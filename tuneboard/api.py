@@ -1,0 +1,253 @@
+"""The contracts between tuneboard and its plugins: stages, datasets, metrics and strategies.
+
+Built-in plugins use exactly this API; so do third-party ones. Nothing here imports torch or
+transformers: model objects are typed `Any` and only the code that trains imports the
+frameworks.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+SEQUENCE_CLASSIFICATION = "sequence-classification"
+TOKEN_CLASSIFICATION = "token-classification"
+TASKS = (SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION)
+
+SPLITS = ("train", "validation", "test")
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass
+class NoParams:
+    """The `Params` of a plugin that takes no parameters."""
+
+
+P = TypeVar("P")
+
+
+class Plugin(Generic[P]):
+    """What every stage, dataset and strategy plugin declares.
+
+    `name` is what `tuneboard.toml` uses; `Params` is a dataclass whose fields are made with
+    `tuneboard.param(...)`; `description` is one line for listings and the launch form.
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type] = NoParams
+    description: ClassVar[str] = ""
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """One text (or text pair) and its label name, for sequence classification."""
+
+    text: str
+    label: str | None = None
+    text_pair: str | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class TokenExample:
+    """One pre-tokenised sentence and its tag per token, for token classification."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...] | None = None
+    weight: float = 1.0
+
+
+Example = TextExample | TokenExample
+Splits = dict[str, list[Example]]
+
+
+class DatasetContext(ABC):
+    """What a dataset plugin gets when asked to load its splits."""
+
+    project_dir: Path
+    task: str
+    seed: int
+
+    @abstractmethod
+    def resolve(self, path: str, key: str) -> Path:
+        """The absolute path of a file named in the dataset table under `key`.
+
+        Relative paths are taken from the project folder; a missing file raises `DataError`
+        naming the key and the path.
+        """
+
+
+class Dataset(Plugin[P], ABC):
+    """A dataset plugin: turns a `[dataset]` table of `tuneboard.toml` into splits.
+
+    Return `train`, and `validation` / `test` where the user named them. When only `train`
+    comes back, the engine makes a seeded 7:2:1 train/validation/test split.
+    """
+
+    @abstractmethod
+    def load(self, ctx: DatasetContext) -> Splits:
+        """Read the data and return the splits by name."""
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+class Metric(ABC):
+    """A metric plugin: turns predictions and references into named numbers.
+
+    For sequence classification, predictions and references are label indices; for token
+    classification, lists of tag names per sentence. `label_names[i]` is the name of label `i`.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    tasks: ClassVar[tuple[str, ...]] = (SEQUENCE_CLASSIFICATION,)
+
+    @abstractmethod
+    def compute(
+        self, predictions: Sequence[Any], references: Sequence[Any], label_names: Sequence[str]
+    ) -> dict[str, float]:
+        """Return the metric's values by name (usually just `{self.name: value}`)."""
+
+
+# --- strategies ---------------------------------------------------------------------------
+
+
+@dataclass
+class TrainStep:
+    """One micro-batch of training, handed to a strategy.
+
+    `forward(batch)` runs the model under the configured autocast and returns its outputs
+    (with `.loss` and `.logits`); `backward(loss)` scales the loss for gradient accumulation
+    and mixed precision and back-propagates it. The training loop does the optimizer step,
+    clipping and scheduling.
+    """
+
+    model: Any
+    batch: dict[str, Any]
+    forward: Callable[[dict[str, Any]], Any]
+    backward: Callable[[Any], None]
+    step: int
+
+
+class Strategy(Plugin[P], ABC):
+    """A training-step plugin: decides how a micro-batch turns into gradients.
+
+    The default strategy does forward, then backward. Adversarial and regularising methods
+    (FGM, PGD, FreeLB, R-Drop) run extra forward/backward passes here.
+    """
+
+    def setup(self, model: Any) -> None:  # noqa: B027 - optional hook
+        """Called once before training starts, with the model on its device."""
+
+    @abstractmethod
+    def step(self, inputs: TrainStep) -> float:
+        """Compute gradients for one micro-batch and return its loss as a float."""
+
+    def after_optimizer_step(self, model: Any) -> None:  # noqa: B027 - optional hook
+        """Called after every optimizer step (for weight averaging and the like)."""
+
+
+# --- stages -------------------------------------------------------------------------------
+
+
+@dataclass
+class PipelineState:
+    """What flows from one stage to the next.
+
+    `model` and `tokenizer` are the current model (a `transformers` model) and its tokenizer;
+    `labels` the label names in index order; `splits` the data; `best_checkpoint` the folder of
+    the best checkpoint so far; `metrics` the latest final numbers (such as `test/accuracy`);
+    `extras` is free for plugins to pass things to later stages.
+    """
+
+    task: str
+    labels: list[str]
+    splits: Splits
+    model: Any = None
+    tokenizer: Any = None
+    best_checkpoint: Path | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class StageContext(ABC):
+    """What a running stage gets from the engine.
+
+    Attributes: `run_id`, `stage_index` (0-based position in the pipeline), `device`
+    (``"cpu"`` or ``"cuda:N"``), `seed` and `rng` (seeded for this stage), `run_dir` (the
+    run's folder) and `stage_dir` (this stage's folder for checkpoints), `max_length` and
+    `metric_names` from the experiment.
+    """
+
+    run_id: str
+    stage_index: int
+    device: str
+    seed: int
+    rng: random.Random
+    run_dir: Path
+    stage_dir: Path
+    max_length: int
+    metric_names: tuple[str, ...]
+
+    @abstractmethod
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        """Record metric values (names like ``train/loss``) at a step. Never blocks on I/O."""
+
+    @abstractmethod
+    def progress(self, completed: int, total: int | None = None, description: str = "") -> None:
+        """Report progress through the stage (for progress bars)."""
+
+    @abstractmethod
+    def should_stop(self) -> bool:
+        """True once cancellation was requested; check it between steps and batches."""
+
+    @abstractmethod
+    def check_stop(self) -> None:
+        """Raise `RunCancelled` if cancellation was requested."""
+
+    @abstractmethod
+    def event(self, message: str, level: LogLevel = "info") -> None:
+        """Write a line to the run's event log."""
+
+    @abstractmethod
+    def artifact(self, path: Path, kind: str) -> None:
+        """Record a file or folder the stage produced (size and hash are computed)."""
+
+    @abstractmethod
+    def report_best(self, step: int, value: float) -> None:
+        """Record this stage's best monitored value and the step it was reached at."""
+
+    @abstractmethod
+    def compute_metrics(
+        self, predictions: Sequence[Any], references: Sequence[Any], label_names: Sequence[str]
+    ) -> dict[str, float]:
+        """Run every metric configured for the experiment; return values by metric name."""
+
+    @abstractmethod
+    def higher_is_better(self, metric: str) -> bool:
+        """Whether larger values of `metric` (e.g. ``val/f1_macro``, ``val/loss``) are better."""
+
+    @abstractmethod
+    def strategy(self, name: str, params: Mapping[str, Any] | None = None) -> Strategy[Any]:
+        """Build the strategy plugin called `name` with its parameters."""
+
+
+class Stage(Plugin[P], ABC):
+    """A stage plugin: one step of a pipeline, from a pipeline state to the next."""
+
+    @abstractmethod
+    def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
+        """Do the stage's work and return the state for the next stage."""

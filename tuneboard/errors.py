@@ -1,0 +1,30 @@
+"""Exceptions that reach users as one-line messages instead of tracebacks."""
+
+from __future__ import annotations
+
+
+class TuneboardError(Exception):
+    """Base class for errors caused by input or environment, shown to users as one line."""
+
+
+class ConfigError(TuneboardError):
+    """A `tuneboard.toml` (or a `--set` override) is invalid.
+
+    The message always names the file, and where known the table and key at fault.
+    """
+
+
+class PluginError(TuneboardError):
+    """A plugin is unknown, failed to load, or broke its contract."""
+
+
+class DataError(TuneboardError):
+    """A dataset file is missing, unreadable, or does not have the expected shape."""
+
+
+class QueryError(TuneboardError):
+    """A user SQL statement was refused or failed."""
+
+
+class RunCancelled(Exception):  # noqa: N818 - a signal, not an error condition
+    """Raised inside a run when cancellation was requested; the run ends as `cancelled`."""
