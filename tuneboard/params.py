@@ -212,11 +212,18 @@ def _type_name(annotation: Any) -> str:
         return " or ".join(names) + suffix
     if origin in (list, tuple, Sequence):
         args = get_args(annotation)
-        return f"a list of {_type_name(args[0])}" if args else "a list"
+        return f"a list of {_plural(_type_name(args[0]))}" if args else "a list"
     if origin in (dict, Mapping):
         return "a table"
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _plural(name: str) -> str:
+    for article in ("a ", "an "):
+        if name.startswith(article):
+            return name[len(article) :] + "s"
+    return name
 
 
 def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
