@@ -1,0 +1,49 @@
+"""The project database: one DuckDB file holding every run, stage, metric, event and artifact.
+
+The rest of tuneboard uses only `Store` (and `run_query` / `start_query` for user SQL).
+"""
+
+from tuneboard.store.schema import (
+    ACTIVE_STATUSES,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    FINISHED_STATUSES,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    STATUSES,
+    ArtifactRow,
+    EventRow,
+    RunRow,
+    RunStatus,
+    Series,
+    StageRow,
+)
+from tuneboard.store.sql import QueryJob, QueryResult, check_read_only, run_query, start_query
+from tuneboard.store.store import INTERRUPTED_ERROR, Store
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "CANCELLED",
+    "COMPLETED",
+    "FAILED",
+    "FINISHED_STATUSES",
+    "INTERRUPTED",
+    "INTERRUPTED_ERROR",
+    "QUEUED",
+    "RUNNING",
+    "STATUSES",
+    "ArtifactRow",
+    "EventRow",
+    "QueryJob",
+    "QueryResult",
+    "RunRow",
+    "RunStatus",
+    "Series",
+    "StageRow",
+    "Store",
+    "check_read_only",
+    "run_query",
+    "start_query",
+]

@@ -1,0 +1,153 @@
+"""The connection manager and migrations, on real DuckDB files (and a real second process)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tuneboard.errors import TuneboardError
+from tuneboard.store import Store
+from tuneboard.store.database import Database
+from tuneboard.store.migrations import MIGRATIONS
+
+REPO = Path(__file__).resolve().parents[2]
+
+HOLD_FILE = """
+import sys, time, duckdb
+conn = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.close()
+"""
+
+
+def hold_file(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """A child process that opens `path` read-write and keeps it for `seconds`."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FILE, str(path), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "holding"
+    return child
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "project" / ".tuneboard" / "tuneboard.duckdb"
+
+
+def test_migrations_are_applied_once_and_recorded(db_path: Path) -> None:
+    Store(db_path).close()
+    conn = duckdb.connect(str(db_path))
+    try:
+        recorded = conn.execute("SELECT name FROM _migrations ORDER BY name").fetchall()
+        tables = {t for (t,) in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    finally:
+        conn.close()
+    assert [name for (name,) in recorded] == [name for name, _ in MIGRATIONS]
+    assert {"runs", "stages", "metrics", "events", "artifacts", "_migrations"} <= tables
+
+    # A fresh Database (as in a new process) opening the file again applies nothing new.
+    Database._registry.pop(db_path.resolve())
+    store = Store(db_path)
+    store.create_run("r1", "exp", {})
+    store.close()
+    conn = duckdb.connect(str(db_path))
+    try:
+        assert conn.execute("SELECT count(*) FROM _migrations").fetchone() == (len(MIGRATIONS),)
+        assert conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def test_file_and_folder_are_private(db_path: Path) -> None:
+    Store(db_path).close()
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(db_path.parent.stat().st_mode) == 0o700
+
+
+def test_one_database_per_file_and_closed_when_unused(db_path: Path) -> None:
+    first, second = Store(db_path), Store(db_path.parent / ".." / ".tuneboard" / db_path.name)
+    try:
+        assert first.database is second.database
+        assert first.writer is second.writer
+        assert not first.database.is_open
+        with first.database.cursor() as cur:
+            assert first.database.is_open
+            cur.execute("SELECT count(*) FROM runs").fetchall()
+        assert not first.database.is_open
+    finally:
+        first.close()
+        second.close()
+
+
+def test_threads_share_the_connection(db_path: Path) -> None:
+    store = Store(db_path)
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in range(20):
+                store.list_runs()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for i in range(20):
+        store.log_metrics("r", 0, i, {"x": 1.0})
+    for thread in threads:
+        thread.join()
+    store.close()
+    assert errors == []
+
+
+def test_lock_timeout_names_file_and_pid(db_path: Path) -> None:
+    Store(db_path).close()
+    child = hold_file(db_path, 5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TuneboardError) as caught:
+            Store(db_path, lock_timeout=0.3)
+        assert 0.3 <= time.monotonic() - started < 2
+    finally:
+        child.kill()
+        child.wait()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(db_path.resolve()) in message
+    assert f"PID {child.pid}" in message
+
+
+def test_open_waits_for_another_process_to_let_go(db_path: Path) -> None:
+    Store(db_path).close()
+    child = hold_file(db_path, 0.5)
+    try:
+        store = Store(db_path, lock_timeout=10)
+        assert store.list_runs() == []
+        store.close()
+    finally:
+        child.wait()
+
+
+def test_read_only_store(db_path: Path) -> None:
+    with pytest.raises(TuneboardError, match="no tuneboard database"):
+        Store(db_path, read_only=True)
+    Store(db_path).close()
+    reader = Store(db_path, read_only=True)
+    assert reader.list_runs() == []
+    with pytest.raises(TuneboardError, match="read-only"):
+        reader.log_metrics("r", 0, 0, {"x": 1.0})
+    reader.close()

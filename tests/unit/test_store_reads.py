@@ -1,0 +1,242 @@
+"""The store's read API, dead-owner detection and artifacts, on real DuckDB files."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tuneboard.errors import TuneboardError
+from tuneboard.store import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    INTERRUPTED_ERROR,
+    RunStatus,
+    Store,
+)
+from tuneboard.store.store import hash_path
+
+REPO = Path(__file__).resolve().parents[2]
+
+DEAD_OWNER = """
+import sys
+from pathlib import Path
+from tuneboard.store import Store
+store = Store(Path(sys.argv[1]))
+store.create_run("dead", "exp", {}, status="running")
+store.stage_started("dead", 0, name="train", plugin="finetune", params={})
+store.create_run("dead-queued", "exp", {})
+store.close()
+"""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(tmp_path / "tuneboard.duckdb", flush_interval=0.05)
+    yield store
+    store.close()
+
+
+def test_statuses() -> None:
+    assert RunStatus.RUNNING == "running"
+    assert "queued" in ACTIVE_STATUSES
+    assert sorted(FINISHED_STATUSES) == ["cancelled", "completed", "failed", "interrupted"]
+
+
+def test_list_runs_newest_first_with_filters(store: Store) -> None:
+    store.create_run("a", "exp1", {"lr": 0.1, "nan": math.nan}, headline="acc", at=1.0)
+    store.create_run("b", "exp2", {}, sweep_id="s1", at=2.0)
+    store.create_run("c", "exp1", {}, at=3.0)
+    store.set_run_status("a", "running", device="cuda:0", at=4.0)
+    store.set_headline_value("a", 0.75)
+    store.set_run_status("b", "failed", error="boom", at=5.0)
+    store.flush()
+    assert [r.run_id for r in store.list_runs()] == ["c", "b", "a"]
+    assert [r.run_id for r in store.list_runs(limit=2)] == ["c", "b"]
+    assert [r.run_id for r in store.list_runs(experiment="exp1")] == ["c", "a"]
+    assert [r.run_id for r in store.list_runs(status="failed")] == ["b"]
+    a = store.get_run("a")
+    assert a.config == {"lr": 0.1, "nan": "nan"}
+    assert (a.status, a.device, a.started_at, a.finished_at) == ("running", "cuda:0", 4.0, None)
+    assert (a.headline, a.headline_value) == ("acc", 0.75)
+    assert a.owner_pid == os.getpid() and a.owner_host and a.owner_started
+    b = store.get_run("b")
+    assert (b.error, b.finished_at, b.sweep_id) == ("boom", 5.0, "s1")
+
+
+def test_get_run_by_prefix(store: Store) -> None:
+    for run_id in ("abc", "abcd", "abe", "xyz"):
+        store.create_run(run_id, "exp", {})
+    store.flush()
+    assert store.get_run("abc").run_id == "abc"  # exact wins over longer ids
+    assert store.get_run("abcd").run_id == "abcd"
+    assert store.get_run("x").run_id == "xyz"
+    with pytest.raises(TuneboardError, match=r"^no run matches 'q'$"):
+        store.get_run("q")
+    with pytest.raises(TuneboardError, match=r"^'ab' matches several runs: abc, abcd, abe$"):
+        store.get_run("ab")
+    with pytest.raises(TuneboardError, match="no run matches '%'"):
+        store.get_run("%")
+
+
+def test_stages_and_progress(store: Store) -> None:
+    store.create_run("r", "exp", {}, status="running")
+    store.stage_started("r", 0, name="warmup", plugin="head", params={"epochs": 1}, at=10.0)
+    store.stage_finished(
+        "r", 0, "completed", best_metric="acc", best_step=5, best_value=0.8, at=11.0
+    )
+    store.stage_started("r", 1, name="train", plugin="finetune", params={}, at=12.0)
+    store.set_progress("r", 1, 25, 100)
+    store.flush()
+    first, second = store.stages("r")
+    assert (first.name, first.plugin, first.params, first.status) == (
+        "warmup",
+        "head",
+        {"epochs": 1},
+        "completed",
+    )
+    assert (first.best_metric, first.best_step, first.best_value) == ("acc", 5, 0.8)
+    assert (first.started_at, first.finished_at) == (10.0, 11.0)
+    assert (second.status, second.steps, second.total_steps) == ("running", 25, 100)
+    run = store.get_run("r")
+    assert (run.current_stage, run.progress) == ("train", 0.25)
+    with pytest.raises(ValueError, match="unknown status"):
+        store.stage_finished("r", 1, "done")
+
+
+def test_last_and_best_metrics(store: Store) -> None:
+    store.create_run("r", "exp", {})
+    store.log_metrics("r", 0, 1, {"loss": 0.9, "acc": 0.5}, wall_time=1.0)
+    store.log_metrics("r", 0, 3, {"loss": 0.2}, wall_time=2.0)
+    store.log_metrics("r", 0, 3, {"loss": 0.4}, wall_time=3.0)  # same step, later
+    store.log_metrics("r", 0, 2, {"loss": math.nan, "acc": 0.7}, wall_time=4.0)
+    store.log_metrics("other", 0, 9, {"loss": 0.0})
+    store.flush()
+    assert store.metric_names("r") == ["acc", "loss"]
+    assert store.last_metrics("r") == {"acc": 0.7, "loss": 0.4}
+    assert store.best_metrics("r", lambda name: name == "acc") == {"acc": 0.7, "loss": 0.2}
+    assert store.last_metrics("nobody") == {}
+
+
+def test_series_small_is_exact(store: Store) -> None:
+    store.create_run("r", "exp", {})
+    for step in range(10):
+        store.log_metrics("r", step // 5, step, {"loss": float(10 - step)}, wall_time=100.0 + step)
+    store.flush()
+    series = store.series("r", "loss")
+    assert series.xs == [float(s) for s in range(10)]
+    assert series.ys == [float(10 - s) for s in range(10)]
+    assert store.series("r", "loss", x="time").xs == [100.0 + s for s in range(10)]
+    assert store.series("r", "loss", stage_index=1).xs == [5.0, 6.0, 7.0, 8.0, 9.0]
+    assert store.series("r", "missing").xs == []
+
+
+def test_series_downsampling_keeps_extremes(store: Store) -> None:
+    store.create_run("r", "exp", {})
+    n = 100_000
+    for step in range(n):
+        value = math.sin(step / 1000)
+        if step == 12_345:
+            value = 100.0
+        elif step == 54_321:
+            value = -100.0
+        store.log_metrics("r", 0, step, {"loss": value})
+    store.flush()
+    series = store.series("r", "loss", max_points=400)
+    assert 100 < len(series.xs) <= 400 * 2
+    assert series.xs == sorted(series.xs)
+    points = set(zip(series.xs, series.ys, strict=True))
+    assert (12_345.0, 100.0) in points
+    assert (54_321.0, -100.0) in points
+    assert max(series.ys) == 100.0 and min(series.ys) == -100.0
+    assert series.xs[0] >= 0 and series.xs[-1] <= n - 1
+
+
+def test_events_and_artifacts(store: Store, tmp_path: Path) -> None:
+    store.create_run("r", "exp", {})
+    store.log_event("r", "run started", at=1.0)
+    store.log_event("r", "stage 0 started", level="warning", stage_index=0, at=2.0)
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    folder = tmp_path / "checkpoint"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    (folder / "sub" / "b.txt").write_text("bb")
+    store.add_artifact("r", 0, "model", model, at=3.0)
+    store.add_artifact("r", 0, "checkpoint", folder, at=4.0)
+    store.flush()
+    events = store.events("r")
+    assert [(e.stage_index, e.level, e.message, e.time) for e in events] == [
+        (None, "info", "run started", 1.0),
+        (0, "warning", "stage 0 started", 2.0),
+    ]
+    file_artifact, folder_artifact = store.artifacts("r")
+    assert (file_artifact.kind, file_artifact.path, file_artifact.bytes) == (
+        "model",
+        str(model),
+        7,
+    )
+    assert file_artifact.sha256 == hash_path(model)[1]
+    assert len(file_artifact.sha256) == 64
+    assert (folder_artifact.bytes, folder_artifact.created_at) == (3, 4.0)
+    (folder / "a.txt").write_text("A")
+    assert hash_path(folder)[1] != folder_artifact.sha256
+    with pytest.raises(TuneboardError, match="does not exist"):
+        store.add_artifact("r", 0, "x", tmp_path / "missing")
+
+
+def test_delete_run_removes_every_row(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    for run_id in ("gone", "kept"):
+        store.create_run(run_id, "exp", {})
+        store.stage_started(run_id, 0, name="s", plugin="p", params={})
+        store.log_metrics(run_id, 0, 0, {"loss": 1.0})
+        store.log_event(run_id, "hi")
+        store.add_artifact(run_id, 0, "file", tmp_path / "f")
+    store.delete_run("gone")
+    store.flush()
+    with pytest.raises(TuneboardError):
+        store.get_run("gone")
+    assert (store.stages("gone"), store.events("gone"), store.artifacts("gone")) == ([], [], [])
+    assert store.metric_names("gone") == []
+    assert store.metric_names("kept") == ["loss"]
+    assert len(store.stages("kept")) == 1
+
+
+def test_runs_of_a_dead_owner_are_marked_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "tuneboard.duckdb"
+    subprocess.run(
+        [sys.executable, "-c", DEAD_OWNER, str(path)],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    store = Store(path)
+    try:
+        for run_id in ("dead", "dead-queued"):
+            run = store.get_run(run_id)
+            assert (run.status, run.error) == ("interrupted", INTERRUPTED_ERROR)
+            assert run.finished_at is not None
+        [stage] = store.stages("dead")
+        assert stage.status == "interrupted"
+
+        store.create_run("alive", "exp", {}, status="running")
+        store.flush()
+        assert store.mark_interrupted() == []
+        assert store.get_run("alive").status == "running"
+    finally:
+        store.close()
+
+
+def test_writes_after_close_are_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "tuneboard.duckdb")
+    store.close()
+    store.close()
+    with pytest.raises(TuneboardError, match="closed"):
+        store.log_metrics("r", 0, 0, {"x": 1.0})
+    assert store.list_runs() == []

@@ -1,0 +1,238 @@
+"""The process's one DuckDB connection to a database file, held open only while in use.
+
+DuckDB locks a file per process: while one process has it open read-write, no other process
+can open it at all. So a connection is opened when the first user needs it and closed when
+the last one is done; opening retries with jittered exponential back-off while another
+process holds the lock.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+
+from tuneboard.errors import TuneboardError
+from tuneboard.store.migrations import migrate
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+# External access off: user SQL must not read or write files, attach databases or load
+# extensions. Registered Arrow tables still work. Locked so no statement can turn it back on.
+CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "enable_external_access": False,
+    "lock_configuration": True,
+}
+
+_FIRST_DELAY = 0.002
+_MAX_DELAY = 0.1
+_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def is_lock_error(error: BaseException) -> bool:
+    """True when `error` is DuckDB saying another process holds the file's lock."""
+    if not isinstance(error, duckdb.IOException):
+        return False
+    message = str(error).lower()
+    return "conflicting lock" in message or "could not set lock" in message
+
+
+class Database:
+    """The process's one connection to one DuckDB file, shared by all its threads.
+
+    Get it with `Database.for_path(path)`. `with db.cursor() as cur:` opens the connection
+    if needed (read-only unless `write=True` or a writer is waiting), yields a cursor of the
+    calling thread's own, and closes the connection when the last user leaves, so other
+    processes can open the file. Migrations are applied on the first read-write open.
+    """
+
+    _registry: ClassVar[dict[Path, Database]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.opens = 0
+        self._cond = threading.Condition()
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._writable = False
+        self._users = 0
+        self._writers_waiting = 0
+        self._held = threading.local()  # .depth: this thread's uses in progress
+        self._opening = False
+        self._migrated = False
+
+    @classmethod
+    def for_path(cls, path: Path | str) -> Database:
+        """The process's `Database` for `path` (one per resolved path)."""
+        resolved = Path(path).expanduser().resolve()
+        with cls._registry_lock:
+            db = cls._registry.get(resolved)
+            if db is None:
+                db = cls._registry[resolved] = cls(resolved)
+            return db
+
+    @classmethod
+    def _forget_all(cls) -> None:
+        # After fork the child must not reuse the parent's connections or their locks.
+        cls._registry = {}
+        cls._registry_lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        """True while a connection to the file is open in this process."""
+        return self._conn is not None
+
+    @contextmanager
+    def cursor(
+        self, *, write: bool = False, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a cursor on the file, opening the connection first if needed.
+
+        Raises `TuneboardError` if the file stays locked by another process (or busy in this
+        one, for a read-write use) for `lock_timeout` seconds.
+        """
+        cur = self._acquire(write, lock_timeout)
+        try:
+            yield cur
+        finally:
+            try:
+                cur.close()
+            finally:
+                self._release()
+
+    def _acquire(self, write: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + lock_timeout
+        with self._cond:
+            if write:
+                self._writers_waiting += 1
+            try:
+                while True:
+                    conn = self._conn
+                    nested = getattr(self._held, "depth", 0) > 0
+                    if nested and write and conn is not None and not self._writable:
+                        raise RuntimeError("cannot write while this thread holds a read-only use")
+                    # Readers yield to a waiting writer so it is not starved by a stream of
+                    # overlapping read-only uses; not a thread already holding a use, though,
+                    # or it would wait for a writer that waits for it.
+                    if conn is not None and (
+                        self._writable or (not write and (nested or not self._writers_waiting))
+                    ):
+                        return self._use(conn)
+                    if conn is None and not self._opening:
+                        # The opener always uses what it opened: left unused, a read-only
+                        # connection would keep a waiting writer out forever.
+                        writable = write or self._writers_waiting > 0
+                        return self._use(self._open_unlocked(writable, deadline, lock_timeout))
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TuneboardError(
+                            f"{self.path} stayed busy in this process for {lock_timeout:g} s"
+                        )
+                    self._cond.wait(remaining)
+            finally:
+                if write:
+                    self._writers_waiting -= 1
+
+    def _use(self, conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        """A new cursor on the open connection, counted as one more user (lock held)."""
+        self._users += 1
+        try:
+            cur = conn.cursor()
+        except BaseException:
+            self._users -= 1
+            if self._users == 0:
+                self._close_locked()
+            raise
+        self._held.depth = getattr(self._held, "depth", 0) + 1
+        return cur
+
+    def _open_unlocked(
+        self, writable: bool, deadline: float, lock_timeout: float
+    ) -> duckdb.DuckDBPyConnection:
+        """Open the connection, releasing the condition's lock meanwhile (held on entry)."""
+        self._opening = True
+        self._cond.release()
+        try:
+            conn = self._connect(writable, deadline, lock_timeout)
+        finally:
+            self._cond.acquire()
+            self._opening = False
+            self._cond.notify_all()
+        self._conn, self._writable = conn, writable
+        return conn
+
+    def _release(self) -> None:
+        with self._cond:
+            self._held.depth -= 1
+            self._users -= 1
+            if self._users == 0:
+                self._close_locked()
+
+    def _close_locked(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            finally:
+                self._cond.notify_all()
+
+    def _connect(
+        self, writable: bool, deadline: float, lock_timeout: float
+    ) -> duckdb.DuckDBPyConnection:
+        path = self.path
+        created = not path.exists()
+        if created:
+            if not writable:
+                raise TuneboardError(f"there is no tuneboard database at {path}")
+            if not path.parent.exists():
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        delay = _FIRST_DELAY
+        while True:
+            try:
+                conn = duckdb.connect(str(path), read_only=not writable, config=CONNECTION_CONFIG)
+                break
+            except duckdb.IOException as error:
+                if not is_lock_error(error):
+                    raise TuneboardError(f"cannot open {path}: {first_line(error)}") from None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._lock_timeout_error(error, lock_timeout) from None
+                time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
+                delay = min(delay * 2, _MAX_DELAY)
+        self.opens += 1
+        try:
+            if created:
+                os.chmod(path, 0o600)
+            if writable and not self._migrated:
+                migrate(conn)
+                self._migrated = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _lock_timeout_error(self, error: BaseException, lock_timeout: float) -> TuneboardError:
+        match = _PID.search(str(error))
+        holder = f" (PID {match.group(1)})" if match else ""
+        return TuneboardError(
+            f"{self.path} is locked by another process{holder}; "
+            f"gave up after waiting {lock_timeout:g} s"
+        )
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (DuckDB's often go on with context)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=Database._forget_all)

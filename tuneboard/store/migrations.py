@@ -1,0 +1,104 @@
+"""The database schema, as an ordered list of migrations recorded in `_migrations`.
+
+Never edit a migration once released: add a new one at the end of `MIGRATIONS`. Table and
+column names are a public contract (users query them with SQL).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+M001_INITIAL = """
+CREATE TABLE runs (
+    run_id VARCHAR PRIMARY KEY,     -- unique id of the run
+    experiment VARCHAR,             -- name of the experiment in tuneboard.toml
+    status VARCHAR,                 -- queued, running, completed, failed, cancelled, interrupted
+    config JSON,                    -- the resolved experiment configuration
+    created_at TIMESTAMPTZ,         -- when the run was created (queued)
+    started_at TIMESTAMPTZ,         -- when it last started running
+    finished_at TIMESTAMPTZ,        -- when it ended (any finished status)
+    device VARCHAR,                 -- where it ran: cpu, cuda:0 ...
+    error VARCHAR,                  -- why it failed or was interrupted
+    headline VARCHAR,               -- metric name shown in run lists
+    headline_value DOUBLE,          -- latest value of the headline metric
+    sweep_id VARCHAR,               -- id shared by the runs of one sweep
+    owner_host VARCHAR,             -- host name of the process running it
+    owner_pid INTEGER,              -- pid of the process running it
+    owner_started DOUBLE            -- its create time: tells a dead owner from a reused pid
+);
+
+CREATE TABLE stages (
+    run_id VARCHAR,                 -- the run the stage belongs to
+    stage_index INTEGER,            -- 0-based position in the pipeline
+    name VARCHAR,                   -- stage name in the pipeline
+    plugin VARCHAR,                 -- name of the stage plugin
+    params JSON,                    -- the stage's resolved parameters
+    status VARCHAR,                 -- same values as runs.status
+    started_at TIMESTAMPTZ,         -- when the stage started
+    finished_at TIMESTAMPTZ,        -- when it ended
+    steps BIGINT,                   -- completed progress units
+    total_steps BIGINT,             -- total progress units, NULL when unknown
+    best_metric VARCHAR,            -- metric the stage monitored for its best checkpoint
+    best_step BIGINT,               -- step of the best checkpoint
+    best_value DOUBLE,              -- value of best_metric at best_step
+    PRIMARY KEY (run_id, stage_index)
+);
+
+-- Long format, and deliberately without a key or index: indexes slow ingest down.
+CREATE TABLE metrics (
+    run_id VARCHAR,                 -- the run that logged the point
+    stage_index INTEGER,            -- the stage that logged it
+    step BIGINT,                    -- optimisation step
+    name VARCHAR,                   -- metric name, such as train/loss or validation/accuracy
+    value DOUBLE,                   -- the value
+    wall_time TIMESTAMPTZ           -- when it was logged
+);
+
+CREATE TABLE events (
+    run_id VARCHAR,                 -- the run the event is about
+    stage_index INTEGER,            -- the stage, NULL for run-level events
+    time TIMESTAMPTZ,               -- when it happened
+    level VARCHAR,                  -- debug, info, warning, error
+    message VARCHAR                 -- what happened, one line
+);
+
+CREATE TABLE artifacts (
+    run_id VARCHAR,                 -- the run that made the artifact
+    stage_index INTEGER,            -- the stage that made it
+    kind VARCHAR,                   -- checkpoint, model, predictions, ...
+    path VARCHAR,                   -- absolute path of the file or folder
+    bytes BIGINT,                   -- size (a folder: total size of its files)
+    sha256 VARCHAR,                 -- hex digest (a folder: over its files sorted by relative path)
+    created_at TIMESTAMPTZ          -- when it was recorded
+);
+"""
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("m001_initial", M001_INITIAL),
+]
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations not yet recorded in `_migrations`, in order; return their names.
+
+    Each migration runs in its own transaction together with its record, so a failed one
+    leaves nothing behind.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
+    )
+    applied = {name for (name,) in conn.execute("SELECT name FROM _migrations").fetchall()}
+    done = []
+    for name, sql in MIGRATIONS:
+        if name in applied:
+            continue
+        conn.begin()
+        try:
+            conn.execute(sql)
+            conn.execute("INSERT INTO _migrations VALUES (?, now())", [name])
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        done.append(name)
+    return done

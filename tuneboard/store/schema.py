@@ -1,0 +1,107 @@
+"""The schema as Python sees it: run statuses and the rows the store's read API returns.
+
+Timestamps in rows are float epoch seconds (UTC), like the timestamps the write API takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    """The status of a run or a stage (members compare equal to their plain strings)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+QUEUED = RunStatus.QUEUED
+RUNNING = RunStatus.RUNNING
+COMPLETED = RunStatus.COMPLETED
+FAILED = RunStatus.FAILED
+CANCELLED = RunStatus.CANCELLED
+INTERRUPTED = RunStatus.INTERRUPTED
+
+STATUSES: frozenset[str] = frozenset(RunStatus)
+ACTIVE_STATUSES: frozenset[str] = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+FINISHED_STATUSES: frozenset[str] = STATUSES - ACTIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of `runs`, with the name and progress (0..1) of its running stage, if any."""
+
+    run_id: str
+    experiment: str
+    status: str
+    config: dict[str, Any] = field(hash=False)
+    created_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    device: str | None
+    error: str | None
+    headline: str | None
+    headline_value: float | None
+    sweep_id: str | None
+    owner_host: str | None
+    owner_pid: int | None
+    owner_started: float | None
+    current_stage: str | None
+    progress: float | None
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One row of `stages`."""
+
+    run_id: str
+    stage_index: int
+    name: str
+    plugin: str
+    params: dict[str, Any] = field(hash=False)
+    status: str
+    started_at: float | None
+    finished_at: float | None
+    steps: int | None
+    total_steps: int | None
+    best_metric: str | None
+    best_step: int | None
+    best_value: float | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One row of `events`; `stage_index` is None for run-level events."""
+
+    run_id: str
+    stage_index: int | None
+    time: float
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ArtifactRow:
+    """One row of `artifacts`."""
+
+    run_id: str
+    stage_index: int
+    kind: str
+    path: str
+    bytes: int
+    sha256: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Series:
+    """The points of one metric, ordered by x (a step, or epoch seconds)."""
+
+    xs: list[float]
+    ys: list[float]

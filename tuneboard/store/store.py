@@ -1,0 +1,641 @@
+"""The `Store`: the one door to a project's database for the runner, the CLI and the app.
+
+Writes only queue an operation for the process's writer thread (see `writer.py`); reads run
+synchronously through a short-lived cursor. Several processes can share one file: each holds
+it only while it reads or writes a batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+
+from tuneboard.errors import TuneboardError
+from tuneboard.store.database import DEFAULT_LOCK_TIMEOUT, Database
+from tuneboard.store.schema import (
+    FINISHED_STATUSES,
+    STATUSES,
+    ArtifactRow,
+    EventRow,
+    RunRow,
+    RunStatus,
+    Series,
+    StageRow,
+)
+from tuneboard.store.writer import (
+    ARTIFACT,
+    DELETE_RUN,
+    EVENT,
+    METRICS,
+    PROGRESS,
+    STATEMENT,
+    Op,
+    Writer,
+)
+
+INTERRUPTED_ERROR = "the process running it ended unexpectedly"
+
+_RUN_SELECT = """
+SELECT r.run_id, r.experiment, r.status, r.config, epoch(r.created_at), epoch(r.started_at),
+       epoch(r.finished_at), r.device, r.error, r.headline, r.headline_value, r.sweep_id,
+       r.owner_host, r.owner_pid, r.owner_started, s.name, s.steps, s.total_steps
+FROM runs r LEFT JOIN (
+    SELECT run_id, name, steps, total_steps FROM stages WHERE status = 'running'
+    QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY stage_index DESC) = 1
+) s ON s.run_id = r.run_id
+"""
+
+_STAGE_SELECT = """
+SELECT run_id, stage_index, name, plugin, params, status, epoch(started_at), epoch(finished_at),
+       steps, total_steps, best_metric, best_step, best_value
+FROM stages
+"""
+
+# Min/max-preserving downsampling: the x range is cut into $buckets buckets, and each bucket
+# keeps its lowest and its highest point, so spikes survive however many points there are.
+_SERIES_SQL = """
+WITH pts AS MATERIALIZED (
+    SELECT {x} AS x, value AS y FROM metrics
+    WHERE run_id = $run_id AND name = $name {stage_filter}
+),
+span AS (SELECT min(x) AS lo, max(x) AS hi, count(*) AS n FROM pts),
+bucketed AS (
+    SELECT coalesce(least(floor((x - lo) / nullif(hi - lo, 0) * $buckets), $buckets - 1), 0)
+               AS bucket, x, y
+    FROM pts, span WHERE n > $max_points
+),
+extremes AS (
+    SELECT arg_min(x, y) AS x1, min(y) AS y1, arg_max(x, y) AS x2, max(y) AS y2
+    FROM bucketed GROUP BY bucket
+)
+SELECT x, y FROM pts, span WHERE n <= $max_points
+UNION ALL SELECT x1, y1 FROM extremes
+UNION ALL SELECT x2, y2 FROM extremes WHERE x2 <> x1 OR y2 <> y1
+ORDER BY x
+"""
+
+
+class Store:
+    """A project's database: runs, stages, metric points, events and artifacts.
+
+    Write methods queue the change and return at once (the writer thread commits it within
+    `flush_interval` seconds); `flush()` waits for it. Timestamps are float epoch seconds and
+    default to now. Read methods query the file directly. A store that is not read-only
+    applies migrations and marks runs whose process died as interrupted when opened.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        flush_interval: float = 0.2,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
+        self._db = Database.for_path(path)
+        self._lock_timeout = lock_timeout
+        self._read_only = read_only
+        self._writer: Writer | None = None
+        if read_only:
+            if not self._db.path.exists():
+                raise TuneboardError(f"there is no tuneboard database at {self._db.path}")
+            self._put: Callable[[Op], None] = self._refuse_read_only
+        else:
+            self.mark_interrupted()
+            self._writer = Writer.acquire(
+                self._db, flush_interval=flush_interval, lock_timeout=lock_timeout
+            )
+            self._put = self._writer.put
+
+    @property
+    def path(self) -> Path:
+        """The resolved path of the database file."""
+        return self._db.path
+
+    @property
+    def read_only(self) -> bool:
+        """True when the store was opened for reading only."""
+        return self._read_only
+
+    @property
+    def database(self) -> Database:
+        """The process's connection manager for this file (for user SQL and tests)."""
+        return self._db
+
+    @property
+    def writer(self) -> Writer | None:
+        """The writer thread this store queues to (None when read-only or closed)."""
+        return self._writer
+
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds to wait for another process to let go of the file."""
+        return self._lock_timeout
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        experiment: str,
+        config: Mapping[str, Any],
+        *,
+        headline: str | None = None,
+        sweep_id: str | None = None,
+        status: str = "queued",
+        at: float | None = None,
+    ) -> None:
+        """Record a new run, owned by this process (its host, pid and start time)."""
+        _check_status(status)
+        host, pid, started = _owner()
+        self._statement(
+            "INSERT INTO runs (run_id, experiment, status, config, created_at, headline,"
+            " sweep_id, owner_host, owner_pid, owner_started)"
+            " VALUES (?, ?, ?, ?, to_timestamp(?), ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                experiment,
+                status,
+                _to_json(config),
+                _now(at),
+                headline,
+                sweep_id,
+                host,
+                pid,
+                started,
+            ],
+        )
+
+    def set_run_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        device: str | None = None,
+        error: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Change a run's status.
+
+        `running` sets `started_at` (and clears `finished_at` and `error`, for a resumed run);
+        a finished status sets `finished_at`. `device` and `error` are kept when None.
+        """
+        _check_status(status)
+        sets = ["status = ?", "device = coalesce(?, device)"]
+        params: list[Any] = [status, device]
+        if status == RunStatus.RUNNING:
+            sets += ["started_at = to_timestamp(?)", "finished_at = NULL", "error = ?"]
+            params += [_now(at), error]
+        else:
+            sets.append("error = coalesce(?, error)")
+            params.append(error)
+            if status in FINISHED_STATUSES:
+                sets.append("finished_at = to_timestamp(?)")
+                params.append(_now(at))
+        self._statement(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*params, run_id])
+
+    def set_headline_value(self, run_id: str, value: float) -> None:
+        """Set the value shown next to the run's headline metric in run lists."""
+        self._statement(
+            "UPDATE runs SET headline_value = ? WHERE run_id = ?", [float(value), run_id]
+        )
+
+    def stage_started(
+        self,
+        run_id: str,
+        stage_index: int,
+        *,
+        name: str,
+        plugin: str,
+        params: Mapping[str, Any],
+        at: float | None = None,
+    ) -> None:
+        """Record that a stage started running (replacing the row of an earlier attempt)."""
+        self._statement(
+            "INSERT OR REPLACE INTO stages (run_id, stage_index, name, plugin, params, status,"
+            " started_at, steps) VALUES (?, ?, ?, ?, ?, 'running', to_timestamp(?), 0)",
+            [run_id, stage_index, name, plugin, _to_json(params), _now(at)],
+        )
+
+    def set_progress(
+        self, run_id: str, stage_index: int, completed: int, total: int | None
+    ) -> None:
+        """Record a stage's progress units (only the latest per batch gets written)."""
+        self._put((PROGRESS, run_id, stage_index, completed, total))
+
+    def stage_finished(
+        self,
+        run_id: str,
+        stage_index: int,
+        status: str,
+        *,
+        best_metric: str | None = None,
+        best_step: int | None = None,
+        best_value: float | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Record that a stage ended with `status`, and its best checkpoint if it kept one."""
+        _check_status(status)
+        self._statement(
+            "UPDATE stages SET status = ?, finished_at = to_timestamp(?),"
+            " best_metric = coalesce(?, best_metric), best_step = coalesce(?, best_step),"
+            " best_value = coalesce(?, best_value) WHERE run_id = ? AND stage_index = ?",
+            [status, _now(at), best_metric, best_step, best_value, run_id, stage_index],
+        )
+
+    def log_metrics(
+        self,
+        run_id: str,
+        stage_index: int,
+        step: int,
+        values: Mapping[str, float],
+        wall_time: float | None = None,
+    ) -> None:
+        """Record metric values at a step (cheap: a copy of `values` goes on a queue)."""
+        self._put(
+            (
+                METRICS,
+                run_id,
+                stage_index,
+                step,
+                dict(values),
+                time.time() if wall_time is None else wall_time,
+            )
+        )
+
+    def log_event(
+        self,
+        run_id: str,
+        message: str,
+        *,
+        level: str = "info",
+        stage_index: int | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Record an event of a run (or of one of its stages)."""
+        self._put((EVENT, run_id, stage_index, _now(at), level, message))
+
+    def add_artifact(
+        self, run_id: str, stage_index: int, kind: str, path: Path, *, at: float | None = None
+    ) -> None:
+        """Record a file or folder a stage produced, with its size and SHA-256.
+
+        The hashing happens in the caller's thread. A folder's size is the total of its
+        files; its hash runs over each file's relative path, size and content, in the order
+        of the relative paths.
+        """
+        path = Path(path).resolve()
+        size, digest = hash_path(path)
+        self._put((ARTIFACT, run_id, stage_index, kind, str(path), size, digest, _now(at)))
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove the run's rows from every table."""
+        self._put((DELETE_RUN, run_id))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every write queued before this call is committed."""
+        if self._writer is not None:
+            self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Commit every queued write and let go of the writer. Safe to call twice."""
+        writer, self._writer = self._writer, None
+        self._put = self._refuse_closed
+        if writer is not None:
+            try:
+                writer.flush()
+            finally:
+                writer.release()
+
+    def _statement(self, sql: str, params: list[Any]) -> None:
+        self._put((STATEMENT, sql, params))
+
+    def _refuse_read_only(self, op: Op) -> None:
+        raise TuneboardError(f"{self.path} was opened read-only")
+
+    def _refuse_closed(self, op: Op) -> None:
+        raise TuneboardError(f"the store of {self.path} is closed")
+
+    # --- reads ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep the file open for the block, so several reads pay for one open (~20-40 ms).
+
+        Other processes cannot open the file meanwhile: keep the block short.
+        """
+        with self._db.cursor(lock_timeout=self._lock_timeout):
+            yield
+
+    def _fetch(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with self._db.cursor(lock_timeout=self._lock_timeout) as cur:
+            return cur.execute(sql, params).fetchall()
+
+    def list_runs(
+        self,
+        *,
+        limit: int | None = None,
+        experiment: str | None = None,
+        status: str | None = None,
+    ) -> list[RunRow]:
+        """Runs, newest first, optionally only of one experiment or status."""
+        where, params = [], []
+        if experiment is not None:
+            where.append("r.experiment = ?")
+            params.append(experiment)
+        if status is not None:
+            where.append("r.status = ?")
+            params.append(status)
+        sql = _RUN_SELECT
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.created_at DESC, r.run_id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_run_row(row) for row in self._fetch(sql, params)]
+
+    def get_run(self, run_id_or_prefix: str) -> RunRow:
+        """The run with this id, or the only run whose id starts with it."""
+        key = run_id_or_prefix
+        rows = self._fetch(
+            _RUN_SELECT + " WHERE starts_with(r.run_id, ?) ORDER BY r.run_id LIMIT 11", [key]
+        )
+        exact = [row for row in rows if row[0] == key]
+        if exact:
+            return _run_row(exact[0])
+        if not rows:
+            raise TuneboardError(f"no run matches {key!r}")
+        if len(rows) > 1:
+            ids = ", ".join(row[0] for row in rows[:10]) + (", ..." if len(rows) > 10 else "")
+            raise TuneboardError(f"{key!r} matches several runs: {ids}")
+        return _run_row(rows[0])
+
+    def stages(self, run_id: str) -> list[StageRow]:
+        """The run's stages in pipeline order."""
+        rows = self._fetch(_STAGE_SELECT + " WHERE run_id = ? ORDER BY stage_index", [run_id])
+        return [
+            StageRow(
+                run_id=row[0],
+                stage_index=row[1],
+                name=row[2],
+                plugin=row[3],
+                params=_from_json(row[4]),
+                status=row[5],
+                started_at=row[6],
+                finished_at=row[7],
+                steps=row[8],
+                total_steps=row[9],
+                best_metric=row[10],
+                best_step=row[11],
+                best_value=row[12],
+            )
+            for row in rows
+        ]
+
+    def events(self, run_id: str, *, limit: int | None = None) -> list[EventRow]:
+        """The run's events, oldest first; with `limit`, only the latest `limit`."""
+        sql = (
+            "SELECT run_id, stage_index, epoch(time), level, message FROM events"
+            " WHERE run_id = ? ORDER BY time DESC, rowid DESC"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [EventRow(*row) for row in reversed(self._fetch(sql, [run_id]))]
+
+    def artifacts(self, run_id: str) -> list[ArtifactRow]:
+        """The run's artifacts in the order they were recorded."""
+        rows = self._fetch(
+            "SELECT run_id, stage_index, kind, path, bytes, sha256, epoch(created_at)"
+            " FROM artifacts WHERE run_id = ? ORDER BY created_at, rowid",
+            [run_id],
+        )
+        return [ArtifactRow(*row) for row in rows]
+
+    def metric_names(self, run_id: str) -> list[str]:
+        """The names of the metrics the run logged, sorted."""
+        rows = self._fetch(
+            "SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name", [run_id]
+        )
+        return [name for (name,) in rows]
+
+    def last_metrics(self, run_id: str) -> dict[str, float]:
+        """The last value of each metric (the highest step, then the latest time)."""
+        # Two plain aggregates are several times faster than one arg_max over (step, time).
+        rows = self._fetch(
+            "WITH last AS (SELECT name, max(step) AS step FROM metrics WHERE run_id = $run_id"
+            " GROUP BY name)"
+            " SELECT name, arg_max(value, wall_time) FROM metrics JOIN last USING (name, step)"
+            " WHERE run_id = $run_id GROUP BY name ORDER BY name",
+            {"run_id": run_id},
+        )
+        return dict(rows)
+
+    def best_metrics(
+        self, run_id: str, higher_is_better: Callable[[str], bool]
+    ) -> dict[str, float]:
+        """The best value of each metric (NaN ignored), the direction given per name."""
+        rows = self._fetch(
+            "SELECT name, min(value) FILTER (WHERE NOT isnan(value)),"
+            " max(value) FILTER (WHERE NOT isnan(value))"
+            " FROM metrics WHERE run_id = ? GROUP BY name ORDER BY name",
+            [run_id],
+        )
+        best = {}
+        for name, low, high in rows:
+            value = high if higher_is_better(name) else low
+            if value is not None:
+                best[name] = value
+        return best
+
+    def series(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        max_points: int = 400,
+        x: Literal["step", "time"] = "step",
+        stage_index: int | None = None,
+    ) -> Series:
+        """The points of one metric, ordered by x (the step, or the epoch time).
+
+        With more than `max_points` points, the x range is cut into `max_points // 2`
+        buckets and each keeps its lowest and highest point: at most `max_points` points,
+        and the global minimum and maximum always among them.
+        """
+        if x not in ("step", "time"):
+            raise ValueError(f"x must be 'step' or 'time', not {x!r}")
+        params: dict[str, Any] = {
+            "run_id": run_id,
+            "name": name,
+            "max_points": max_points,
+            "buckets": max(1, max_points // 2),
+        }
+        stage_filter = ""
+        if stage_index is not None:
+            stage_filter = "AND stage_index = $stage_index"
+            params["stage_index"] = stage_index
+        sql = _SERIES_SQL.format(
+            x="step::DOUBLE" if x == "step" else "epoch(wall_time)", stage_filter=stage_filter
+        )
+        rows = self._fetch(sql, params)
+        return Series([row[0] for row in rows], [row[1] for row in rows])
+
+    # --- owners -----------------------------------------------------------------------------
+
+    def mark_interrupted(self) -> list[str]:
+        """Mark as interrupted the active runs whose owner process on this host is gone.
+
+        Returns their ids. Runs owned by another host are left alone: there is no telling
+        whether their process still lives.
+        """
+        host = socket.gethostname()
+        with self._db.cursor(write=True, lock_timeout=self._lock_timeout) as cur:
+            rows = cur.execute(
+                "SELECT run_id, owner_pid, owner_started FROM runs"
+                " WHERE status IN ('queued', 'running') AND owner_host = ?"
+                " AND owner_pid IS NOT NULL",
+                [host],
+            ).fetchall()
+            dead = [run_id for run_id, pid, started in rows if not _is_alive(pid, started)]
+            if not dead:
+                return []
+            now = time.time()
+            cur.begin()
+            try:
+                cur.execute(
+                    "UPDATE runs SET status = 'interrupted', error = ?,"
+                    " finished_at = to_timestamp(?) WHERE list_contains(?, run_id)",
+                    [INTERRUPTED_ERROR, now, dead],
+                )
+                cur.execute(
+                    "UPDATE stages SET status = 'interrupted', finished_at = to_timestamp(?)"
+                    " WHERE status = 'running' AND list_contains(?, run_id)",
+                    [now, dead],
+                )
+                cur.commit()
+            except BaseException:
+                cur.rollback()
+                raise
+        return dead
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}; expected one of {sorted(STATUSES)}")
+
+
+def _now(at: float | None) -> float:
+    return time.time() if at is None else float(at)
+
+
+_owner_cache: dict[int, tuple[str, int, float]] = {}
+
+
+def _owner() -> tuple[str, int, float]:
+    """This process's host name, pid and create time (cached per pid: forks differ)."""
+    pid = os.getpid()
+    owner = _owner_cache.get(pid)
+    if owner is None:
+        owner = _owner_cache[pid] = (socket.gethostname(), pid, psutil.Process(pid).create_time())
+    return owner
+
+
+def _is_alive(pid: int, started: float | None) -> bool:
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # Create times are computed from clock ticks, so allow for rounding; a pid reused
+        # within a second of the same boot is not a worry.
+        return started is None or abs(process.create_time() - started) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def _jsonable(value: Any) -> Any:
+    # JSON has no NaN or infinity, and TOML configs can hold them.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _to_json(value: Mapping[str, Any]) -> str:
+    return json.dumps(_jsonable(value), default=str, allow_nan=False)
+
+
+def _from_json(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _run_row(row: tuple[Any, ...]) -> RunRow:
+    stage, steps, total = row[15:18]
+    progress = None
+    if stage is not None and steps is not None and total:
+        progress = max(0.0, min(1.0, steps / total))
+    return RunRow(
+        run_id=row[0],
+        experiment=row[1],
+        status=row[2],
+        config=_from_json(row[3]),
+        created_at=row[4],
+        started_at=row[5],
+        finished_at=row[6],
+        device=row[7],
+        error=row[8],
+        headline=row[9],
+        headline_value=row[10],
+        sweep_id=row[11],
+        owner_host=row[12],
+        owner_pid=row[13],
+        owner_started=row[14],
+        current_stage=stage,
+        progress=progress,
+    )
+
+
+def hash_path(path: Path) -> tuple[int, str]:
+    """The size in bytes and SHA-256 hex digest of a file or a folder (see `add_artifact`)."""
+    if path.is_file():
+        with path.open("rb") as f:
+            return path.stat().st_size, hashlib.file_digest(f, "sha256").hexdigest()
+    if not path.is_dir():
+        raise TuneboardError(f"artifact {path} does not exist")
+    digest = hashlib.sha256()
+    total = 0
+    files = sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file())
+    for relative, file in files:
+        size = file.stat().st_size
+        total += size
+        digest.update(f"{relative}\0{size}\0".encode())
+        with file.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return total, digest.hexdigest()

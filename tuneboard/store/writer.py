@@ -1,0 +1,420 @@
+"""The writer thread: every write of the store is queued, then applied in batches, in order.
+
+Callers only put a tuple on a `queue.SimpleQueue` (a few microseconds, no I/O). At least
+every `flush_interval` seconds the thread takes everything queued and applies it in one
+connection use and one transaction: statements in order, metric points and events as one
+columnar Arrow insert each, progress updates coalesced to the latest per stage. Then it
+lets go of the file so other processes can open it. A batch that fails is kept and retried
+with back-off; nothing is dropped unless it can never succeed, and then it is logged.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from itertools import repeat
+from typing import Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+
+from tuneboard.errors import TuneboardError
+from tuneboard.store.database import DEFAULT_LOCK_TIMEOUT, Database, first_line
+
+logger = logging.getLogger(__name__)
+
+# Operations are plain tuples, cheap to build in the caller, tagged by their first item.
+METRICS = "metrics"  # (METRICS, run_id, stage_index, step, {name: value}, wall_time)
+PROGRESS = "progress"  # (PROGRESS, run_id, stage_index, completed, total)
+EVENT = "event"  # (EVENT, run_id, stage_index, time, level, message)
+ARTIFACT = "artifact"  # (ARTIFACT, run_id, stage_index, kind, path, bytes, sha256, time)
+STATEMENT = "statement"  # (STATEMENT, sql, params)
+DELETE_RUN = "delete_run"  # (DELETE_RUN, run_id)
+_FLUSH = "flush"  # (_FLUSH, threading.Event set once everything before it is committed)
+_STOP = "stop"  # (_STOP, threading.Event)
+
+Op = tuple[Any, ...]
+
+RUN_TABLES = ("metrics", "events", "artifacts", "stages", "runs")
+
+_RETRY_FIRST = 0.05
+_RETRY_MAX = 2.0
+_LOG_EVERY = 10.0
+
+# Errors after which the same batch may well succeed later: the file locked or busy, a disk
+# problem, memory, a database invalidated by a fatal error (reopened on the next use).
+_TRANSIENT = (
+    TuneboardError,
+    OSError,
+    duckdb.IOException,
+    duckdb.OutOfMemoryException,
+    duckdb.TransactionException,
+    duckdb.FatalException,
+    duckdb.InterruptException,
+)
+
+
+class Writer:
+    """The writer thread of one database in this process, shared by its stores.
+
+    Get it with `Writer.acquire(db)` and give it back with `release()`; the thread stops
+    (after writing everything) when the last user releases it, or at interpreter exit.
+    `put(op)` queues an operation. Counters: `batches` (transactions committed), `inserts`
+    (columnar inserts of metric points), `points` (metric points written), `dropped`
+    (operations given up as impossible, each logged).
+    """
+
+    _live: ClassVar[dict[Database, Writer]] = {}
+    _live_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        flush_interval: float = 0.2,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
+        self.db = db
+        self.flush_interval = flush_interval
+        self.lock_timeout = lock_timeout
+        self.batches = 0
+        self.inserts = 0
+        self.points = 0
+        self.dropped = 0
+        self._users = 0
+        self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        self.put: Callable[[Op], None] = self._queue.put
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"tuneboard-writer:{db.path.name}", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def acquire(
+        cls,
+        db: Database,
+        *,
+        flush_interval: float = 0.2,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> Writer:
+        """The running writer of `db`, started if needed; pair with `release()`."""
+        with cls._live_lock:
+            writer = cls._live.get(db)
+            if writer is None:
+                writer = cls(db, flush_interval=flush_interval, lock_timeout=lock_timeout)
+                cls._live[db] = writer
+            writer._users += 1
+            return writer
+
+    def release(self) -> None:
+        """Give back a writer from `acquire()`; the last release writes everything and stops."""
+        with self._live_lock:
+            self._users -= 1
+            last = self._users <= 0
+            if last and self._live.get(self.db) is self:
+                del self._live[self.db]
+        if last:
+            self.close()
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Write everything queued in every writer and stop them (run at interpreter exit)."""
+        with cls._live_lock:
+            writers = list(cls._live.values())
+            cls._live.clear()
+        for writer in writers:
+            writer.close()
+
+    @classmethod
+    def _forget_all(cls) -> None:
+        # After fork the child has none of the parent's threads.
+        cls._live = {}
+        cls._live_lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        """True until the thread has stopped."""
+        return not self._stopped.is_set()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything queued before this call is committed.
+
+        Raises `TuneboardError` after `timeout` seconds (None: wait as long as it takes).
+        """
+        if not self.running:
+            return
+        done = threading.Event()
+        self.put((_FLUSH, done))
+        self._wake.set()
+        if not self._wait(done, timeout):
+            raise self._not_written(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything queued, then stop the thread. Safe to call twice."""
+        if not self.running:
+            return
+        done = threading.Event()
+        self.put((_STOP, done))
+        self._wake.set()
+        if not self._wait(done, timeout):
+            raise self._not_written(timeout)
+        self._thread.join(timeout)
+
+    def _not_written(self, timeout: float | None) -> TuneboardError:
+        if self._thread.is_alive():
+            return TuneboardError(
+                f"timed out after {timeout:g} s waiting for writes to {self.db.path}"
+            )
+        return TuneboardError(f"the writer of {self.db.path} stopped; see the log for why")
+
+    def _wait(self, done: threading.Event, timeout: float | None) -> bool:
+        # Waits in slices so a writer thread that died cannot leave the caller hanging.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done.wait(0.5 if deadline is None else min(0.5, deadline - time.monotonic())):
+            if not self._thread.is_alive():
+                return done.is_set()
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return True
+
+    # --- the thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                items = self._drain()
+                if items and self._handle(items):
+                    return
+        finally:
+            self._stopped.set()
+
+    def _drain(self) -> list[Op]:
+        items = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                items.append(self._queue.get_nowait())
+        return items
+
+    def _handle(self, items: list[Op]) -> bool:
+        """Write one drained batch and wake its waiters; True when asked to stop."""
+        ops: list[Op] = []
+        waiters: list[threading.Event] = []
+        stop = False
+        for op in items:
+            if op[0] == _FLUSH:
+                waiters.append(op[1])
+            elif op[0] == _STOP:
+                waiters.append(op[1])
+                stop = True
+            else:
+                ops.append(op)
+        try:
+            if ops:
+                self._write(ops)
+        except Exception:
+            logger.exception("tuneboard writer: unexpected error writing to %s", self.db.path)
+        finally:
+            for waiter in waiters:
+                waiter.set()
+        return stop
+
+    def _write(self, ops: list[Op]) -> None:
+        """Commit `ops`, retrying transient failures; never raises."""
+        delay = _RETRY_FIRST
+        last_log: float | None = None
+        while True:
+            try:
+                self._apply(ops)
+            except Exception as error:
+                if isinstance(error, _TRANSIENT):
+                    now = time.monotonic()
+                    if last_log is None or now - last_log >= _LOG_EVERY:
+                        logger.warning(
+                            "cannot write to %s yet (%s); keeping %d operations and retrying",
+                            self.db.path,
+                            first_line(error),
+                            len(ops),
+                        )
+                        last_log = now
+                    time.sleep(delay * random.uniform(0.5, 1.5))
+                    delay = min(delay * 2, _RETRY_MAX)
+                    continue
+                if len(ops) == 1:
+                    self.dropped += 1
+                    logger.error(
+                        "dropped a write to %s that cannot succeed: %s (%s)",
+                        self.db.path,
+                        first_line(error),
+                        _describe(ops[0]),
+                    )
+                    return
+                # Split the batch to find the operations at fault; the rest still commit,
+                # in order.
+                middle = len(ops) // 2
+                self._write(ops[:middle])
+                self._write(ops[middle:])
+                return
+            if last_log is not None:
+                logger.warning("writing to %s again", self.db.path)
+            return
+
+    def _apply(self, ops: list[Op]) -> None:
+        with self.db.cursor(write=True, lock_timeout=self.lock_timeout) as cur:
+            cur.begin()
+            try:
+                batch = _Batch(cur)
+                for op in ops:
+                    batch.add(op)
+                batch.finish()
+                cur.commit()
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    cur.rollback()
+                raise
+        self.batches += 1
+        self.inserts += batch.inserts
+        self.points += batch.points
+
+
+class _Batch:
+    """Accumulates a batch's rows column by column and writes them in one insert per table."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self.cur = cur
+        self.inserts = 0
+        self.points = 0
+        self._metrics: tuple[list[Any], ...] = ([], [], [], [], [], [])
+        self._events: tuple[list[Any], ...] = ([], [], [], [], [])
+        self._artifacts: list[tuple[Any, ...]] = []
+        self._progress: dict[tuple[str, int], tuple[int, int | None]] = {}
+
+    def add(self, op: Op) -> None:
+        tag = op[0]
+        if tag == METRICS:
+            self._add_metrics(op)
+        elif tag == PROGRESS:
+            self._progress[(op[1], op[2])] = (op[3], op[4])
+        elif tag == EVENT:
+            for column, value in zip(self._events, op[1:], strict=True):
+                column.append(value)
+        elif tag == ARTIFACT:
+            self._artifacts.append(op[1:])
+        elif tag == STATEMENT:
+            self._write_progress()
+            self.cur.execute(op[1], op[2])
+        elif tag == DELETE_RUN:
+            self.finish()
+            for table in RUN_TABLES:
+                self.cur.execute(f"DELETE FROM {table} WHERE run_id = ?", [op[1]])
+        else:
+            raise ValueError(f"unknown store operation {tag!r}")
+
+    def _add_metrics(self, op: Op) -> None:
+        _, run_id, stage_index, step, values, wall_time = op
+        # Convert first, so a bad value leaves no partial rows behind.
+        floats = [float(value) for value in values.values()]
+        k = len(floats)
+        runs, stages, steps, names, vals, times = self._metrics
+        runs.extend(repeat(run_id, k))
+        stages.extend(repeat(stage_index, k))
+        steps.extend(repeat(step, k))
+        names.extend(values)
+        vals.extend(floats)
+        times.extend(repeat(wall_time, k))
+
+    def finish(self) -> None:
+        """Write everything accumulated so far."""
+        self._write_progress()
+        self._write_metrics()
+        self._write_events()
+        if self._artifacts:
+            self.cur.executemany(
+                "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, to_timestamp(?))",
+                self._artifacts,
+            )
+            self._artifacts = []
+
+    def _write_progress(self) -> None:
+        if self._progress:
+            self.cur.executemany(
+                "UPDATE stages SET steps = ?, total_steps = ? WHERE run_id = ? AND stage_index = ?",
+                [
+                    (done, total, run, stage)
+                    for (run, stage), (done, total) in self._progress.items()
+                ],
+            )
+            self._progress = {}
+
+    def _write_metrics(self) -> None:
+        runs, stages, steps, names, values, times = self._metrics
+        if not runs:
+            return
+        table = pa.Table.from_arrays(
+            [
+                pa.array(runs, pa.string()),
+                pa.array(stages, pa.int32()),
+                pa.array(steps, pa.int64()),
+                pa.array(names, pa.string()),
+                pa.array(values, pa.float64()),
+                pa.array(times, pa.float64()),
+            ],
+            names=["run_id", "stage_index", "step", "name", "value", "wall_time"],
+        )
+        self._insert(
+            table,
+            "INSERT INTO metrics SELECT run_id, stage_index, step, name, value,"
+            " to_timestamp(wall_time) FROM _tuneboard_batch",
+        )
+        self.inserts += 1
+        self.points += len(runs)
+        self._metrics = ([], [], [], [], [], [])
+
+    def _write_events(self) -> None:
+        runs, stages, times, levels, messages = self._events
+        if not runs:
+            return
+        table = pa.Table.from_arrays(
+            [
+                pa.array(runs, pa.string()),
+                pa.array(stages, pa.int32()),
+                pa.array(times, pa.float64()),
+                pa.array(levels, pa.string()),
+                pa.array(messages, pa.string()),
+            ],
+            names=["run_id", "stage_index", "time", "level", "message"],
+        )
+        self._insert(
+            table,
+            "INSERT INTO events SELECT run_id, stage_index, to_timestamp(time), level, message"
+            " FROM _tuneboard_batch",
+        )
+        self._events = ([], [], [], [], [])
+
+    def _insert(self, table: pa.Table, sql: str) -> None:
+        self.cur.register("_tuneboard_batch", table)
+        try:
+            self.cur.execute(sql)
+        finally:
+            self.cur.unregister("_tuneboard_batch")
+
+
+def _describe(op: Op) -> str:
+    if op[0] == STATEMENT:
+        return f"{' '.join(op[1].split())[:60]} {op[2]!r:.80}"
+    return f"{op[0]} {op[1:]!r:.100}"
+
+
+atexit.register(Writer.close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=Writer._forget_all)
