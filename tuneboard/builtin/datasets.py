@@ -1,0 +1,193 @@
+"""Built-in dataset plugins: CSV, TSV and JSON-lines files of texts and labels.
+
+Standard library only. Every error is one line naming the file (and the line where known).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tuneboard.api import SEQUENCE_CLASSIFICATION, Dataset, DatasetContext, Splits, TextExample
+from tuneboard.errors import DataError
+from tuneboard.hookspecs import hookimpl
+from tuneboard.params import param
+
+Row = Mapping[str, Any]
+
+
+@dataclass
+class TableParams:
+    """Where the files are and which columns hold the text and the label."""
+
+    train: str = param(help="File with the training examples (relative to the project folder)")
+    validation: str | None = param(None, help="File with the validation examples (optional)")
+    test: str | None = param(None, help="File with the test examples (optional)")
+    text_column: str | list[str] = param(
+        "text", help="Column holding the text; a list gives alternatives, the first found is used"
+    )
+    text_pair_column: str | None = param(
+        None, help="Column holding a second text, for pair tasks such as entailment (optional)"
+    )
+    label_column: str = param("label", help="Column holding the label (numbers become text)")
+    encoding: str = param("utf-8", help="Text encoding of the files")
+
+
+class TableDataset(Dataset[TableParams]):
+    """Shared reading logic of the tabular dataset plugins."""
+
+    Params = TableParams
+    suffix: ClassVar[str]
+
+    def load(self, ctx: DatasetContext) -> Splits:
+        """Read each named file into a split of `TextExample`s."""
+        if ctx.task != SEQUENCE_CLASSIFICATION:
+            raise DataError(f"dataset {self.name!r} supports only {SEQUENCE_CLASSIFICATION}")
+        p = self.params
+        splits: Splits = {}
+        for split, name in (("train", p.train), ("validation", p.validation), ("test", p.test)):
+            if name is not None:
+                splits[split] = list(self._examples(ctx.resolve(name, split)))
+        return splits
+
+    def _examples(self, path: Path) -> Iterator[TextExample]:
+        p = self.params
+        text = _read_text(path, p.encoding)
+        texts = [p.text_column] if isinstance(p.text_column, str) else list(p.text_column)
+        columns: tuple[str, str | None, str] | None = None
+        count = 0
+        for line, row in self.rows(path, text):
+            if columns is None:
+                columns = _pick_columns(path, line, row, texts, p.text_pair_column, p.label_column)
+            text_col, pair_col, label_col = columns
+            yield TextExample(
+                text=_cell(path, line, row, text_col, "text"),
+                label=_label(path, line, row, label_col),
+                text_pair=None if pair_col is None else _cell(path, line, row, pair_col, "text"),
+            )
+            count += 1
+        if count == 0:
+            raise DataError(f"{path}: no examples (empty file)")
+
+    @abstractmethod
+    def rows(self, path: Path, text: str) -> Iterator[tuple[int, Row]]:
+        """Yield `(line number, row)` for each record of the file's decoded `text`."""
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode(encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line}: not valid {encoding} ({exc.reason})") from None
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding {encoding!r}") from None
+
+
+def _pick_columns(
+    path: Path, line: int, row: Row, texts: list[str], pair: str | None, label: str
+) -> tuple[str, str | None, str]:
+    found = [c for c in texts if c in row]
+    missing = ([] if found else [" or ".join(texts)]) + [
+        c for c in (pair, label) if c is not None and c not in row
+    ]
+    if missing:
+        have = ", ".join(str(c) for c in row) or "none"
+        raise DataError(
+            f"{path}: line {line}: no column {', '.join(missing)} (columns found: {have})"
+        )
+    return found[0], pair, label
+
+
+def _cell(path: Path, line: int, row: Row, column: str, what: str) -> str:
+    value = row.get(column)
+    if value is None:
+        raise DataError(f"{path}: line {line}: no value in {what} column {column!r}")
+    if not isinstance(value, str):
+        raise DataError(
+            f"{path}: line {line}: {what} column {column!r} must be text, got {value!r}"
+        )
+    return value
+
+
+def _label(path: Path, line: int, row: Row, column: str) -> str:
+    value = row.get(column)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise DataError(f"{path}: line {line}: missing or empty label in column {column!r}")
+
+
+class _DelimitedDataset(TableDataset):
+    delimiter: ClassVar[str]
+
+    def rows(self, path: Path, text: str) -> Iterator[tuple[int, Row]]:
+        """Yield rows keyed by the header, with the line each record starts on."""
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: empty file")
+            start = reader.line_num + 1
+            for record in reader:
+                if record:
+                    if len(record) > len(header):
+                        raise DataError(
+                            f"{path}: line {start}: {len(record)} fields but the header has "
+                            f"{len(header)}"
+                        )
+                    yield start, dict(zip(header, record, strict=False))
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
+
+
+class CsvDataset(_DelimitedDataset):
+    """Comma-separated files with a header row."""
+
+    name = "csv"
+    description = "CSV files with a header row: a text column and a label column"
+    delimiter = ","
+
+
+class TsvDataset(_DelimitedDataset):
+    """Tab-separated files with a header row."""
+
+    name = "tsv"
+    description = "Tab-separated files with a header row: a text column and a label column"
+    delimiter = "\t"
+
+
+class JsonlDataset(TableDataset):
+    """JSON-lines files: one object per line."""
+
+    name = "jsonl"
+    description = "JSON-lines files: one object per line with a text and a label field"
+
+    def rows(self, path: Path, text: str) -> Iterator[tuple[int, Row]]:
+        """Yield each non-blank line's object with its line number."""
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(value, dict):
+                raise DataError(f"{path}: line {number}: expected a JSON object")
+            yield number, value
+
+
+@hookimpl
+def register_datasets(register: Callable[[type[Any]], None]) -> None:
+    """Register the built-in dataset plugins."""
+    for dataset in (CsvDataset, TsvDataset, JsonlDataset):
+        register(dataset)

@@ -1,0 +1,27 @@
+"""The `export` stage's work: a self-contained model folder."""
+
+from __future__ import annotations
+
+import json
+
+from tuneboard.api import PipelineState, StageContext
+from tuneboard.builtin.stages import ExportParams
+from tuneboard.errors import ConfigError
+
+
+def run_export(params: ExportParams, ctx: StageContext, state: PipelineState) -> PipelineState:
+    """Write model (safetensors), tokenizer, `labels.json` and `metrics.json`."""
+    if state.model is None or state.tokenizer is None:
+        raise ConfigError("export: no model in the pipeline state")
+    folder = ctx.run_dir / params.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    state.model.save_pretrained(folder)
+    state.tokenizer.save_pretrained(folder)
+    labels = {str(i): label for i, label in enumerate(state.labels)}
+    (folder / "labels.json").write_text(json.dumps(labels, indent=2) + "\n", encoding="utf-8")
+    metrics = json.dumps(state.metrics, indent=2, sort_keys=True)
+    (folder / "metrics.json").write_text(metrics + "\n", encoding="utf-8")
+    ctx.artifact(folder, "model")
+    ctx.event(f"model exported to {folder}")
+    ctx.progress(1, 1, "exported")
+    return state

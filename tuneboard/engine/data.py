@@ -1,0 +1,306 @@
+"""Label sets, the automatic split, tokenisation once per split, and padded batches.
+
+Label and split helpers are pure Python. numpy and torch are imported inside the functions
+that tokenise and batch, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tuneboard.api import (
+    SEQUENCE_CLASSIFICATION,
+    TOKEN_CLASSIFICATION,
+    Example,
+    PipelineState,
+    Splits,
+    TextExample,
+    TokenExample,
+)
+from tuneboard.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+IGNORE_INDEX = -100
+"""Label id of positions that do not count in the loss (padding, sub-word continuations)."""
+
+SPLIT_PREFIXES = {"train": "train", "validation": "val", "test": "test"}
+
+_CACHE_KEY = "tuneboard.features"
+
+
+def split_prefix(split: str) -> str:
+    """The short name used in metric names: validation -> ``val``; others unchanged."""
+    return SPLIT_PREFIXES.get(split, split)
+
+
+# --- labels and splits ---------------------------------------------------------------------
+
+
+def example_labels(example: Example) -> tuple[str, ...]:
+    """The label names an example carries (one for a text, one per token for a sentence)."""
+    if isinstance(example, TokenExample):
+        return example.tags or ()
+    return () if example.label is None else (example.label,)
+
+
+def infer_labels(splits: Splits) -> list[str]:
+    """The label names of the training split, sorted (numerically when all look numeric).
+
+    Raise `DataError` when validation or test carry labels that train never has, naming the
+    labels and the split, or when train has fewer than two labels.
+    """
+    train = {label for ex in splits.get("train", []) for label in example_labels(ex)}
+    for split in ("validation", "test"):
+        unseen = {label for ex in splits.get(split, []) for label in example_labels(ex)} - train
+        if unseen:
+            names = ", ".join(repr(label) for label in _sorted_labels(unseen))
+            raise DataError(f"{split} split has labels never seen in train: {names}")
+    if len(train) < 2:
+        found = ", ".join(repr(label) for label in sorted(train)) or "none"
+        raise DataError(f"train split needs at least two labels to classify; found {found}")
+    return _sorted_labels(train)
+
+
+def _sorted_labels(labels: set[str]) -> list[str]:
+    try:
+        return sorted(labels, key=lambda label: (float(label), label))
+    except ValueError:
+        return sorted(labels)
+
+
+def auto_split(examples: Sequence[Example], seed: int) -> Splits:
+    """Shuffle `examples` with `seed` and cut them 7:2:1 into train, validation and test."""
+    if not examples:
+        raise DataError("no examples to split")
+    order = list(examples)
+    random.Random(seed).shuffle(order)
+    n = len(order)
+    n_val = round(n * 0.2)
+    n_test = round(n * 0.1)
+    n_train = n - n_val - n_test
+    return {
+        "train": order[:n_train],
+        "validation": order[n_train : n_train + n_val],
+        "test": order[n_train + n_val :],
+    }
+
+
+# --- features ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Features:
+    """A tokenised split, padded once to its longest example.
+
+    `input_ids` is ``[N, W]`` padded with `pad_id`; `lengths` the real length of each row;
+    `labels` is ``[N]`` (sequence classification) or ``[N, W]`` with `IGNORE_INDEX` where a
+    token does not count (token classification); `token_type_ids` is set for text pairs.
+    """
+
+    input_ids: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    token_type_ids: np.ndarray | None
+    pad_id: int
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+
+@dataclass(frozen=True)
+class _CacheEntry:
+    examples: list[Example]
+    count: int
+    tokenizer: Any
+    labels: tuple[str, ...]
+    features: Features
+
+
+def split_features(state: PipelineState, split: str, max_length: int) -> Features:
+    """The features of `split`, tokenised once and cached in `state.extras`.
+
+    The cache entry is reused while the split's example list, the tokenizer object, the
+    labels and `max_length` are unchanged, so later stages do not tokenise again. Raise
+    `DataError` when the split is missing or empty.
+    """
+    splits, tokenizer, labels, task = state.splits, state.tokenizer, state.labels, state.task
+    if split not in splits:
+        available = ", ".join(sorted(splits)) or "none"
+        raise DataError(f"no {split!r} split in the dataset (splits: {available})")
+    examples = splits[split]
+    if not examples:
+        raise DataError(f"the {split!r} split is empty")
+    cache: dict[tuple[str, int, str], _CacheEntry] = state.extras.setdefault(_CACHE_KEY, {})
+    key = (split, max_length, task)
+    entry = cache.get(key)
+    if (
+        entry is not None
+        and entry.examples is examples
+        and entry.count == len(examples)
+        and entry.tokenizer is tokenizer
+        and entry.labels == tuple(labels)
+    ):
+        return entry.features
+    features = encode(examples, tokenizer, labels, max_length, task)
+    cache[key] = _CacheEntry(examples, len(examples), tokenizer, tuple(labels), features)
+    return features
+
+
+def encode(
+    examples: Sequence[Example],
+    tokenizer: Any,
+    labels: Sequence[str],
+    max_length: int,
+    task: str = SEQUENCE_CLASSIFICATION,
+) -> Features:
+    """Tokenise `examples` (truncated to `max_length`) into padded arrays with label ids."""
+    if task == TOKEN_CLASSIFICATION:
+        return _encode_tokens(examples, tokenizer, labels, max_length)
+    return _encode_texts(examples, tokenizer, labels, max_length)
+
+
+def _label_ids(labels: Sequence[str]) -> dict[str, int]:
+    return {label: i for i, label in enumerate(labels)}
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad = tokenizer.pad_token_id
+    return int(pad) if pad is not None else 0
+
+
+def _encode_texts(
+    examples: Sequence[Example], tokenizer: Any, labels: Sequence[str], max_length: int
+) -> Features:
+    import numpy as np
+
+    texts: list[str] = []
+    pairs: list[str] = []
+    label_ids: list[int] = []
+    ids = _label_ids(labels)
+    has_pairs = any(isinstance(ex, TextExample) and ex.text_pair is not None for ex in examples)
+    for i, ex in enumerate(examples):
+        if not isinstance(ex, TextExample):
+            raise DataError(f"example {i} is not a text example (task is sequence classification)")
+        texts.append(ex.text)
+        pairs.append(ex.text_pair or "")
+        label_ids.append(_label_id(ids, ex.label, i))
+    encoded = tokenizer(
+        texts,
+        pairs if has_pairs else None,
+        truncation=True,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=has_pairs,
+    )
+    pad_id = _pad_id(tokenizer)
+    input_ids, lengths = _pad(encoded["input_ids"], pad_id)
+    token_types = _pad(encoded["token_type_ids"], 0)[0] if has_pairs else None
+    return Features(input_ids, lengths, np.asarray(label_ids, dtype=np.int64), token_types, pad_id)
+
+
+def _encode_tokens(
+    examples: Sequence[Example], tokenizer: Any, labels: Sequence[str], max_length: int
+) -> Features:
+    import numpy as np
+
+    ids = _label_ids(labels)
+    words: list[list[str]] = []
+    for i, ex in enumerate(examples):
+        if not isinstance(ex, TokenExample):
+            raise DataError(f"example {i} is not a token example (task is token classification)")
+        words.append(list(ex.tokens))
+    encoded = tokenizer(
+        words,
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    pad_id = _pad_id(tokenizer)
+    input_ids, lengths = _pad(encoded["input_ids"], pad_id)
+    tags = np.full(input_ids.shape, IGNORE_INDEX, dtype=np.int64)
+    for row, ex in enumerate(examples):
+        assert isinstance(ex, TokenExample)
+        previous = None
+        for position, word in enumerate(encoded.word_ids(row)):
+            # Only the first sub-word of each word carries the word's tag.
+            if word is not None and word != previous and ex.tags is not None:
+                tags[row, position] = _label_id(ids, ex.tags[word], row)
+            previous = word
+    return Features(input_ids, lengths, tags, None, pad_id)
+
+
+def _label_id(ids: dict[str, int], label: str | None, index: int) -> int:
+    if label is None:
+        return IGNORE_INDEX
+    try:
+        return ids[label]
+    except KeyError:
+        raise DataError(
+            f"example {index}: label {label!r} is not one of the model's labels"
+        ) from None
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max()) if len(rows) else 0
+    out = np.full((len(rows), width), value, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out, lengths
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+def batch_order(features: Features, shuffle: bool, seed: int) -> np.ndarray:
+    """The row order of one pass: a seeded permutation, or longest-first for evaluation."""
+    import numpy as np
+
+    if shuffle:
+        return np.random.default_rng(seed).permutation(len(features))
+    # Longest first: similar lengths share a batch (little padding) and memory peaks early.
+    return np.argsort(-features.lengths, kind="stable")
+
+
+def batches(
+    features: Features, batch_size: int, order: np.ndarray, device: str
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield model inputs for `batch_size` rows at a time, in `order`, padded per batch.
+
+    Each batch is cut to its own longest row (dynamic padding) and moved to `device`.
+    """
+    import numpy as np
+    import torch
+
+    non_blocking = device.startswith("cuda")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        lengths = features.lengths[rows]
+        width = int(lengths.max())
+        mask = np.arange(width) < lengths[:, None]
+        batch = {
+            "input_ids": torch.from_numpy(features.input_ids[rows, :width]),
+            "attention_mask": torch.from_numpy(mask.astype(np.int64)),
+        }
+        if features.token_type_ids is not None:
+            batch["token_type_ids"] = torch.from_numpy(features.token_type_ids[rows, :width])
+        labels = features.labels[rows]
+        batch["labels"] = torch.from_numpy(labels if labels.ndim == 1 else labels[:, :width])
+        if device != "cpu":
+            batch = {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
+        yield batch
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    """How many batches of `batch_size` cover `n` rows."""
+    return -(-n // batch_size)

@@ -1,0 +1,147 @@
+"""Where a run's model and tokenizer come from, and loading them for a task.
+
+`transformers` is imported inside the functions that need it, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from tuneboard.api import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION
+from tuneboard.config import ModelSpec
+from tuneboard.errors import ConfigError
+
+PACKAGE_PREFIX = "package:"
+
+_PATH_PREFIXES = ("./", "../", ".\\", "..\\", "/", "~")
+
+
+def resolve_model_source(source: str, project_dir: Path) -> str:
+    """Turn a model `source` into what `from_pretrained` takes.
+
+    ``package:MODULE/SUBPATH`` becomes the folder inside the installed package, a path that
+    exists (relative to `project_dir` or absolute) becomes an absolute path, and anything
+    else is returned unchanged as a Hugging Face id. Raise `ConfigError` naming `source` for
+    a missing package, a missing folder inside it, or a path that looks local but is missing.
+    """
+    if source.startswith(PACKAGE_PREFIX):
+        return str(_package_folder(source))
+    candidate = (project_dir / Path(source).expanduser()).resolve()
+    if candidate.exists():
+        return str(candidate)
+    if source.startswith(_PATH_PREFIXES) or Path(source).is_absolute():
+        raise ConfigError(f"model {source!r}: no such folder ({candidate})")
+    return source
+
+
+def _package_folder(source: str) -> Path:
+    module, _, subpath = source[len(PACKAGE_PREFIX) :].partition("/")
+    if not module:
+        raise ConfigError(f"model {source!r}: expected package:MODULE/SUBPATH")
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise ConfigError(f"model {source!r}: Python package {module!r} is not installed")
+    if spec.submodule_search_locations:
+        base = Path(next(iter(spec.submodule_search_locations)))
+    elif spec.origin:
+        base = Path(spec.origin).parent
+    else:
+        raise ConfigError(f"model {source!r}: package {module!r} has no folder on disk")
+    folder = base / subpath if subpath else base
+    if not folder.exists():
+        raise ConfigError(f"model {source!r}: no {subpath!r} inside package {module!r} ({base})")
+    return folder
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' load reports, warnings and progress bars."""
+    from transformers.utils import logging
+
+    hf_logging: Any = logging  # its functions are untyped
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def load_model_and_tokenizer(
+    spec: ModelSpec, task: str, labels: list[str], project_dir: Path
+) -> tuple[Any, Any]:
+    """Load (or build from `spec.config`) the model for `task` with a head for `labels`.
+
+    Return `(model, tokenizer)`. A pretrained model gets a freshly initialised head when its
+    own head has another size. Errors are one-line `ConfigError`s naming the model value.
+    """
+    quiet_transformers()
+    from transformers import AutoConfig, AutoTokenizer
+
+    model_cls = _model_class(task)
+    label_kwargs: dict[str, Any] = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
+    if task == SEQUENCE_CLASSIFICATION:
+        # With one label transformers would silently switch to regression.
+        label_kwargs["problem_type"] = "single_label_classification"
+
+    tokenizer_source = spec.tokenizer or spec.source
+    if tokenizer_source is None:
+        raise ConfigError("model: set `source` (or `tokenizer` when `config` is given)")
+    tokenizer = _load(AutoTokenizer, tokenizer_source, project_dir, "tokenizer")
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    if spec.config is not None:
+        values = dict(spec.config)
+        model_type = values.pop("model_type", None)
+        if not isinstance(model_type, str):
+            raise ConfigError('model.config: needs a `model_type` (e.g. "bert")')
+        values.setdefault("vocab_size", len(tokenizer))
+        values.setdefault("pad_token_id", tokenizer.pad_token_id)
+        try:
+            config = AutoConfig.for_model(model_type, **values, **label_kwargs)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"model.config: {_first_line(exc)}") from None
+        model = model_cls.from_config(config)
+    else:
+        assert spec.source is not None
+        model = _load(
+            model_cls,
+            spec.source,
+            project_dir,
+            "model",
+            ignore_mismatched_sizes=True,
+            **label_kwargs,
+        )
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def _model_class(task: str) -> Any:
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    if task == SEQUENCE_CLASSIFICATION:
+        return AutoModelForSequenceClassification
+    if task == TOKEN_CLASSIFICATION:
+        return AutoModelForTokenClassification
+    raise ConfigError(f"task {task!r} is not supported by the built-in model loader")
+
+
+def _load(factory: Any, source: str, project_dir: Path, what: str, **kwargs: Any) -> Any:
+    location = resolve_model_source(source, project_dir)
+    local = Path(location).is_absolute()
+    try:
+        return factory.from_pretrained(location, local_files_only=local, **kwargs)
+    except (OSError, ValueError) as exc:
+        where = "local folder" if local else "Hugging Face id (not a local folder)"
+        raise ConfigError(f"{what} {source!r}: cannot load {where}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

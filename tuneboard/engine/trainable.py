@@ -1,0 +1,121 @@
+"""Which parameters of a model train: all, the head, the top k layers, or LoRA adapters.
+
+Imports torch at module level: import it lazily, from code that trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from tuneboard.api import TOKEN_CLASSIFICATION
+from tuneboard.errors import ConfigError
+
+TrainMode = Literal["all", "head", "top_k", "lora"]
+
+_DROPOUT_CONFIG_KEYS = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "dropout",
+    "attention_dropout",
+    "hidden_dropout",
+)
+
+
+def set_dropout(model: nn.Module, p: float) -> None:
+    """Set every dropout module of `model` (and the matching config keys) to probability `p`."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+    config = getattr(model, "config", None)
+    for key in _DROPOUT_CONFIG_KEYS:
+        if config is not None and isinstance(getattr(config, key, None), float):
+            setattr(config, key, p)
+
+
+def base_prefix(model: nn.Module) -> str:
+    """The attribute name of the encoder inside a task model (``bert`` for BERT)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    if not prefix or not isinstance(getattr(model, prefix, None), nn.Module):
+        raise ConfigError(f"{type(model).__name__}: cannot tell its encoder from its head")
+    return str(prefix)
+
+
+def is_head(name: str, prefix: str) -> bool:
+    """Whether parameter `name` belongs to the task head (anything outside the encoder, plus
+    the encoder's pooler)."""
+    return not name.startswith(prefix + ".") or ".pooler." in name
+
+
+def encoder_layers(model: nn.Module) -> tuple[str, int]:
+    """The dotted name of the encoder's layer list and how many layers it has."""
+    prefix = base_prefix(model)
+    best_name, best_len = "", 0
+    for name, module in getattr(model, prefix).named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) > best_len:
+            best_name, best_len = name, len(module)
+    if not best_len:
+        raise ConfigError(f"{type(model).__name__}: no list of encoder layers found")
+    return f"{prefix}.{best_name}", best_len
+
+
+def freeze_except(model: nn.Module, mode: TrainMode, top_k: int) -> None:
+    """Set `requires_grad` for `mode` ``all``, ``head`` or ``top_k`` (the top `top_k` encoder
+    layers and the head)."""
+    if mode == "all":
+        model.requires_grad_(True)
+        return
+    prefix = base_prefix(model)
+    layer_prefixes: tuple[str, ...] = ()
+    if mode == "top_k":
+        layers, count = encoder_layers(model)
+        if not 1 <= top_k <= count:
+            raise ConfigError(
+                f"top_k must be between 1 and the model's {count} layers, got {top_k}"
+            )
+        layer_prefixes = tuple(f"{layers}.{i}." for i in range(count - top_k, count))
+    for name, param in model.named_parameters():
+        param.requires_grad_(is_head(name, prefix) or name.startswith(layer_prefixes))
+
+
+def add_lora(
+    model: nn.Module, task: str, r: int, alpha: int, dropout: float, targets: Sequence[str]
+) -> Any:
+    """Wrap `model` with LoRA adapters on the `targets` modules; the head trains in full."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    task_type = TaskType.TOKEN_CLS if task == TOKEN_CLASSIFICATION else TaskType.SEQ_CLS
+    config = LoraConfig(
+        task_type=task_type,
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(targets),
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"lora_targets {list(targets)!r}: {first}") from None
+
+
+def merge_lora(model: Any) -> nn.Module:
+    """Fold LoRA adapters into the weights and return the plain model underneath."""
+    merged: nn.Module = model.merge_and_unload()
+    return merged
+
+
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: weight decay on matrices, none on biases and norms."""
+    decay: list[torch.Tensor] = []
+    no_decay: list[torch.Tensor] = []
+    for _, param in model.named_parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]

@@ -1,0 +1,565 @@
+"""The training loop shared by training stages, and evaluation on a split.
+
+Imports torch at module level: stages import this module inside `run()`, never at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tuneboard.api import PipelineState, StageContext, Strategy, TrainStep
+from tuneboard.engine.data import (
+    IGNORE_INDEX,
+    Features,
+    batch_order,
+    batches,
+    num_batches,
+    split_features,
+)
+from tuneboard.engine.trainable import (
+    TrainMode,
+    add_lora,
+    decay_groups,
+    freeze_except,
+    merge_lora,
+    set_dropout,
+)
+from tuneboard.errors import ConfigError, DataError
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Schedule = Literal["linear", "cosine", "constant"]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything the loop needs to know; stages build it from their `Params`.
+
+    `grad_accum = 0` accumulates a whole epoch into one optimizer step (the single-step
+    baseline). `warmup_steps > 0` wins over `warmup_ratio`. `monitor = ""` means
+    ``val/<first metric>`` (``val/loss`` without metrics).
+    """
+
+    epochs: int = 3
+    max_steps: int = 0
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    warmup_steps: int = 0
+    scheduler: Schedule = "linear"
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
+    precision: Precision = "auto"
+    train: TrainMode = "all"
+    top_k: int = 2
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_targets: tuple[str, ...] = ("query", "value")
+    eval_every: int = 0
+    monitor: str = ""
+    mode: Literal["auto", "max", "min"] = "auto"
+    patience: int = 0
+    min_delta: float = 0.0
+    dropout: float | None = None
+    log_every: int = 10
+
+
+@dataclass
+class FitResult:
+    """What a call of `fit` did: steps taken, evaluations, and the best checkpoint."""
+
+    steps: int
+    epochs: float
+    stopped_early: bool
+    monitor: str | None
+    best_step: int | None
+    best_value: float | None
+    best_metrics: dict[str, float]
+    checkpoint: Path
+    history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Label ids per example (per token, `IGNORE_INDEX`-padded, for token classification),
+    optional probabilities, and the mean loss over labelled positions (NaN when none)."""
+
+    label_ids: np.ndarray
+    probabilities: np.ndarray | None
+    loss: float
+
+
+# --- precision ----------------------------------------------------------------------------
+
+
+def autocast_dtype(precision: str, device: str) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`, or None for plain fp32."""
+    cuda = device.startswith("cuda")
+    if precision == "auto":
+        return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16 if cuda else None
+    if precision == "fp32":
+        return None
+    raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+
+
+def _autocast(
+    device: str, dtype: torch.dtype | None
+) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    if dtype is None:
+        return contextlib.nullcontext
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    return lambda: torch.autocast(device_type=device_type, dtype=dtype)
+
+
+# --- schedule -----------------------------------------------------------------------------
+
+
+def lr_factor(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
+    """The learning-rate multiplier after `step` optimizer steps: linear warm-up over
+    `warmup` steps, then linear or cosine decay to 0 at `total`, or constant."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress
+
+    return factor
+
+
+def warmup_steps(settings: TrainSettings, total: int) -> int:
+    """Warm-up length in optimizer steps."""
+    if settings.warmup_steps > 0:
+        return min(settings.warmup_steps, total)
+    return math.ceil(settings.warmup_ratio * total)
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def predict(
+    model: Any,
+    features: Features,
+    *,
+    batch_size: int,
+    device: str,
+    dtype: torch.dtype | None = None,
+    with_probabilities: bool = False,
+    check_stop: Callable[[], None] | None = None,
+) -> Predictions:
+    """Run `model` over `features` (longest rows first) and return predictions in the
+    features' order."""
+    autocast = _autocast(device, dtype)
+    order = batch_order(features, shuffle=False, seed=0)
+    width = features.input_ids.shape[1]
+    token_level = features.labels.ndim == 2
+    loss_sum = torch.zeros((), device=device)
+    ids: list[torch.Tensor] = []
+    probs: list[torch.Tensor] = []
+    model.eval()
+    with torch.inference_mode():
+        for batch in batches(features, batch_size, order, device):
+            if check_stop is not None:
+                check_stop()
+            labels = batch.pop("labels")
+            with autocast():
+                logits = model(**batch).logits
+            logits = logits.float()
+            loss_sum += F.cross_entropy(
+                logits.flatten(0, -2), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+            )
+            if token_level:
+                pad = width - logits.shape[1]
+                ids.append(F.pad(logits.argmax(-1), (0, pad), value=IGNORE_INDEX))
+                if with_probabilities:
+                    probs.append(F.pad(logits.softmax(-1), (0, 0, 0, pad)))
+            else:
+                ids.append(logits.argmax(-1))
+                if with_probabilities:
+                    probs.append(logits.softmax(-1))
+    counted = int((features.labels != IGNORE_INDEX).sum())
+    loss = loss_sum.item() / counted if counted else math.nan
+    return Predictions(
+        label_ids=_restore(torch.cat(ids), order),
+        probabilities=_restore(torch.cat(probs), order) if with_probabilities else None,
+        loss=loss,
+    )
+
+
+def _restore(values: torch.Tensor, order: np.ndarray) -> np.ndarray:
+    sorted_values = values.cpu().numpy()
+    out = np.empty_like(sorted_values)
+    out[order] = sorted_values
+    return out
+
+
+def score(
+    ctx: StageContext, predictions: Predictions, features: Features, labels: list[str], prefix: str
+) -> dict[str, float]:
+    """Loss and every configured metric for `predictions`, named ``<prefix>/<name>``."""
+    refs = features.labels
+    if refs.ndim == 1:
+        keep = refs != IGNORE_INDEX
+        preds_list: list[Any] = predictions.label_ids[keep].tolist()
+        refs_list: list[Any] = refs[keep].tolist()
+    else:
+        preds_list, refs_list = [], []
+        for pred_row, ref_row in zip(predictions.label_ids, refs, strict=True):
+            keep = ref_row != IGNORE_INDEX
+            preds_list.append([labels[i] for i in pred_row[keep]])
+            refs_list.append([labels[i] for i in ref_row[keep]])
+    if not refs_list:
+        raise DataError(f"no labelled examples to score for {prefix!r}")
+    values = {f"{prefix}/loss": predictions.loss}
+    for name, value in ctx.compute_metrics(preds_list, refs_list, labels).items():
+        values[f"{prefix}/{name}"] = float(value)
+    return values
+
+
+def evaluate(
+    ctx: StageContext,
+    state: PipelineState,
+    split: str,
+    prefix: str,
+    *,
+    batch_size: int = 64,
+    precision: Precision = "auto",
+) -> dict[str, float]:
+    """Evaluate `state.model` on `split`: ``<prefix>/loss`` and every configured metric."""
+    model = _require_model(state)
+    model.to(ctx.device)
+    features = split_features(state, split, ctx.max_length)
+    predictions = predict(
+        model,
+        features,
+        batch_size=batch_size,
+        device=ctx.device,
+        dtype=autocast_dtype(precision, ctx.device),
+        check_stop=ctx.check_stop,
+    )
+    return score(ctx, predictions, features, state.labels, prefix)
+
+
+def _require_model(state: PipelineState) -> Any:
+    if state.model is None or state.tokenizer is None:
+        raise ConfigError("no model in the pipeline state (the run did not load one)")
+    return state.model
+
+
+# --- best checkpoint ----------------------------------------------------------------------
+
+
+class _Best:
+    """Tracks the monitored value and keeps an in-memory copy of the best weights."""
+
+    def __init__(self, monitor: str, higher: bool, min_delta: float) -> None:
+        self.monitor = monitor
+        self.higher = higher
+        self.min_delta = min_delta
+        self.value: float | None = None
+        self.step: int | None = None
+        self.metrics: dict[str, float] = {}
+        self.bad_evals = 0
+        self._copy: dict[str, torch.Tensor] = {}
+
+    def update(self, model: Any, step: int, metrics: dict[str, float]) -> bool:
+        """Record an evaluation; copy the weights and return True when it is an improvement."""
+        if self.monitor not in metrics:
+            found = ", ".join(sorted(metrics))
+            raise ConfigError(f"monitor {self.monitor!r} is not measured; available: {found}")
+        value = metrics[self.monitor]
+        if self.value is not None and not self._better(value):
+            self.bad_evals += 1
+            return False
+        self.value, self.step, self.metrics, self.bad_evals = value, step, dict(metrics), 0
+        with torch.no_grad():
+            for name, tensor in _changing_tensors(model):
+                if name in self._copy:
+                    self._copy[name].copy_(tensor)
+                else:
+                    self._copy[name] = tensor.detach().clone()
+        return True
+
+    def _better(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        assert self.value is not None
+        if math.isnan(self.value):
+            return True
+        if self.higher:
+            return value > self.value + self.min_delta
+        return value < self.value - self.min_delta
+
+    def restore(self, model: Any) -> None:
+        """Load the best weights back into `model`."""
+        with torch.no_grad():
+            for name, tensor in _changing_tensors(model):
+                tensor.copy_(self._copy[name])
+
+
+def _changing_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            yield name, param
+    yield from model.named_buffers()
+
+
+# --- the loop -----------------------------------------------------------------------------
+
+
+def resolve_monitor(ctx: StageContext, settings: TrainSettings) -> tuple[str, bool]:
+    """The monitored value's name and whether higher is better."""
+    monitor = settings.monitor or (f"val/{ctx.metric_names[0]}" if ctx.metric_names else "val/loss")
+    if not monitor.startswith("val/"):
+        raise ConfigError(
+            f"monitor {monitor!r}: must be a validation value such as 'val/loss' or 'val/accuracy'"
+        )
+    if settings.mode == "auto":
+        return monitor, ctx.higher_is_better(monitor)
+    return monitor, settings.mode == "max"
+
+
+def fit(
+    ctx: StageContext, state: PipelineState, settings: TrainSettings, strategy: Strategy[Any]
+) -> FitResult:
+    """Train `state.model` on the train split; evaluate, keep the best, stop early.
+
+    On return `state.model` holds the best weights (LoRA adapters merged), saved with the
+    tokenizer to ``ctx.stage_dir / "best"``; `state.best_checkpoint` and `state.metrics`
+    are updated, and the best value is reported with `ctx.report_best`.
+    """
+    model = _require_model(state)
+    torch.manual_seed(ctx.seed)
+    train = split_features(state, "train", ctx.max_length)
+    validation = None
+    if state.splits.get("validation"):
+        validation = split_features(state, "validation", ctx.max_length)
+    else:
+        ctx.event("no validation split: no evaluation, the last weights are kept", "warning")
+    monitor, higher = resolve_monitor(ctx, settings)
+    if settings.dropout is not None:
+        set_dropout(model, settings.dropout)
+    lora = settings.train == "lora"
+    if lora:
+        model = add_lora(
+            model,
+            state.task,
+            settings.lora_r,
+            settings.lora_alpha,
+            settings.lora_dropout,
+            settings.lora_targets,
+        )
+    else:
+        freeze_except(model, settings.train, settings.top_k)
+    model.to(ctx.device)
+
+    loop = _Loop(ctx, state, settings, strategy, model, train, validation, monitor, higher)
+    loop.run()
+
+    best = loop.best
+    if loop.stopped_early:
+        ctx.event(
+            f"early stop at step {loop.step}: {monitor} did not improve for "
+            f"{settings.patience} evaluations"
+        )
+    if best.step is not None and best.step != loop.step:
+        best.restore(model)
+    if lora:
+        model = merge_lora(model)
+    model.requires_grad_(True)
+    model.eval()
+    state.model = model
+    folder = save_checkpoint(ctx, state)
+    if best.step is not None and best.value is not None:
+        ctx.report_best(best.step, best.value, monitor)
+        ctx.event(f"best {monitor} = {best.value:.4f} at step {best.step}")
+        state.metrics.update(best.metrics)
+    return FitResult(
+        steps=loop.step,
+        epochs=loop.step / loop.steps_per_epoch,
+        stopped_early=loop.stopped_early,
+        monitor=monitor if validation is not None else None,
+        best_step=best.step,
+        best_value=best.value,
+        best_metrics=best.metrics,
+        checkpoint=folder,
+        history=loop.history,
+    )
+
+
+class _Loop:
+    """One training run over prepared features: optimizer steps, logging, evaluations."""
+
+    def __init__(
+        self,
+        ctx: StageContext,
+        state: PipelineState,
+        settings: TrainSettings,
+        strategy: Strategy[Any],
+        model: Any,
+        train: Features,
+        validation: Features | None,
+        monitor: str,
+        higher: bool,
+    ) -> None:
+        self.ctx, self.labels, self.settings, self.strategy = ctx, state.labels, settings, strategy
+        self.model, self.train, self.validation = model, train, validation
+        self.device = ctx.device
+        self.micro_per_epoch = num_batches(len(train), settings.batch_size)
+        self.accum = settings.grad_accum if settings.grad_accum > 0 else self.micro_per_epoch
+        self.steps_per_epoch = num_batches(self.micro_per_epoch, self.accum)
+        total = settings.epochs * self.steps_per_epoch
+        self.total = min(total, settings.max_steps) if settings.max_steps > 0 else total
+        self.epochs = num_batches(self.total, self.steps_per_epoch)
+
+        self.dtype = autocast_dtype(settings.precision, self.device)
+        if settings.precision in ("bf16", "fp16") and self.dtype is None:
+            ctx.event(f"precision {settings.precision} needs a GPU; training in fp32", "warning")
+        self.autocast = _autocast(self.device, self.dtype)
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            decay_groups(model, settings.weight_decay),
+            lr=settings.lr,
+            fused=True if self.device.startswith("cuda") else None,
+        )
+        factor = lr_factor(settings.scheduler, warmup_steps(settings, self.total), self.total)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+        self.loss_scale = 1.0
+        self.step = 0
+        self.stopped_early = False
+        self.best = _Best(monitor, higher, settings.min_delta)
+        self.history: list[tuple[int, dict[str, float]]] = []
+
+    def forward(self, batch: dict[str, Any]) -> Any:
+        """The model's outputs for `batch`, under the configured autocast."""
+        with self.autocast():
+            return self.model(**batch)
+
+    def backward(self, loss: Any) -> None:
+        """Back-propagate `loss`, scaled for gradient accumulation and fp16."""
+        if self.loss_scale != 1.0:
+            loss = loss * self.loss_scale
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def run(self) -> None:
+        """Train until the last step or until early stopping says stop."""
+        ctx, settings, model = self.ctx, self.settings, self.model
+        self.strategy.setup(model)
+        model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        window_samples, window_start = 0, time.perf_counter()
+        group_size = self.accum
+        for epoch in range(self.epochs):
+            description = f"epoch {epoch + 1}/{self.epochs}"
+            order = batch_order(self.train, shuffle=True, seed=ctx.seed + epoch)
+            group_loss, group_done = 0.0, 0
+            micro_batches = batches(self.train, settings.batch_size, order, self.device)
+            for micro, batch in enumerate(micro_batches):
+                ctx.check_stop()
+                if group_done == 0:
+                    # The last group of an epoch may be short; its mean loss still counts once.
+                    group_size = min(self.accum, self.micro_per_epoch - micro)
+                    self.loss_scale = 1.0 / group_size
+                inputs = TrainStep(model, batch, self.forward, self.backward, self.step)
+                group_loss += self.strategy.step(inputs)
+                group_done += 1
+                window_samples += int(batch["input_ids"].shape[0])
+                if group_done < group_size:
+                    continue
+                lr = self._optimizer_step()
+                self.step += 1
+                values = {"train/loss": group_loss / group_size}
+                group_loss, group_done = 0.0, 0
+                end_of_epoch = micro + 1 == self.micro_per_epoch
+                last = self.step == self.total
+                if self.step % settings.log_every == 0 or end_of_epoch or last:
+                    now = time.perf_counter()
+                    values["train/lr"] = lr
+                    values["train/epoch"] = self.step / self.steps_per_epoch
+                    values["train/samples_per_s"] = window_samples / max(now - window_start, 1e-9)
+                    window_samples, window_start = 0, now
+                ctx.log(values, self.step)
+                ctx.progress(self.step, self.total, description)
+                if settings.eval_every > 0:
+                    due = self.step % settings.eval_every == 0
+                else:
+                    due = end_of_epoch
+                if self.validation is not None and (due or last):
+                    self.stopped_early = self._evaluate()
+                    window_start = time.perf_counter()
+                if self.stopped_early or last:
+                    return
+
+    def _optimizer_step(self) -> float:
+        """Clip, step, schedule; return the learning rate the step used."""
+        optimizer, scaler = self.optimizer, self.scaler
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if self.settings.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.settings.max_grad_norm, foreach=True)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        lr = float(self.scheduler.get_last_lr()[0])
+        self.scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.strategy.after_optimizer_step(self.model)
+        return lr
+
+    def _evaluate(self) -> bool:
+        """Evaluate, log, track the best; True when early stopping says stop."""
+        assert self.validation is not None
+        predictions = predict(
+            self.model,
+            self.validation,
+            batch_size=self.settings.eval_batch_size,
+            device=self.device,
+            dtype=self.dtype,
+            check_stop=self.ctx.check_stop,
+        )
+        metrics = score(self.ctx, predictions, self.validation, self.labels, "val")
+        self.model.train()
+        self.ctx.log(metrics, self.step)
+        self.history.append((self.step, metrics))
+        self.best.update(self.model, self.step, metrics)
+        patience = self.settings.patience
+        return patience > 0 and self.best.bad_evals >= patience
+
+
+def save_checkpoint(ctx: StageContext, state: PipelineState, name: str = "best") -> Path:
+    """Save `state.model` and tokenizer (safetensors) to ``ctx.stage_dir / name`` and
+    record it as the best checkpoint."""
+    folder = ctx.stage_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    state.model.save_pretrained(folder)
+    state.tokenizer.save_pretrained(folder)
+    state.best_checkpoint = folder
+    ctx.artifact(folder, "checkpoint")
+    return folder
