@@ -149,14 +149,14 @@ class Strategy(Plugin[P], ABC):
     (FGM, PGD, FreeLB, R-Drop) run extra forward/backward passes here.
     """
 
-    def setup(self, model: Any) -> None:  # noqa: B027 - optional hook
+    def setup(self, model: Any) -> None:
         """Called once before training starts, with the model on its device."""
 
     @abstractmethod
     def step(self, inputs: TrainStep) -> float:
         """Compute gradients for one micro-batch and return its loss as a float."""
 
-    def after_optimizer_step(self, model: Any) -> None:  # noqa: B027 - optional hook
+    def after_optimizer_step(self, model: Any) -> None:
         """Called after every optimizer step (for weight averaging and the like)."""
 
 
@@ -227,8 +227,8 @@ class StageContext(ABC):
         """Record a file or folder the stage produced (size and hash are computed)."""
 
     @abstractmethod
-    def report_best(self, step: int, value: float) -> None:
-        """Record this stage's best monitored value and the step it was reached at."""
+    def report_best(self, step: int, value: float, metric: str | None = None) -> None:
+        """Record this stage's best monitored value, the step it was reached at, and its name."""
 
     @abstractmethod
     def compute_metrics(

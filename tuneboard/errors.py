@@ -26,5 +26,5 @@ class QueryError(TuneboardError):
     """A user SQL statement was refused or failed."""
 
 
-class RunCancelled(Exception):  # noqa: N818 - a signal, not an error condition
+class RunCancelled(Exception):
     """Raised inside a run when cancellation was requested; the run ends as `cancelled`."""

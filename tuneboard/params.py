@@ -36,7 +36,12 @@ def param(
     instance. `choices`, `min` and `max` are checked on validation (a `Literal` type gives
     the choices by itself).
     """
-    metadata = {"help": help, "choices": tuple(choices) if choices else None, "min": min, "max": max}
+    metadata = {
+        "help": help,
+        "choices": tuple(choices) if choices else None,
+        "min": min,
+        "max": max,
+    }
     if isinstance(default, list | dict):
         factory = default.copy
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -118,7 +123,9 @@ def build_params(params_cls: type[T], values: Mapping[str, Any], where: str) -> 
         if name in values:
             kwargs[name] = check_value(spec, values[name], where)
         elif spec.required:
-            raise ConfigError(f"{where}: missing required key {name!r} ({spec.help or spec.type_name})")
+            raise ConfigError(
+                f"{where}: missing required key {name!r} ({spec.help or spec.type_name})"
+            )
     return params_cls(**kwargs)
 
 
@@ -215,8 +222,10 @@ def _type_name(annotation: Any) -> str:
         return f"a list of {_plural(_type_name(args[0]))}" if args else "a list"
     if origin in (dict, Mapping):
         return "a table"
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    simple = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    if annotation in simple:
+        return simple[annotation]
+    return str(getattr(annotation, "__name__", annotation))
 
 
 def _plural(name: str) -> str:

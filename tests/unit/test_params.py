@@ -49,7 +49,10 @@ def test_list_defaults_are_not_shared() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"path": "a", "lrr": 1e-3}, "unknown key 'lrr' (did you mean 'lr'?); accepted keys: epochs, layers, lr"),
+        (
+            {"path": "a", "lrr": 1e-3},
+            "unknown key 'lrr' (did you mean 'lr'?); accepted keys: epochs, layers, lr",
+        ),
         ({"path": "a", "epochs": "3"}, "key 'epochs' must be an integer, got '3'"),
         ({"path": "a", "epochs": 2.5}, "key 'epochs' must be an integer, got 2.5"),
         ({"path": "a", "epochs": True}, "key 'epochs' must be an integer, got True"),

@@ -51,7 +51,13 @@ def wait_until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-unty
 
 def test_slots_per_device() -> None:
     slots = make_slots(["cuda:0", "cuda:1", "cpu"], slots_per_device=2, cpu_slots=1)
-    assert slots == [Slot("cuda:0", 0), Slot("cuda:0", 1), Slot("cuda:1", 0), Slot("cuda:1", 1), Slot("cpu", 0)]
+    assert slots == [
+        Slot("cuda:0", 0),
+        Slot("cuda:0", 1),
+        Slot("cuda:1", 0),
+        Slot("cuda:1", 1),
+        Slot("cpu", 0),
+    ]
 
 
 def test_runs_wait_for_a_free_slot_and_start_in_order() -> None:
@@ -76,7 +82,12 @@ def test_each_gpu_slot_is_used() -> None:
     for n in range(4):
         recorder.submit(scheduler, f"r{n}")
     wait_until(lambda: len(recorder.started) == 4)
-    assert sorted(device for _, device in recorder.started) == ["cuda:0", "cuda:0", "cuda:1", "cuda:1"]
+    assert sorted(device for _, device in recorder.started) == [
+        "cuda:0",
+        "cuda:0",
+        "cuda:1",
+        "cuda:1",
+    ]
     assert scheduler.running() == dict(recorder.started)
     recorder.release.set()
     assert scheduler.wait(timeout=5)

@@ -53,7 +53,7 @@ def detect_devices() -> list[str]:
 
 def make_slots(devices: Sequence[str], slots_per_device: int, cpu_slots: int) -> list[Slot]:
     """The slots for a device list: `cpu_slots` on the CPU, `slots_per_device` on each GPU."""
-    slots = []
+    slots: list[Slot] = []
     for device in devices:
         count = cpu_slots if device == "cpu" else slots_per_device
         slots.extend(Slot(device, n) for n in range(count))

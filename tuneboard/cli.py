@@ -1,0 +1,402 @@
+"""The `tuneboard` command line: run experiments, list and show runs, query with SQL, list plugins.
+
+Start-up must stay fast: torch, transformers, Textual and rich are imported only inside the
+commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from tuneboard.errors import TuneboardError
+from tuneboard.render import OUTPUT_FORMATS
+
+if TYPE_CHECKING:
+    from tuneboard.config import Project
+    from tuneboard.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def friendly_errors(command: F) -> F:
+    """Show tuneboard errors as one line on stderr with exit code 2, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TuneboardError as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper  # type: ignore[return-value]
+
+
+project_option = click.option(
+    "--project",
+    "-p",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project folder (default: the nearest folder upwards holding a tuneboard.toml).",
+)
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format; csv and json are for scripts.",
+)
+
+
+def load_project_from(project_dir: Path | None) -> Project:
+    """The project in `project_dir`, or the nearest one upwards from the current folder."""
+    from tuneboard.config import find_project, load_project
+
+    if project_dir is not None:
+        return load_project(project_dir)
+    return load_project(find_project(Path.cwd()))
+
+
+def open_store(project: Project, *, read_only: bool = False) -> Store:
+    """The project's database (created, empty, when a reading command finds none yet)."""
+    from tuneboard.store import Store
+
+    return Store(project.database, read_only=read_only and project.database.exists())
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tuneboard")
+@project_option
+@click.pass_context
+def main(ctx: click.Context, project_dir: Path | None) -> None:
+    """tuneboard: launch, watch, compare and query multi-step fine-tuning runs.
+
+    Commands take --project DIR; by default the project is the nearest folder upwards that
+    holds a tuneboard.toml.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@main.command()
+@click.argument("experiment")
+@project_option
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a value of the experiment, e.g. --set stages.1.lr=3e-5 (repeatable).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars; only the summary.")
+@friendly_errors
+def run(experiment: str, project_dir: Path | None, overrides: tuple[str, ...], quiet: bool) -> None:
+    """Run EXPERIMENT from tuneboard.toml and wait for it; exit 0 only if it completed."""
+    from tuneboard.cli_progress import ProgressObserver
+    from tuneboard.engine.engine import Engine
+    from tuneboard.engine.runner import prepare_run
+    from tuneboard.plugins import load_plugins
+
+    project = load_project_from(project_dir)
+    registry = load_plugins(project.root)
+    config = project.experiment(experiment, registry, overrides)
+    # Everything that can fail on bad input happens before the database is touched.
+    prepared = prepare_run(project, config, registry)
+    observer = ProgressObserver(enabled=not quiet)
+    store = open_store(project)
+    engine = Engine(project, store, registry, observer=observer)
+    try:
+        run_id = engine.launch(prepared)
+        click.echo(f"run {run_id}: experiment {experiment!r} ({len(config.stages)} stages)")
+        with observer:
+            while not engine.wait([run_id], timeout=0.25):
+                pass
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: cancelling the run…", err=True)
+        engine.shutdown(cancel=True)
+        store.close()
+        sys.exit(EXIT_INTERRUPTED)
+    engine.shutdown(cancel=False)
+    status = _print_run_summary(store, run_id)
+    store.close()
+    sys.exit(0 if status == "completed" else EXIT_RUN_FAILED)
+
+
+def _print_run_summary(store: Store, run_id: str) -> str:
+    from rich.console import Console
+
+    from tuneboard.render import elapsed, format_duration, rich_table, status_text
+
+    console = Console()
+    run_row = store.get_run(run_id)
+    rows = [
+        (
+            stage.stage_index,
+            stage.name,
+            stage.plugin,
+            status_text(stage.status),
+            stage.steps,
+            f"{stage.best_metric} = {stage.best_value:.4f}" if stage.best_value is not None else "",
+            format_duration(elapsed(stage.started_at, stage.finished_at)),
+        )
+        for stage in store.stages(run_id)
+    ]
+    columns = ["#", "stage", "plugin", "status", "steps", "best", "time"]
+    console.print(rich_table(columns, rows, title=f"run {run_id} — {status_text(run_row.status)}"))
+    final = {k: v for k, v in store.last_metrics(run_id).items() if k.startswith("test/")}
+    if final:
+        console.print(
+            "  ".join(f"{name} [bold]{value:.4f}[/]" for name, value in sorted(final.items()))
+        )
+    if run_row.error:
+        console.print(f"[red]error:[/] {run_row.error}")
+    return run_row.status
+
+
+@main.command()
+@project_option
+@format_option
+@click.option("--limit", "-n", type=int, default=50, show_default=True, help="How many runs.")
+@click.option("--experiment", "-e", default=None, help="Only runs of this experiment.")
+@click.option("--status", "-s", default=None, help="Only runs with this status.")
+@friendly_errors
+def runs(
+    project_dir: Path | None, fmt: str, limit: int, experiment: str | None, status: str | None
+) -> None:
+    """List runs, newest first."""
+    import time
+
+    from tuneboard.render import elapsed, format_duration, format_time, iso_time, status_text
+
+    project = load_project_from(project_dir)
+    store = open_store(project, read_only=True)
+    now = time.time()
+    columns = [
+        "run_id",
+        "experiment",
+        "status",
+        "device",
+        "started",
+        "duration",
+        "headline",
+        "value",
+    ]
+    rows: list[Sequence[Any]] = []
+    for r in store.list_runs(limit=limit, experiment=experiment, status=status):
+        end = r.finished_at or (now if r.status == "running" else None)
+        duration = elapsed(r.started_at, end)
+        if fmt == "table":
+            status_cell = status_text(r.status)
+            if r.status == "running" and r.current_stage:
+                status_cell += f" {r.current_stage} {100 * (r.progress or 0):.0f}%"
+            row: Sequence[Any] = (
+                r.run_id,
+                r.experiment,
+                status_cell,
+                r.device,
+                format_time(r.started_at),
+                format_duration(duration),
+            )
+        else:
+            row = (r.run_id, r.experiment, r.status, r.device, iso_time(r.started_at), duration)
+        rows.append((*row, r.headline, r.headline_value))
+    _emit(columns, rows, fmt, title=f"runs of {project.name}")
+
+
+@main.command()
+@click.argument("run_id")
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="Everything as one JSON document.")
+@click.option(
+    "--events",
+    "event_count",
+    type=int,
+    default=15,
+    show_default=True,
+    help="How many recent events to show.",
+)
+@friendly_errors
+def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int) -> None:
+    """Show one run: status, stages, final metrics, events and artifacts (an id prefix works)."""
+    from dataclasses import asdict
+
+    from tuneboard.render import json_default
+
+    project = load_project_from(project_dir)
+    store = open_store(project, read_only=True)
+    run_row = store.get_run(run_id)
+    stages = store.stages(run_row.run_id)
+    metrics = store.last_metrics(run_row.run_id)
+    events = store.events(run_row.run_id)
+    artifacts = store.artifacts(run_row.run_id)
+    if as_json:
+        document = {
+            "run": asdict(run_row),
+            "stages": [asdict(s) for s in stages],
+            "metrics": metrics,
+            "events": [asdict(e) for e in events],
+            "artifacts": [asdict(a) for a in artifacts],
+        }
+        click.echo(json.dumps(document, default=json_default, indent=2))
+        return
+    _show_run(
+        store, run_row.run_id, events[-event_count:] if event_count else [], artifacts, metrics
+    )
+
+
+def _show_run(
+    store: Store,
+    run_id: str,
+    events: Sequence[Any],
+    artifacts: Sequence[Any],
+    metrics: dict[str, float],
+) -> None:
+    from rich.console import Console
+
+    from tuneboard.render import format_time, rich_table
+
+    console = Console()
+    run_row = store.get_run(run_id)
+    console.print(
+        f"[bold]{run_row.run_id}[/]  experiment {run_row.experiment}  "
+        f"device {run_row.device or '-'}"
+    )
+    console.print(
+        f"created {format_time(run_row.created_at)}  started {format_time(run_row.started_at)}  "
+        f"finished {format_time(run_row.finished_at)}"
+    )
+    _print_run_summary(store, run_id)
+    if metrics:
+        console.print(
+            rich_table(["metric", "last value"], sorted(metrics.items()), title="metrics")
+        )
+    if artifacts:
+        console.print(
+            rich_table(
+                ["stage", "kind", "path", "bytes", "sha256"],
+                [(a.stage_index, a.kind, a.path, a.bytes, a.sha256[:12]) for a in artifacts],
+                title="artifacts",
+            )
+        )
+    if events:
+        console.print("[bold]events[/]")
+        for event in events:
+            first, *rest = event.message.splitlines() or [""]
+            console.print(
+                f"  {format_time(event.time)}  {event.level:<7} {first}",
+                markup=False,
+                highlight=False,
+            )
+            if event.level == "error":
+                for line in rest[-6:]:
+                    console.print(f"      {line}", markup=False, highlight=False)
+
+
+@main.command()
+@click.argument("query")
+@project_option
+@format_option
+@click.option(
+    "--limit", "-n", type=int, default=1000, show_default=True, help="Most rows to return."
+)
+@friendly_errors
+def sql(query: str, project_dir: Path | None, fmt: str, limit: int) -> None:
+    """Run a read-only SQL QUERY over the project's database ('-' reads it from stdin).
+
+    Tables: runs, stages, metrics, events, artifacts (see the README for the schema).
+    """
+    from tuneboard.store.sql import run_query
+
+    if query == "-":
+        query = sys.stdin.read()
+    project = load_project_from(project_dir)
+    store = open_store(project, read_only=True)
+    result = run_query(store, query, limit=limit)
+    _emit(result.columns, result.rows, fmt)
+    if fmt == "table":
+        more = f" (first {limit}; use --limit for more)" if result.truncated else ""
+        click.echo(f"{len(result.rows)} rows{more} in {result.elapsed * 1000:.0f} ms", err=True)
+
+
+@main.command()
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="As JSON, for scripts.")
+@friendly_errors
+def plugins(project_dir: Path | None, as_json: bool) -> None:
+    """List every loaded plugin (name, version, source, what it provides) and load failures."""
+    from dataclasses import asdict
+
+    from tuneboard.config import find_project
+    from tuneboard.plugins import load_plugins
+
+    root: Path | None = project_dir
+    if root is None:
+        try:
+            root = find_project(Path.cwd())
+        except TuneboardError:
+            root = None  # outside a project: built-ins and installed plugins only
+    registry = load_plugins(root)
+    if as_json:
+        document = {
+            "plugins": [asdict(p) for p in registry.plugins],
+            "failures": [asdict(f) for f in registry.failures],
+        }
+        click.echo(json.dumps(document, indent=2, default=str))
+        return
+    from rich.console import Console
+
+    from tuneboard.render import rich_table
+
+    console = Console()
+    rows = [
+        (
+            p.name,
+            p.version,
+            p.source,
+            "; ".join(f"{kind}: {', '.join(names)}" for kind, names in p.provides.items() if names),
+            p.location,
+        )
+        for p in registry.plugins
+    ]
+    console.print(
+        rich_table(["plugin", "version", "source", "provides", "location"], rows, title="plugins")
+    )
+    for failure in registry.failures:
+        console.print(
+            f"[red]✗ {failure.name}[/] ({failure.source}, {failure.location}): {failure.error}",
+            highlight=False,
+        )
+
+
+def _emit(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, *, title: str | None = None
+) -> None:
+    if fmt == "table":
+        from rich.console import Console
+
+        from tuneboard.render import rich_table
+
+        Console().print(rich_table(columns, rows, title=title))
+    else:
+        from tuneboard.render import write_rows
+
+        write_rows(columns, rows, fmt, sys.stdout)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

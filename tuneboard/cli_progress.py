@@ -1,0 +1,104 @@
+"""Progress bars for `tuneboard run`: one bar per stage, with the latest loss and metric."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Column
+
+from tuneboard.engine.observer import RunObserver, StageSummary
+from tuneboard.render import format_number, status_text
+
+# Shown beside a bar, in this order, when the stage logs them.
+SHOWN_METRICS = ("train/loss", "val/loss")
+
+
+class ProgressObserver(RunObserver):
+    """Draws rich progress bars from run notifications (called from worker threads)."""
+
+    def __init__(self, *, enabled: bool = True, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled
+        self._progress = Progress(
+            TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=self.console,
+            disable=not enabled,
+        )
+        self._tasks: dict[tuple[str, int], TaskID] = {}
+        self._latest: dict[tuple[str, int], dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ProgressObserver:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def stage_started(self, run_id: str, stage_index: int, name: str, plugin: str) -> None:
+        """Add a bar for the stage."""
+        label = f"{stage_index} {name}" if name == plugin else f"{stage_index} {name} ({plugin})"
+        with self._lock:
+            self._tasks[(run_id, stage_index)] = self._progress.add_task(
+                label, total=None, metrics=""
+            )
+
+    def progress(
+        self, run_id: str, stage_index: int, completed: int, total: int | None, description: str
+    ) -> None:
+        """Move the stage's bar."""
+        task = self._tasks.get((run_id, stage_index))
+        if task is not None:
+            self._progress.update(task, completed=completed, total=total)
+
+    def metrics(self, run_id: str, stage_index: int, step: int, values: dict[str, float]) -> None:
+        """Show the latest loss and validation metrics beside the bar."""
+        key = (run_id, stage_index)
+        task = self._tasks.get(key)
+        if task is None:
+            return
+        latest = self._latest.setdefault(key, {})
+        latest.update(values)
+        shown = [name for name in SHOWN_METRICS if name in latest]
+        shown += sorted(n for n in latest if n.startswith("val/") and n not in SHOWN_METRICS)[:2]
+        text = "  ".join(f"{name} {format_number(latest[name])}" for name in shown)
+        self._progress.update(task, metrics=text)
+
+    def stage_finished(self, run_id: str, stage_index: int, summary: StageSummary) -> None:
+        """Complete the bar and print a line about the stage."""
+        task = self._tasks.get((run_id, stage_index))
+        if task is not None:
+            self._progress.update(
+                task, total=max(summary.steps, 1), completed=max(summary.steps, 1)
+            )
+        best = ""
+        if summary.best_value is not None:
+            best = f", best {summary.best_metric} {format_number(summary.best_value)}"
+            best += f" at step {summary.best_step}"
+        if self.enabled:
+            status = status_text(summary.status)
+            self._progress.console.print(
+                f"  stage {stage_index} {summary.name}: {status} in {summary.seconds:.1f}s{best}",
+                highlight=False,
+            )

@@ -1,0 +1,155 @@
+"""The engine's side of the plugin contracts: the contexts stages and datasets receive."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuneboard.api import DatasetContext, LogLevel, Metric, StageContext, Strategy
+from tuneboard.config import ExperimentConfig
+from tuneboard.engine.observer import RunObserver
+from tuneboard.errors import DataError, RunCancelled
+from tuneboard.params import build_params
+from tuneboard.plugins import PluginRegistry
+from tuneboard.store import Store
+
+# Metric names whose smaller values are better, whatever the split prefix.
+LOWER_IS_BETTER = ("loss", "perplexity")
+
+
+class ProjectDatasetContext(DatasetContext):
+    """Resolves a dataset table's file names relative to the project folder."""
+
+    def __init__(self, project_dir: Path, task: str, seed: int, where: str) -> None:
+        self.project_dir = project_dir
+        self.task = task
+        self.seed = seed
+        self._where = where
+
+    def resolve(self, path: str, key: str) -> Path:
+        """The absolute path of a data file; DataError naming the key when it does not exist."""
+        resolved = (self.project_dir / Path(path).expanduser()).resolve()
+        if not resolved.is_file():
+            raise DataError(f"{self._where}: key {key!r}: file not found: {path}")
+        return resolved
+
+
+@dataclass
+class RunEnvironment:
+    """What every stage of one run shares: identity, services and the cancel flag."""
+
+    run_id: str
+    run_dir: Path
+    device: str
+    experiment: ExperimentConfig
+    store: Store
+    registry: PluginRegistry
+    observer: RunObserver
+    cancel: threading.Event
+    last_values: dict[str, float] = field(default_factory=dict)
+    _metric_plugins: list[Metric] | None = None
+
+    def metric_plugins(self) -> list[Metric]:
+        """One instance of each metric plugin the experiment names."""
+        if self._metric_plugins is None:
+            self._metric_plugins = [self.registry.metric(n)() for n in self.experiment.metrics]
+        return self._metric_plugins
+
+
+class RunContext(StageContext):
+    """The context of one stage of a run, backed by the store and the run's observer."""
+
+    def __init__(self, env: RunEnvironment, stage_index: int) -> None:
+        self._env = env
+        self.run_id = env.run_id
+        self.stage_index = stage_index
+        self.device = env.device
+        self.seed = env.experiment.seed + stage_index
+        self.rng = random.Random(self.seed)
+        self.run_dir = env.run_dir
+        self.stage_dir = env.run_dir / f"stage-{stage_index}"
+        self.stage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.max_length = env.experiment.max_length
+        self.metric_names = env.experiment.metrics
+        self.best: tuple[int, float] | None = None
+        self.best_metric: str | None = None
+        self.steps = 0
+        self.total_steps: int | None = None
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        """Queue metric values for the database and notify observers."""
+        values = {name: float(value) for name, value in metrics.items()}
+        self._env.store.log_metrics(self.run_id, self.stage_index, step, values, time.time())
+        self._env.last_values.update(values)
+        self._env.observer.metrics(self.run_id, self.stage_index, step, values)
+
+    def progress(self, completed: int, total: int | None = None, description: str = "") -> None:
+        """Record progress (coalesced by the store's writer) and notify observers."""
+        self.steps = completed
+        if total is not None:
+            self.total_steps = total
+        self._env.store.set_progress(self.run_id, self.stage_index, completed, self.total_steps)
+        self._env.observer.progress(
+            self.run_id, self.stage_index, completed, self.total_steps, description
+        )
+
+    def should_stop(self) -> bool:
+        """True once the run was asked to cancel."""
+        return self._env.cancel.is_set()
+
+    def check_stop(self) -> None:
+        """Raise RunCancelled if the run was asked to cancel."""
+        if self._env.cancel.is_set():
+            raise RunCancelled(self.run_id)
+
+    def event(self, message: str, level: LogLevel = "info") -> None:
+        """Append a line to the run's event log."""
+        self._env.store.log_event(self.run_id, message, level=level, stage_index=self.stage_index)
+
+    def artifact(self, path: Path, kind: str) -> None:
+        """Record a file or folder this stage produced."""
+        self._env.store.add_artifact(self.run_id, self.stage_index, kind, path)
+
+    def report_best(self, step: int, value: float, metric: str | None = None) -> None:
+        """Remember the stage's best monitored value; written when the stage ends."""
+        self.best = (step, value)
+        self.best_metric = metric
+
+    def compute_metrics(
+        self, predictions: Sequence[Any], references: Sequence[Any], label_names: Sequence[str]
+    ) -> dict[str, float]:
+        """Every configured metric over the predictions."""
+        values: dict[str, float] = {}
+        for metric in self._env.metric_plugins():
+            values.update(metric.compute(predictions, references, label_names))
+        return values
+
+    def higher_is_better(self, metric: str) -> bool:
+        """Direction of a metric: losses and perplexities go down, metric plugins say theirs."""
+        return metric_higher_is_better(metric, self._env.registry)
+
+    def strategy(self, name: str, params: Mapping[str, Any] | None = None) -> Strategy[Any]:
+        """Build a strategy plugin with validated parameters."""
+        cls = self._env.registry.strategy(name)
+        where = f"strategy {name!r} of stage {self.stage_index}"
+        return cls(build_params(cls.Params, dict(params or {}), where))
+
+
+def metric_higher_is_better(metric: str, registry: PluginRegistry) -> bool:
+    """Whether larger values of a logged metric name (such as `val/f1_macro`) are better."""
+    base = metric.split("/", 1)[1] if "/" in metric else metric
+    if any(base == word or base.endswith(word) for word in LOWER_IS_BETTER):
+        return False
+    plugins = registry.metrics
+    if base in plugins:
+        return bool(plugins[base].higher_is_better)
+    # Sub-values such as `f1_per_type/PER` take the direction of the plugin they start with.
+    for name in sorted(plugins, key=len, reverse=True):
+        if base.startswith(name):
+            return bool(plugins[name].higher_is_better)
+    return True

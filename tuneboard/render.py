@@ -1,0 +1,122 @@
+"""Formatting shared by the CLI and the app: durations, numbers, statuses, tables as text."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import IO, Any
+
+# Status -> (symbol, colour). The symbol carries the meaning, the colour only helps.
+STATUS_STYLES: dict[str, tuple[str, str]] = {
+    "queued": ("…", "yellow"),
+    "running": ("▶", "cyan"),
+    "completed": ("✓", "green"),
+    "failed": ("✗", "red"),
+    "cancelled": ("■", "magenta"),
+    "interrupted": ("!", "red"),
+}
+
+OUTPUT_FORMATS = ("table", "csv", "json")
+
+
+def status_text(status: str) -> str:
+    """A status with its symbol, e.g. `✓ completed`."""
+    symbol, _ = STATUS_STYLES.get(status, ("?", "white"))
+    return f"{symbol} {status}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """`42.1s`, `3m 05s`, `2h 10m`; empty for None."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_time(epoch: float | None) -> str:
+    """An epoch timestamp as local `YYYY-MM-DD HH:MM:SS`; empty for None."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """An epoch timestamp as ISO 8601 in UTC, for CSV and JSON output."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat()
+
+
+def elapsed(start: float | None, end: float | None) -> float | None:
+    """Seconds between two epoch timestamps, or None when one is missing."""
+    if start is None or end is None:
+        return None
+    return end - start
+
+
+def format_number(value: Any) -> str:
+    """Numbers to 4 significant digits for floats; other values as text; None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def json_default(value: Any) -> Any:
+    """`json.dumps` fallback for dates and other non-JSON values."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, int | float | str):
+        return value
+    return str(value)
+
+
+def write_rows(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, stream: IO[str]
+) -> None:
+    """Write rows as CSV or JSON (a list of objects) for scripts."""
+    if fmt == "csv":
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(
+                [
+                    "" if v is None else json_default(v) if isinstance(v, datetime) else v
+                    for v in row
+                ]
+            )
+    elif fmt == "json":
+        records = [dict(zip(columns, row, strict=True)) for row in rows]
+        json.dump(records, stream, default=json_default, indent=2)
+        stream.write("\n")
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+
+
+def rich_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+) -> Any:
+    """A `rich.table.Table` of the rows (imported lazily: rich costs start-up time)."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(format_number(v) for v in row))
+    return table
