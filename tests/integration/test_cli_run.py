@@ -200,3 +200,46 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert message in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (sentiment_project / ".tuneboard" / "tuneboard.duckdb").exists()
+
+
+def test_cancel_from_another_process(cli: CliRunner, sentiment_project: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tuneboard.cli",
+            "run",
+            "tiny",
+            "--quiet",
+            "--set",
+            "stages.0.epochs=200",
+        ],
+        cwd=sentiment_project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        status = None
+        while status != "running":
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.5)
+            listed = cli("runs", "--format", "json", cwd=sentiment_project)
+            rows = json.loads(listed.stdout) if listed.returncode == 0 else []
+            status = rows[0]["status"] if rows else None
+        run_id = rows[0]["run_id"]
+        done = cli("cancel", run_id[:10], cwd=sentiment_project)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"run {run_id}: cancel requested" in done.stdout
+        assert runner.wait(timeout=60) == 1
+    finally:
+        runner.kill()
+    [(status, error)] = query(sentiment_project, "SELECT status, error FROM runs")
+    assert (status, error) == ("cancelled", "cancelled by the user")
+    again = cli("cancel", run_id, cwd=sentiment_project)
+    assert again.returncode == 0 and "already cancelled" in again.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections.abc import Iterable
@@ -13,7 +14,12 @@ from tuneboard.engine.observer import RunObserver
 from tuneboard.engine.runner import PreparedRun, RunJob, prepare_run
 from tuneboard.engine.scheduler import Scheduler
 from tuneboard.plugins import PluginRegistry
-from tuneboard.store import Store
+from tuneboard.store import ACTIVE_STATUSES, Store
+
+log = logging.getLogger(__name__)
+
+# How often a process looks for cancel requests made by other processes for its runs.
+CANCEL_POLL_SECONDS = 1.0
 
 
 def new_run_id() -> str:
@@ -43,6 +49,8 @@ class Engine:
             cpu_slots=project.cpu_slots,
         )
         self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def prepare(self, experiment: ExperimentConfig) -> PreparedRun:
         """Load and check an experiment's data; raises TuneboardError on bad input."""
@@ -75,11 +83,21 @@ class Engine:
             run_dir=run_dir,
         )
         self.scheduler.submit(run_id, job, job.dropped)
+        self._watch_cancel_requests()
         return run_id
 
     def cancel(self, run_id: str) -> bool:
-        """Ask a queued or running run of this process to stop; False if it is not ours."""
-        return self.scheduler.cancel(run_id)
+        """Ask a queued or running run to stop, whichever process runs it.
+
+        Runs of this process are cancelled directly; runs of another process through a flag
+        in the database that their process polls. False when the run is not active.
+        """
+        if self.scheduler.cancel(run_id):
+            return True
+        if self.store.get_run(run_id).status not in ACTIVE_STATUSES:
+            return False
+        self.store.request_cancel(run_id)
+        return True
 
     def active(self) -> list[str]:
         """Ids of this process's queued and running runs."""
@@ -91,9 +109,31 @@ class Engine:
 
     def shutdown(self, *, cancel: bool = True, timeout: float | None = None) -> bool:
         """Cancel (if asked) and wait for every run, then flush the store."""
+        self._closed.set()
         done = self.scheduler.shutdown(cancel=cancel, timeout=timeout)
         self.store.flush()
         return done
+
+    def _watch_cancel_requests(self) -> None:
+        with self._lock:
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._poll_cancel_requests, name="tuneboard-cancel-watch", daemon=True
+                )
+                self._watcher.start()
+
+    def _poll_cancel_requests(self) -> None:
+        while not self._closed.wait(CANCEL_POLL_SECONDS):
+            active = self.scheduler.active()
+            if not active:
+                continue
+            try:
+                requested = self.store.cancel_requests(active)
+            except Exception:  # a busy database only delays the cancel to the next poll
+                log.warning("could not read cancel requests", exc_info=True)
+                continue
+            for run_id in requested:
+                self.scheduler.cancel(run_id)
 
     def _run_dir(self, run_id: str) -> Path:
         return self.project.runs_dir / run_id

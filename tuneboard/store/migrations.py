@@ -73,8 +73,14 @@ CREATE TABLE artifacts (
 );
 """
 
+# Cancelling a run owned by another process: the owner polls this flag for its active runs.
+M002_CANCEL_REQUESTS = """
+ALTER TABLE runs ADD COLUMN cancel_requested BOOLEAN DEFAULT false;  -- cancel asked from elsewhere
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
+    ("m002_cancel_requests", M002_CANCEL_REQUESTS),
 ]
 
 

@@ -14,7 +14,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -304,6 +304,13 @@ class Store:
         size, digest = hash_path(path)
         self._put((ARTIFACT, run_id, stage_index, kind, str(path), size, digest, _now(at)))
 
+    def request_cancel(self, run_id: str) -> None:
+        """Ask whichever process runs `run_id` to cancel it (it polls `cancel_requests`)."""
+        self._statement(
+            "UPDATE runs SET cancel_requested = true WHERE run_id = ? AND status IN (?, ?)",
+            [run_id, RunStatus.QUEUED.value, RunStatus.RUNNING.value],
+        )
+
     def delete_run(self, run_id: str) -> None:
         """Remove the run's rows from every table."""
         self._put((DELETE_RUN, run_id))
@@ -497,6 +504,16 @@ class Store:
         return Series([row[0] for row in rows], [row[1] for row in rows])
 
     # --- owners -----------------------------------------------------------------------------
+
+    def cancel_requests(self, run_ids: Sequence[str]) -> list[str]:
+        """Which of `run_ids` another process asked to cancel."""
+        if not run_ids:
+            return []
+        rows = self._fetch(
+            "SELECT run_id FROM runs WHERE cancel_requested AND list_contains(?, run_id)",
+            [list(run_ids)],
+        )
+        return [run_id for (run_id,) in rows]
 
     def mark_interrupted(self) -> list[str]:
         """Mark as interrupted the active runs whose owner process on this host is gone.
