@@ -40,6 +40,9 @@ def friendly_errors(command: F) -> F:
         except TuneboardError as error:
             click.secho(f"error: {error}", fg="red", err=True)
             sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:  # Ctrl-C outside a command's own handling: no traceback
+            click.echo("\ninterrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
@@ -85,11 +88,19 @@ def open_store(project: Project, *, read_only: bool = False) -> Store:
 def main(ctx: click.Context, project_dir: Path | None) -> None:
     """tuneboard: launch, watch, compare and query multi-step fine-tuning runs.
 
-    Commands take --project DIR; by default the project is the nearest folder upwards that
-    holds a tuneboard.toml.
+    With no command, opens the terminal app. Commands take --project DIR; by default the
+    project is the nearest folder upwards that holds a tuneboard.toml.
     """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        _open_app(project_dir)
+
+
+@friendly_errors
+def _open_app(project_dir: Path | None) -> None:
+    """Open the Textual app on the project (Textual is imported only here)."""
+    from tuneboard.tui.app import run_app
+
+    run_app(load_project_from(project_dir))
 
 
 @main.command()
@@ -139,7 +150,7 @@ def run(experiment: str, project_dir: Path | None, overrides: tuple[str, ...], q
 def _print_run_summary(store: Store, run_id: str) -> str:
     from rich.console import Console
 
-    from tuneboard.render import elapsed, format_duration, rich_table, status_text
+    from tuneboard.render import elapsed, format_duration, format_number, rich_table, status_text
 
     console = Console()
     run_row = store.get_run(run_id)
@@ -150,7 +161,9 @@ def _print_run_summary(store: Store, run_id: str) -> str:
             stage.plugin,
             status_text(stage.status),
             stage.steps,
-            f"{stage.best_metric} = {stage.best_value:.4f}" if stage.best_value is not None else "",
+            f"{stage.best_metric} {format_number(stage.best_value)}"
+            if stage.best_value is not None
+            else "",
             format_duration(elapsed(stage.started_at, stage.finished_at)),
         )
         for stage in store.stages(run_id)
@@ -344,10 +357,22 @@ def cancel(run_ids: tuple[str, ...], project_dir: Path | None, wait: bool) -> No
 @project_option
 @format_option
 @click.option(
-    "--limit", "-n", type=int, default=1000, show_default=True, help="Most rows to return."
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Most rows to return.",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Rows of the result to skip first (with --limit: one page of it).",
 )
 @friendly_errors
-def sql(query: str, project_dir: Path | None, fmt: str, limit: int) -> None:
+def sql(query: str, project_dir: Path | None, fmt: str, limit: int, offset: int) -> None:
     """Run a read-only SQL QUERY over the project's database ('-' reads it from stdin).
 
     Tables: runs, stages, metrics, events, artifacts (see the README for the schema).
@@ -358,10 +383,11 @@ def sql(query: str, project_dir: Path | None, fmt: str, limit: int) -> None:
         query = sys.stdin.read()
     project = load_project_from(project_dir)
     store = open_store(project, read_only=True)
-    result = run_query(store, query, limit=limit)
+    result = run_query(store, query, limit=limit, offset=offset)
     _emit(result.columns, result.rows, fmt)
     if fmt == "table":
-        more = f" (first {limit}; use --limit for more)" if result.truncated else ""
+        page = f"rows {offset + 1}-{offset + limit}" if offset else f"first {limit}"
+        more = f" ({page}; use --limit or --offset for more)" if result.truncated else ""
         click.echo(f"{len(result.rows)} rows{more} in {result.elapsed * 1000:.0f} ms", err=True)
 
 
@@ -398,16 +424,16 @@ def plugins(project_dir: Path | None, as_json: bool) -> None:
     rows = [
         (
             p.name,
+            p.distribution or "-",
             p.version,
             p.source,
             "; ".join(f"{kind}: {', '.join(names)}" for kind, names in p.provides.items() if names),
-            p.location,
+            p.location if p.path in (None, p.location) else f"{p.location} ({p.path})",
         )
         for p in registry.plugins
     ]
-    console.print(
-        rich_table(["plugin", "version", "source", "provides", "location"], rows, title="plugins")
-    )
+    columns = ["plugin", "package", "version", "source", "provides", "location"]
+    console.print(rich_table(columns, rows, title="plugins"))
     for failure in registry.failures:
         console.print(
             f"[red]✗ {failure.name}[/] ({failure.source}, {failure.location}): {failure.error}",
