@@ -19,7 +19,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check tuneboard tests benchmarks
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: setup lint
