@@ -1,0 +1,177 @@
+"""A database of made-up runs with fixed ids, times and metrics, written through the Store API.
+
+Snapshots need screens that look the same on every run, so nothing here trains: the rows look
+like what real runs of the sentiment project write.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from tuneboard.config import load_project
+from tuneboard.store import Store
+
+T0 = 1_767_268_800.0  # 2026-01-01 12:00:00 UTC
+NOW = T0 + 5 * 3600 + 30  # the clock the app is given in snapshot tests
+
+COMPLETED_TINY = "20260101-120000-aaaa"
+COMPLETED_MULTI = "20260101-130000-bbbb"
+FAILED_TINY = "20260101-140000-cccc"
+CANCELLED_BASE = "20260101-150000-dddd"
+RUNNING_TINY = "20260101-170000-eeee"
+FAILURE = "stage 3 explode (explode): ValueError: the stage blew up on purpose"
+
+
+def _curve(step: int, start: float, end: float, total: int) -> float:
+    return end + (start - end) * math.exp(-3 * step / total)
+
+
+def _training(
+    store: Store, run_id: str, index: int, steps: int, start: float, quality: float
+) -> None:
+    for step in range(1, steps + 1):
+        at = start + step
+        values = {
+            "train/loss": round(_curve(step, 0.7, 0.7 - quality / 2, steps), 4),
+            "train/lr": round(0.01 * (1 - step / steps), 6),
+            "train/samples_per_s": 40.0 + step % 3,
+        }
+        store.log_metrics(run_id, index, step, values, wall_time=at)
+        if step % 5 == 0:
+            accuracy = round(_curve(step, 0.5, quality, steps), 4)
+            store.log_metrics(
+                run_id,
+                index,
+                step,
+                {
+                    "val/loss": round(_curve(step, 0.69, 0.69 - quality / 3, steps), 4),
+                    "val/accuracy": accuracy,
+                    "val/f1_macro": round(accuracy - 0.02, 4),
+                },
+                wall_time=at,
+            )
+        store.set_progress(run_id, index, step, steps)
+
+
+def _run(
+    store: Store,
+    project_dir: Path,
+    run_id: str,
+    experiment: str,
+    start: float,
+    *,
+    status: str,
+    quality: float = 0.8,
+    overrides: dict[str, Any] | None = None,
+    steps: int = 20,
+) -> None:
+    project = load_project(project_dir)
+    config = project.raw_experiment(experiment)
+    for key, value in (overrides or {}).items():
+        config["stages"][0][key] = value
+    store.create_run(run_id, experiment, config, headline="test/accuracy", at=start)
+    store.log_event(run_id, f"queued experiment {experiment!r}", at=start)
+    store.set_run_status(run_id, "running", device="cpu", at=start + 1)
+    store.log_event(run_id, "run started on cpu", at=start + 1)
+    store.log_event(run_id, "model loaded in 0.4 s; 2 labels", at=start + 2)
+    stages = [s.get("name", s["plugin"]) for s in config["stages"]]
+    plugins = [s["plugin"] for s in config["stages"]]
+    clock = start + 3
+    for index, (name, plugin) in enumerate(zip(stages, plugins, strict=True)):
+        store.stage_started(run_id, index, name=name, plugin=plugin, params={}, at=clock)
+        store.log_event(run_id, f"stage {index} {name} ({plugin}) started", at=clock)
+        if plugin in ("finetune", "single_step"):
+            if status == "running":
+                _training(store, run_id, index, steps // 2, clock, quality)
+                store.set_progress(run_id, index, 9, steps)
+                return
+            _training(store, run_id, index, steps, clock, quality)
+            clock += steps + 1
+            store.stage_finished(
+                run_id,
+                index,
+                "completed",
+                best_metric="val/accuracy",
+                best_step=steps,
+                best_value=quality,
+                at=clock,
+            )
+        elif plugin == "evaluate":
+            store.log_metrics(
+                run_id,
+                index,
+                1,
+                {"test/accuracy": quality, "test/f1_macro": quality - 0.03, "test/loss": 0.41},
+                wall_time=clock,
+            )
+            store.set_progress(run_id, index, 1, 1)
+            clock += 1
+            store.stage_finished(run_id, index, "completed", at=clock)
+        else:
+            store.set_progress(run_id, index, 1, 1)
+            clock += 1
+            store.stage_finished(run_id, index, "completed", at=clock)
+        store.log_event(run_id, f"stage {index} {name} completed", at=clock)
+    if status == "failed":
+        store.stage_started(run_id, 3, name="explode", plugin="explode", params={}, at=clock)
+        store.stage_finished(run_id, 3, "failed", at=clock + 1)
+        store.log_event(
+            run_id,
+            'Traceback (most recent call last):\n  File "explode.py", line 6, in run\n'
+            "ValueError: the stage blew up on purpose",
+            level="error",
+            at=clock + 1,
+        )
+        store.set_run_status(run_id, "failed", error=FAILURE, at=clock + 1)
+        return
+    if status == "cancelled":
+        store.log_event(run_id, "run cancelled", level="warning", at=clock)
+        store.set_run_status(run_id, "cancelled", error="cancelled by the user", at=clock)
+        return
+    store.set_headline_value(run_id, quality)
+    store.log_event(run_id, "run completed", at=clock)
+    store.set_run_status(run_id, "completed", at=clock)
+
+
+def seed_database(project_dir: Path, *, running: bool = True) -> list[str]:
+    """Write the made-up runs into the project's database; returns their ids, oldest first."""
+    project = load_project(project_dir)
+    with Store(project.database) as store:
+        _run(store, project_dir, COMPLETED_TINY, "tiny", T0, status="completed", quality=0.8125)
+        _run(
+            store,
+            project_dir,
+            COMPLETED_MULTI,
+            "tiny",
+            T0 + 3600,
+            status="completed",
+            quality=0.75,
+            overrides={"lr": 0.001, "epochs": 4},
+        )
+        _run(store, project_dir, FAILED_TINY, "tiny", T0 + 7200, status="failed", quality=0.7)
+        _run(store, project_dir, CANCELLED_BASE, "baseline", T0 + 10800, status="cancelled")
+        ids = [COMPLETED_TINY, COMPLETED_MULTI, FAILED_TINY, CANCELLED_BASE]
+        if running:
+            _run(store, project_dir, RUNNING_TINY, "tiny", T0 + 18000, status="running")
+            ids.append(RUNNING_TINY)
+    return ids
+
+
+def seed_many(project_dir: Path, count: int) -> None:
+    """`count` completed runs with a few metric points each, written in bulk (for timing)."""
+    project = load_project(project_dir)
+    config = project.raw_experiment("tiny")
+    with Store(project.database, flush_interval=1.0) as store:
+        for number in range(count):
+            run_id = f"20250101-{number // 60:04d}{number % 60:02d}-{number:04x}"
+            at = T0 - (count - number) * 60
+            store.create_run(run_id, "tiny", config, headline="test/accuracy", at=at)
+            store.set_run_status(run_id, "running", device="cpu", at=at + 1)
+            for step in range(1, 21):
+                store.log_metrics(
+                    run_id, 0, step, {"train/loss": 0.7 - step / 100}, wall_time=at + step
+                )
+            store.set_headline_value(run_id, 0.5 + (number % 50) / 100)
+            store.set_run_status(run_id, "completed", at=at + 30)

@@ -1,0 +1,144 @@
+"""SVG snapshots of every screen, on a seeded copy of sample_projects/sentiment.
+
+The database holds made-up runs with fixed ids, times and metrics, the clock is fixed and
+times show in UTC, so the pictures are the same on every machine. Update them with
+`pytest tests/tui --snapshot-update` after a deliberate change, and look at the diff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Select
+
+from tests.tui.conftest import AppFactory, wait_for
+from tests.tui.seed import COMPLETED_MULTI, COMPLETED_TINY, FAILED_TINY
+from tuneboard.tui.app import TuneboardApp
+from tuneboard.tui.screens.compare import CompareScreen
+from tuneboard.tui.screens.detail import DetailScreen
+from tuneboard.tui.screens.launch import LaunchScreen
+from tuneboard.tui.screens.runs import RunsScreen
+
+SnapCompare = Callable[..., bool]
+Before = Callable[[Pilot[None]], Awaitable[None]]
+
+
+def runs_loaded(app: TuneboardApp) -> Before:
+    async def before(pilot: Pilot[None]) -> None:
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, RunsScreen)
+                and app.screen.query_one("#runs", DataTable).row_count == 5
+            ),
+        )
+
+    return before
+
+
+def detail_of(app: TuneboardApp, run_id: str) -> Before:
+    async def before(pilot: Pilot[None]) -> None:
+        await runs_loaded(app)(pilot)
+        await app.push_screen(DetailScreen(run_id))
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+        await wait_for(pilot, lambda: screen.run is not None and len(screen.charts) >= 4)
+        await pilot.pause()
+
+    return before
+
+
+@pytest.fixture
+def app(seeded_project: Path, make_app: AppFactory) -> TuneboardApp:
+    return make_app(seeded_project)
+
+
+def test_runs_80x24(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    assert snap_compare(app, terminal_size=(80, 24), run_before=runs_loaded(app))
+
+
+def test_runs_160x48_light(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    app.theme = "textual-light"
+    assert snap_compare(app, terminal_size=(160, 48), run_before=runs_loaded(app))
+
+
+def test_detail_80x24(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    assert snap_compare(app, terminal_size=(80, 24), run_before=detail_of(app, COMPLETED_TINY))
+
+
+def test_detail_160x48(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    assert snap_compare(app, terminal_size=(160, 48), run_before=detail_of(app, COMPLETED_TINY))
+
+
+def test_detail_of_a_failed_run(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    assert snap_compare(app, terminal_size=(100, 30), run_before=detail_of(app, FAILED_TINY))
+
+
+def compare_before(app: TuneboardApp, *keys: str) -> Before:
+    async def before(pilot: Pilot[None]) -> None:
+        await runs_loaded(app)(pilot)
+        await app.push_screen(CompareScreen([COMPLETED_TINY, COMPLETED_MULTI]))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#metrics", DataTable).row_count > 0)
+        await pilot.press(*keys)
+        await pilot.pause()
+
+    return before
+
+
+def test_compare_chart(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    assert snap_compare(app, terminal_size=(100, 30), run_before=compare_before(app))
+
+
+def test_compare_metrics(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    assert snap_compare(app, terminal_size=(100, 30), run_before=compare_before(app, "right"))
+
+
+def test_launch_80x24(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    async def before(pilot: Pilot[None]) -> None:
+        await runs_loaded(app)(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        screen: Any = app.screen
+        screen.query_one("#experiment", Select).value = "tiny"
+        await wait_for(pilot, lambda: screen.form_ready == "tiny")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_sql_80x24(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    async def before(pilot: Pilot[None]) -> None:
+        await runs_loaded(app)(pilot)
+        await pilot.press("2")
+        screen: Any = app.screen
+        screen.query_one("#editor").cursor_blink = False
+        await wait_for(pilot, lambda: len(screen.query_one("#schema").root.children) >= 5)
+        await wait_for(pilot, lambda: hasattr(screen, "_history"))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_plugins_80x24(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    async def before(pilot: Pilot[None]) -> None:
+        await runs_loaded(app)(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_delete_dialog(app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    async def before(pilot: Pilot[None]) -> None:
+        await runs_loaded(app)(pilot)
+        table = app.screen.query_one("#runs", DataTable)
+        table.move_cursor(row=table.get_row_index(COMPLETED_TINY))
+        await pilot.press("d")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)

@@ -1,0 +1,247 @@
+"""The tuneboard app: runs the project's runs in this process and shows them live.
+
+One `Engine` runs the runs in background threads; its observer posts messages to the app,
+and the screens read from the store in thread workers, so the app never freezes while
+models train. Runs launched by other processes appear because the screens poll the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import App, ScreenStackError
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from tuneboard.config import Project
+from tuneboard.tui.messages import AppObserver, RunsChanged, RunStatusChanged
+from tuneboard.tui.screens.dialogs import ConfirmDialog
+from tuneboard.tui.screens.runs import RunsScreen
+
+if TYPE_CHECKING:
+    from tuneboard.engine.engine import Engine
+    from tuneboard.plugins import PluginRegistry
+    from tuneboard.store import Store
+
+
+def _sql_screen() -> Screen[Any]:
+    from tuneboard.tui.screens.sql import SqlScreen
+
+    return SqlScreen()
+
+
+def _plugins_screen() -> Screen[Any]:
+    from tuneboard.tui.screens.plugins import PluginsScreen
+
+    return PluginsScreen()
+
+
+_NAV = Binding.Group("views")
+
+
+class TuneboardApp(App[None]):
+    """The terminal app of one project: Runs, SQL and Plugins views, and the run screens."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "tuneboard"
+    MODES: ClassVar[dict[str, Any]] = {
+        "runs": RunsScreen,
+        "sql": _sql_screen,
+        "plugins": _plugins_screen,
+    }
+    DEFAULT_MODE = "runs"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "switch_mode('runs')", "Runs", group=_NAV),
+        Binding("2", "switch_mode('sql')", "SQL", group=_NAV),
+        Binding("3", "switch_mode('plugins')", "Plugins", group=_NAV),
+        Binding("f1", "switch_mode('runs')", "Runs", show=False),
+        Binding("f2", "switch_mode('sql')", "SQL", show=False),
+        Binding("f3", "switch_mode('plugins')", "Plugins", show=False),
+        Binding("q", "request_quit", "Quit"),
+        Binding("ctrl+q", "request_quit", "Quit", show=False),
+    ]
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        registry: PluginRegistry | None = None,
+        store: Store | None = None,
+        poll_interval: float = 0.5,
+        idle_poll_interval: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.project = project
+        self._plugins = registry
+        self._store = store
+        self._engine: Engine | None = None
+        self._services_lock = threading.Lock()
+        self.poll_interval = poll_interval
+        self.idle_poll_interval = idle_poll_interval
+        self.clock = clock
+        self.stopping = False
+        self._last_failure: tuple[str, float] | None = None
+
+    def on_mount(self) -> None:
+        """Name the project in the header."""
+        self.sub_title = self.project.name
+
+    def on_ready(self) -> None:
+        """After the first paint, load the plugins and open the database in the background."""
+        threading.Thread(target=self.services, name="tuneboard-services", daemon=True).start()
+
+    # --- services: plugins, database and engine, loaded after the first paint ----------------
+
+    def services(self) -> tuple[PluginRegistry, Store, Engine]:
+        """The plugin registry, store and engine, created on first use (from any thread).
+
+        Importing them (duckdb, pyarrow, numpy) and opening the database takes a noticeable
+        part of a second, so the app paints first and creates them right after.
+        """
+        with self._services_lock:
+            if self._engine is None:
+                from tuneboard.engine.engine import Engine
+                from tuneboard.plugins import load_plugins
+                from tuneboard.store import Store
+
+                if self._plugins is None:
+                    self._plugins = load_plugins(self.project.root)
+                if self._store is None:
+                    self._store = Store(self.project.database)
+                observer = AppObserver(self)
+                self._engine = Engine(self.project, self._store, self._plugins, observer=observer)
+                self.post_message(RunsChanged())
+            assert self._plugins is not None and self._store is not None
+            return self._plugins, self._store, self._engine
+
+    @property
+    def services_ready(self) -> bool:
+        """True once the plugins, store and engine exist."""
+        return self._engine is not None
+
+    @property
+    def registry(self) -> PluginRegistry:
+        """The loaded plugins."""
+        return self.services()[0]
+
+    @property
+    def store(self) -> Store:
+        """The project's database."""
+        return self.services()[1]
+
+    @property
+    def engine(self) -> Engine:
+        """The engine running this app's runs."""
+        return self.services()[2]
+
+    def close_services(self) -> None:
+        """Cancel this app's runs (they end as cancelled) and close the database."""
+        with self._services_lock:
+            engine, store = self._engine, self._store
+        if engine is not None:
+            engine.shutdown(cancel=True, timeout=60)
+        if store is not None:
+            store.close()
+
+    # --- runs of this app -------------------------------------------------------------------
+
+    def on_run_status_changed(self, message: RunStatusChanged) -> None:
+        """Tell the user when a run ends, and redraw."""
+        if message.status == "failed":
+            self.notify(
+                f"run {message.run_id} failed: {message.error}",
+                severity="error",
+                timeout=12,
+            )
+        elif message.status == "completed":
+            self.notify(f"run {message.run_id} completed")
+        elif message.status == "cancelled":
+            self.notify(f"run {message.run_id} cancelled", severity="warning")
+        self._tell_screen(message.run_id)
+
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        """Pass the news to the screen on show (it redraws in a worker)."""
+        self._tell_screen(message.run_id)
+
+    def _tell_screen(self, run_id: str | None) -> None:
+        try:
+            screen = self.screen
+        except ScreenStackError:  # the app is closing
+            return
+        screen.post_message(RunsChanged(run_id))
+
+    # --- failures -----------------------------------------------------------------------------
+
+    def worker_failed(self, worker: Worker[Any]) -> None:
+        """Show a failed background task as a notification (never crash, never repeat)."""
+        text = f"{worker.name or 'a background task'} failed: {worker.error}"
+        now = time.monotonic()
+        if (
+            self._last_failure
+            and self._last_failure[0] == text
+            and now - self._last_failure[1] < 10
+        ):
+            return
+        self._last_failure = (text, now)
+        self.notify(text, severity="error", timeout=10)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The app's own workers report failures the same way."""
+        if event.state == WorkerState.ERROR:
+            self.worker_failed(event.worker)
+
+    # --- quitting ----------------------------------------------------------------------------
+
+    def action_request_quit(self) -> None:
+        """Quit; if runs of this app are active, ask whether to cancel them first."""
+        if self.stopping or isinstance(self.screen, ConfirmDialog):
+            return
+        active = self.engine.active() if self._engine is not None else []
+        if not active:
+            self.exit()
+            return
+        several = len(active) > 1
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.stop_runs_and_exit()
+
+        self.push_screen(
+            ConfirmDialog(
+                f"{len(active)} run{'s are' if several else ' is'} still active in this app.\n"
+                f"Cancel {'them' if several else 'it'} and quit? "
+                f"({'They are' if several else 'It is'} marked cancelled.)",
+                yes="Cancel runs and quit",
+                no="Stay",
+            ),
+            answered,
+        )
+
+    def stop_runs_and_exit(self) -> None:
+        """Cancel this app's runs, wait for them to stop, then exit."""
+        self.stopping = True
+        self.notify("cancelling runs…", timeout=30)
+        self._stop_runs()
+
+    @work(thread=True, exit_on_error=False, name="stopping runs")
+    def _stop_runs(self) -> None:
+        try:
+            self.engine.shutdown(cancel=True, timeout=60)
+        finally:
+            self.call_from_thread(self.exit)
+
+
+def run_app(project: Project) -> None:
+    """Open the app on `project` and, when it ends, stop its runs and close the store."""
+    app = TuneboardApp(project)
+    try:
+        app.run()
+    finally:
+        app.close_services()

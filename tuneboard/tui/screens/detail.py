@@ -1,0 +1,269 @@
+"""One run: its stages, live charts of every metric, the tail of its events and its config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, VerticalScroll
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane, Tabs
+
+from tuneboard.errors import TuneboardError
+from tuneboard.render import elapsed, format_duration, format_number, format_time, status_text
+from tuneboard.store import ACTIVE_STATUSES, EventRow, RunRow, Series, StageRow
+from tuneboard.tui.cells import duration_cell, progress_bar, status_cell
+from tuneboard.tui.configs import flatten_config, toml_literal
+from tuneboard.tui.metrics import metric_families
+from tuneboard.tui.screens.base import LiveScreen
+from tuneboard.tui.widgets.chart import MetricChart
+from tuneboard.tui.widgets.footer import WrappingFooter
+
+MAX_POINTS = 300
+EVENT_TAIL = 40
+WIDE = 120  # columns from which charts go two abreast
+
+XAxis = Literal["step", "time"]
+
+
+@dataclass
+class RunDetail:
+    """Everything the detail screen shows of a run, read in one go."""
+
+    run: RunRow | None
+    stages: list[StageRow] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    series: dict[str, Series] = field(default_factory=dict)
+
+
+class DetailScreen(LiveScreen):
+    """A run, followed live while it trains (two or more refreshes a second)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("x", "cancel_run", "Cancel run"),
+        Binding("r", "relaunch", "Re-launch"),
+        Binding("t", "toggle_x", "Step/time"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.run: RunRow | None = None
+        self.x_axis: XAxis = "step"
+        self.charts: dict[str, MetricChart] = {}
+        self._events_key: object = None
+        self._config_shown = False
+        self._chart_height = 0
+
+    def compose(self) -> ComposeResult:
+        """Summary, error banner, stage timeline, then charts, events and config as tabs."""
+        yield Header()
+        yield Static(id="summary")
+        yield Static(id="error", classes="error-banner")
+        stages: DataTable[Any] = DataTable(id="stages", cursor_type="none")
+        for label in ("#", "stage", "plugin", "status", "steps", "best", "time"):
+            stages.add_column(label, key=label)
+        yield stages
+        with TabbedContent(id="tabs"):
+            with TabPane("Charts", id="charts-tab"), VerticalScroll(id="charts-scroll"):
+                yield Static("no metrics logged yet", id="no-charts", classes="hint")
+                yield Grid(id="charts")
+            with TabPane("Events", id="events-tab"), VerticalScroll():
+                yield Static(id="events")
+            with TabPane("Config", id="config-tab"), VerticalScroll():
+                yield Static(id="config")
+        yield WrappingFooter()
+
+    def on_mount(self) -> None:
+        """Title, layout and the first load."""
+        self.sub_title = f"run {self.run_id}"
+        self.query_one("#error").display = False
+        self._fit_charts(self.size.width)
+        self.query_one(Tabs).focus()
+        super().on_mount()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Two charts abreast on wide terminals; charts as tall as the space allows."""
+        self._fit_charts(event.size.width)
+        self.call_after_refresh(self._fit_chart_height)
+
+    def _fit_charts(self, width: int) -> None:
+        self.query_one("#charts", Grid).styles.grid_size_columns = 2 if width >= WIDE else 1
+
+    def _fit_chart_height(self) -> None:
+        """One row of charts fills the visible area, between 10 and 20 lines."""
+        height = max(10, min(20, self.query_one("#charts-scroll").size.height))
+        grid = self.query_one("#charts", Grid)
+        if self._chart_height != height:
+            self._chart_height = height
+            grid.styles.grid_rows = str(height)
+            for chart in self.charts.values():
+                chart.styles.height = height
+
+    # --- data ---------------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        """Poll fast until the run is known to have ended."""
+        return self.run is None or self.run.status in ACTIVE_STATUSES
+
+    def load(self) -> RunDetail:
+        """The run, its stages, recent events and downsampled series of every metric."""
+        store = self.tb.store
+        with store.hold():
+            try:
+                run = store.get_run(self.run_id)
+            except TuneboardError:
+                return RunDetail(None)
+            names = store.metric_names(self.run_id)
+            return RunDetail(
+                run=run,
+                stages=store.stages(self.run_id),
+                events=store.events(self.run_id, limit=EVENT_TAIL),
+                series={
+                    name: store.series(self.run_id, name, max_points=MAX_POINTS, x=self.x_axis)
+                    for name in names
+                },
+            )
+
+    def show(self, data: RunDetail) -> None:
+        """Draw the run; stop polling once it has ended and been drawn."""
+        if data.run is None:
+            self.notify(f"run {self.run_id} no longer exists", severity="warning")
+            self.stop_polling()
+            self.app.pop_screen()
+            return
+        self.run = data.run
+        self._show_summary(data.run)
+        stage_count = self.query_one("#stages", DataTable).row_count
+        self._show_stages(data.stages)
+        if stage_count != len(data.stages):
+            self.call_after_refresh(self._fit_chart_height)
+        self._show_charts(data.series)
+        self._show_events(data.events)
+        if not self._config_shown:
+            self._show_config(data.run)
+        if data.run.status not in ACTIVE_STATUSES:
+            self.stop_polling()
+
+    def _show_summary(self, run: RunRow) -> None:
+        now = self.tb.clock()
+        text = Text()
+        text.append(run.run_id, style="bold")
+        text.append(f"  {run.experiment}  ")
+        text.append_text(status_cell(run.status, self.app.theme_variables))
+        details = [run.device or "no device yet"]
+        if run.started_at is not None:
+            details.append(f"started {format_time(run.started_at)}")
+        details.append(duration_cell(run, now))
+        if run.headline_value is not None:
+            details.append(f"{run.headline} {format_number(run.headline_value)}")
+        text.append("\n" + " · ".join(d for d in details if d))
+        if run.status == "running" and run.current_stage:
+            text.append(f"\nstage {run.current_stage} {progress_bar(run.progress)}")
+        self.query_one("#summary", Static).update(text)
+        banner = self.query_one("#error", Static)
+        failed = run.status in ("failed", "interrupted") and bool(run.error)
+        banner.display = failed
+        if failed:
+            banner.update(Text(f"{status_text(run.status)}: {run.error}"))
+
+    def _show_stages(self, stages: list[StageRow]) -> None:
+        table = self.query_one("#stages", DataTable)
+        variables = self.app.theme_variables
+        table.clear()
+        for stage in stages:
+            steps = "" if stage.steps is None else str(stage.steps)
+            if stage.total_steps:
+                steps += f"/{stage.total_steps}"
+            best = ""
+            if stage.best_value is not None:
+                best = f"{stage.best_metric} {format_number(stage.best_value)}"
+                if stage.best_step is not None:
+                    best += f" @ {stage.best_step}"
+            end = stage.finished_at if stage.finished_at is not None else self.tb.clock()
+            table.add_row(
+                str(stage.stage_index),
+                Text(stage.name),
+                Text(stage.plugin),
+                status_cell(stage.status, variables),
+                steps,
+                Text(best),
+                format_duration(elapsed(stage.started_at, end)),
+            )
+        table.styles.height = len(stages) + 1 if stages else 1
+
+    def _show_charts(self, series: dict[str, Series]) -> None:
+        families = metric_families(series)
+        grid = self.query_one("#charts", Grid)
+        self.query_one("#no-charts").display = not families
+        for family, names in families.items():
+            chart = self.charts.get(family)
+            if chart is None:
+                chart = self.charts[family] = MetricChart(family, classes="run-chart")
+                if self._chart_height:
+                    chart.styles.height = self._chart_height
+                grid.mount(chart)
+            chart.set_series({name: self._x(series[name]) for name in names}, self.x_axis_label)
+
+    def _x(self, series: Series) -> Series:
+        """Times as seconds since the run started, so axes read naturally."""
+        if self.x_axis == "step" or not series.xs:
+            return series
+        start = self.run.started_at if self.run and self.run.started_at else series.xs[0]
+        return Series([x - start for x in series.xs], series.ys)
+
+    @property
+    def x_axis_label(self) -> str:
+        """The x-axis label of the charts."""
+        return "step" if self.x_axis == "step" else "seconds since start"
+
+    def _show_events(self, events_: list[EventRow]) -> None:
+        key = (len(events_), events_[-1].time if events_ else None)
+        if key == self._events_key:
+            return
+        self._events_key = key
+        text = Text()
+        for event in events_:
+            first, *rest = event.message.splitlines() or [""]
+            style = "bold" if event.level in ("error", "warning") else ""
+            text.append(f"{format_time(event.time)}  {event.level:<7} ", style="dim")
+            text.append(f"{first}\n", style=style)
+            if event.level == "error":
+                for line in rest[-8:]:
+                    text.append(f"    {line}\n")
+        self.query_one("#events", Static).update(text)
+
+    def _show_config(self, run: RunRow) -> None:
+        lines = [
+            f"{key} = {toml_literal(value)}" for key, value in flatten_config(run.config).items()
+        ]
+        self.query_one("#config", Static).update(Text("\n".join(lines)))
+        self._config_shown = True
+
+    # --- actions ------------------------------------------------------------------------
+
+    def action_toggle_x(self) -> None:
+        """Plot against the step or the wall-clock time."""
+        self.x_axis = "time" if self.x_axis == "step" else "step"
+        self.notify(f"x axis: {self.x_axis}")
+        self.request_refresh()
+
+    def action_cancel_run(self) -> None:
+        """Cancel this run if it is queued or running."""
+        run = self.run
+        if run is None or run.status not in ACTIVE_STATUSES:
+            self.notify("this run is not active")
+            return
+        if self.tb.engine.cancel(run.run_id):
+            self.notify(f"cancelling run {run.run_id}…")
+        else:
+            self.notify(f"run {run.run_id} could not be cancelled from here", severity="warning")
+
+    def action_relaunch(self) -> None:
+        """Launch this run's config again."""
+        if self.run is not None:
+            self.relaunch(self.run)

@@ -1,0 +1,294 @@
+"""The launch form: pick an experiment, change its declared parameters, queue one or more runs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
+
+from tuneboard.errors import ConfigError, TuneboardError
+from tuneboard.tui.launch_form import (
+    FormField,
+    FormSection,
+    check_override,
+    form_sections,
+    grid_keys,
+    override_for,
+    validate_all,
+    variants,
+)
+from tuneboard.tui.launching import launch_all
+from tuneboard.tui.messages import RunsChanged
+from tuneboard.tui.screens.base import BaseScreen
+from tuneboard.tui.widgets.footer import WrappingFooter
+
+
+class LaunchScreen(BaseScreen):
+    """A form generated from each stage's declared parameters; launching returns to Runs."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+l", "launch", "Launch", priority=True),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, experiment: str | None = None) -> None:
+        super().__init__()
+        self.requested = experiment
+        self.names: tuple[str, ...] = ()
+        self.experiment = ""
+        self.sections: list[FormSection] = []
+        self.widgets: dict[str, tuple[FormField, Widget, Static]] = {}
+        self.errors: dict[str, str] = {}
+        self.launching = False
+        self.form_ready: str | None = None
+        self._building = asyncio.Lock()
+
+    def compose(self) -> ComposeResult:
+        """Experiment picker, the generated fields, and the copies/grid options."""
+        names = self.names = self.tb.project.experiment_names
+        wanted = self.requested
+        self.experiment = wanted if wanted in names else (names[0] if names else "")
+        yield Header()
+        with VerticalScroll(id="launch-form"):
+            with Horizontal(classes="field"):
+                yield Label("experiment", classes="field-name")
+                yield Select(
+                    [(n, n) for n in self.names],
+                    value=self.experiment,
+                    allow_blank=False,
+                    id="experiment",
+                    compact=True,
+                )
+                yield Static(id="description", classes="field-help")
+            yield Static(id="form-error", classes="error-banner")
+            yield Vertical(id="fields")
+            yield Label("launch", classes="section")
+            with Horizontal(classes="field"):
+                yield Label("copies", classes="field-name")
+                yield Input("1", id="copies", type="integer", compact=True)
+                yield Static("runs per setting, each with the next seed", classes="field-help")
+            with Horizontal(classes="field"):
+                yield Label("grid over", classes="field-name")
+                yield Select[str]([], id="grid-key", prompt="(no grid)", compact=True)
+                yield Input(placeholder="values, e.g. 1e-3, 3e-4", id="grid-values", compact=True)
+            with Horizontal(id="launch-buttons"):
+                yield Button("Launch  ctrl+l", id="launch", variant="primary", compact=True)
+                yield Static(id="launch-note", classes="hint")
+        yield WrappingFooter()
+
+    async def on_mount(self) -> None:
+        """Build the form of the first experiment."""
+        self.sub_title = "launch"
+        self.query_one("#form-error").display = False
+        self.query_one("#experiment", Select).focus()
+        await self.build_form(self.experiment)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The chosen experiment's table as written in tuneboard.toml."""
+        return self.tb.project.raw_experiment(self.experiment)
+
+    async def build_form(self, name: str) -> None:
+        """Replace the fields with those of experiment `name`."""
+        self.experiment = name
+        async with self._building:
+            self.form_ready = None
+            await self._build_form(name)
+            self.form_ready = name
+
+    async def _build_form(self, name: str) -> None:
+        raw = self.tb.project.raw_experiment(name)
+        self.query_one("#description", Static).update(Text(str(raw.get("description", ""))))
+        self.sections = form_sections(raw, self.tb.registry)
+        container = self.query_one("#fields", Vertical)
+        await container.remove_children()
+        self.widgets.clear()
+        self.errors.clear()
+        rows: list[Widget] = []
+        number = 0
+        for section in self.sections:
+            rows.append(Label(section.title, classes="section"))
+            for form_field in section.fields:
+                number += 1
+                editor = _editor(form_field, f"field-{number}")
+                # One line of help per field, which shows the field's error instead when
+                # there is one (fewer widgets: the form of a big pipeline builds fast).
+                note = Static(Text(_help(form_field)), classes="field-help")
+                self.widgets[editor.id or ""] = (form_field, editor, note)
+                rows.append(
+                    Horizontal(
+                        Label(form_field.spec.name, classes="field-name"),
+                        editor,
+                        note,
+                        classes="field",
+                    )
+                )
+        await container.mount_all(rows)
+        grid = self.query_one("#grid-key", Select)
+        grid.set_options([(key, key) for key in grid_keys(self.sections)])
+        self._show_error(None)
+
+    # --- validation -----------------------------------------------------------------------
+
+    def field_value(self, editor: Widget) -> Any:
+        """The current value of a field's editor."""
+        if isinstance(editor, Checkbox):
+            return editor.value
+        if isinstance(editor, Select):
+            return None if editor.value is Select.NULL else editor.value
+        assert isinstance(editor, Input)
+        return editor.value
+
+    def overrides(self) -> list[str]:
+        """The `--set` overrides of every field the user changed."""
+        result = []
+        for form_field, editor, _ in self.widgets.values():
+            override = override_for(form_field, self.field_value(editor))
+            if override is not None:
+                result.append(override)
+        return result
+
+    def check_field(self, editor: Widget) -> None:
+        """Validate one field on its own and show its error under it."""
+        entry = self.widgets.get(editor.id or "")
+        if entry is None:
+            return
+        form_field, _, note = entry
+        override = override_for(form_field, self.field_value(editor))
+        message = check_override(self.raw, override, self.tb.registry) if override else None
+        if message:
+            self.errors[form_field.key] = message
+            note.update(Text(f"✗ {message}"))
+        elif self.errors.pop(form_field.key, None) is not None:
+            note.update(Text(_help(form_field)))
+        note.set_class(bool(message), "field-error")
+        editor.set_class(bool(message), "-invalid-field")
+
+    @on(Input.Changed)
+    @on(Checkbox.Changed)
+    @on(Select.Changed)
+    async def _changed(self, event: Input.Changed | Checkbox.Changed | Select.Changed) -> None:
+        widget = event.control
+        if widget is None:
+            return
+        if widget.id == "experiment":
+            if isinstance(event.value, str) and event.value != self.experiment:
+                await self.build_form(event.value)
+            return
+        self.check_field(widget)
+
+    def _show_error(self, message: str | None) -> None:
+        banner = self.query_one("#form-error", Static)
+        banner.display = bool(message)
+        if message:
+            banner.update(Text(f"✗ {message}"))
+            self.query_one("#launch-form", VerticalScroll).scroll_home(animate=False)
+
+    # --- launching ------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#launch")
+    def _launch_pressed(self) -> None:
+        self.action_launch()
+
+    def action_launch(self) -> None:
+        """Validate everything through the config path, then prepare and queue the runs."""
+        if self.launching:
+            return
+        if self.errors:
+            key, message = next(iter(self.errors.items()))
+            self._show_error(f"{key}: {message}")
+            return
+        try:
+            copies_text = self.query_one("#copies", Input).value.strip() or "1"
+            copies = int(copies_text)
+            grid = self.query_one("#grid-key", Select).value
+            grid_key = grid if isinstance(grid, str) else None
+            grid_values = self.query_one("#grid-values", Input).value
+            wanted = variants(
+                self.raw,
+                self.overrides(),
+                copies=copies,
+                grid_key=grid_key,
+                grid_values=grid_values,
+            )
+            configs = validate_all(self.tb.project, self.experiment, wanted, self.tb.registry)
+        except ValueError:
+            self._show_error("copies must be a whole number")
+            return
+        except ConfigError as error:
+            self._show_error(str(error))
+            return
+        self._show_error(None)
+        self.launching = True
+        self.query_one("#launch", Button).disabled = True
+        plural = "s" if len(configs) > 1 else ""
+        self.query_one("#launch-note", Static).update(
+            f"preparing {len(configs)} run{plural} (loading data)…"
+        )
+        self._launch(configs)
+
+    @work(thread=True, exit_on_error=False, name="launching runs")
+    def _launch(self, configs: list[Any]) -> None:
+        app = self.tb
+        try:
+            run_ids = launch_all(app.engine, configs)
+        except TuneboardError as error:
+            app.call_from_thread(self._failed, str(error))
+            return
+        app.call_from_thread(self._launched, run_ids)
+
+    def _failed(self, message: str) -> None:
+        self.launching = False
+        self.query_one("#launch", Button).disabled = False
+        self.query_one("#launch-note", Static).update("")
+        self._show_error(message)
+
+    def _launched(self, run_ids: list[str]) -> None:
+        self.launching = False
+        if len(run_ids) == 1:
+            self.notify(f"queued run {run_ids[0]} ({self.experiment})")
+        else:
+            self.notify(f"queued {len(run_ids)} runs of {self.experiment}")
+        self.app.post_message(RunsChanged())
+        self.dismiss()
+
+    def worker_ended(self, worker: Any, state: Any) -> None:
+        """A launch that crashed must not leave the form locked."""
+        from textual.worker import WorkerState
+
+        if worker.name == "launching runs" and state == WorkerState.ERROR:
+            self._failed(f"launch failed: {worker.error}")
+
+
+def _help(form_field: FormField) -> str:
+    return form_field.spec.help or form_field.spec.type_name
+
+
+def _editor(form_field: FormField, widget_id: str) -> Widget:
+    spec = form_field.spec
+    if form_field.kind == "switch":
+        return Checkbox("on", bool(form_field.initial), id=widget_id, compact=True)
+    if form_field.kind == "select":
+        choices = spec.choices or ()
+        initial = form_field.initial if form_field.initial in choices else Select.NULL
+        return Select(
+            [(str(c), c) for c in choices],
+            value=initial,
+            allow_blank=form_field.initial not in choices,
+            id=widget_id,
+            compact=True,
+        )
+    return Input(
+        form_field.initial_text,
+        id=widget_id,
+        compact=True,
+        placeholder="(unset)" if form_field.initial is None else spec.type_name,
+        tooltip=spec.help,
+    )
