@@ -63,6 +63,7 @@ class RecordingContext(StageContext):
         self.run_dir = tmp_path / "run"
         self.stage_dir = self.run_dir / "stage-0"
         self.stage_dir.mkdir(parents=True, exist_ok=True)
+        self.project_dir = tmp_path
         self.max_length = max_length
         self.metric_names = metric_names
         self.logs: list[tuple[int, dict[str, float]]] = []

@@ -188,8 +188,9 @@ class StageContext(ABC):
 
     Attributes: `run_id`, `stage_index` (0-based position in the pipeline), `device`
     (``"cpu"`` or ``"cuda:N"``), `seed` and `rng` (seeded for this stage), `run_dir` (the
-    run's folder) and `stage_dir` (this stage's folder for checkpoints), `max_length` and
-    `metric_names` from the experiment.
+    run's folder) and `stage_dir` (this stage's folder for checkpoints), `project_dir` (the
+    project folder: relative file names in stage parameters are taken from it), `max_length`
+    and `metric_names` from the experiment.
     """
 
     run_id: str
@@ -199,6 +200,7 @@ class StageContext(ABC):
     rng: random.Random
     run_dir: Path
     stage_dir: Path
+    project_dir: Path
     max_length: int
     metric_names: tuple[str, ...]
 

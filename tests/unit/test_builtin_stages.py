@@ -15,6 +15,7 @@ from helpers import RecordingContext, one_torch_thread, toy_state, weights
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tuneboard.api import PipelineState, Stage
+from tuneboard.builtin.recipe_stages import RECIPE_STAGES
 from tuneboard.builtin.stages import (
     Evaluate,
     EvaluateParams,
@@ -26,7 +27,11 @@ from tuneboard.builtin.stages import (
     SingleStepParams,
     register_stages,
 )
-from tuneboard.builtin.strategies import StandardStrategy, register_strategies
+from tuneboard.builtin.strategies import (
+    BUILTIN_STRATEGIES,
+    StandardStrategy,
+    register_strategies,
+)
 from tuneboard.errors import DataError
 from tuneboard.params import build_params, describe_params
 
@@ -47,13 +52,14 @@ def run_stage(
 def test_registration_and_every_parameter_has_help() -> None:
     stages: list[type] = []
     register_stages(stages.append)
-    assert [s.name for s in stages] == ["finetune", "single_step", "evaluate", "export"]
+    recipes = [s.name for s in RECIPE_STAGES]
+    assert [s.name for s in stages] == ["finetune", "single_step", "evaluate", "export", *recipes]
     for stage in stages:
         assert stage.description
         assert all(spec.help for spec in describe_params(stage.Params)), stage.name
     strategies: list[type] = []
     register_strategies(strategies.append)
-    assert strategies == [StandardStrategy]
+    assert strategies == list(BUILTIN_STRATEGIES) and strategies[0] is StandardStrategy
 
 
 def test_finetune_defaults() -> None:

@@ -1,5 +1,8 @@
 """Built-in dataset plugins: CSV, TSV and JSON-lines files of texts and labels.
 
+The CoNLL plugin for token classification lives in `tuneboard.builtin.conll` and is
+registered here too.
+
 Standard library only. Every error is one line naming the file (and the line where known).
 """
 
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tuneboard.api import SEQUENCE_CLASSIFICATION, Dataset, DatasetContext, Splits, TextExample
+from tuneboard.builtin.conll import ConllDataset
 from tuneboard.errors import DataError
 from tuneboard.hookspecs import hookimpl
 from tuneboard.params import param
@@ -189,5 +193,5 @@ class JsonlDataset(TableDataset):
 @hookimpl
 def register_datasets(register: Callable[[type[Any]], None]) -> None:
     """Register the built-in dataset plugins."""
-    for dataset in (CsvDataset, TsvDataset, JsonlDataset):
+    for dataset in (CsvDataset, TsvDataset, JsonlDataset, ConllDataset):
         register(dataset)

@@ -13,7 +13,11 @@ def run_export(params: ExportParams, ctx: StageContext, state: PipelineState) ->
     """Write model (safetensors), tokenizer, `labels.json` and `metrics.json`."""
     if state.model is None or state.tokenizer is None:
         raise ConfigError("export: no model in the pipeline state")
-    folder = ctx.run_dir / params.folder
+    run_dir = ctx.run_dir.resolve()
+    folder = (run_dir / params.folder).resolve()
+    if not folder.is_relative_to(run_dir) or folder == run_dir:
+        # Checked again here, after symbolic links are followed.
+        raise ConfigError(f"export: folder {params.folder!r} is not inside the run's folder")
     folder.mkdir(parents=True, exist_ok=True)
     state.model.save_pretrained(folder)
     state.tokenizer.save_pretrained(folder)

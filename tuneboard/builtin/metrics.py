@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from tuneboard.api import Metric
+from tuneboard.builtin.entities import ENTITY_METRICS
 from tuneboard.hookspecs import hookimpl
 
 
@@ -153,6 +154,6 @@ BUILTIN_METRICS: tuple[type[Metric], ...] = (
 
 @hookimpl
 def register_metrics(register: Callable[[type[Any]], None]) -> None:
-    """Register the built-in metrics."""
-    for metric in BUILTIN_METRICS:
+    """Register the built-in metrics (the token-classification ones from `entities` too)."""
+    for metric in (*BUILTIN_METRICS, *ENTITY_METRICS):
         register(metric)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, Literal
 
 from tuneboard.api import PipelineState, Stage, StageContext
@@ -26,6 +27,13 @@ class FinetuneParams:
     batch_size: int = param(16, "Examples per micro-batch", min=1)
     eval_batch_size: int = param(64, "Examples per batch when evaluating", min=1)
     lr: float = param(5e-5, "Peak learning rate (AdamW)", min=0)
+    layer_lr_decay: float = param(
+        1.0,
+        "Layer-wise lr decay: the head and top encoder layer train at lr, each layer below at "
+        "this times the one above, the embeddings lowest (1.0 = off)",
+        min=0,
+        max=1,
+    )
     weight_decay: float = param(
         0.01, "AdamW weight decay (never on biases and LayerNorm weights)", min=0
     )
@@ -66,10 +74,22 @@ class FinetuneParams:
         0, "Stop after this many evaluations without improvement (0 = never stop early)", min=0
     )
     min_delta: float = param(0.0, "Smallest change of the monitored value that counts", min=0)
+    ema_decay: float | None = param(
+        None,
+        "Keep an exponential moving average of the weights with this decay (e.g. 0.999); it is "
+        "what is evaluated, kept as best and handed on (unset = off)",
+        min=0,
+        max=1,
+    )
     strategy: str = param("standard", "Training-step strategy plugin (e.g. standard)")
     strategy_params: dict[str, Any] = param({}, "Parameters of the strategy plugin")
     dropout: float | None = param(
         None, "Override the model's hidden and attention dropout (unset = keep)", min=0, max=1
+    )
+    nan_policy: Literal["stop", "skip"] = param(
+        "stop",
+        "When the training loss is NaN or infinite: stop (fail the run with the reason) or "
+        "skip that optimizer step",
     )
 
 
@@ -146,6 +166,14 @@ class ExportParams:
 
     folder: str = param("export", "Folder inside the run's folder to write the model to")
 
+    def __post_init__(self) -> None:
+        path = PurePath(self.folder)
+        if not self.folder.strip() or path.is_absolute() or ".." in path.parts or not path.name:
+            raise ValueError(
+                "key 'folder' must be a relative path inside the run's folder "
+                f"(no '..', not absolute), got {self.folder!r}"
+            )
+
 
 class Export(Stage[ExportParams]):
     """Write the current model, tokenizer, labels and metrics to a folder."""
@@ -163,6 +191,9 @@ class Export(Stage[ExportParams]):
 
 @hookimpl
 def register_stages(register: Callable[[type[Any]], None]) -> None:
-    """Register the built-in stages."""
-    for stage in (Finetune, SingleStep, Evaluate, Export):
+    """Register the built-in stages (and the recipe stages of `recipe_stages`)."""
+    from tuneboard.builtin.recipe_stages import RECIPE_STAGES  # it builds on FinetuneParams
+
+    stages: tuple[type[Stage[Any]], ...] = (Finetune, SingleStep, Evaluate, Export)
+    for stage in (*stages, *RECIPE_STAGES):
         register(stage)

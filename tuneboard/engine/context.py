@@ -53,6 +53,7 @@ class RunEnvironment:
     cancel: threading.Event
     last_values: dict[str, float] = field(default_factory=dict)
     _metric_plugins: list[Metric] | None = None
+    project_dir: Path | None = None
 
     def metric_plugins(self) -> list[Metric]:
         """One instance of each metric plugin the experiment names."""
@@ -74,6 +75,7 @@ class RunContext(StageContext):
         self.run_dir = env.run_dir
         self.stage_dir = env.run_dir / f"stage-{stage_index}"
         self.stage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.project_dir = env.project_dir or Path.cwd()
         self.max_length = env.experiment.max_length
         self.metric_names = env.experiment.metrics
         self.best: tuple[int, float] | None = None

@@ -295,7 +295,10 @@ def batches(
         if features.token_type_ids is not None:
             batch["token_type_ids"] = torch.from_numpy(features.token_type_ids[rows, :width])
         labels = features.labels[rows]
-        batch["labels"] = torch.from_numpy(labels if labels.ndim == 1 else labels[:, :width])
+        if labels.ndim == 2:
+            # Contiguous, since models flatten token labels with .view().
+            labels = np.ascontiguousarray(labels[:, :width])
+        batch["labels"] = torch.from_numpy(labels)
         if device != "cpu":
             batch = {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
         yield batch

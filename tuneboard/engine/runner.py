@@ -38,7 +38,7 @@ def prepare_run(
 ) -> PreparedRun:
     """Load and check the experiment's dataset and model location; raise on bad input."""
     from tuneboard.engine.data import auto_split, infer_labels
-    from tuneboard.engine.models import resolve_model_source
+    from tuneboard.engine.models import check_safe_weights, resolve_model_source
 
     where = f"{project.file.name}: [experiments.{experiment.name}.dataset]"
     dataset_cls = registry.dataset(experiment.dataset.plugin)
@@ -50,6 +50,8 @@ def prepare_run(
     for source in (experiment.model.source, experiment.model.tokenizer):
         if source:
             resolve_model_source(source, project.root)
+    if experiment.model.source and experiment.model.config is None:
+        check_safe_weights(experiment.model.source, project.root)
     return PreparedRun(project, experiment, splits, labels)
 
 
@@ -85,6 +87,7 @@ class RunJob:
             registry=self.registry,
             observer=self.observer,
             cancel=cancel,
+            project_dir=self.prepared.project.root,
         )
         self._set_status(RUNNING, device=device)
         self.store.log_event(self.run_id, f"run started on {device}")

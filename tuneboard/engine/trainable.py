@@ -5,6 +5,7 @@ Imports torch at module level: import it lazily, from code that trains.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -108,14 +109,55 @@ def merge_lora(model: Any) -> nn.Module:
     return merged
 
 
-def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Optimizer parameter groups: weight decay on matrices, none on biases and norms."""
-    decay: list[torch.Tensor] = []
-    no_decay: list[torch.Tensor] = []
-    for _, param in model.named_parameters():
+def decay_groups(
+    model: nn.Module, weight_decay: float, lr: float | None = None, layer_lr_decay: float = 1.0
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: weight decay on matrices, none on biases and norms.
+
+    With `layer_lr_decay` < 1 the groups are split by depth too, each with its own ``lr``
+    (`lr` times the scale from `layer_lr_scales`), the full-rate groups first.
+    """
+    if layer_lr_decay == 1.0:
+        decay: list[torch.Tensor] = []
+        no_decay: list[torch.Tensor] = []
+        for _, param in model.named_parameters():
+            if param.requires_grad:
+                (decay if param.ndim >= 2 else no_decay).append(param)
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+    if lr is None:
+        raise ValueError("layer-wise learning-rate decay needs the base lr")
+    scales = layer_lr_scales(model, layer_lr_decay)
+    groups: dict[tuple[float, bool], list[torch.Tensor]] = {}
+    for param in model.parameters():
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
+            groups.setdefault((scales[id(param)], param.ndim >= 2), []).append(param)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": lr * scale}
+        for (scale, decays), params in sorted(groups.items(), key=lambda g: (-g[0][0], not g[0][1]))
     ]
+
+
+def layer_lr_scales(model: nn.Module, decay: float) -> dict[int, float]:
+    """The learning-rate multiplier of each parameter (keyed by `id`) for layer-wise decay.
+
+    The head and the top encoder layer get 1, each layer below `decay` times the one above,
+    and the embeddings (everything else in the encoder) `decay` times the lowest layer.
+    A LoRA-wrapped model is measured on the model underneath.
+    """
+    get_base = getattr(model, "get_base_model", None)
+    base: nn.Module = get_base() if callable(get_base) else model
+    prefix = base_prefix(base)
+    layers, count = encoder_layers(base)
+    layer = re.compile(re.escape(layers) + r"\.(\d+)\.")
+    scales: dict[int, float] = {}
+    for name, param in base.named_parameters():
+        if is_head(name, prefix):
+            scales[id(param)] = 1.0
+        elif found := layer.match(name):
+            scales[id(param)] = decay ** (count - 1 - int(found.group(1)))
+        else:
+            scales[id(param)] = decay**count
+    return scales

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from tuneboard.api import PipelineState, StageContext, Strategy, TrainStep
+from tuneboard.engine.averaging import WeightAverage
 from tuneboard.engine.data import (
     IGNORE_INDEX,
     Features,
@@ -38,6 +39,14 @@ from tuneboard.errors import ConfigError, DataError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Schedule = Literal["linear", "cosine", "constant"]
+NanPolicy = Literal["stop", "skip"]
+
+MAX_SKIPPED_IN_A_ROW = 10
+"""With ``nan_policy = "skip"``: this many non-finite steps in a row stop the run anyway."""
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The training loss became NaN or infinite and the stage's `nan_policy` says stop."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,12 @@ class TrainSettings:
 
     `grad_accum = 0` accumulates a whole epoch into one optimizer step (the single-step
     baseline). `warmup_steps > 0` wins over `warmup_ratio`. `monitor = ""` means
-    ``val/<first metric>`` (``val/loss`` without metrics).
+    ``val/<first metric>`` (``val/loss`` without metrics). `nan_policy` says what a NaN or
+    infinite training loss does: ``stop`` raises `NonFiniteLoss` (the run fails with that
+    reason), ``skip`` drops that optimizer step's gradients and goes on. `ema_decay` keeps an
+    exponential moving average of the weights that is evaluated and handed on instead of the
+    weights themselves; `layer_lr_decay` < 1 lowers the learning rate layer by layer downwards
+    (see `layer_lr_scales`).
     """
 
     epochs: int = 3
@@ -74,6 +88,9 @@ class TrainSettings:
     min_delta: float = 0.0
     dropout: float | None = None
     log_every: int = 10
+    ema_decay: float | None = None
+    layer_lr_decay: float = 1.0
+    nan_policy: NanPolicy = "stop"
 
 
 @dataclass
@@ -125,6 +142,21 @@ def _autocast(
         return contextlib.nullcontext
     device_type = "cuda" if device.startswith("cuda") else "cpu"
     return lambda: torch.autocast(device_type=device_type, dtype=dtype)
+
+
+def fused_adamw(device: str) -> bool | None:
+    """Whether to ask for the fused AdamW: on CUDA, and on the CPU from torch 2.4 on.
+
+    One kernel updates every parameter, where the default on the CPU loops over them in
+    Python: for MiniLM on 2 cores an optimizer step takes ~35 ms instead of ~300 ms (see
+    BENCHMARKS.md). None leaves torch's default.
+    """
+    if device.startswith("cuda"):
+        return True
+    if device == "cpu":
+        major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+        return (major, minor) >= (2, 4) or None
+    return None
 
 
 # --- schedule -----------------------------------------------------------------------------
@@ -375,6 +407,8 @@ def fit(
 
     loop = _Loop(ctx, state, settings, strategy, model, train, validation, monitor, higher)
     loop.run()
+    if loop.ema is not None:
+        loop.ema.copy_to_model()  # the last average; replaced below by the best one, if older
 
     best = loop.best
     if loop.stopped_early:
@@ -439,15 +473,18 @@ class _Loop:
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            decay_groups(model, settings.weight_decay),
+            decay_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay),
             lr=settings.lr,
-            fused=True if self.device.startswith("cuda") else None,
+            fused=fused_adamw(self.device),
         )
         factor = lr_factor(settings.scheduler, warmup_steps(settings, self.total), self.total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        self.ema = WeightAverage(model, settings.ema_decay) if settings.ema_decay else None
 
         self.loss_scale = 1.0
         self.step = 0
+        self.skipped = 0
+        self.skipped_in_a_row = 0
         self.stopped_early = False
         self.best = _Best(monitor, higher, settings.min_delta)
         self.history: list[tuple[int, dict[str, float]]] = []
@@ -491,10 +528,15 @@ class _Loop:
                 window_samples += int(batch["input_ids"].shape[0])
                 if group_done < group_size:
                     continue
+                loss = group_loss / group_size
+                group_loss, group_done = 0.0, 0
+                if not math.isfinite(loss):
+                    self._skip_non_finite(loss)
+                    continue
+                self.skipped_in_a_row = 0
                 lr = self._optimizer_step()
                 self.step += 1
-                values = {"train/loss": group_loss / group_size}
-                group_loss, group_done = 0.0, 0
+                values = {"train/loss": loss}
                 end_of_epoch = micro + 1 == self.micro_per_epoch
                 last = self.step == self.total
                 if self.step % settings.log_every == 0 or end_of_epoch or last:
@@ -515,6 +557,28 @@ class _Loop:
                 if self.stopped_early or last:
                     return
 
+    def _skip_non_finite(self, loss: float) -> None:
+        """Stop on a NaN or infinite loss, or (``nan_policy = "skip"``) drop its gradients."""
+        step = self.step + 1
+        if self.settings.nan_policy != "skip":
+            raise NonFiniteLoss(
+                f'the training loss is {loss} at step {step}; stopped (nan_policy = "stop"; '
+                'try a lower lr, or nan_policy = "skip")'
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.skipped += 1
+        self.skipped_in_a_row += 1
+        if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+            raise NonFiniteLoss(
+                f"the training loss is {loss} for {self.skipped_in_a_row} steps in a row "
+                f'(up to step {step}); stopped although nan_policy = "skip"'
+            )
+        if self.skipped & (self.skipped - 1) == 0:  # the 1st, 2nd, 4th, 8th ... time
+            self.ctx.event(
+                f"skipped step {step}: the training loss is {loss} ({self.skipped} skipped so far)",
+                "warning",
+            )
+
     def _optimizer_step(self) -> float:
         """Clip, step, schedule; return the learning rate the step used."""
         optimizer, scaler = self.optimizer, self.scaler
@@ -530,25 +594,32 @@ class _Loop:
         lr = float(self.scheduler.get_last_lr()[0])
         self.scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update()
         self.strategy.after_optimizer_step(self.model)
         return lr
 
     def _evaluate(self) -> bool:
-        """Evaluate, log, track the best; True when early stopping says stop."""
+        """Evaluate, log, track the best; True when early stopping says stop.
+
+        With `ema_decay` set, the averaged weights are evaluated and kept when best.
+        """
         assert self.validation is not None
-        predictions = predict(
-            self.model,
-            self.validation,
-            batch_size=self.settings.eval_batch_size,
-            device=self.device,
-            dtype=self.dtype,
-            check_stop=self.ctx.check_stop,
-        )
-        metrics = score(self.ctx, predictions, self.validation, self.labels, "val")
-        self.model.train()
-        self.ctx.log(metrics, self.step)
-        self.history.append((self.step, metrics))
-        self.best.update(self.model, self.step, metrics)
+        averaged = self.ema.applied() if self.ema is not None else contextlib.nullcontext()
+        with averaged:
+            predictions = predict(
+                self.model,
+                self.validation,
+                batch_size=self.settings.eval_batch_size,
+                device=self.device,
+                dtype=self.dtype,
+                check_stop=self.ctx.check_stop,
+            )
+            metrics = score(self.ctx, predictions, self.validation, self.labels, "val")
+            self.model.train()
+            self.ctx.log(metrics, self.step)
+            self.history.append((self.step, metrics))
+            self.best.update(self.model, self.step, metrics)
         patience = self.settings.patience
         return patience > 0 and self.best.bad_evals >= patience
 

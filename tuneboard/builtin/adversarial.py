@@ -1,0 +1,197 @@
+"""The work of the adversarial and regularising strategies: FGM, PGD, FreeLB and R-Drop.
+
+Imports torch at module level: the strategy plugins import this module in `setup()`.
+
+Perturbations are added to the *output* of the embedding module by a forward hook that is
+removed as soon as the pass is done. The weights themselves are never touched, so nothing has
+to be restored, the perturbation is computed from this micro-batch's gradient alone (not one
+accumulated over a gradient-accumulation group), and it works when the embeddings do not
+train (head-only, top-k, LoRA). Each perturbation is scaled per example, by the L2 norm over
+that example's real (unpadded) tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tuneboard.api import TrainStep
+from tuneboard.engine.data import IGNORE_INDEX
+from tuneboard.errors import ConfigError
+
+
+def find_embedding(model: nn.Module, pattern: str) -> nn.Embedding:
+    """The one `nn.Embedding` of `model` whose dotted name contains `pattern`."""
+    embeddings = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Embedding)]
+    matches = [(n, m) for n, m in embeddings if pattern in n]
+    if len(matches) == 1:
+        return matches[0][1]
+    names = ", ".join(n for n, _ in (matches or embeddings)) or "none"
+    if matches:
+        raise ConfigError(
+            f"embedding {pattern!r} matches {len(matches)} embedding modules ({names}); "
+            "give a longer part of one name"
+        )
+    raise ConfigError(f"embedding {pattern!r} matches no embedding module; the model has: {names}")
+
+
+class EmbeddingPerturbation:
+    """Adds a perturbation to an embedding module's output while a pass is `active`."""
+
+    def __init__(self, module: nn.Embedding) -> None:
+        self.module = module
+        self.delta: torch.Tensor | None = None
+
+    @contextlib.contextmanager
+    def active(self, delta: torch.Tensor | None) -> Iterator[None]:
+        """Add `delta` to the module's output during the passes run inside; with None, add a
+        zero tensor that requires grad (created at the forward), so that after backward
+        ``self.delta.grad`` is the gradient of the loss with respect to the embeddings."""
+        self.delta = delta
+        handle = self.module.register_forward_hook(self._add)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def _add(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        if self.delta is None:
+            self.delta = torch.zeros_like(output, requires_grad=True)
+        return output + self.delta.to(output.dtype)
+
+    def shape(self, batch: dict[str, Any]) -> tuple[int, ...]:
+        """The shape of the module's output for `batch`."""
+        return (*batch["input_ids"].shape, self.module.embedding_dim)
+
+
+def _token_mask(batch: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
+    """1 on real tokens, 0 on padding, shaped to broadcast over the embedding dimension."""
+    mask: torch.Tensor | None = batch.get("attention_mask")
+    if mask is None:
+        return torch.ones((*like.shape[:-1], 1), device=like.device, dtype=like.dtype)
+    return mask.unsqueeze(-1).to(like.dtype)
+
+
+def _per_example_norm(values: torch.Tensor) -> torch.Tensor:
+    shape = (values.shape[0],) + (1,) * (values.ndim - 1)
+    norm: torch.Tensor = values.flatten(1).norm(dim=1)
+    return norm.view(shape)
+
+
+def unit_direction(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`grad` on real tokens, scaled to L2 norm 1 per example; 0 where it is not finite."""
+    grad = torch.where(torch.isfinite(grad), grad, torch.zeros_like(grad)) * mask
+    return grad / _per_example_norm(grad).clamp_min(1e-12)
+
+
+def project(delta: torch.Tensor, radius: float) -> torch.Tensor:
+    """`delta` scaled back, example by example, into the L2 ball of `radius`."""
+    norm = _per_example_norm(delta)
+    return delta * torch.where(norm > radius, radius / norm.clamp_min(1e-12), torch.ones_like(norm))
+
+
+def _clean_pass(inputs: TrainStep, hook: EmbeddingPerturbation) -> tuple[float, torch.Tensor]:
+    """Forward and backward without perturbation; the loss and the embeddings' gradient."""
+    with hook.active(None):
+        loss = inputs.forward(inputs.batch).loss
+        inputs.backward(loss)
+    assert hook.delta is not None
+    grad = hook.delta.grad if hook.delta.grad is not None else torch.zeros_like(hook.delta)
+    return float(loss.detach()), grad.detach()
+
+
+def fgm_step(inputs: TrainStep, hook: EmbeddingPerturbation, epsilon: float) -> float:
+    """FGM: gradients of the clean loss plus those of the loss at ``epsilon`` along the
+    normalised embedding gradient. Returns the clean loss."""
+    loss, grad = _clean_pass(inputs, hook)
+    delta = epsilon * unit_direction(grad, _token_mask(inputs.batch, grad))
+    with hook.active(delta):
+        inputs.backward(inputs.forward(inputs.batch).loss)
+    return loss
+
+
+def pgd_step(
+    inputs: TrainStep, hook: EmbeddingPerturbation, epsilon: float, alpha: float, steps: int
+) -> float:
+    """PGD: `steps` ascent steps of size `alpha`, each projected into the `epsilon` ball;
+    gradients of the clean loss plus those of the loss at the last perturbation. Returns the
+    clean loss."""
+    loss, grad = _clean_pass(inputs, hook)
+    mask = _token_mask(inputs.batch, grad)
+    delta = torch.zeros_like(grad)
+    for k in range(steps):
+        delta = project(delta + alpha * unit_direction(grad, mask), epsilon)
+        last = k == steps - 1
+        leaf = delta.detach().requires_grad_(not last)
+        with hook.active(leaf):
+            adv_loss = inputs.forward(inputs.batch).loss
+            if last:
+                inputs.backward(adv_loss)
+            else:  # the inner steps only move the perturbation: no parameter gradients
+                (grad,) = torch.autograd.grad(adv_loss, leaf)
+    return loss
+
+
+def freelb_step(
+    inputs: TrainStep,
+    hook: EmbeddingPerturbation,
+    init_mag: float,
+    adv_lr: float,
+    adv_steps: int,
+    max_norm: float,
+) -> float:
+    """FreeLB: `adv_steps` passes, each adding its gradients (weighted 1/`adv_steps`) and then
+    moving the perturbation by `adv_lr` along its normalised gradient (projected into
+    `max_norm` when > 0). Starts from uniform noise of L2 norm about `init_mag`. Returns the
+    mean loss over the passes."""
+    device = inputs.batch["input_ids"].device
+    delta = torch.zeros(hook.shape(inputs.batch), device=device)
+    mask = _token_mask(inputs.batch, delta)
+    if init_mag > 0:
+        dims = mask.sum(dim=(1, 2), keepdim=True) * delta.shape[-1]
+        delta = (torch.rand_like(delta) * 2 - 1) * mask * (init_mag / dims.clamp_min(1).sqrt())
+    total = 0.0
+    for k in range(adv_steps):
+        leaf = delta.detach().requires_grad_()
+        with hook.active(leaf):
+            loss = inputs.forward(inputs.batch).loss / adv_steps
+            inputs.backward(loss)
+        total += float(loss.detach())
+        if k == adv_steps - 1:
+            break
+        grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+        delta = leaf.detach() + adv_lr * unit_direction(grad, mask)
+        if max_norm > 0:
+            delta = project(delta, max_norm)
+    return total
+
+
+def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """The mean over rows of (KL(a||b) + KL(b||a)) / 2 of two batches of logits."""
+    log_a = F.log_softmax(logits_a.float(), dim=-1)
+    log_b = F.log_softmax(logits_b.float(), dim=-1)
+    forward = F.kl_div(log_b, log_a, log_target=True, reduction="batchmean")
+    backward = F.kl_div(log_a, log_b, log_target=True, reduction="batchmean")
+    return 0.5 * (forward + backward)
+
+
+def rdrop_step(inputs: TrainStep, alpha: float) -> float:
+    """R-Drop: two forward passes (different dropout), loss = their mean loss + `alpha` ×
+    their symmetric KL (over labelled tokens, for token classification). Returns the mean
+    loss of the two passes, without the KL term."""
+    first = inputs.forward(inputs.batch)
+    second = inputs.forward(inputs.batch)
+    loss = 0.5 * (first.loss + second.loss)
+    logits_a, logits_b = first.logits, second.logits
+    labels = inputs.batch.get("labels")
+    if logits_a.ndim == 3 and labels is not None:
+        keep = labels != IGNORE_INDEX
+        logits_a, logits_b = logits_a[keep], logits_b[keep]
+    kl = symmetric_kl(logits_a, logits_b) if logits_a.shape[0] else loss.new_zeros(())
+    inputs.backward(loss + alpha * kl)
+    return float(loss.detach())

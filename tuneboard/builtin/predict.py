@@ -1,0 +1,219 @@
+"""The `predict` stage's work: the current model's predictions for a split or a file, written
+to a CSV or JSON-lines file in the run's folder.
+
+Sequence classification: the predicted label and a probability per label for each text.
+Token classification: the predicted tag of each word (words cut off by `max_length` get
+none). Reference labels or tags are copied next to the predictions when the data has them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tuneboard.api import (
+    TOKEN_CLASSIFICATION,
+    Example,
+    PipelineState,
+    StageContext,
+    TextExample,
+    TokenExample,
+)
+from tuneboard.builtin.conll import read_conll
+from tuneboard.builtin.recipe_stages import PredictParams
+from tuneboard.engine.data import IGNORE_INDEX, encode
+from tuneboard.engine.training import autocast_dtype, predict
+from tuneboard.errors import ConfigError, DataError
+
+Row = dict[str, Any]
+
+
+# --- reading a file -------------------------------------------------------------------------
+
+
+def read_inputs(path: Path, task: str, text_column: str, label_column: str) -> list[Example]:
+    """The examples of a file to predict; see `PredictParams.file` for the formats."""
+    text = _decode(path)
+    suffix = path.suffix.lower()
+    if task == TOKEN_CLASSIFICATION:
+        if suffix == ".txt":
+            return [TokenExample(tuple(line.split())) for line in text.splitlines() if line.strip()]
+        try:
+            return list(read_conll(path))
+        except DataError:  # no tag column: tokens only
+            return list(read_conll(path, tags=False))
+    if suffix == ".txt":
+        return [TextExample(line) for line in text.splitlines() if line.strip()]
+    if suffix in (".csv", ".tsv"):
+        reader = csv.DictReader(
+            io.StringIO(text, newline=""), delimiter="," if suffix == ".csv" else "\t"
+        )
+        rows: Iterator[tuple[int, dict[str, Any]]] = ((i + 2, row) for i, row in enumerate(reader))
+    elif suffix == ".jsonl":
+        rows = _json_rows(path, text)
+    else:
+        raise DataError(
+            f"{path}: cannot read {suffix or 'extension-less'} files; "
+            "use .txt, .csv, .tsv or .jsonl"
+        )
+    examples: list[Example] = []
+    for line, row in rows:
+        value = row.get(text_column)
+        if not isinstance(value, str):
+            have = ", ".join(str(c) for c in row) or "none"
+            raise DataError(
+                f"{path}: line {line}: no text in column {text_column!r} (columns: {have})"
+            )
+        label = row.get(label_column)
+        examples.append(TextExample(value, None if label in (None, "") else str(label)))
+    if not examples:
+        raise DataError(f"{path}: nothing to predict (empty file)")
+    return examples
+
+
+def _json_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(value, dict):
+                raise DataError(f"{path}: line {number}: expected a JSON object")
+            yield number, value
+
+
+def _decode(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid utf-8 ({exc.reason})") from None
+
+
+# --- predicting -----------------------------------------------------------------------------
+
+
+def prediction_rows(
+    examples: Sequence[Example], state: PipelineState, ctx: StageContext, params: PredictParams
+) -> list[Row]:
+    """One row per example: its input, its reference where known, and the prediction."""
+    model, tokenizer, labels = state.model, state.tokenizer, state.labels
+    token_level = state.task == TOKEN_CLASSIFICATION
+    if token_level:
+        # Placeholder tags mark each word's first sub-word, where its prediction is read.
+        to_encode: list[Example] = [
+            TokenExample(ex.tokens, (labels[0],) * len(ex.tokens))
+            for ex in examples
+            if isinstance(ex, TokenExample)
+        ]
+    else:
+        to_encode = [replace(ex, label=None) for ex in examples if isinstance(ex, TextExample)]
+    if len(to_encode) != len(examples):
+        raise DataError(f"predict: the examples do not fit the task {state.task!r}")
+    features = encode(to_encode, tokenizer, labels, ctx.max_length, state.task)
+    model.to(ctx.device)
+    result = predict(
+        model,
+        features,
+        batch_size=params.batch_size,
+        device=ctx.device,
+        dtype=autocast_dtype(params.precision, ctx.device),
+        with_probabilities=not token_level,
+        check_stop=ctx.check_stop,
+    )
+    rows: list[Row] = []
+    for i, ex in enumerate(examples):
+        if isinstance(ex, TokenExample):
+            marks = features.labels[i] != IGNORE_INDEX
+            tags: list[str | None] = [labels[k] for k in result.label_ids[i][marks]]
+            tags += [None] * (len(ex.tokens) - len(tags))
+            row: Row = {"tokens": list(ex.tokens)}
+            if ex.tags is not None:
+                row["tags"] = list(ex.tags)
+            rows.append({**row, "predictions": tags})
+        else:
+            assert isinstance(ex, TextExample) and result.probabilities is not None
+            row = {"text": ex.text}
+            if ex.text_pair is not None:
+                row["text_pair"] = ex.text_pair
+            if ex.label is not None:
+                row["label"] = ex.label
+            row["prediction"] = labels[int(result.label_ids[i])]
+            row["probabilities"] = {
+                label: float(p) for label, p in zip(labels, result.probabilities[i], strict=True)
+            }
+            rows.append(row)
+    return rows
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def write_jsonl(path: Path, rows: Sequence[Row]) -> None:
+    """One JSON object per row."""
+    with path.open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_csv(path: Path, rows: Sequence[Row], labels: Sequence[str]) -> None:
+    """Texts: a row per text, a ``prob_<label>`` column per label. Sentences: a row per word
+    (``sentence``, ``token``, ``tag`` where known, ``prediction``)."""
+    token_level = bool(rows) and "tokens" in rows[0]
+    if token_level:
+        header = ["sentence", "token"] + (["tag"] if any("tags" in r for r in rows) else [])
+        header.append("prediction")
+    else:
+        header = ["text"] + [k for k in ("text_pair", "label") if any(k in r for r in rows)]
+        header += ["prediction", *(f"prob_{label}" for label in labels)]
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for n, row in enumerate(rows):
+            if token_level:
+                for i, token in enumerate(row["tokens"]):
+                    tag = [row["tags"][i]] if "tag" in header else []
+                    writer.writerow([n, token, *tag, row["predictions"][i] or ""])
+            else:
+                values = [row.get(k, "") for k in header if not k.startswith("prob_")]
+                writer.writerow(values + [row["probabilities"][label] for label in labels])
+
+
+def run_predict(params: PredictParams, ctx: StageContext, state: PipelineState) -> PipelineState:
+    """Predict the split or file and write the rows; record the file as a `predictions`
+    artifact."""
+    if state.model is None or state.tokenizer is None:
+        raise ConfigError("predict: no model in the pipeline state")
+    if params.file:
+        path = (ctx.project_dir / params.file).resolve()
+        if not path.is_file():
+            raise DataError(f"predict: key 'file': file not found: {params.file}")
+        examples = read_inputs(path, state.task, params.text_column, params.label_column)
+        source = path.stem
+    else:
+        examples = list(state.splits.get(params.split) or [])
+        if not examples:
+            raise DataError(f"predict: no {params.split!r} split, or it is empty")
+        source = params.split
+    run_dir = ctx.run_dir.resolve()
+    target = (run_dir / (params.output or f"predictions-{source}.{params.format}")).resolve()
+    if not target.is_relative_to(run_dir) or target == run_dir:
+        raise ConfigError(f"predict: output {params.output!r} is not inside the run's folder")
+    rows = prediction_rows(examples, state, ctx, params)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if params.format == "jsonl":
+        write_jsonl(target, rows)
+    else:
+        write_csv(target, rows, state.labels)
+    ctx.artifact(target, "predictions")
+    ctx.progress(1, 1, "predicted")
+    cut = sum(r["predictions"].count(None) for r in rows if "predictions" in r)
+    if cut:
+        ctx.event(f"{cut} words were past max_length {ctx.max_length} and have no tag", "warning")
+    ctx.event(f"wrote {len(rows)} predictions ({source}) to {target}")
+    return state
