@@ -6,6 +6,7 @@ commands that need them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -377,13 +378,28 @@ def sql(query: str, project_dir: Path | None, fmt: str, limit: int, offset: int)
 
     Tables: runs, stages, metrics, events, artifacts (see the README for the schema).
     """
-    from tuneboard.store.sql import run_query
+    import time
+
+    from tuneboard.errors import QueryError
+    from tuneboard.store.sql import start_query
 
     if query == "-":
         query = sys.stdin.read()
     project = load_project_from(project_dir)
     store = open_store(project, read_only=True)
-    result = run_query(store, query, limit=limit, offset=offset)
+    # In a thread, so that Ctrl-C reaches this thread (DuckDB would turn it into a bare
+    # RuntimeError) and the query is cancelled cleanly.
+    job = start_query(store, query, limit=limit, offset=offset)
+    try:
+        while not job.done:
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        job.cancel()
+        with contextlib.suppress(QueryError):
+            job.result(timeout=10)
+        click.echo("\nquery cancelled", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    result = job.result()
     _emit(result.columns, result.rows, fmt)
     if fmt == "table":
         page = f"rows {offset + 1}-{offset + limit}" if offset else f"first {limit}"

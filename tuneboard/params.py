@@ -108,7 +108,8 @@ def build_params(params_cls: type[T], values: Mapping[str, Any], where: str) -> 
     """Validate `values` against `params_cls` and return an instance of it.
 
     `where` names the place the values come from (file and table) and starts every error
-    message, e.g. ``tuneboard.toml: [experiments.demo.stages.1] (finetune)``.
+    message, e.g. ``tuneboard.toml: [experiments.demo.stages.1] (finetune)``. A `ValueError`
+    raised by the dataclass's ``__post_init__`` becomes a `ConfigError` too.
     """
     specs = {spec.name: spec for spec in describe_params(params_cls)}
     unknown = [key for key in values if key not in specs]
@@ -126,7 +127,10 @@ def build_params(params_cls: type[T], values: Mapping[str, Any], where: str) -> 
             raise ConfigError(
                 f"{where}: missing required key {name!r} ({spec.help or spec.type_name})"
             )
-    return params_cls(**kwargs)
+    try:
+        return params_cls(**kwargs)
+    except ValueError as error:  # a Params may check its values together in __post_init__
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def check_value(spec: ParamSpec, value: Any, where: str) -> Any:

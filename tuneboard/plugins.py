@@ -100,7 +100,7 @@ class PluginInfo:
     `location` is the entry point's ``module[:object]`` or the project file's path;
     `provides` maps a kind (``stage``, ``dataset``, ``metric``, ``strategy``) to the names
     registered; `hooks` lists the hooks the plugin implements. `distribution` is the
-    installed package's name for entry points.
+    installed package's name for entry points; `path` the file its code was loaded from.
     """
 
     name: str
@@ -110,6 +110,7 @@ class PluginInfo:
     provides: dict[str, list[str]] = field(default_factory=dict)
     hooks: list[str] = field(default_factory=list)
     distribution: str | None = None
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,7 @@ class PluginRegistry:
             provides={kind: sorted(classes) for kind, classes in provided.items() if classes},
             hooks=sorted(caller.name for caller in callers),
             distribution=candidate.distribution,
+            path=_source_file(plugin),
         )
         for kind, classes in provided.items():
             for class_name, plugin_class in classes.items():
@@ -387,6 +389,13 @@ def _check_class(kind: PluginKind, value: object) -> tuple[str, type]:
     except Exception as exc:
         raise _Rejected(f"{kind} {name!r}: bad Params: {_describe_exception(exc)}") from None
     return name, value
+
+
+def _source_file(plugin: object) -> str | None:
+    """The file the plugin's code comes from (its module's), when it has one."""
+    module = plugin if isinstance(plugin, ModuleType) else inspect.getmodule(plugin)
+    file = getattr(module, "__file__", None)
+    return str(Path(file).resolve()) if isinstance(file, str) else None
 
 
 def _module_version(plugin: object) -> str | None:

@@ -14,6 +14,7 @@ from tuneboard.engine.observer import RunObserver
 from tuneboard.engine.runner import PreparedRun, RunJob, prepare_run
 from tuneboard.engine.scheduler import Scheduler
 from tuneboard.plugins import PluginRegistry
+from tuneboard.privacy import private_files
 from tuneboard.store import ACTIVE_STATUSES, Store
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ class Engine:
             while self._run_dir(run_id).exists():
                 run_id = new_run_id()
             run_dir = self._run_dir(run_id)
-            run_dir.mkdir(mode=0o700, parents=True)
+            with private_files():  # the runs folder too, when this creates it
+                run_dir.mkdir(mode=0o700, parents=True)
         self.store.create_run(
             run_id,
             experiment.name,

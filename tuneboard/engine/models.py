@@ -15,6 +15,9 @@ from tuneboard.errors import ConfigError
 
 PACKAGE_PREFIX = "package:"
 
+# Weight files that are Python pickles: loading one can run arbitrary code.
+_PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+
 _PATH_PREFIXES = ("./", "../", ".\\", "..\\", "/", "~")
 
 
@@ -31,9 +34,33 @@ def resolve_model_source(source: str, project_dir: Path) -> str:
     candidate = (project_dir / Path(source).expanduser()).resolve()
     if candidate.exists():
         return str(candidate)
-    if source.startswith(_PATH_PREFIXES) or Path(source).is_absolute():
+    parts = Path(source).parts
+    # `models/mine` is a path, not a Hub id, when the project has a `models` folder.
+    in_project = len(parts) > 1 and (project_dir / parts[0]).is_dir()
+    if source.startswith(_PATH_PREFIXES) or Path(source).is_absolute() or in_project:
         raise ConfigError(f"model {source!r}: no such folder ({candidate})")
     return source
+
+
+def check_safe_weights(source: str, project_dir: Path) -> None:
+    """Raise `ConfigError` when a local model folder holds weights only as pickle files.
+
+    tuneboard loads model weights only from safetensors files (`use_safetensors=True`), so
+    such a folder is refused before a run starts, with a message that says why.
+    """
+    location = Path(resolve_model_source(source, project_dir))
+    if not location.is_absolute() or not location.is_dir():
+        return  # a Hugging Face id: from_pretrained refuses pickles itself
+    if any(location.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for pattern in _PICKLE_WEIGHTS for p in location.glob(pattern))
+    if pickles:
+        raise ConfigError(
+            f"model {source!r}: {location} holds weights only as pickle files "
+            f"({', '.join(pickles[:3])}); tuneboard loads weights only from safetensors "
+            "files, since unpickling can run code: save the model with save_pretrained() "
+            "from a trusted environment to get model.safetensors"
+        )
 
 
 def _package_folder(source: str) -> Path:
@@ -114,6 +141,7 @@ def load_model_and_tokenizer(
             spec.source,
             project_dir,
             "model",
+            use_safetensors=True,  # never unpickle weights: a pickle can run any code
             ignore_mismatched_sizes=True,
             **label_kwargs,
         )

@@ -14,21 +14,27 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import ClassVar
 
 import duckdb
 
 from tuneboard.errors import TuneboardError
+from tuneboard.privacy import private_files
 from tuneboard.store.migrations import migrate
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 
 # External access off: user SQL must not read or write files, attach databases or load
-# extensions. Registered Arrow tables still work. Locked so no statement can turn it back on.
+# extensions (nor install or load them on its own). Registered Arrow tables still work.
+# Locked so no statement can turn it back on.
 CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "python_enable_replacements": False,
     "lock_configuration": True,
 }
 
@@ -99,14 +105,15 @@ class Database:
         Raises `TuneboardError` if the file stays locked by another process (or busy in this
         one, for a read-write use) for `lock_timeout` seconds.
         """
-        cur = self._acquire(write, lock_timeout)
-        try:
-            yield cur
-        finally:
+        with private_files() if write else nullcontext():
+            cur = self._acquire(write, lock_timeout)
             try:
-                cur.close()
+                yield cur
             finally:
-                self._release()
+                try:
+                    cur.close()
+                finally:
+                    self._release()
 
     def _acquire(self, write: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + lock_timeout
@@ -193,11 +200,15 @@ class Database:
             if not writable:
                 raise TuneboardError(f"there is no tuneboard database at {path}")
             if not path.parent.exists():
-                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                with private_files():
+                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         delay = _FIRST_DELAY
         while True:
             try:
-                conn = duckdb.connect(str(path), read_only=not writable, config=CONNECTION_CONFIG)
+                with private_files() if writable else nullcontext():
+                    conn = duckdb.connect(
+                        str(path), read_only=not writable, config=CONNECTION_CONFIG
+                    )
                 break
             except duckdb.IOException as error:
                 if not is_lock_error(error):
@@ -212,7 +223,8 @@ class Database:
             if created:
                 os.chmod(path, 0o600)
             if writable and not self._migrated:
-                migrate(conn)
+                with private_files():
+                    migrate(conn)
                 self._migrated = True
         except BaseException:
             conn.close()

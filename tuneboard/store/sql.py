@@ -49,7 +49,12 @@ def _statements(sql: str) -> list[duckdb.Statement]:
     if not statements:
         raise QueryError("there is no statement to run")
     for number, statement in enumerate(statements, 1):
-        kind = statement.type
+        try:
+            kind = statement.type
+        except ValueError:  # a type the Python enum lacks, such as UPDATE EXTENSIONS
+            raise QueryError(
+                f"only read statements are allowed; statement {number} is not a read"
+            ) from None
         if kind == duckdb.StatementType.SELECT:
             continue
         if kind == duckdb.StatementType.EXPLAIN:
@@ -70,9 +75,9 @@ def _explained_type(query: str) -> duckdb.StatementType | None:
         return None
     try:
         inner = duckdb.extract_statements(query[match.end() :])
-    except duckdb.Error:
+        return inner[0].type if len(inner) == 1 else None
+    except (duckdb.Error, ValueError):
         return None
-    return inner[0].type if len(inner) == 1 else None
 
 
 def check_read_only(sql: str) -> None:
@@ -87,12 +92,16 @@ class QueryJob:
     """One user query, run by `run()` in some thread and cancellable from any other.
 
     `start_query()` runs it in a background thread; `result()` waits for the outcome and
-    raises `QueryError` if it failed or was cancelled.
+    raises `QueryError` if it failed or was cancelled. The rows returned are the `limit`
+    rows after the first `offset` of the last statement's result (a page of it).
     """
 
-    def __init__(self, store: Store, sql: str, *, limit: int = 1000) -> None:
+    def __init__(self, store: Store, sql: str, *, limit: int = 1000, offset: int = 0) -> None:
+        if limit < 0 or offset < 0:
+            raise QueryError(f"limit and offset must not be negative, got {limit} and {offset}")
         self.sql = sql
         self.limit = limit
+        self.offset = offset
         self._store = store
         self._statements = _statements(sql)
         self._lock = threading.Lock()
@@ -130,6 +139,10 @@ class QueryJob:
         except QueryError as error:
             self._error = error
         except duckdb.InterruptException:
+            self._error = QueryError(CANCELLED_MESSAGE)
+        except RuntimeError as error:  # DuckDB's answer to Ctrl-C when run in the main thread
+            if "interrupted" not in str(error).lower():
+                raise
             self._error = QueryError(CANCELLED_MESSAGE)
         except duckdb.Error as error:
             self._error = QueryError(first_line(error))
@@ -171,7 +184,7 @@ class QueryJob:
         if relation is None:
             return [], [], [], False
         # Arrow, not fetchall(): DuckDB's own conversion of TIMESTAMPTZ needs pytz.
-        table = relation.limit(self.limit + 1).to_arrow_table()
+        table = relation.limit(self.limit + 1, offset=self.offset).to_arrow_table()
         columns = [column.to_pylist() for column in table.columns]
         rows = list(zip(*columns, strict=True)) if columns else []
         truncated = len(rows) > self.limit
@@ -183,15 +196,15 @@ class QueryJob:
         )
 
 
-def start_query(store: Store, sql: str, *, limit: int = 1000) -> QueryJob:
+def start_query(store: Store, sql: str, *, limit: int = 1000, offset: int = 0) -> QueryJob:
     """Check `sql` (raising `QueryError` at once if refused) and run it in a thread."""
-    job = QueryJob(store, sql, limit=limit)
+    job = QueryJob(store, sql, limit=limit, offset=offset)
     threading.Thread(target=job.run, name="tuneboard-query", daemon=True).start()
     return job
 
 
-def run_query(store: Store, sql: str, *, limit: int = 1000) -> QueryResult:
-    """Check and run `sql` in the calling thread; at most `limit` rows come back."""
-    job = QueryJob(store, sql, limit=limit)
+def run_query(store: Store, sql: str, *, limit: int = 1000, offset: int = 0) -> QueryResult:
+    """Check and run `sql` in the calling thread; at most `limit` rows, after `offset`."""
+    job = QueryJob(store, sql, limit=limit, offset=offset)
     job.run()
     return job.result()

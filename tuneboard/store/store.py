@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import psutil
 
 from tuneboard.errors import TuneboardError
@@ -91,7 +92,8 @@ class Store:
     Write methods queue the change and return at once (the writer thread commits it within
     `flush_interval` seconds); `flush()` waits for it. Timestamps are float epoch seconds and
     default to now. Read methods query the file directly. A store that is not read-only
-    applies migrations and marks runs whose process died as interrupted when opened.
+    applies migrations when opened; every store, read-only too, marks runs whose process
+    died as interrupted when opened.
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class Store:
             if not self._db.path.exists():
                 raise TuneboardError(f"there is no tuneboard database at {self._db.path}")
             self._put: Callable[[Op], None] = self._refuse_read_only
+            self.mark_interrupted_if_any()
         else:
             self.mark_interrupted()
             self._writer = Writer.acquire(
@@ -521,15 +524,8 @@ class Store:
         Returns their ids. Runs owned by another host are left alone: there is no telling
         whether their process still lives.
         """
-        host = socket.gethostname()
         with self._db.cursor(write=True, lock_timeout=self._lock_timeout) as cur:
-            rows = cur.execute(
-                "SELECT run_id, owner_pid, owner_started FROM runs"
-                " WHERE status IN ('queued', 'running') AND owner_host = ?"
-                " AND owner_pid IS NOT NULL",
-                [host],
-            ).fetchall()
-            dead = [run_id for run_id, pid, started in rows if not _is_alive(pid, started)]
+            dead = _dead_runs(cur)
             if not dead:
                 return []
             now = time.time()
@@ -551,8 +547,34 @@ class Store:
                 raise
         return dead
 
+    def mark_interrupted_if_any(self) -> list[str]:
+        """Like `mark_interrupted`, but cheap when no owner died: one read, no write open.
+
+        Read-only stores call it when opened, so `tuneboard runs` after a crash shows
+        `interrupted` rather than a run that runs forever; a long-lived reader (the app)
+        can call it now and then to notice processes that died since. Never raises: a file
+        that cannot be written (a read-only copy) is left as it is. Not inside `hold()`.
+        """
+        try:
+            with self._db.cursor(lock_timeout=self._lock_timeout) as cur:
+                dead = _dead_runs(cur)
+            return self.mark_interrupted() if dead else []
+        except (TuneboardError, duckdb.Error, OSError):
+            return []
+
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _dead_runs(cur: duckdb.DuckDBPyConnection) -> list[str]:
+    """Ids of the queued and running runs whose owner process on this host is gone."""
+    rows = cur.execute(
+        "SELECT run_id, owner_pid, owner_started FROM runs"
+        " WHERE status IN ('queued', 'running') AND owner_host = ?"
+        " AND owner_pid IS NOT NULL",
+        [socket.gethostname()],
+    ).fetchall()
+    return [run_id for run_id, pid, started in rows if not _is_alive(pid, started)]
 
 
 def _check_status(status: str) -> None:

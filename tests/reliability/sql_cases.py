@@ -1,0 +1,144 @@
+"""Statements for the user-SQL tests: reads that must run, writes and escapes that must not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuneboard.store import Store
+
+# Reads: each runs on the test database and returns rows.
+READS = [
+    "SELECT * FROM runs",
+    "select run_id, status from runs order by run_id",
+    "WITH x AS (SELECT run_id FROM runs) SELECT * FROM x",
+    "FROM metrics SELECT name, max(value) GROUP BY name",
+    "DESCRIBE runs",
+    "SHOW TABLES",
+    "SUMMARIZE metrics",
+    "EXPLAIN SELECT * FROM metrics",
+    "EXPLAIN ANALYZE SELECT count(*) FROM metrics",
+    "VALUES (1, 'a'), (2, 'b')",
+    "SELECT 1 UNION ALL SELECT 2",
+    "(SELECT count(*) FROM events)",
+    "UNPIVOT (SELECT 1 AS a, 2 AS b) ON a, b",
+    "SELECT * FROM pragma_table_info('runs')",
+    "SELECT * FROM duckdb_tables()",
+    "SELECT current_setting('enable_external_access') AS external",
+    "-- a comment\nSELECT 1 /* and another */",
+]
+
+# Statements that change something (or try to): refused before anything runs.
+WRITES = [
+    "INSERT INTO runs (run_id, experiment, status, config) VALUES ('x', 'e', 'queued', '{}')",
+    "INSERT OR REPLACE INTO runs SELECT * FROM runs",
+    "UPDATE runs SET status = 'failed'",
+    "DELETE FROM metrics",
+    "TRUNCATE events",
+    "WITH d AS (SELECT 1) DELETE FROM runs",
+    "MERGE INTO runs USING (SELECT 1 AS x) s ON false WHEN NOT MATCHED THEN DO NOTHING",
+    "DROP TABLE runs",
+    "ALTER TABLE runs ADD COLUMN z INTEGER",
+    "COMMENT ON TABLE runs IS 'x'",
+    "CREATE TABLE t (a INTEGER)",
+    "CREATE OR REPLACE TEMP TABLE t AS SELECT 1",
+    "CREATE VIEW v AS SELECT 1",
+    "CREATE MACRO m(a) AS a",
+    "CREATE SEQUENCE s",
+    "CREATE INDEX i ON runs (run_id)",
+    "CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's')",
+    "ATTACH '/tmp/tuneboard-attack.duckdb' AS other",
+    "ATTACH ':memory:' AS m",
+    "DETACH other",
+    "USE memory",
+    "COPY runs TO '/tmp/tuneboard-attack.csv'",
+    "COPY (SELECT * FROM metrics) TO '/tmp/tuneboard-attack.parquet' (FORMAT parquet)",
+    "COPY runs FROM '/etc/passwd'",
+    "COPY FROM DATABASE memory TO memory",
+    "EXPORT DATABASE '/tmp/tuneboard-attack-export'",
+    "IMPORT DATABASE '/tmp/tuneboard-attack-export'",
+    "INSTALL httpfs",
+    "FORCE INSTALL httpfs",
+    "LOAD httpfs",
+    "LOAD '/tmp/evil.duckdb_extension'",
+    "UPDATE EXTENSIONS",
+    "SET enable_external_access = true",
+    "SET GLOBAL threads = 1",
+    "RESET threads",
+    "SET VARIABLE x = 1",
+    "PRAGMA enable_profiling",
+    "PRAGMA table_info('runs')",
+    "CALL pragma_version()",
+    "CHECKPOINT",
+    "FORCE CHECKPOINT",
+    "VACUUM",
+    "ANALYZE",
+    "BEGIN TRANSACTION",
+    "COMMIT",
+    "ROLLBACK",
+    "PREPARE p AS DELETE FROM runs",
+    "EXECUTE p",
+    "DEALLOCATE p",
+    "EXPLAIN ANALYZE DELETE FROM runs",
+    "explain analyse update runs set status = 'x'",
+    "EXPLAIN (ANALYZE true, FORMAT json) DELETE FROM runs",
+    "EXPLAIN ANALYZE /* ) */ INSERT INTO runs SELECT * FROM runs",
+]
+
+# Reads in form, escapes in intent: they must fail (files, network, extensions).
+ESCAPES = [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_csv_auto('/etc/hostname')",
+    "SELECT * FROM '/etc/passwd'",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_blob('/etc/passwd')",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM glob('../*')",
+    "SELECT * FROM read_json('/etc/passwd')",
+    "SELECT * FROM read_parquet('/etc/passwd')",
+    "SELECT * FROM parquet_metadata('/etc/passwd')",
+    "SELECT * FROM sniff_csv('/etc/passwd')",
+    "SELECT * FROM read_parquet('https://example.com/x.parquet')",
+    "SELECT * FROM read_csv('s3://bucket/x.csv')",
+    "SELECT * FROM sqlite_scan('/tmp/x.db', 't')",
+    "SELECT * FROM read_xlsx('/tmp/x.xlsx')",
+    "SELECT * FROM duckdb_secrets()",
+    "SELECT * FROM query('DELETE FROM runs')",
+    "SELECT getenv('HOME')",
+]
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    """Everything a statement could change: every table's rows, the catalog, key settings."""
+    tables = ("runs", "stages", "metrics", "events", "artifacts")
+    with store.database.cursor() as cur:
+        state: dict[str, Any] = {
+            table: cur.execute(
+                f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table} ORDER BY ALL"
+            ).fetchall()
+            for table in tables
+        }
+        state["catalog"] = cur.execute(
+            "SELECT database_name, schema_name, table_name FROM duckdb_tables()"
+            " UNION ALL SELECT database_name, schema_name, view_name FROM duckdb_views()"
+            " WHERE NOT internal"
+            " UNION ALL SELECT database_name, schema_name, sequence_name FROM duckdb_sequences()"
+            " ORDER BY ALL"
+        ).fetchall()
+        state["settings"] = cur.execute(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN"
+            " ('enable_external_access', 'threads', 'lock_configuration',"
+            "  'autoinstall_known_extensions', 'autoload_known_extensions') ORDER BY name"
+        ).fetchall()
+    return state
+
+
+def fill(store: Store) -> None:
+    """Two runs with stages, metric points, events and an artifact row's worth of data."""
+    for run in ("r1", "r2"):
+        store.create_run(run, "exp", {"lr": 0.1}, status="completed")
+        store.stage_started(run, 0, name="finetune", plugin="finetune", params={"lr": 0.1})
+        for step in range(30):
+            store.log_metrics(run, 0, step, {"train/loss": 1.0 / (step + 1), "val/acc": step})
+        store.log_event(run, "hello")
+        store.stage_finished(run, 0, "completed")
+    store.flush()
