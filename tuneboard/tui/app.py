@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from tuneboard.store import Store
 
 
+# How often the app looks for runs of other processes that died without saying so.
+DEAD_OWNER_CHECK_SECONDS = 10.0
+
+
 def _sql_screen() -> Screen[Any]:
     from tuneboard.tui.screens.sql import SqlScreen
 
@@ -96,6 +100,18 @@ class TuneboardApp(App[None]):
     def on_ready(self) -> None:
         """After the first paint, load the plugins and open the database in the background."""
         threading.Thread(target=self.services, name="tuneboard-services", daemon=True).start()
+        self.set_interval(DEAD_OWNER_CHECK_SECONDS, self._check_dead_owners)
+
+    def _check_dead_owners(self) -> None:
+        if self.services_ready:
+            self._mark_interrupted()
+
+    @work(thread=True, exit_on_error=False, name="looking for runs whose process died")
+    def _mark_interrupted(self) -> None:
+        # A headless `tuneboard run` killed while the app is open would otherwise stay
+        # `running` in the table forever.
+        if self.store.mark_interrupted_if_any():
+            self.post_message(RunsChanged())
 
     # --- services: plugins, database and engine, loaded after the first paint ----------------
 
