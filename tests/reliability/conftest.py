@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -106,7 +107,14 @@ def start_cli(
             env=child_env(**(env or {})),
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=_default_sigint,
         )
+
+
+def _default_sigint() -> None:
+    # A shell runs background jobs with SIGINT ignored, and children inherit that: Python
+    # then never raises KeyboardInterrupt. Restore the default so a SIGINT acts like Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
