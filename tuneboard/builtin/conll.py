@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuneboard.api import TOKEN_CLASSIFICATION, Dataset, DatasetContext, Splits, TokenExample
+from tuneboard.builtin.textfiles import read_text
 from tuneboard.errors import DataError
 from tuneboard.params import param
 
@@ -53,7 +54,7 @@ def read_conll(path: Path, encoding: str = "utf-8", tags: bool = True) -> list[T
     line's first column is its token and sentences come back untagged. Raise `DataError`
     naming the file and line for a malformed line, and for a file without sentences.
     """
-    sentences = list(_sentences(path, _decode(path, encoding), tags))
+    sentences = list(_sentences(path, read_text(path, encoding), tags))
     if not sentences:
         raise DataError(f"{path}: no sentences (empty file)")
     return sentences
@@ -78,14 +79,3 @@ def _sentences(path: Path, text: str, tags: bool) -> Iterator[TokenExample]:
         labels.append(columns[-1])
     if tokens:
         yield TokenExample(tuple(tokens), tuple(labels) if tags else None)
-
-
-def _decode(path: Path, encoding: str) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode(encoding).removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line}: not valid {encoding} ({exc.reason})") from None
-    except LookupError:
-        raise DataError(f"{path}: unknown encoding {encoding!r}") from None

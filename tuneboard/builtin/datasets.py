@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from tuneboard.api import SEQUENCE_CLASSIFICATION, Dataset, DatasetContext, Splits, TextExample
 from tuneboard.builtin.conll import ConllDataset
+from tuneboard.builtin.textfiles import read_text
 from tuneboard.errors import DataError
 from tuneboard.hookspecs import hookimpl
 from tuneboard.params import param
@@ -62,7 +63,7 @@ class TableDataset(Dataset[TableParams]):
 
     def _examples(self, path: Path) -> Iterator[TextExample]:
         p = self.params
-        text = _read_text(path, p.encoding)
+        text = read_text(path, p.encoding)
         texts = [p.text_column] if isinstance(p.text_column, str) else list(p.text_column)
         columns: tuple[str, str | None, str] | None = None
         count = 0
@@ -82,17 +83,6 @@ class TableDataset(Dataset[TableParams]):
     @abstractmethod
     def rows(self, path: Path, text: str) -> Iterator[tuple[int, Row]]:
         """Yield `(line number, row)` for each record of the file's decoded `text`."""
-
-
-def _read_text(path: Path, encoding: str) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode(encoding).removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line}: not valid {encoding} ({exc.reason})") from None
-    except LookupError:
-        raise DataError(f"{path}: unknown encoding {encoding!r}") from None
 
 
 def _pick_columns(
