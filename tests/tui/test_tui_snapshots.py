@@ -40,6 +40,13 @@ def runs_loaded(app: TuneboardApp) -> Before:
     return before
 
 
+def charts_settled(screen: DetailScreen) -> bool:
+    """True once every chart has the height fitted to the visible area (sizing takes refreshes)."""
+    visible = screen.query_one("#charts-scroll").size.height
+    fitted = max(10, min(20, visible))
+    return visible > 0 and all(c.size.height == fitted for c in screen.charts.values())
+
+
 def detail_of(app: TuneboardApp, run_id: str) -> Before:
     async def before(pilot: Pilot[None]) -> None:
         await runs_loaded(app)(pilot)
@@ -47,6 +54,7 @@ def detail_of(app: TuneboardApp, run_id: str) -> Before:
         screen = app.screen
         assert isinstance(screen, DetailScreen)
         await wait_for(pilot, lambda: screen.run is not None and len(screen.charts) >= 4)
+        await wait_for(pilot, lambda: charts_settled(screen))
         await pilot.pause()
 
     return before

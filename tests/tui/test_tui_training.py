@@ -76,15 +76,22 @@ async def test_launch_watch_relaunch_and_quit(
         await wait_for(pilot, lambda: detail.charts["loss"].points >= 8)
         assert "val/accuracy" in detail.charts["accuracy"].series
 
-        await pilot.press("r")  # re-launch with the same config
-        await wait_for(pilot, lambda: app.engine.active(), timeout=60)
+        await pilot.press("r")  # re-launch with the same config (8 steps: done in a moment)
+        await wait_for(pilot, lambda: statuses(app) == ["completed", "completed"], timeout=180)
+        again, first = app.store.list_runs()
+        assert again.run_id != first.run_id and again.config == first.config
+
+        await pilot.press("escape")
+        # Long enough to be still running when the app quits.
+        await launch_tiny(app, pilot, **{"stages.0.epochs": "500", "stages.0.patience": "500"})
+        await wait_for(pilot, lambda: statuses(app)[0] == "running", timeout=120)
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
         await wait_for(pilot, lambda: not app.is_running, timeout=120)
     app.store.close()
     with Store(sentiment_project / ".tuneboard" / "tuneboard.duckdb", read_only=True) as store:
-        assert [run.status for run in store.list_runs()] == ["cancelled", "completed"]
+        assert [run.status for run in store.list_runs()] == ["cancelled", "completed", "completed"]
 
 
 async def test_a_failing_stage_shows_its_error(

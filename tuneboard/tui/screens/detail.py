@@ -39,6 +39,16 @@ class RunDetail:
     series: dict[str, Series] = field(default_factory=dict)
 
 
+class ChartArea(VerticalScroll):
+    """The scrolling area of the charts; fits the charts' height whenever its own size changes."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Charts as tall as the visible area allows (the area shrinks as stages appear)."""
+        screen = self.screen
+        if isinstance(screen, DetailScreen):
+            screen.fit_chart_height(event.size.height)
+
+
 class DetailScreen(LiveScreen):
     """A run, followed live while it trains (two or more refreshes a second)."""
 
@@ -69,7 +79,7 @@ class DetailScreen(LiveScreen):
             stages.add_column(label, key=label)
         yield stages
         with TabbedContent(id="tabs"):
-            with TabPane("Charts", id="charts-tab"), VerticalScroll(id="charts-scroll"):
+            with TabPane("Charts", id="charts-tab"), ChartArea(id="charts-scroll"):
                 yield Static("no metrics logged yet", id="no-charts", classes="hint")
                 yield Grid(id="charts")
             with TabPane("Events", id="events-tab"), VerticalScroll():
@@ -87,16 +97,15 @@ class DetailScreen(LiveScreen):
         super().on_mount()
 
     def on_resize(self, event: events.Resize) -> None:
-        """Two charts abreast on wide terminals; charts as tall as the space allows."""
+        """Two charts abreast on wide terminals."""
         self._fit_charts(event.size.width)
-        self.call_after_refresh(self._fit_chart_height)
 
     def _fit_charts(self, width: int) -> None:
         self.query_one("#charts", Grid).styles.grid_size_columns = 2 if width >= WIDE else 1
 
-    def _fit_chart_height(self) -> None:
-        """One row of charts fills the visible area, between 10 and 20 lines."""
-        height = max(10, min(20, self.query_one("#charts-scroll").size.height))
+    def fit_chart_height(self, visible: int) -> None:
+        """One row of charts fills the `visible` lines of the chart area, within 10 to 20."""
+        height = max(10, min(20, visible))
         grid = self.query_one("#charts", Grid)
         if self._chart_height != height:
             self._chart_height = height
@@ -138,10 +147,7 @@ class DetailScreen(LiveScreen):
             return
         self.run = data.run
         self._show_summary(data.run)
-        stage_count = self.query_one("#stages", DataTable).row_count
         self._show_stages(data.stages)
-        if stage_count != len(data.stages):
-            self.call_after_refresh(self._fit_chart_height)
         self._show_charts(data.series)
         self._show_events(data.events)
         if not self._config_shown:
