@@ -24,3 +24,8 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -q
+
+# Every benchmark at full size (~15 min on 2 cores; see BENCHMARKS.md), then BENCHMARKS.md.
+bench: setup
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,bench]'
+	$(BIN)/python -m benchmarks.run_all

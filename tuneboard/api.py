@@ -1,4 +1,5 @@
-"""The contracts between tuneboard and its plugins: stages, datasets, metrics and strategies.
+"""The contracts between tuneboard and its plugins: stages, datasets, metrics, strategies and
+executors.
 
 Built-in plugins use exactly this API; so do third-party ones. Nothing here imports torch or
 transformers: model objects are typed `Any` and only the code that trains imports the
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from tuneboard.config import Project
+    from tuneboard.engine.runner import RunJob
 
 SEQUENCE_CLASSIFICATION = "sequence-classification"
 TOKEN_CLASSIFICATION = "token-classification"
@@ -186,11 +191,13 @@ class PipelineState:
 class StageContext(ABC):
     """What a running stage gets from the engine.
 
-    Attributes: `run_id`, `stage_index` (0-based position in the pipeline), `device`
+    Attributes: `run_id`, `stage_index` (0-based row of this stage in the run: its position
+    in the pipeline, unless a stage such as `repeat` ran stages again before it), `device`
     (``"cpu"`` or ``"cuda:N"``), `seed` and `rng` (seeded for this stage), `run_dir` (the
     run's folder) and `stage_dir` (this stage's folder for checkpoints), `project_dir` (the
     project folder: relative file names in stage parameters are taken from it), `max_length`
-    and `metric_names` from the experiment.
+    and `metric_names` from the experiment, `pipeline` (the names of the experiment's stages,
+    in order) and `pipeline_index` (this stage's position in `pipeline`).
     """
 
     run_id: str
@@ -203,6 +210,8 @@ class StageContext(ABC):
     project_dir: Path
     max_length: int
     metric_names: tuple[str, ...]
+    pipeline: tuple[str, ...] = ()
+    pipeline_index: int = 0
 
     @abstractmethod
     def log(self, metrics: Mapping[str, float], step: int) -> None:
@@ -223,6 +232,11 @@ class StageContext(ABC):
     @abstractmethod
     def event(self, message: str, level: LogLevel = "info") -> None:
         """Write a line to the run's event log."""
+
+    def flush(self) -> None:
+        """Wait until what was logged so far is stored (call it before writing a resume
+        checkpoint, so a resumed run's series is whole up to it). The default does nothing."""
+        return None
 
     @abstractmethod
     def artifact(self, path: Path, kind: str) -> None:
@@ -246,6 +260,17 @@ class StageContext(ABC):
     def strategy(self, name: str, params: Mapping[str, Any] | None = None) -> Strategy[Any]:
         """Build the strategy plugin called `name` with its parameters."""
 
+    def run_stages(
+        self, positions: Sequence[int], state: PipelineState, suffix: str = ""
+    ) -> PipelineState:
+        """Run the pipeline's stages at `positions` (each before this stage) again, in order.
+
+        Each run is recorded as a new stage of the run, named ``<stage name><suffix>`` (e.g.
+        ``finetune · round 2``), with its own row, metrics, events and folder; the state goes
+        from one to the next and the last one's is returned. Raises what a stage raises.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot run stages again")
+
 
 class Stage(Plugin[P], ABC):
     """A stage plugin: one step of a pipeline, from a pipeline state to the next."""
@@ -253,3 +278,51 @@ class Stage(Plugin[P], ABC):
     @abstractmethod
     def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
         """Do the stage's work and return the state for the next stage."""
+
+
+# --- executors ----------------------------------------------------------------------------
+
+
+class Executor(Plugin[P], ABC):
+    """An executor plugin: where launched runs execute.
+
+    The engine makes one per process, as ``ExecutorClass(params, project)`` with the validated
+    `Params` of the project's executor table (or of `tuneboard run --executor`), and hands it
+    every launched run as a ``tuneboard.engine.runner.RunJob``: `job.run_id`, `job.prepared`
+    (the project, the validated experiment and its data), `job.run_dir`, and `job.store`,
+    `job.observer` and `job.lifecycle`, where the run's progress and results go. Calling
+    ``job(device, cancel_event)`` runs the whole run in the calling thread (what the built-in
+    `local` executor does on its device slots); a remote executor runs it elsewhere and
+    streams its records back (``tuneboard.executors.RemoteExecutor`` does the bookkeeping). A
+    run cancelled before it started must end with `job.dropped()`. `submit` and `cancel` are
+    called from the app's and the CLI's threads and must return quickly.
+    """
+
+    def __init__(self, params: P, project: Project) -> None:
+        super().__init__(params)
+        self.project = project
+
+    @abstractmethod
+    def submit(
+        self, job: RunJob, *, group: str | None = None, group_limit: int | None = None
+    ) -> None:
+        """Start `job` now or when there is room, and return at once.
+
+        Runs of one `group` (a sweep) run at most `group_limit` at a time.
+        """
+
+    @abstractmethod
+    def cancel(self, run_id: str) -> bool:
+        """Stop a queued or running run; False when this executor does not know the run."""
+
+    @abstractmethod
+    def active(self) -> list[str]:
+        """Ids of this executor's queued and running runs."""
+
+    @abstractmethod
+    def wait(self, run_ids: Iterable[str] | None = None, timeout: float | None = None) -> bool:
+        """Block until the given runs (default: all) have ended; False on timeout."""
+
+    @abstractmethod
+    def shutdown(self, *, cancel: bool = True, timeout: float | None = None) -> bool:
+        """Take no more runs; cancel the active ones if asked; wait for them (False: timeout)."""

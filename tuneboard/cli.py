@@ -101,7 +101,13 @@ def _open_app(project_dir: Path | None) -> None:
     """Open the Textual app on the project (Textual is imported only here)."""
     from tuneboard.tui.app import run_app
 
-    run_app(load_project_from(project_dir))
+    project = load_project_from(project_dir)
+    if project.executor.plugin != "local":  # a bad executor is an error before the app opens
+        from tuneboard.executors import build_executor
+        from tuneboard.plugins import load_plugins
+
+        build_executor(project, load_plugins(project.root))
+    run_app(project)
 
 
 @main.command()
@@ -115,22 +121,66 @@ def _open_app(project_dir: Path | None) -> None:
     help="Override a value of the experiment, e.g. --set stages.1.lr=3e-5 (repeatable).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars; only the summary.")
+@click.option(
+    "--no-sweep", is_flag=True, help="Run the experiment once, without its [sweep] table."
+)
+@click.option(
+    "--executor",
+    "executor_name",
+    metavar="NAME",
+    default=None,
+    help='Where to run: "local" or an executor plugin such as "ray" (default: the project\'s).',
+)
+@click.option(
+    "--address",
+    metavar="URL",
+    default=None,
+    help="The executor's address, e.g. a Ray cluster's http://HOST:8265.",
+)
+@click.option(
+    "--executor-set",
+    "executor_settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a key of the executor, e.g. --executor-set gpus_per_run=1 (repeatable).",
+)
 @friendly_errors
-def run(experiment: str, project_dir: Path | None, overrides: tuple[str, ...], quiet: bool) -> None:
-    """Run EXPERIMENT from tuneboard.toml and wait for it; exit 0 only if it completed."""
+def run(
+    experiment: str,
+    project_dir: Path | None,
+    overrides: tuple[str, ...],
+    quiet: bool,
+    no_sweep: bool,
+    executor_name: str | None,
+    address: str | None,
+    executor_settings: tuple[str, ...],
+) -> None:
+    """Run EXPERIMENT from tuneboard.toml and wait for it; exit 0 only if it completed.
+
+    An experiment with a [experiments.NAME.sweep] table runs every run of its sweep (--set
+    applies to each) and prints a table of them; exit 0 only if none failed.
+    """
     from tuneboard.cli_progress import ProgressObserver
     from tuneboard.engine.engine import Engine
     from tuneboard.engine.runner import prepare_run
+    from tuneboard.executors import build_executor
     from tuneboard.plugins import load_plugins
+    from tuneboard.sweeps import has_sweep
 
     project = load_project_from(project_dir)
     registry = load_plugins(project.root)
+    project = _with_executor_options(project, executor_name, address, executor_settings)
+    executor = build_executor(project, registry)  # checks its settings before anything runs
+    if not no_sweep and has_sweep(project, experiment, overrides):
+        from tuneboard.cli_sweep import run_sweep
+
+        sys.exit(run_sweep(project, registry, experiment, overrides, quiet=quiet))
     config = project.experiment(experiment, registry, overrides)
     # Everything that can fail on bad input happens before the database is touched.
     prepared = prepare_run(project, config, registry)
     observer = ProgressObserver(enabled=not quiet)
     store = open_store(project)
-    engine = Engine(project, store, registry, observer=observer)
+    engine = Engine(project, store, registry, observer=observer, executor=executor)
     try:
         run_id = engine.launch(prepared)
         click.echo(f"run {run_id}: experiment {experiment!r} ({len(config.stages)} stages)")
@@ -146,6 +196,20 @@ def run(experiment: str, project_dir: Path | None, overrides: tuple[str, ...], q
     status = _print_run_summary(store, run_id)
     store.close()
     sys.exit(0 if status == "completed" else EXIT_RUN_FAILED)
+
+
+def _with_executor_options(
+    project: Project, name: str | None, address: str | None, settings: Sequence[str]
+) -> Project:
+    """The project with `run`'s --executor, --address and --executor-set options applied."""
+    import dataclasses
+
+    from tuneboard.config import parse_executor_settings
+
+    table = parse_executor_settings(settings)
+    if address is not None:
+        table["address"] = address
+    return dataclasses.replace(project, executor=project.executor.override(name, table))
 
 
 def _print_run_summary(store: Store, run_id: str) -> str:
@@ -177,7 +241,8 @@ def _print_run_summary(store: Store, run_id: str) -> str:
             "  ".join(f"{name} [bold]{value:.4f}[/]" for name, value in sorted(final.items()))
         )
     if run_row.error:
-        console.print(f"[red]error:[/] {run_row.error}")
+        # Not wrapped at the console's width: scripts grep for the message.
+        console.print(f"[red]error:[/] {run_row.error}", soft_wrap=True)
     return run_row.status
 
 
@@ -257,6 +322,7 @@ def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int)
     metrics = store.last_metrics(run_row.run_id)
     events = store.events(run_row.run_id)
     artifacts = store.artifacts(run_row.run_id)
+    provenance = store.provenance(run_row.run_id)
     if as_json:
         document = {
             "run": asdict(run_row),
@@ -264,12 +330,19 @@ def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int)
             "metrics": metrics,
             "events": [asdict(e) for e in events],
             "artifacts": [asdict(a) for a in artifacts],
+            "provenance": provenance,
         }
         click.echo(json.dumps(document, default=json_default, indent=2))
         return
     _show_run(
         store, run_row.run_id, events[-event_count:] if event_count else [], artifacts, metrics
     )
+    if provenance:
+        from tuneboard.provenance import summary_lines
+
+        click.echo("reproduce with:")
+        for line in summary_lines(provenance):
+            click.echo(f"  {line}")
 
 
 def _show_run(
@@ -372,24 +445,42 @@ def cancel(run_ids: tuple[str, ...], project_dir: Path | None, wait: bool) -> No
     show_default=True,
     help="Rows of the result to skip first (with --limit: one page of it).",
 )
+@click.option(
+    "--attach",
+    "attach_specs",
+    multiple=True,
+    metavar="[ALIAS=]PATH",
+    help="Also read another DuckDB file, read-only, as ALIAS.table (default alias: the file's "
+    "name, or its project folder's); repeatable.",
+)
 @friendly_errors
-def sql(query: str, project_dir: Path | None, fmt: str, limit: int, offset: int) -> None:
+def sql(
+    query: str,
+    project_dir: Path | None,
+    fmt: str,
+    limit: int,
+    offset: int,
+    attach_specs: tuple[str, ...],
+) -> None:
     """Run a read-only SQL QUERY over the project's database ('-' reads it from stdin).
 
-    Tables: runs, stages, metrics, events, artifacts (see the README for the schema).
+    Tables: runs, stages, metrics, events, artifacts (see the README for the schema); those
+    of an attached database as ALIAS.runs and so on.
     """
     import time
 
     from tuneboard.errors import QueryError
+    from tuneboard.store.attach import parse_attachments
     from tuneboard.store.sql import start_query
 
+    attach = parse_attachments(attach_specs)
     if query == "-":
         query = sys.stdin.read()
     project = load_project_from(project_dir)
     store = open_store(project, read_only=True)
     # In a thread, so that Ctrl-C reaches this thread (DuckDB would turn it into a bare
     # RuntimeError) and the query is cancelled cleanly.
-    job = start_query(store, query, limit=limit, offset=offset)
+    job = start_query(store, query, limit=limit, offset=offset, attach=attach)
     try:
         while not job.done:
             time.sleep(0.05)
@@ -407,23 +498,24 @@ def sql(query: str, project_dir: Path | None, fmt: str, limit: int, offset: int)
         click.echo(f"{len(result.rows)} rows{more} in {result.elapsed * 1000:.0f} ms", err=True)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="As JSON, for scripts.")
+@click.pass_context
 @friendly_errors
-def plugins(project_dir: Path | None, as_json: bool) -> None:
-    """List every loaded plugin (name, version, source, what it provides) and load failures."""
+def plugins(ctx: click.Context, project_dir: Path | None, as_json: bool) -> None:
+    """List every loaded plugin (name, version, source, what it provides) and load failures.
+
+    `tuneboard plugins install` and `uninstall` add and remove plugin packages with pip.
+    """
     from dataclasses import asdict
 
-    from tuneboard.config import find_project
     from tuneboard.plugins import load_plugins
 
-    root: Path | None = project_dir
-    if root is None:
-        try:
-            root = find_project(Path.cwd())
-        except TuneboardError:
-            root = None  # outside a project: built-ins and installed plugins only
+    ctx.obj = project_dir
+    if ctx.invoked_subcommand is not None:
+        return
+    root = _plugins_root(project_dir)
     registry = load_plugins(root)
     if as_json:
         document = {
@@ -443,7 +535,7 @@ def plugins(project_dir: Path | None, as_json: bool) -> None:
             p.distribution or "-",
             p.version,
             p.source,
-            "; ".join(f"{kind}: {', '.join(names)}" for kind, names in p.provides.items() if names),
+            p.describe(),
             p.location if p.path in (None, p.location) else f"{p.location} ({p.path})",
         )
         for p in registry.plugins
@@ -455,6 +547,67 @@ def plugins(project_dir: Path | None, as_json: bool) -> None:
             f"[red]✗ {failure.name}[/] ({failure.source}, {failure.location}): {failure.error}",
             highlight=False,
         )
+
+
+def _plugins_root(project_dir: Path | None) -> Path | None:
+    """The project whose own plugins count too; None outside a project."""
+    from tuneboard.config import find_project
+
+    if project_dir is not None:
+        return project_dir
+    try:
+        return find_project(Path.cwd())
+    except TuneboardError:
+        return None  # outside a project: built-ins and installed plugins only
+
+
+@plugins.command("install")
+@click.argument("targets", nargs=-1, required=True, metavar="NAME_OR_PATH...")
+@project_option
+@click.option("--upgrade", "-U", is_flag=True, help="Upgrade packages that are installed.")
+@click.option("--editable", "-e", is_flag=True, help="Install project folders in editable mode.")
+@click.option("--no-deps", is_flag=True, help="Do not install the packages' dependencies.")
+@click.option(
+    "--no-build-isolation", is_flag=True, help="Build with the installed build tools (offline)."
+)
+@click.pass_obj
+@friendly_errors
+def plugins_install(
+    group_project: Path | None,
+    targets: tuple[str, ...],
+    project_dir: Path | None,
+    upgrade: bool,
+    editable: bool,
+    no_deps: bool,
+    no_build_isolation: bool,
+) -> None:
+    """Install plugin packages (PyPI names, wheels or folders) with pip, then show what they add.
+
+    pip runs in tuneboard's own interpreter, so the plugins land where tuneboard loads them.
+    """
+    from tuneboard.plugin_install import InstallOptions, Listing, install_plugins
+    from tuneboard.plugins import load_plugins
+
+    root = _plugins_root(project_dir or group_project)
+    options = InstallOptions(upgrade, editable, no_deps, no_build_isolation)
+    before = Listing.of(load_plugins(root))
+    install_plugins(targets, options, before=before, project_dir=root, echo=click.echo)
+
+
+@plugins.command("uninstall")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@project_option
+@click.pass_obj
+@friendly_errors
+def plugins_uninstall(
+    group_project: Path | None, names: tuple[str, ...], project_dir: Path | None
+) -> None:
+    """Uninstall plugin packages with pip; NAME is a plugin's name or its package's."""
+    from tuneboard.plugin_install import uninstall_plugins
+    from tuneboard.plugins import load_plugins
+
+    root = _plugins_root(project_dir or group_project)
+    uninstall_plugins(names, load_plugins(root), project_dir=root, echo=click.echo)
 
 
 def _emit(
@@ -472,6 +625,23 @@ def _emit(
         write_rows(columns, rows, fmt, sys.stdout)
 
 
+def _add_commands() -> None:
+    """Add the commands kept in modules of their own (they import the helpers above)."""
+    from tuneboard.cli_resume import resume
+    from tuneboard.cli_review import review
+    from tuneboard.cli_transfer import export_command, import_command
+
+    main.add_command(review)
+    main.add_command(resume)
+    main.add_command(export_command)
+    main.add_command(import_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()
+    # Run the importable module's group: one set of commands, registered once.
+    from tuneboard.cli import main as package_main
+
+    package_main()
+else:
+    _add_commands()

@@ -6,6 +6,7 @@ import threading
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,7 +26,11 @@ SHOWN_METRICS = ("train/loss", "val/loss")
 
 
 class ProgressObserver(RunObserver):
-    """Draws rich progress bars from run notifications (called from worker threads)."""
+    """Draws rich progress bars from run notifications (called from worker threads).
+
+    `run_labels` (run id -> short text) prefixes the bars and lines of runs that have one,
+    so the runs of a sweep can be told apart.
+    """
 
     def __init__(self, *, enabled: bool = True, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
@@ -43,6 +48,7 @@ class ProgressObserver(RunObserver):
         self._tasks: dict[tuple[str, int], TaskID] = {}
         self._latest: dict[tuple[str, int], dict[str, float]] = {}
         self._lock = threading.Lock()
+        self.run_labels: dict[str, str] = {}
 
     def __enter__(self) -> ProgressObserver:
         self._progress.start()
@@ -59,6 +65,8 @@ class ProgressObserver(RunObserver):
     def stage_started(self, run_id: str, stage_index: int, name: str, plugin: str) -> None:
         """Add a bar for the stage."""
         label = f"{stage_index} {name}" if name == plugin else f"{stage_index} {name} ({plugin})"
+        if run_id in self.run_labels:
+            label = f"{escape(self.run_labels[run_id])} · {label}"
         with self._lock:
             self._tasks[(run_id, stage_index)] = self._progress.add_task(
                 label, total=None, metrics=""
@@ -98,7 +106,10 @@ class ProgressObserver(RunObserver):
             best += f" at step {summary.best_step}"
         if self.enabled:
             status = status_text(summary.status)
+            run = f"{self.run_labels[run_id]} · " if run_id in self.run_labels else ""
             self._progress.console.print(
-                f"  stage {stage_index} {summary.name}: {status} in {summary.seconds:.1f}s{best}",
+                f"  {run}stage {stage_index} {summary.name}: {status} in "
+                f"{summary.seconds:.1f}s{best}",
                 highlight=False,
+                markup=False,
             )

@@ -35,8 +35,10 @@ from tuneboard.params import (
 from tuneboard.plugins import NAME_PATTERN, PluginRegistry
 
 CONFIG_FILE = "tuneboard.toml"
+DEFAULT_CORRECTIONS = "corrections.jsonl"
 DEFAULT_DATABASE = ".tuneboard/tuneboard.duckdb"
 DEFAULT_RUNS_DIR = ".tuneboard/runs"
+LOCAL_EXECUTOR = "local"
 
 _DEVICE = re.compile(r"cpu|mps|cuda:[0-9]+")
 _PACKAGE_SOURCE = re.compile(r"package:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(/.*)?")
@@ -80,8 +82,8 @@ class StageSpec:
 class ExperimentConfig:
     """A fully validated experiment, with every override applied.
 
-    `raw` is the experiment's table after overrides (plain TOML values): it is what is stored
-    in `runs.config` and what re-launching a run starts from.
+    `raw` is the experiment's table after overrides (plain TOML values), without its `sweep`
+    table: it is what is stored in `runs.config` and what re-launching a run starts from.
     """
 
     name: str
@@ -108,6 +110,14 @@ class _ProjectKeys:
     devices: str | list[str] = param("auto", 'devices: "auto", or a list like ["cuda:0"]')
     slots_per_device: int = param(1, "runs at once on each GPU", min=1)
     cpu_slots: int = param(1, "runs at once on the CPU", min=1)
+    corrections: str = param(
+        DEFAULT_CORRECTIONS, "label corrections from reviews (JSON lines), relative to the project"
+    )
+    executor: str | dict[str, Any] = param(
+        LOCAL_EXECUTOR,
+        'where runs execute: "local", an executor plugin such as "ray", '
+        'or a table with plugin = "..." and its keys',
+    )
 
 
 @dataclass(kw_only=True)
@@ -121,6 +131,7 @@ class _ExperimentKeys:
     seed: int = param(42, "seed of every random choice", min=0, max=2**32 - 1)
     headline: str | None = param(None, "the metric that ranks runs (default: test/<metric>)")
     stages: Any = param(help="the pipeline: [[experiments.NAME.stages]] tables")
+    sweep: dict[str, Any] | None = param(None, "a search: [experiments.NAME.sweep] (sweeps.py)")
 
 
 @dataclass(kw_only=True)
@@ -139,11 +150,36 @@ _STAGE_KEYS = ("plugin", "name")
 
 
 @dataclass(frozen=True)
+class ExecutorSpec:
+    """Where a project's runs execute: an executor's name and the other keys of its table.
+
+    `settings` are checked against the executor's `Params` when the executor is built
+    (`tuneboard.executors.build_executor`); `where` names their origin in error messages.
+    """
+
+    plugin: str = LOCAL_EXECUTOR
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    where: str = field(default=f"{CONFIG_FILE}: [project.executor]", compare=False)
+
+    def override(self, plugin: str | None, settings: Mapping[str, Any]) -> ExecutorSpec:
+        """This spec with command-line options: another executor starts from no settings."""
+        where = f"{self.where} with the command line's executor options"
+        if plugin is not None and plugin != self.plugin:
+            _check_name(plugin, "--executor", "executor names")
+            return ExecutorSpec(plugin, dict(settings), f"--executor {plugin}")
+        if not settings:
+            return self
+        return ExecutorSpec(self.plugin, {**self.settings, **settings}, where)
+
+
+@dataclass(frozen=True)
 class Project:
     """A loaded `tuneboard.toml`: the `[project]` settings and the experiments' raw tables.
 
     `devices` is ``"auto"`` or a tuple like ``("cuda:0", "cuda:1")``; paths are absolute.
     Experiments are validated only when asked for, against the loaded plugins.
+    `corrections` is the file reviews write label corrections to (None: the default,
+    ``corrections.jsonl`` in the project folder; see `corrections_file`).
     """
 
     root: Path
@@ -154,9 +190,16 @@ class Project:
     devices: str | tuple[str, ...] = "auto"
     slots_per_device: int = 1
     cpu_slots: int = 1
+    corrections: Path | None = None
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     experiment_tables: Mapping[str, Mapping[str, Any]] = field(
         default_factory=dict, repr=False, compare=False
     )
+
+    @property
+    def corrections_file(self) -> Path:
+        """The project's corrections file (it may not exist yet)."""
+        return self.corrections or self.root / DEFAULT_CORRECTIONS
 
     @property
     def experiment_names(self) -> tuple[str, ...]:
@@ -230,6 +273,8 @@ def load_project(root_or_file: Path) -> Project:
         devices=_devices(keys.devices, f"{label}: [project]"),
         slots_per_device=keys.slots_per_device,
         cpu_slots=keys.cpu_slots,
+        corrections=_inside(root, keys.corrections, f"{label}: [project]", "corrections"),
+        executor=_executor(keys.executor, f"{label}: [project.executor]"),
         experiment_tables=_experiment_tables(data.get("experiments", {}), label),
     )
 
@@ -277,10 +322,40 @@ def _devices(value: str | list[str], where: str) -> str | tuple[str, ...]:
     return tuple(value)
 
 
+def _executor(value: str | dict[str, Any], where: str) -> ExecutorSpec:
+    if isinstance(value, str):
+        name = _check_name(value, f"{where}: key 'executor'", "executor names")
+        return ExecutorSpec(name, {}, where)
+    plugin = value.get("plugin")
+    if not isinstance(plugin, str):
+        raise ConfigError(
+            f"{where}: key 'plugin' must name the executor, e.g. plugin = \"ray\", got {plugin!r}"
+        )
+    _check_name(plugin, f"{where}: key 'plugin'", "executor names")
+    _check_plain(value, where, "")
+    settings = {key: item for key, item in value.items() if key != "plugin"}
+    return ExecutorSpec(plugin, settings, where)
+
+
+def parse_executor_settings(texts: Sequence[str]) -> dict[str, Any]:
+    """`--executor-set KEY=VALUE` options as a table (VALUE read as TOML, else as text)."""
+    settings: dict[str, Any] = {}
+    for text in texts:
+        key, equals, literal = text.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise ConfigError(
+                f"--executor-set {text}: expected KEY=VALUE, e.g. --executor-set gpus_per_run=1"
+            )
+        settings[key] = _parse_value(literal.strip())
+    return settings
+
+
 def _experiment_tables(value: Any, label: str) -> dict[str, dict[str, Any]]:
     experiments = _table(value, f"{label}: key 'experiments'", "[experiments.NAME]")
     for name, table in experiments.items():
-        _check_name(name, f"{label}: [experiments.{name}]", "experiment names")
+        # The table is named by the error's repr of `name`: a raw name may hold newlines.
+        _check_name(name, f"{label}: [experiments]", "experiment names")
         _table(table, f"{label}: experiments.{name}", f"[experiments.{name}]")
     return experiments
 
@@ -318,7 +393,8 @@ def experiment_from_raw(
         seed=keys.seed,
         stages=_stages(keys.stages, registry, table),
         headline=keys.headline or f"test/{metrics[0]}",
-        raw=copy.deepcopy(dict(raw)),
+        # A run is one point: the sweep table that made it is not part of its config.
+        raw={key: copy.deepcopy(value) for key, value in raw.items() if key != "sweep"},
     )
 
 

@@ -7,6 +7,7 @@ file is out of date, so the docs always match the code.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ from tuneboard import hookspecs
 from tuneboard.api import Plugin
 from tuneboard.params import ParamSpec, describe_params
 from tuneboard.plugins import PluginRegistry, load_plugins
+
+_SECTION = re.compile(r"# --- (.+?) -+$")
 
 
 def hook_names() -> list[str]:
@@ -25,6 +28,32 @@ def hook_names() -> list[str]:
         if hasattr(fn, "tuneboard_spec")
     ]
     return [name for _, name in sorted(declared)]
+
+
+def hook_sections() -> list[tuple[str, str, list[str]]]:
+    """``(title, introduction, hooks)`` per ``# --- title ---`` comment block of hookspecs.py.
+
+    The comment lines right under a title are its introduction; each hook belongs to the
+    last title above it.
+    """
+    lines = inspect.getsource(hookspecs).splitlines()
+    sections: list[tuple[int, str, list[str]]] = []
+    for number, line in enumerate(lines, start=1):
+        title = _SECTION.match(line)
+        if title:
+            intro = []
+            for following in lines[number:]:
+                if not following.startswith("# "):
+                    break
+                intro.append(following[2:])
+            sections.append((number, title.group(1), intro))
+    grouped: list[tuple[str, str, list[str]]] = [("", "", [])]
+    grouped += [(title, " ".join(intro), []) for _, title, intro in sections]
+    for name in hook_names():
+        first = getattr(hookspecs, name).__code__.co_firstlineno
+        above = [i for i, (number, _, _) in enumerate(sections, start=1) if number < first]
+        grouped[above[-1] if above else 0][2].append(name)
+    return [group for group in grouped if group[2]]
 
 
 def reference(registry: PluginRegistry) -> str:
@@ -42,13 +71,20 @@ def _reference_lines(registry: PluginRegistry) -> Iterator[str]:
     yield ""
     yield "## Plugin hooks"
     yield ""
-    for name in hook_names():
-        function = getattr(hookspecs, name)
-        signature = str(inspect.signature(function)).replace("'", "")  # postponed annotations
-        yield f"### `{name}{signature}`"
-        yield ""
-        yield inspect.cleandoc(function.__doc__ or "")
-        yield ""
+    for title, introduction, names in hook_sections():
+        if title:
+            yield f"### {title[0].upper()}{title[1:]} hooks"
+            yield ""
+        if introduction:
+            yield introduction
+            yield ""
+        for name in names:
+            function = getattr(hookspecs, name)
+            signature = str(inspect.signature(function)).replace("'", "")  # postponed annotations
+            yield f"#### `{name}{signature}`"
+            yield ""
+            yield inspect.cleandoc(function.__doc__ or "")
+            yield ""
     kinds: list[tuple[str, Mapping[str, type[Plugin[Any]]]]] = [
         ("Stages", registry.stages),
         ("Datasets", registry.datasets),

@@ -1,13 +1,14 @@
 """Every hook a tuneboard plugin can implement.
 
 A plugin is a module (or object) with functions decorated by `tuneboard.hookimpl` whose names
-match the hooks below. The plugin API reference in the README is generated from these
+match the hooks below. The plugin API reference (docs/REFERENCE.md) is generated from these
 docstrings, and a test fails when a hook has none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -52,4 +53,83 @@ def register_strategies(register: Callable[[type[Any]], None]) -> None:
 
     Call `register(StrategyClass)` for each `tuneboard.Strategy` subclass the plugin provides.
     The class's `name` is what a training stage's `strategy = "..."` parameter refers to.
+    """
+
+
+@hookspec
+def register_executors(register: Callable[[type[Any]], None]) -> None:
+    """Register executor plugins: places where runs execute (a cluster, a job queue).
+
+    Call `register(ExecutorClass)` for each `tuneboard.Executor` subclass the plugin provides.
+    The class's `name` is what `executor = "..."` (or `plugin = "..."` in a
+    `[project.executor]` table) and `tuneboard run --executor NAME` refer to; its `Params`
+    declare the other keys of that table. The built-in `local` executor (this machine's
+    device slots) is the default.
+    """
+
+
+# --- run lifecycle ------------------------------------------------------------------------
+# Called for every run of every experiment, on the thread that queues or runs it: return
+# quickly (start your own thread for slow work such as a webhook). A plugin that raises here is
+# skipped for that call, with a warning event naming it in the run's log; the run goes on.
+# Implement only the arguments you need: pluggy passes a hook just the ones it names.
+
+
+@hookspec
+def run_queued(run_id: str, experiment: str, run_dir: Path, project_dir: Path) -> None:
+    """A run was created and waits for a free device slot.
+
+    `run_id` is the run's id, `experiment` the experiment's name, `run_dir` the run's folder
+    (it exists already) and `project_dir` the project folder. The return value is ignored.
+    """
+
+
+@hookspec
+def run_started(
+    run_id: str, experiment: str, device: str, run_dir: Path, project_dir: Path
+) -> None:
+    """A run got its device (``"cpu"`` or ``"cuda:N"``) and is about to load its model.
+
+    Arguments as for `run_queued`, plus `device`. The return value is ignored.
+    """
+
+
+@hookspec
+def stage_finished(
+    run_id: str,
+    stage_index: int,
+    name: str,
+    plugin: str,
+    status: str,
+    steps: int,
+    seconds: float,
+    best_metric: str | None,
+    best_value: float | None,
+    run_dir: Path,
+) -> None:
+    """A stage of a run ended: `status` is ``completed``, ``failed`` or ``cancelled``.
+
+    `stage_index` is its 0-based position, `name` its name in the experiment and `plugin` the
+    stage plugin it ran; `steps` the progress it reached, `seconds` how long it took, and
+    `best_metric` / `best_value` the best monitored value it reported (None when it reported
+    none). Called once per stage that started, before the next one starts.
+    """
+
+
+@hookspec
+def run_finished(
+    run_id: str,
+    experiment: str,
+    status: str,
+    error: str | None,
+    metrics: dict[str, float],
+    run_dir: Path,
+    project_dir: Path,
+) -> None:
+    """A run ended: `status` is ``completed``, ``failed`` or ``cancelled``.
+
+    Called exactly once for every queued run, also for one cancelled before it started.
+    `error` is the one-line reason for a failed or cancelled run (None when completed);
+    `metrics` maps each metric name the run logged (such as ``test/accuracy``) to its last
+    value. The run's status is already in the database. The return value is ignored.
     """

@@ -50,7 +50,7 @@ from typing import Any, Literal, TypeVar
 import pluggy
 
 from tuneboard import hookspecs
-from tuneboard.api import TASKS, Dataset, Metric, Stage, Strategy
+from tuneboard.api import TASKS, Dataset, Executor, Metric, Stage, Strategy
 from tuneboard.errors import ConfigError, PluginError
 from tuneboard.hookspecs import hookimpl
 from tuneboard.params import check_value, describe_params, did_you_mean
@@ -74,20 +74,25 @@ BUILTIN_ENTRY_POINTS: Mapping[str, str] = {
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 PluginSource = Literal["built-in", "entry point", "project"]
-PluginKind = Literal["stage", "dataset", "metric", "strategy"]
-KINDS: tuple[PluginKind, ...] = ("stage", "dataset", "metric", "strategy")
+PluginKind = Literal["stage", "dataset", "metric", "strategy", "executor"]
+KINDS: tuple[PluginKind, ...] = ("stage", "dataset", "metric", "strategy", "executor")
 
 _HOOKS: Mapping[PluginKind, str] = {
     "stage": "register_stages",
     "dataset": "register_datasets",
     "metric": "register_metrics",
     "strategy": "register_strategies",
+    "executor": "register_executors",
 }
+# Hooks that tell plugins about runs; see `PluginRegistry.call_lifecycle`.
+LIFECYCLE_HOOKS = ("run_queued", "run_started", "stage_finished", "run_finished")
+
 _BASES: Mapping[PluginKind, type] = {
     "stage": Stage,
     "dataset": Dataset,
     "metric": Metric,
     "strategy": Strategy,
+    "executor": Executor,
 }
 
 C = TypeVar("C")
@@ -112,6 +117,14 @@ class PluginInfo:
     distribution: str | None = None
     path: str | None = None
 
+    def describe(self) -> str:
+        """What it provides, on one line: ``stage: calibrate; hooks: run_finished``."""
+        parts = [f"{kind}: {', '.join(names)}" for kind, names in self.provides.items() if names]
+        lifecycle = [hook for hook in self.hooks if hook in LIFECYCLE_HOOKS]
+        if lifecycle:
+            parts.append(f"hooks: {', '.join(lifecycle)}")
+        return "; ".join(parts)
+
 
 @dataclass(frozen=True)
 class PluginFailure:
@@ -120,6 +133,15 @@ class PluginFailure:
     name: str
     source: PluginSource
     location: str
+    error: str
+
+
+@dataclass(frozen=True)
+class HookFailure:
+    """A plugin whose lifecycle hook raised: its name, the hook, and the error on one line."""
+
+    plugin: str
+    hook: str
     error: str
 
 
@@ -176,6 +198,15 @@ class PluginRegistry:
         """Strategy classes by name."""
         return dict(self._classes["strategy"])
 
+    @property
+    def executors(self) -> dict[str, type[Executor[Any]]]:
+        """Executor classes by name (the built-in `local` executor is not one of them)."""
+        return dict(self._classes["executor"])
+
+    def executor(self, name: str) -> type[Executor[Any]]:
+        """The executor class called `name`; `PluginError` with suggestions when unknown."""
+        return self._lookup("executor", self.executors, name)
+
     def stage(self, name: str) -> type[Stage[Any]]:
         """The stage class called `name`; `PluginError` with suggestions when unknown."""
         return self._lookup("stage", self.stages, name)
@@ -196,6 +227,44 @@ class PluginRegistry:
         """The plugin that registered the `kind` called `name`."""
         self._lookup(kind, self._classes[kind], name)
         return self._providers[(kind, name)]
+
+    def origin(self, kind: PluginKind, name: str) -> str:
+        """`` from plugin 'NAME' of DIST VERSION`` for a class a non-built-in plugin provides.
+
+        Empty for built-ins and unknown names; error messages append it so that a user
+        knows which installed package or project file to blame.
+        """
+        info = self._providers.get((kind, name))
+        if info is None or info.source == "built-in":
+            return ""
+        where = f" from plugin {info.name!r}"
+        if info.distribution:
+            version = f" {info.version}" if info.version else ""
+            where += f" of {info.distribution}{version}"
+        return where
+
+    # --- lifecycle hooks ------------------------------------------------------------------
+
+    def call_lifecycle(self, hook: str, **arguments: Any) -> list[HookFailure]:
+        """Call lifecycle `hook` (one of `LIFECYCLE_HOOKS`) of every plugin, one at a time.
+
+        A plugin that raises is skipped: the others are still called, and its error comes
+        back in the returned list instead of propagating.
+        """
+        if hook not in LIFECYCLE_HOOKS:
+            raise ValueError(f"not a lifecycle hook: {hook!r}")
+        failures: list[HookFailure] = []
+        caller = getattr(self._pm.hook, hook)
+        plugins = self._pm.get_plugins()
+        for impl in reversed(caller.get_hookimpls()):  # pluggy's order: last registered first
+            only = self._pm.subset_hook_caller(
+                hook, remove_plugins=[p for p in plugins if p is not impl.plugin]
+            )
+            try:
+                only(**arguments)
+            except Exception as exc:
+                failures.append(HookFailure(impl.plugin_name, hook, _describe_exception(exc)))
+        return failures
 
     def _lookup(self, kind: PluginKind, table: Mapping[str, C], name: str) -> C:
         if name in table:
@@ -284,7 +353,7 @@ class PluginRegistry:
         return plugin
 
     def _unknown_hooks_message(self, plugin: object) -> str:
-        specced = sorted(_HOOKS.values())
+        specced = sorted([*_HOOKS.values(), *LIFECYCLE_HOOKS])
         callers = self._pm.get_hookcallers(plugin) or []
         unknown = [caller.name for caller in callers if not caller.has_spec()]
         name = unknown[0] if unknown else "?"
@@ -323,7 +392,9 @@ class _ClassesPlugin:
     def __init__(self, classes: list[type]) -> None:
         for plugin_class in classes:
             if not any(_is_subclass(plugin_class, base) for base in _BASES.values()):
-                raise PluginError(f"{plugin_class!r} is not a Stage, Dataset, Metric or Strategy")
+                raise PluginError(
+                    f"{plugin_class!r} is not a Stage, Dataset, Metric, Strategy or Executor"
+                )
         self._classes = classes
 
     def _register(self, kind: PluginKind, register: Callable[[type[Any]], None]) -> None:
@@ -350,6 +421,11 @@ class _ClassesPlugin:
     def register_strategies(self, register: Callable[[type[Any]], None]) -> None:
         """Register the strategy classes."""
         self._register("strategy", register)
+
+    @hookimpl
+    def register_executors(self, register: Callable[[type[Any]], None]) -> None:
+        """Register the executor classes."""
+        self._register("executor", register)
 
 
 def _is_subclass(value: object, base: type) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
@@ -75,6 +75,37 @@ def format_number(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
+
+
+def toml_literal(value: Any) -> str:
+    """A value written as TOML (what `--set KEY=VALUE` reads back), e.g. `["a", "b"]`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{_key(k)} = {toml_literal(v)}" for k, v in value.items())
+        return "{" + (f" {items} " if items else "") + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    if value is None:
+        return ""
+    return json.dumps(str(value))
+
+
+def _key(key: Any) -> str:
+    text = str(key)
+    if text and all(c.isalnum() or c in "_-" for c in text):
+        return text
+    return json.dumps(text)
 
 
 def json_default(value: Any) -> Any:

@@ -102,7 +102,7 @@ def test_database_holds_the_whole_run(finished_tiny_run: tuple[Path, str, str]) 
     kinds = query(
         project, f"SELECT stage_index, kind FROM artifacts WHERE run_id = '{run_id}' ORDER BY 1"
     )
-    assert kinds == [(0, "checkpoint"), (2, "model")]
+    assert kinds == [(0, "checkpoint"), (1, "predictions"), (2, "model")]
     assert (exported / "model.safetensors").is_file()
     assert json.loads((exported / "labels.json").read_text())
 

@@ -103,6 +103,6 @@ def test_failing_runs_fail_alone(
     assert any(m.startswith("skipped step 2: the training loss is nan") for m in warnings)
     # The reason names the stage, and the out-of-memory run says what ran out.
     assert store.get_run(failing["raises"]).error == (
-        "stage 0 fail (fail): ValueError: the stage blew up on purpose"
+        "stage 0 fail (fail from plugin 'faults'): ValueError: the stage blew up on purpose"
     )
     store.close()

@@ -53,7 +53,15 @@ def test_registration_and_every_parameter_has_help() -> None:
     stages: list[type] = []
     register_stages(stages.append)
     recipes = [s.name for s in RECIPE_STAGES]
-    assert [s.name for s in stages] == ["finetune", "single_step", "evaluate", "export", *recipes]
+    loops = ["feedback", "repeat"]
+    assert [s.name for s in stages] == [
+        "finetune",
+        "single_step",
+        "evaluate",
+        "export",
+        *recipes,
+        *loops,
+    ]
     for stage in stages:
         assert stage.description
         assert all(spec.help for spec in describe_params(stage.Params)), stage.name

@@ -183,5 +183,7 @@ class JsonlDataset(TableDataset):
 @hookimpl
 def register_datasets(register: Callable[[type[Any]], None]) -> None:
     """Register the built-in dataset plugins."""
-    for dataset in (CsvDataset, TsvDataset, JsonlDataset, ConllDataset):
+    from tuneboard.builtin.hf_dataset import HfDataset  # imports `datasets` only when loading
+
+    for dataset in (CsvDataset, TsvDataset, JsonlDataset, ConllDataset, HfDataset):
         register(dataset)

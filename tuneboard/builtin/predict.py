@@ -138,17 +138,23 @@ def prediction_rows(
             rows.append({**row, "predictions": tags})
         else:
             assert isinstance(ex, TextExample) and result.probabilities is not None
-            row = {"text": ex.text}
-            if ex.text_pair is not None:
-                row["text_pair"] = ex.text_pair
-            if ex.label is not None:
-                row["label"] = ex.label
-            row["prediction"] = labels[int(result.label_ids[i])]
-            row["probabilities"] = {
-                label: float(p) for label, p in zip(labels, result.probabilities[i], strict=True)
-            }
-            rows.append(row)
+            rows.append(text_row(ex, labels, int(result.label_ids[i]), result.probabilities[i]))
     return rows
+
+
+def text_row(
+    example: TextExample, labels: Sequence[str], label_id: int, probabilities: Sequence[float]
+) -> Row:
+    """A text's row: its text (and pair), reference label where known, the predicted label
+    and the probability of each label."""
+    row: Row = {"text": example.text}
+    if example.text_pair is not None:
+        row["text_pair"] = example.text_pair
+    if example.label is not None:
+        row["label"] = example.label
+    row["prediction"] = labels[label_id]
+    row["probabilities"] = {label: float(p) for label, p in zip(labels, probabilities, strict=True)}
+    return row
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -25,6 +25,11 @@ class FinetuneParams:
     epochs: int = param(3, "Passes over the training split", min=1)
     max_steps: int = param(0, "Stop after this many optimizer steps (0 = no limit)", min=0)
     batch_size: int = param(16, "Examples per micro-batch", min=1)
+    group_by_length: bool = param(
+        False,
+        "Batch examples of similar length together (less padding, much faster on short"
+        " texts); batches still come in random order",
+    )
     eval_batch_size: int = param(64, "Examples per batch when evaluating", min=1)
     lr: float = param(5e-5, "Peak learning rate (AdamW)", min=0)
     layer_lr_decay: float = param(
@@ -91,6 +96,11 @@ class FinetuneParams:
         "When the training loss is NaN or infinite: stop (fail the run with the reason) or "
         "skip that optimizer step",
     )
+    resumable: bool = param(
+        True,
+        "Write a resume checkpoint (weights, optimizer, RNG ...) after each evaluation and on "
+        "cancel, so `tuneboard resume` goes on from there; about 3x the model's size on disk",
+    )
 
 
 class Finetune(Stage[FinetuneParams]):
@@ -144,6 +154,11 @@ class EvaluateParams:
     precision: Precision = param(
         "auto", "Numeric precision: auto = bf16 on a GPU that supports it, else fp32"
     )
+    predictions: bool = param(
+        True,
+        "Write each example's label, prediction and probabilities to predictions-<split>.jsonl "
+        "in the stage's folder (what `tuneboard review` reads; sequence classification)",
+    )
 
 
 class Evaluate(Stage[EvaluateParams]):
@@ -191,9 +206,12 @@ class Export(Stage[ExportParams]):
 
 @hookimpl
 def register_stages(register: Callable[[type[Any]], None]) -> None:
-    """Register the built-in stages (and the recipe stages of `recipe_stages`)."""
+    """Register the built-in stages (and those of `recipe_stages`, `feedback` and `repeat`)."""
+    from tuneboard.builtin.feedback import Feedback
     from tuneboard.builtin.recipe_stages import RECIPE_STAGES  # it builds on FinetuneParams
+    from tuneboard.builtin.repeat import Repeat
 
     stages: tuple[type[Stage[Any]], ...] = (Finetune, SingleStep, Evaluate, Export)
-    for stage in (*stages, *RECIPE_STAGES):
+    loops: tuple[type[Stage[Any]], ...] = (Feedback, Repeat)
+    for stage in (*stages, *RECIPE_STAGES, *loops):
         register(stage)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneboard.api import DatasetContext, LogLevel, Metric, StageContext, Strategy
+from tuneboard.api import (
+    DatasetContext,
+    LogLevel,
+    Metric,
+    PipelineState,
+    StageContext,
+    Strategy,
+)
 from tuneboard.config import ExperimentConfig
 from tuneboard.engine.observer import RunObserver
-from tuneboard.errors import DataError, RunCancelled
+from tuneboard.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
 from tuneboard.params import build_params
 from tuneboard.plugins import PluginRegistry
 from tuneboard.store import Store
@@ -21,27 +29,40 @@ from tuneboard.store import Store
 # Metric names whose smaller values are better, whatever the split prefix.
 LOWER_IS_BETTER = ("loss", "perplexity")
 
+# Seconds `RunContext.flush` waits for the database before it goes on without.
+FLUSH_TIMEOUT = 60.0
+
 
 class ProjectDatasetContext(DatasetContext):
-    """Resolves a dataset table's file names relative to the project folder."""
+    """Resolves a dataset table's file names relative to the project folder.
+
+    `files` lists every file resolved, as (key, path): the run's provenance hashes them.
+    """
 
     def __init__(self, project_dir: Path, task: str, seed: int, where: str) -> None:
         self.project_dir = project_dir
         self.task = task
         self.seed = seed
         self._where = where
+        self.files: list[tuple[str, Path]] = []
 
     def resolve(self, path: str, key: str) -> Path:
         """The absolute path of a data file; DataError naming the key when it does not exist."""
         resolved = (self.project_dir / Path(path).expanduser()).resolve()
         if not resolved.is_file():
             raise DataError(f"{self._where}: key {key!r}: file not found: {path}")
+        self.files.append((key, resolved))
         return resolved
 
 
 @dataclass
 class RunEnvironment:
-    """What every stage of one run shares: identity, services and the cancel flag."""
+    """What every stage of one run shares: identity, services and the cancel flag.
+
+    `stage_runner(position, state, suffix)` runs the pipeline's stage at `position` as a new
+    stage row (set by the runner; `StageContext.run_stages` uses it); `next_row` is the row
+    the next stage to start gets.
+    """
 
     run_id: str
     run_dir: Path
@@ -54,6 +75,8 @@ class RunEnvironment:
     last_values: dict[str, float] = field(default_factory=dict)
     _metric_plugins: list[Metric] | None = None
     project_dir: Path | None = None
+    stage_runner: Callable[[int, PipelineState, str], PipelineState] | None = None
+    next_row: int = 0
 
     def metric_plugins(self) -> list[Metric]:
         """One instance of each metric plugin the experiment names."""
@@ -65,8 +88,12 @@ class RunEnvironment:
 class RunContext(StageContext):
     """The context of one stage of a run, backed by the store and the run's observer."""
 
-    def __init__(self, env: RunEnvironment, stage_index: int) -> None:
+    def __init__(
+        self, env: RunEnvironment, stage_index: int, pipeline_index: int | None = None
+    ) -> None:
         self._env = env
+        self.pipeline = tuple(spec.name for spec in env.experiment.stages)
+        self.pipeline_index = stage_index if pipeline_index is None else pipeline_index
         self.run_id = env.run_id
         self.stage_index = stage_index
         self.device = env.device
@@ -113,6 +140,11 @@ class RunContext(StageContext):
         """Append a line to the run's event log."""
         self._env.store.log_event(self.run_id, message, level=level, stage_index=self.stage_index)
 
+    def flush(self) -> None:
+        """Wait (up to a minute) until every metric and event logged so far is stored."""
+        with contextlib.suppress(TuneboardError):  # a file held long elsewhere: go on
+            self._env.store.flush(timeout=FLUSH_TIMEOUT)
+
     def artifact(self, path: Path, kind: str) -> None:
         """Record a file or folder this stage produced."""
         self._env.store.add_artifact(self.run_id, self.stage_index, kind, path)
@@ -128,7 +160,16 @@ class RunContext(StageContext):
         """Every configured metric over the predictions."""
         values: dict[str, float] = {}
         for metric in self._env.metric_plugins():
-            values.update(metric.compute(predictions, references, label_names))
+            try:
+                values.update(metric.compute(predictions, references, label_names))
+            except TuneboardError:
+                raise
+            except Exception as error:  # fail the run with the metric plugin named
+                origin = self._env.registry.origin("metric", metric.name)
+                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise PluginError(
+                    f"metric {metric.name!r}{origin} raised {type(error).__name__}: {first}"
+                ) from error
         return values
 
     def higher_is_better(self, metric: str) -> bool:
@@ -140,6 +181,23 @@ class RunContext(StageContext):
         cls = self._env.registry.strategy(name)
         where = f"strategy {name!r} of stage {self.stage_index}"
         return cls(build_params(cls.Params, dict(params or {}), where))
+
+    def run_stages(
+        self, positions: Sequence[int], state: PipelineState, suffix: str = ""
+    ) -> PipelineState:
+        """Run earlier stages of the pipeline again, each as a new stage row of this run."""
+        runner = self._env.stage_runner
+        if runner is None:
+            raise TuneboardError("this run cannot run stages again (no stage runner)")
+        for position in positions:
+            if not 0 <= position < self.pipeline_index:
+                raise ConfigError(
+                    f"stage {self.pipeline_index} ({self.pipeline[self.pipeline_index]}) can "
+                    f"only run the {self.pipeline_index} stages before it again, not {position}"
+                )
+        for position in positions:
+            state = runner(position, state, suffix)
+        return state
 
 
 def metric_higher_is_better(metric: str, registry: PluginRegistry) -> bool:

@@ -262,14 +262,36 @@ def _pad(rows: Sequence[Sequence[int]], value: int) -> tuple[np.ndarray, np.ndar
 # --- batches -------------------------------------------------------------------------------
 
 
-def batch_order(features: Features, shuffle: bool, seed: int) -> np.ndarray:
-    """The row order of one pass: a seeded permutation, or longest-first for evaluation."""
+GROUP_BATCHES = 50
+"""With length grouping, rows are sorted by length within groups of this many batches."""
+
+
+def batch_order(
+    features: Features, shuffle: bool, seed: int, group_batch_size: int = 0
+) -> np.ndarray:
+    """The row order of one pass: a seeded permutation, or longest-first for evaluation.
+
+    With `shuffle` and `group_batch_size > 0`, rows of similar length share a batch (so a
+    batch pads little) while the order stays random: the permutation is cut into groups of
+    `GROUP_BATCHES` batches, each group is sorted by length and cut into batches of
+    `group_batch_size`, and those batches are shuffled (a short last batch stays last).
+    """
     import numpy as np
 
-    if shuffle:
-        return np.random.default_rng(seed).permutation(len(features))
-    # Longest first: similar lengths share a batch (little padding) and memory peaks early.
-    return np.argsort(-features.lengths, kind="stable")
+    if not shuffle:
+        # Longest first: similar lengths share a batch (little padding) and memory peaks early.
+        return np.argsort(-features.lengths, kind="stable")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(features))
+    if group_batch_size <= 0:
+        return order
+    size = group_batch_size
+    group = GROUP_BATCHES * size
+    parts = [order[i : i + group] for i in range(0, len(order), group)]
+    grouped = np.concatenate([p[np.argsort(-features.lengths[p], kind="stable")] for p in parts])
+    full = len(grouped) // size * size
+    whole = grouped[:full].reshape(-1, size)[rng.permutation(full // size)]
+    return np.concatenate([whole.reshape(-1), grouped[full:]])
 
 
 def batches(

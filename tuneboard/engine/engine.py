@@ -5,16 +5,21 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from tuneboard.api import Executor
 from tuneboard.config import ExperimentConfig, Project
-from tuneboard.engine.observer import RunObserver
+from tuneboard.engine.observer import ObserverGroup, RunObserver
+from tuneboard.engine.resume import ResumePlan
 from tuneboard.engine.runner import PreparedRun, RunJob, prepare_run
 from tuneboard.engine.scheduler import Scheduler
+from tuneboard.executors import build_executor
 from tuneboard.plugins import PluginRegistry
 from tuneboard.privacy import private_files
+from tuneboard.provenance import build_record
 from tuneboard.store import ACTIVE_STATUSES, Store
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,7 @@ class Engine:
         *,
         observer: RunObserver | None = None,
         scheduler: Scheduler | None = None,
+        executor: Executor[Any] | None = None,
     ) -> None:
         self.project = project
         self.store = store
@@ -49,6 +55,8 @@ class Engine:
             slots_per_device=project.slots_per_device,
             cpu_slots=project.cpu_slots,
         )
+        # Where runs execute: the project's executor (`local`: the scheduler's slots).
+        self.executor = executor or build_executor(project, registry, scheduler=self.scheduler)
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._closed = threading.Event()
@@ -57,9 +65,26 @@ class Engine:
         """Load and check an experiment's data; raises TuneboardError on bad input."""
         return prepare_run(self.project, experiment, self.registry)
 
-    def launch(self, prepared: PreparedRun, *, sweep_id: str | None = None) -> str:
-        """Record a new queued run and hand it to the scheduler; return its id."""
+    def launch(
+        self,
+        prepared: PreparedRun,
+        *,
+        sweep_id: str | None = None,
+        sweep_values: Mapping[str, Any] | None = None,
+        max_parallel: int | None = None,
+        watcher: RunObserver | None = None,
+    ) -> str:
+        """Record a new queued run and hand it to the scheduler; return its id.
+
+        Runs of one `sweep_id` run at most `max_parallel` at a time; `sweep_values` (the
+        values the sweep chose) go into the run's provenance. `watcher` is told about this
+        run only, besides the engine's observer (a sweep prunes trials through it).
+        """
         experiment = prepared.experiment
+        sweep = None
+        if sweep_id is not None:
+            sweep = {"id": sweep_id, "values": dict(sweep_values or {})}
+        provenance = build_record(experiment, self.project.root, prepared.data_files, sweep=sweep)
         with self._lock:  # two launches in one second must not share an id
             run_id = new_run_id()
             while self._run_dir(run_id).exists():
@@ -73,20 +98,47 @@ class Engine:
             dict(experiment.raw),
             headline=experiment.headline,
             sweep_id=sweep_id,
+            provenance=provenance,
         )
         self.store.log_event(run_id, f"queued experiment {experiment.name!r}")
-        self.observer.run_status(run_id, "queued", None)
+        observer = self.observer if watcher is None else ObserverGroup([self.observer, watcher])
+        observer.run_status(run_id, "queued", None)
         job = RunJob(
             run_id,
             prepared,
             store=self.store,
             registry=self.registry,
-            observer=self.observer,
+            observer=observer,
             run_dir=run_dir,
         )
-        self.scheduler.submit(run_id, job, job.dropped)
+        job.lifecycle.queued()
+        self.executor.submit(job, group=sweep_id, group_limit=max_parallel)
         self._watch_cancel_requests()
         return run_id
+
+    def resume(self, run_id: str) -> ResumePlan:
+        """Continue a cancelled, failed or interrupted run (same id) from its last checkpoint.
+
+        Raises TuneboardError, changing nothing, when it cannot be resumed (see
+        `tuneboard.engine.resume.prepare_resume`). Returns where it goes on.
+        """
+        from tuneboard.engine.resume import prepare_resume
+
+        prepared, plan = prepare_resume(self.project, self.store, self.registry, run_id)
+        self.observer.run_status(plan.run_id, "queued", None)
+        job = RunJob(
+            plan.run_id,
+            prepared,
+            store=self.store,
+            registry=self.registry,
+            observer=self.observer,
+            run_dir=self._run_dir(plan.run_id),
+            resume=plan,
+        )
+        job.lifecycle.queued()
+        self.executor.submit(job)
+        self._watch_cancel_requests()
+        return plan
 
     def cancel(self, run_id: str) -> bool:
         """Ask a queued or running run to stop, whichever process runs it.
@@ -94,25 +146,30 @@ class Engine:
         Runs of this process are cancelled directly; runs of another process through a flag
         in the database that their process polls. False when the run is not active.
         """
-        if self.scheduler.cancel(run_id):
+        if self.executor.cancel(run_id):
             return True
         if self.store.get_run(run_id).status not in ACTIVE_STATUSES:
             return False
         self.store.request_cancel(run_id)
         return True
 
+    @property
+    def closed(self) -> bool:
+        """True once `shutdown` was called: no more launches."""
+        return self._closed.is_set()
+
     def active(self) -> list[str]:
         """Ids of this process's queued and running runs."""
-        return self.scheduler.active()
+        return self.executor.active()
 
     def wait(self, run_ids: Iterable[str] | None = None, timeout: float | None = None) -> bool:
         """Block until the runs end; False on timeout."""
-        return self.scheduler.wait(run_ids, timeout)
+        return self.executor.wait(run_ids, timeout)
 
     def shutdown(self, *, cancel: bool = True, timeout: float | None = None) -> bool:
         """Cancel (if asked) and wait for every run, then flush the store."""
         self._closed.set()
-        done = self.scheduler.shutdown(cancel=cancel, timeout=timeout)
+        done = self.executor.shutdown(cancel=cancel, timeout=timeout)
         self.store.flush()
         return done
 
@@ -126,7 +183,7 @@ class Engine:
 
     def _poll_cancel_requests(self) -> None:
         while not self._closed.wait(CANCEL_POLL_SECONDS):
-            active = self.scheduler.active()
+            active = self.executor.active()
             if not active:
                 continue
             try:
@@ -135,7 +192,7 @@ class Engine:
                 log.warning("could not read cancel requests", exc_info=True)
                 continue
             for run_id in requested:
-                self.scheduler.cancel(run_id)
+                self.executor.cancel(run_id)
 
     def _run_dir(self, run_id: str) -> Path:
         return self.project.runs_dir / run_id

@@ -7,6 +7,7 @@ location) before a run is created, so bad input never leaves a half-written run 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import traceback
@@ -16,8 +17,10 @@ from pathlib import Path
 from tuneboard.api import PipelineState, Splits
 from tuneboard.config import ExperimentConfig, Project
 from tuneboard.engine.context import ProjectDatasetContext, RunContext, RunEnvironment
+from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
-from tuneboard.errors import RunCancelled, TuneboardError
+from tuneboard.engine.resume import ResumePlan, RunRecovery
+from tuneboard.errors import PluginError, RunCancelled, TuneboardError
 from tuneboard.plugins import PluginRegistry
 from tuneboard.store import Store
 from tuneboard.store.schema import CANCELLED, COMPLETED, FAILED, RUNNING
@@ -31,6 +34,7 @@ class PreparedRun:
     experiment: ExperimentConfig
     splits: Splits
     labels: list[str]
+    data_files: tuple[tuple[str, Path], ...] = ()  # (dataset key, file) read: for provenance
 
 
 def prepare_run(
@@ -43,7 +47,16 @@ def prepare_run(
     where = f"{project.file.name}: [experiments.{experiment.name}.dataset]"
     dataset_cls = registry.dataset(experiment.dataset.plugin)
     ctx = ProjectDatasetContext(project.root, experiment.task, experiment.seed, where)
-    splits = dataset_cls(experiment.dataset.params).load(ctx)
+    try:
+        splits = dataset_cls(experiment.dataset.params).load(ctx)
+    except TuneboardError:
+        raise
+    except Exception as error:  # a bug in a dataset plugin: name the plugin, not a traceback
+        origin = registry.origin("dataset", experiment.dataset.plugin)
+        raise PluginError(
+            f"{where}: dataset plugin {experiment.dataset.plugin!r}{origin} raised "
+            f"{one_line(error)}"
+        ) from error
     if set(splits) == {"train"}:
         splits = auto_split(splits["train"], experiment.seed)
     labels = infer_labels(splits)
@@ -52,7 +65,7 @@ def prepare_run(
             resolve_model_source(source, project.root)
     if experiment.model.source and experiment.model.config is None:
         check_safe_weights(experiment.model.source, project.root)
-    return PreparedRun(project, experiment, splits, labels)
+    return PreparedRun(project, experiment, splits, labels, tuple(ctx.files))
 
 
 class RunJob:
@@ -67,6 +80,7 @@ class RunJob:
         registry: PluginRegistry,
         observer: RunObserver,
         run_dir: Path,
+        resume: ResumePlan | None = None,
     ) -> None:
         self.run_id = run_id
         self.prepared = prepared
@@ -74,6 +88,16 @@ class RunJob:
         self.registry = registry
         self.observer = observer
         self.run_dir = run_dir
+        self.recovery = RunRecovery(run_dir, prepared, resume)  # handoffs; resuming
+        self.lifecycle = RunLifecycle(
+            registry,
+            store,
+            run_id=run_id,
+            experiment=prepared.experiment.name,
+            run_dir=run_dir,
+            project_dir=prepared.project.root,
+        )
+        self._final_metrics: dict[str, float] = {}  # the run's last value of each metric
 
     def __call__(self, device: str, cancel: threading.Event) -> None:
         """Run every stage in order on `device`; never raises."""
@@ -91,10 +115,13 @@ class RunJob:
         )
         self._set_status(RUNNING, device=device)
         self.store.log_event(self.run_id, f"run started on {device}")
+        self._final_metrics = env.last_values
+        self.lifecycle.started(device)
         try:
-            state = self._initial_state(env)
+            state = self.recovery.initial_state(env, self._initial_state)
+            env.stage_runner = functools.partial(self._run_stage, env)  # for ctx.run_stages
             for spec in experiment.stages:
-                state = self._run_stage(env, spec.index, state)
+                state = self.recovery.run_stage(env, spec, state, self._run_stage)
             headline = state.metrics.get(
                 experiment.headline, env.last_values.get(experiment.headline)
             )
@@ -122,12 +149,17 @@ class RunJob:
     ) -> None:
         self.store.set_run_status(self.run_id, status, device=device, error=error)
         self.observer.run_status(self.run_id, status, error)
+        if status in (COMPLETED, FAILED, CANCELLED):
+            self.lifecycle.finished(status, error, self._final_metrics)
 
     def _initial_state(self, env: RunEnvironment) -> PipelineState:
+        import torch
+
         from tuneboard.engine.models import load_model_and_tokenizer
 
         experiment = self.prepared.experiment
         started = time.perf_counter()
+        torch.manual_seed(experiment.seed)  # a new head or model starts the same every time
         model, tokenizer = load_model_and_tokenizer(
             experiment.model, experiment.task, self.prepared.labels, self.prepared.project.root
         )
@@ -146,17 +178,26 @@ class RunJob:
             tokenizer=tokenizer,
         )
 
-    def _run_stage(self, env: RunEnvironment, index: int, state: PipelineState) -> PipelineState:
-        spec = self.prepared.experiment.stages[index]
+    def _run_stage(
+        self, env: RunEnvironment, position: int, state: PipelineState, suffix: str = ""
+    ) -> PipelineState:
+        """Run the pipeline's stage at `position` as the run's next stage row.
+
+        Rows are numbered in the order stages start: the row is the stage's position in the
+        pipeline unless a stage (such as `repeat`) ran stages again before it, each again run
+        being a row of its own named ``<name><suffix>``.
+        """
+        spec = self.prepared.experiment.stages[position]
         stage_cls = self.registry.stage(spec.plugin)
-        ctx = RunContext(env, index)
+        index = max(position, env.next_row)
+        env.next_row = index + 1
+        name = spec.name + suffix
+        ctx = RunContext(env, index, pipeline_index=position)
         params = _plain(spec.params)
-        self.store.stage_started(
-            self.run_id, index, name=spec.name, plugin=spec.plugin, params=params
-        )
-        self.observer.stage_started(self.run_id, index, spec.name, spec.plugin)
+        self.store.stage_started(self.run_id, index, name=name, plugin=spec.plugin, params=params)
+        self.observer.stage_started(self.run_id, index, name, spec.plugin)
         self.store.log_event(
-            self.run_id, f"stage {index} {spec.name} ({spec.plugin}) started", stage_index=index
+            self.run_id, f"stage {index} {name} ({spec.plugin}) started", stage_index=index
         )
         started = time.perf_counter()
         status = FAILED
@@ -171,11 +212,12 @@ class RunJob:
         except TuneboardError:
             raise
         except Exception as error:
+            origin = self.registry.origin("stage", spec.plugin)
             raise StageFailed(
-                f"stage {index} {spec.name} ({spec.plugin}): {one_line(error)}"
+                f"stage {index} {name} ({spec.plugin}{origin}): {one_line(error)}"
             ) from error
         finally:
-            self._finish_stage(ctx, spec.name, spec.plugin, status, time.perf_counter() - started)
+            self._finish_stage(ctx, name, spec.plugin, status, time.perf_counter() - started)
 
     def _finish_stage(
         self, ctx: RunContext, name: str, plugin: str, status: str, seconds: float
@@ -202,6 +244,7 @@ class RunJob:
             best_value=value,
         )
         self.observer.stage_finished(self.run_id, index, summary)
+        self.lifecycle.stage_finished(index, summary)
 
 
 class StageFailed(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +42,8 @@ class _Job:
     on_dropped: Callable[[], None]
     cancel: threading.Event = field(default_factory=threading.Event)
     slot: Slot | None = None
+    group: str | None = None
+    group_limit: int | None = None
 
 
 def detect_devices() -> list[str]:
@@ -60,11 +63,21 @@ def make_slots(devices: Sequence[str], slots_per_device: int, cpu_slots: int) ->
     return slots
 
 
-def share_cpu_threads(cpu_slot_count: int) -> None:
-    """Divide torch's intra-op threads between the CPU slots so runs don't oversubscribe."""
-    import torch
+def share_cpu_threads(cpu_slot_count: int) -> int:
+    """Divide torch's intra-op threads between the CPU slots so runs don't oversubscribe.
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, cpu_slot_count)))
+    Sets torch's thread count when torch is imported already; otherwise sets
+    ``OMP_NUM_THREADS``, which torch reads when the runs first import it (so this never pays
+    for importing torch itself). Returns the threads each run gets.
+    """
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // max(1, cpu_slot_count))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    elif threads != cores or "OMP_NUM_THREADS" in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    return threads
 
 
 class Scheduler:
@@ -91,15 +104,26 @@ class Scheduler:
 
     # --- public ---------------------------------------------------------------------------
 
-    def submit(self, run_id: str, function: JobFunction, on_dropped: Callable[[], None]) -> None:
+    def submit(
+        self,
+        run_id: str,
+        function: JobFunction,
+        on_dropped: Callable[[], None],
+        *,
+        group: str | None = None,
+        group_limit: int | None = None,
+    ) -> None:
         """Queue `function(device, cancel_event)` to run on the next free slot.
 
-        `on_dropped` is called instead if the job is cancelled before it starts.
+        `on_dropped` is called instead if the job is cancelled before it starts. Jobs of one
+        `group` (a sweep) run at most `group_limit` at a time; the queue skips a job whose
+        group is full, so other jobs still use the free slots.
         """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the scheduler is shut down")
-            self._queue.append(_Job(run_id, function, on_dropped))
+            job = _Job(run_id, function, on_dropped, group=group, group_limit=group_limit)
+            self._queue.append(job)
             if self._dispatcher is None:
                 self._dispatcher = threading.Thread(
                     target=self._dispatch, name="tuneboard-scheduler", daemon=True
@@ -170,7 +194,7 @@ class Scheduler:
         devices = self._resolve_devices() if setting == "auto" else list(setting)
         slots = make_slots(devices, self._slots_per_device, self._cpu_slots)
         cpu_slot_count = sum(1 for slot in slots if slot.device == "cpu")
-        if cpu_slot_count and setting == "auto":
+        if cpu_slot_count:  # with "auto" and with an explicit list such as ["cpu"]
             share_cpu_threads(cpu_slot_count)
         return slots
 
@@ -184,16 +208,32 @@ class Scheduler:
         with self._lock:
             self._free = slots
             while True:
-                self._lock.wait_for(lambda: bool(self._queue and self._free) or self._closed)
+                self._lock.wait_for(lambda: self._startable() or self._closed)
                 if self._closed and not self._queue:
                     return
-                while self._queue and self._free:
-                    job = self._queue.popleft()
+                while self._free and (job := self._next_job()) is not None:
+                    self._queue.remove(job)
                     job.slot = self._free.pop(0)
                     self._running[job.run_id] = job
                     threading.Thread(
                         target=self._work, args=(job,), name=f"run-{job.run_id}", daemon=True
                     ).start()
+
+    def _next_job(self) -> _Job | None:
+        """The first queued job whose group (if any) is below its limit."""
+        running: dict[str, int] = {}
+        for job in self._running.values():
+            if job.group is not None:
+                running[job.group] = running.get(job.group, 0) + 1
+        for job in self._queue:
+            if job.group is None or job.group_limit is None:
+                return job
+            if running.get(job.group, 0) < job.group_limit:
+                return job
+        return None
+
+    def _startable(self) -> bool:
+        return bool(self._free) and self._next_job() is not None
 
     def _work(self, job: _Job) -> None:
         assert job.slot is not None

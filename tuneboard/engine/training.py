@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from tuneboard.api import PipelineState, StageContext, Strategy, TrainStep
+from tuneboard.engine import checkpoint
 from tuneboard.engine.averaging import WeightAverage
 from tuneboard.engine.data import (
     IGNORE_INDEX,
@@ -60,7 +61,8 @@ class TrainSettings:
     reason), ``skip`` drops that optimizer step's gradients and goes on. `ema_decay` keeps an
     exponential moving average of the weights that is evaluated and handed on instead of the
     weights themselves; `layer_lr_decay` < 1 lowers the learning rate layer by layer downwards
-    (see `layer_lr_scales`).
+    (see `layer_lr_scales`). `group_by_length` batches training rows of similar length
+    together (see `batch_order`). `resumable` writes resume checkpoints (see `fit`).
     """
 
     epochs: int = 3
@@ -88,9 +90,11 @@ class TrainSettings:
     min_delta: float = 0.0
     dropout: float | None = None
     log_every: int = 10
+    group_by_length: bool = False
     ema_decay: float | None = None
     layer_lr_decay: float = 1.0
     nan_policy: NanPolicy = "stop"
+    resumable: bool = True
 
 
 @dataclass
@@ -348,6 +352,25 @@ class _Best:
             for name, tensor in _changing_tensors(model):
                 tensor.copy_(self._copy[name])
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The kept copy of the best weights, by name (for a resume checkpoint)."""
+        return self._copy
+
+    def meta(self) -> dict[str, Any]:
+        """The early-stopping state as plain values (for a resume checkpoint)."""
+        return {
+            "value": self.value,
+            "step": self.step,
+            "metrics": self.metrics,
+            "bad_evals": self.bad_evals,
+        }
+
+    def load(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Take back the state `meta()` and `tensors()` gave."""
+        self.value, self.step = meta["value"], meta["step"]
+        self.metrics, self.bad_evals = dict(meta["metrics"]), int(meta["bad_evals"])
+        self._copy = dict(tensors)
+
 
 def _changing_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
     for name, param in model.named_parameters():
@@ -379,6 +402,11 @@ def fit(
     On return `state.model` holds the best weights (LoRA adapters merged), saved with the
     tokenizer to ``ctx.stage_dir / "best"``; `state.best_checkpoint` and `state.metrics`
     are updated, and the best value is reported with `ctx.report_best`.
+
+    With `settings.resumable`, it keeps a resume checkpoint in ``ctx.stage_dir`` (`checkpoint`)
+    written after every evaluation (every epoch when there is no validation split) and when
+    the run is cancelled; when one is there as it starts (a resumed run), training continues
+    from it. The checkpoints are removed once the best weights are saved.
     """
     model = _require_model(state)
     torch.manual_seed(ctx.seed)
@@ -424,6 +452,7 @@ def fit(
     model.eval()
     state.model = model
     folder = save_checkpoint(ctx, state)
+    checkpoint.clear(ctx.stage_dir)  # the stage is done: nothing to resume any more
     if best.step is not None and best.value is not None:
         ctx.report_best(best.step, best.value, monitor)
         ctx.event(f"best {monitor} = {best.value:.4f} at step {best.step}")
@@ -488,6 +517,7 @@ class _Loop:
         self.stopped_early = False
         self.best = _Best(monitor, higher, settings.min_delta)
         self.history: list[tuple[int, dict[str, float]]] = []
+        self.saved_step = 0
 
     def forward(self, batch: dict[str, Any]) -> Any:
         """The model's outputs for `batch`, under the configured autocast."""
@@ -509,14 +539,27 @@ class _Loop:
         self.strategy.setup(model)
         model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        start_epoch, start_micro = self.restore()
+        if self.stopped_early or self.step >= self.total:
+            return
         window_samples, window_start = 0, time.perf_counter()
         group_size = self.accum
-        for epoch in range(self.epochs):
+        for epoch in range(start_epoch, self.epochs):
             description = f"epoch {epoch + 1}/{self.epochs}"
-            order = batch_order(self.train, shuffle=True, seed=ctx.seed + epoch)
+            order = batch_order(
+                self.train,
+                shuffle=True,
+                seed=ctx.seed + epoch,
+                group_batch_size=settings.batch_size if settings.group_by_length else 0,
+            )
+            first = start_micro if epoch == start_epoch else 0
             group_loss, group_done = 0.0, 0
-            micro_batches = batches(self.train, settings.batch_size, order, self.device)
-            for micro, batch in enumerate(micro_batches):
+            micro_batches = batches(
+                self.train, settings.batch_size, order[first * settings.batch_size :], self.device
+            )
+            for micro, batch in enumerate(micro_batches, start=first):
+                if ctx.should_stop() and group_done == 0:
+                    self.checkpoint(epoch, micro)  # between optimizer steps: resumable here
                 ctx.check_stop()
                 if group_done == 0:
                     # The last group of an epoch may be short; its mean loss still counts once.
@@ -551,11 +594,127 @@ class _Loop:
                     due = self.step % settings.eval_every == 0
                 else:
                     due = end_of_epoch
-                if self.validation is not None and (due or last):
+                evaluated = self.validation is not None and (due or last)
+                if evaluated:
                     self.stopped_early = self._evaluate()
                     window_start = time.perf_counter()
                 if self.stopped_early or last:
                     return
+                if evaluated or (self.validation is None and end_of_epoch):
+                    self.checkpoint(epoch, micro + 1)
+                    window_start = time.perf_counter()
+
+    def checkpoint(self, epoch: int, position: int) -> None:
+        """Write a resume checkpoint: the next micro-batch is `position` of `epoch`.
+
+        Everything logged so far is flushed to the database first, so a resumed run's
+        series is whole up to the checkpoint's step. A checkpoint that cannot be written
+        (a full disk) is reported as a warning and training goes on.
+        """
+        if self.step == self.saved_step or not self.settings.resumable:
+            return
+        ctx = self.ctx
+        ctx.flush()
+        plain_rng, tensor_rng = checkpoint.rng_states(ctx.rng, self.device)
+        trainer: dict[str, Any] = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": tensor_rng,
+        }
+        meta = {
+            "step": self.step,
+            "epoch": epoch,
+            "position": position,
+            "total": self.total,
+            "micro_per_epoch": self.micro_per_epoch,
+            "accum": self.accum,
+            "train_rows": len(self.train),
+            "skipped": self.skipped,
+            "skipped_in_a_row": self.skipped_in_a_row,
+            "best": self.best.meta(),
+            "history": self.history,
+            "ema_updates": self.ema.updates if self.ema is not None else None,
+            "rng": plain_rng,
+        }
+        ema = {}
+        if self.ema is not None:
+            ema = {str(i): tensor for i, tensor in enumerate(self.ema.average)}
+        # Without an average, best weights of this very step are the model's: not saved twice.
+        best_is_current = self.ema is None and self.best.step == self.step
+        meta["best_is_current"] = best_is_current
+        try:
+            checkpoint.write(
+                ctx.stage_dir,
+                self.step,
+                model=self.model,
+                trainer=trainer,
+                best={} if best_is_current else self.best.tensors(),
+                ema=ema,
+                meta=meta,
+            )
+        except OSError as error:
+            ctx.event(
+                f"could not write a resume checkpoint at step {self.step}: {error}", "warning"
+            )
+            return
+        self.saved_step = self.step
+
+    def restore(self) -> tuple[int, int]:
+        """Continue from the stage's resume checkpoint, if it has one: load the weights,
+        optimizer, scheduler, RNG and early-stopping state; return (epoch, position)."""
+        folder = checkpoint.latest(self.ctx.stage_dir)
+        if folder is None:
+            return 0, 0
+        meta = checkpoint.read_meta(folder)
+        expected = {
+            "total": self.total,
+            "micro_per_epoch": self.micro_per_epoch,
+            "accum": self.accum,
+            "train_rows": len(self.train),
+        }
+        changed = {key: (meta.get(key), value) for key, value in expected.items()}
+        changed = {key: pair for key, pair in changed.items() if pair[0] != pair[1]}
+        if changed:
+            what = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())
+            raise ConfigError(
+                f"resume checkpoint {folder}: written for other data or settings ({what}); "
+                "launch the experiment again instead of resuming"
+            )
+        checkpoint.load_model_into(self.model, folder)
+        trainer = checkpoint.load_trainer(folder)
+        self.optimizer.load_state_dict(trainer["optimizer"])
+        self.scheduler.load_state_dict(trainer["scheduler"])
+        if self.scaler is not None and trainer.get("scaler") is not None:
+            self.scaler.load_state_dict(trainer["scaler"])
+        if meta["best_is_current"]:
+            with torch.no_grad():
+                best = {name: t.detach().clone() for name, t in _changing_tensors(self.model)}
+        else:
+            best = checkpoint.load_tensors(folder, checkpoint.BEST, self.device)
+        self.best.load(meta["best"], best)
+        if self.ema is not None:
+            averages = checkpoint.load_tensors(folder, checkpoint.EMA, self.device)
+            with torch.no_grad():
+                for i, average in enumerate(self.ema.average):
+                    average.copy_(averages[str(i)])
+            self.ema.updates = int(meta["ema_updates"] or 0)
+        self.step = self.saved_step = int(meta["step"])
+        self.skipped, self.skipped_in_a_row = int(meta["skipped"]), int(meta["skipped_in_a_row"])
+        self.history = [(int(step), dict(values)) for step, values in meta["history"]]
+        patience = self.settings.patience
+        self.stopped_early = patience > 0 and self.best.bad_evals >= patience
+        checkpoint.set_rng_states(meta["rng"], trainer["rng"], self.ctx.rng)
+        epoch, position = int(meta["epoch"]), int(meta["position"])
+        if position >= self.micro_per_epoch:
+            epoch, position = epoch + 1, 0
+        self.ctx.event(
+            f"resumed training at step {self.step} (epoch {epoch + 1}, batch {position + 1})"
+        )
+        self.ctx.progress(
+            self.step, self.total, f"epoch {min(epoch + 1, self.epochs)}/{self.epochs}"
+        )
+        return epoch, position
 
     def _skip_non_finite(self, loss: float) -> None:
         """Stop on a NaN or infinite loss, or (``nan_policy = "skip"``) drop its gradients."""

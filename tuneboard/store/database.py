@@ -13,7 +13,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import ClassVar
@@ -37,6 +37,9 @@ CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "python_enable_replacements": False,
     "lock_configuration": True,
 }
+
+# Names DuckDB gives its own catalogs: an attached database may not take one.
+RESERVED_ALIASES = frozenset({"main", "memory", "system", "temp"})
 
 _FIRST_DELAY = 0.002
 _MAX_DELAY = 0.1
@@ -74,6 +77,8 @@ class Database:
         self._held = threading.local()  # .depth: this thread's uses in progress
         self._opening = False
         self._migrated = False
+        self._attached: dict[str, Path] = {}  # other files attached to the open connection
+        self._attachers_waiting = 0
 
     @classmethod
     def for_path(cls, path: Path | str) -> Database:
@@ -98,15 +103,26 @@ class Database:
 
     @contextmanager
     def cursor(
-        self, *, write: bool = False, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+        self,
+        *,
+        write: bool = False,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        attach: Mapping[str, Path] | None = None,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a cursor on the file, opening the connection first if needed.
 
+        `attach` maps aliases to other DuckDB files that the cursor must see read-only (as
+        `alias.table`). External access is off on the connection, so they can only be
+        attached while it opens: a connection open without them is first let go of.
         Raises `TuneboardError` if the file stays locked by another process (or busy in this
-        one, for a read-write use) for `lock_timeout` seconds.
+        one, for a read-write use or an attach) for `lock_timeout` seconds, or if a file to
+        attach is missing or not a DuckDB database.
         """
+        wanted = {alias: Path(path) for alias, path in (attach or {}).items()}
+        if wanted:
+            self._check_attach(wanted)
         with private_files() if write else nullcontext():
-            cur = self._acquire(write, lock_timeout)
+            cur = self._acquire(write, lock_timeout, wanted)
             try:
                 yield cur
             finally:
@@ -115,29 +131,40 @@ class Database:
                 finally:
                     self._release()
 
-    def _acquire(self, write: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+    def _acquire(
+        self, write: bool, lock_timeout: float, attach: dict[str, Path]
+    ) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + lock_timeout
         with self._cond:
             if write:
                 self._writers_waiting += 1
+            if attach:
+                self._attachers_waiting += 1
             try:
                 while True:
                     conn = self._conn
                     nested = getattr(self._held, "depth", 0) > 0
                     if nested and write and conn is not None and not self._writable:
                         raise RuntimeError("cannot write while this thread holds a read-only use")
-                    # Readers yield to a waiting writer so it is not starved by a stream of
-                    # overlapping read-only uses; not a thread already holding a use, though,
-                    # or it would wait for a writer that waits for it.
-                    if conn is not None and (
-                        self._writable or (not write and (nested or not self._writers_waiting))
+                    fits = attach.items() <= self._attached.items()
+                    if nested and conn is not None and not fits:
+                        raise RuntimeError("cannot attach while this thread holds a use")
+                    # Readers yield to a waiting writer (or attacher) so it is not starved by
+                    # a stream of overlapping read-only uses; not a thread already holding a
+                    # use, though, or it would wait for a writer that waits for it.
+                    waiting = self._writers_waiting or self._attachers_waiting
+                    if (
+                        conn is not None
+                        and fits
+                        and (self._writable or (not write and (nested or not waiting)))
                     ):
                         return self._use(conn)
                     if conn is None and not self._opening:
                         # The opener always uses what it opened: left unused, a read-only
                         # connection would keep a waiting writer out forever.
                         writable = write or self._writers_waiting > 0
-                        return self._use(self._open_unlocked(writable, deadline, lock_timeout))
+                        opened = self._open_unlocked(writable, deadline, lock_timeout, attach)
+                        return self._use(opened)
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TuneboardError(
@@ -147,6 +174,8 @@ class Database:
             finally:
                 if write:
                     self._writers_waiting -= 1
+                if attach:
+                    self._attachers_waiting -= 1
 
     def _use(self, conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         """A new cursor on the open connection, counted as one more user (lock held)."""
@@ -162,18 +191,18 @@ class Database:
         return cur
 
     def _open_unlocked(
-        self, writable: bool, deadline: float, lock_timeout: float
+        self, writable: bool, deadline: float, lock_timeout: float, attach: dict[str, Path]
     ) -> duckdb.DuckDBPyConnection:
         """Open the connection, releasing the condition's lock meanwhile (held on entry)."""
         self._opening = True
         self._cond.release()
         try:
-            conn = self._connect(writable, deadline, lock_timeout)
+            conn = self._connect(writable, deadline, lock_timeout, attach)
         finally:
             self._cond.acquire()
             self._opening = False
             self._cond.notify_all()
-        self._conn, self._writable = conn, writable
+        self._conn, self._writable, self._attached = conn, writable, dict(attach)
         return conn
 
     def _release(self) -> None:
@@ -185,6 +214,7 @@ class Database:
 
     def _close_locked(self) -> None:
         conn, self._conn = self._conn, None
+        self._attached = {}
         if conn is not None:
             try:
                 conn.close()
@@ -192,9 +222,14 @@ class Database:
                 self._cond.notify_all()
 
     def _connect(
-        self, writable: bool, deadline: float, lock_timeout: float
+        self, writable: bool, deadline: float, lock_timeout: float, attach: dict[str, Path]
     ) -> duckdb.DuckDBPyConnection:
         path = self.path
+        # To attach other files, external access stays on until they are attached; then it is
+        # turned off and the settings locked, before any caller gets a cursor.
+        config = CONNECTION_CONFIG
+        if attach:
+            config = {**config, "enable_external_access": True, "lock_configuration": False}
         created = not path.exists()
         if created:
             if not writable:
@@ -206,9 +241,7 @@ class Database:
         while True:
             try:
                 with private_files() if writable else nullcontext():
-                    conn = duckdb.connect(
-                        str(path), read_only=not writable, config=CONNECTION_CONFIG
-                    )
+                    conn = duckdb.connect(str(path), read_only=not writable, config=config)
                 break
             except duckdb.IOException as error:
                 if not is_lock_error(error):
@@ -226,18 +259,73 @@ class Database:
                 with private_files():
                     migrate(conn)
                 self._migrated = True
+            if attach:
+                for alias, other in attach.items():
+                    _attach(conn, alias, other, deadline, lock_timeout)
+                conn.execute("SET enable_external_access = false")
+                conn.execute("SET lock_configuration = true")
         except BaseException:
             conn.close()
             raise
         return conn
 
     def _lock_timeout_error(self, error: BaseException, lock_timeout: float) -> TuneboardError:
-        match = _PID.search(str(error))
-        holder = f" (PID {match.group(1)})" if match else ""
-        return TuneboardError(
-            f"{self.path} is locked by another process{holder}; "
-            f"gave up after waiting {lock_timeout:g} s"
-        )
+        return lock_timeout_error(self.path, error, lock_timeout)
+
+    def _check_attach(self, attach: Mapping[str, Path]) -> None:
+        """Refuse, naming the file, what cannot be attached, before anything is opened."""
+        main = self.path.stem
+        for alias, path in attach.items():
+            if not _ALIAS.fullmatch(alias) or alias.lower() in RESERVED_ALIASES:
+                raise TuneboardError(
+                    f"cannot attach {path} as {alias!r}: an alias is a plain name "
+                    f"(letters, digits, _) other than {', '.join(sorted(RESERVED_ALIASES))}"
+                )
+            if alias.lower() == main.lower():
+                raise TuneboardError(
+                    f"cannot attach {path} as {alias!r}: that is the name of this database"
+                    " (pick another alias)"
+                )
+            if not path.is_file():
+                what = "is a folder, not a DuckDB file" if path.is_dir() else "no such file"
+                raise TuneboardError(f"cannot attach {path}: {what}")
+            if path.resolve() == self.path:
+                raise TuneboardError(f"cannot attach {path}: it is this database itself")
+
+
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def lock_timeout_error(path: Path, error: BaseException, lock_timeout: float) -> TuneboardError:
+    """The error for a file that another process kept locked for `lock_timeout` seconds."""
+    match = _PID.search(str(error))
+    holder = f" (PID {match.group(1)})" if match else ""
+    return TuneboardError(
+        f"{path} is locked by another process{holder}; gave up after waiting {lock_timeout:g} s"
+    )
+
+
+def _attach(
+    conn: duckdb.DuckDBPyConnection, alias: str, path: Path, deadline: float, lock_timeout: float
+) -> None:
+    """Attach `path` read-only as `alias`, waiting with back-off while another process has it."""
+    literal = str(path.resolve()).replace("'", "''")
+    delay = _FIRST_DELAY
+    while True:
+        try:
+            conn.execute(f"ATTACH '{literal}' AS \"{alias}\" (READ_ONLY)")
+            return
+        except duckdb.Error as error:
+            if not is_lock_error(error):
+                message = first_line(error)
+                if "not a valid DuckDB database" in message:
+                    message = "not a DuckDB database file"
+                raise TuneboardError(f"cannot attach {path}: {message}") from None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise lock_timeout_error(path, error, lock_timeout) from None
+            time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
+            delay = min(delay * 2, _MAX_DELAY)
 
 
 def first_line(error: BaseException) -> str:

@@ -78,9 +78,16 @@ M002_CANCEL_REQUESTS = """
 ALTER TABLE runs ADD COLUMN cancel_requested BOOLEAN DEFAULT false;  -- cancel asked from elsewhere
 """
 
+# What is needed to reproduce a run (see tuneboard/provenance.py): seed, resolved parameters,
+# package versions, data file hashes, git commit, sweep values.
+M003_PROVENANCE = """
+ALTER TABLE runs ADD COLUMN provenance JSON;  -- reproducibility record, written at creation
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_cancel_requests", M002_CANCEL_REQUESTS),
+    ("m003_provenance", M003_PROVENANCE),
 ]
 
 

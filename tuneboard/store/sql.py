@@ -3,7 +3,8 @@
 Three walls keep a user query from changing the database: the statement types are checked
 against an allowlist before anything runs, the connection has external access turned off
 (no files, no ATTACH, no extensions), and the query runs in a transaction that is always
-rolled back.
+rolled back. Other databases a query may read (`attach`) are attached read-only by tuneboard
+while the connection opens, before external access is turned off; never by the user's SQL.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import contextlib
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -93,15 +96,25 @@ class QueryJob:
 
     `start_query()` runs it in a background thread; `result()` waits for the outcome and
     raises `QueryError` if it failed or was cancelled. The rows returned are the `limit`
-    rows after the first `offset` of the last statement's result (a page of it).
+    rows after the first `offset` of the last statement's result (a page of it). `attach`
+    maps aliases to other DuckDB files the query can read as `alias.table` (read-only).
     """
 
-    def __init__(self, store: Store, sql: str, *, limit: int = 1000, offset: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sql: str,
+        *,
+        limit: int = 1000,
+        offset: int = 0,
+        attach: Mapping[str, Path] | None = None,
+    ) -> None:
         if limit < 0 or offset < 0:
             raise QueryError(f"limit and offset must not be negative, got {limit} and {offset}")
         self.sql = sql
         self.limit = limit
         self.offset = offset
+        self.attach = dict(attach or {})
         self._store = store
         self._statements = _statements(sql)
         self._lock = threading.Lock()
@@ -154,7 +167,7 @@ class QueryJob:
     def _execute(self) -> QueryResult:
         started = time.perf_counter()
         store = self._store
-        with store.database.cursor(lock_timeout=store.lock_timeout) as cur:
+        with store.database.cursor(lock_timeout=store.lock_timeout, attach=self.attach) as cur:
             with self._lock:
                 if self._cancelled:
                     raise QueryError(CANCELLED_MESSAGE)
@@ -196,15 +209,29 @@ class QueryJob:
         )
 
 
-def start_query(store: Store, sql: str, *, limit: int = 1000, offset: int = 0) -> QueryJob:
+def start_query(
+    store: Store,
+    sql: str,
+    *,
+    limit: int = 1000,
+    offset: int = 0,
+    attach: Mapping[str, Path] | None = None,
+) -> QueryJob:
     """Check `sql` (raising `QueryError` at once if refused) and run it in a thread."""
-    job = QueryJob(store, sql, limit=limit, offset=offset)
+    job = QueryJob(store, sql, limit=limit, offset=offset, attach=attach)
     threading.Thread(target=job.run, name="tuneboard-query", daemon=True).start()
     return job
 
 
-def run_query(store: Store, sql: str, *, limit: int = 1000, offset: int = 0) -> QueryResult:
+def run_query(
+    store: Store,
+    sql: str,
+    *,
+    limit: int = 1000,
+    offset: int = 0,
+    attach: Mapping[str, Path] | None = None,
+) -> QueryResult:
     """Check and run `sql` in the calling thread; at most `limit` rows, after `offset`."""
-    job = QueryJob(store, sql, limit=limit, offset=offset)
+    job = QueryJob(store, sql, limit=limit, offset=offset, attach=attach)
     job.run()
     return job.result()

@@ -46,6 +46,9 @@ from tuneboard.store.writer import (
 
 INTERRUPTED_ERROR = "the process running it ended unexpectedly"
 
+# Seconds for which the writer's last read of cancel requests answers `cancel_requests`.
+_CANCEL_FRESH = 1.0
+
 _RUN_SELECT = """
 SELECT r.run_id, r.experiment, r.status, r.config, epoch(r.created_at), epoch(r.started_at),
        epoch(r.finished_at), r.device, r.error, r.headline, r.headline_value, r.sweep_id,
@@ -163,14 +166,18 @@ class Store:
         sweep_id: str | None = None,
         status: str = "queued",
         at: float | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record a new run, owned by this process (its host, pid and start time)."""
+        """Record a new run, owned by this process (its host, pid and start time).
+
+        `provenance` is its reproducibility record (see `tuneboard.provenance`).
+        """
         _check_status(status)
         host, pid, started = _owner()
         self._statement(
             "INSERT INTO runs (run_id, experiment, status, config, created_at, headline,"
-            " sweep_id, owner_host, owner_pid, owner_started)"
-            " VALUES (?, ?, ?, ?, to_timestamp(?), ?, ?, ?, ?, ?)",
+            " sweep_id, owner_host, owner_pid, owner_started, provenance)"
+            " VALUES (?, ?, ?, ?, to_timestamp(?), ?, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 experiment,
@@ -182,6 +189,7 @@ class Store:
                 host,
                 pid,
                 started,
+                None if provenance is None else _to_json(provenance),
             ],
         )
 
@@ -307,11 +315,48 @@ class Store:
         size, digest = hash_path(path)
         self._put((ARTIFACT, run_id, stage_index, kind, str(path), size, digest, _now(at)))
 
+    def record_artifact(
+        self,
+        run_id: str,
+        stage_index: int,
+        kind: str,
+        path: str,
+        size: int,
+        sha256: str,
+        *,
+        at: float | None = None,
+    ) -> None:
+        """Record an artifact measured elsewhere: a remote run's, which stays where the
+        remote machine wrote it (`path` is its location there; nothing is read here)."""
+        self._put((ARTIFACT, run_id, stage_index, kind, path, int(size), sha256, _now(at)))
+
     def request_cancel(self, run_id: str) -> None:
         """Ask whichever process runs `run_id` to cancel it (it polls `cancel_requests`)."""
         self._statement(
             "UPDATE runs SET cancel_requested = true WHERE run_id = ? AND status IN (?, ?)",
             [run_id, RunStatus.QUEUED.value, RunStatus.RUNNING.value],
+        )
+
+    def claim_run(self, run_id: str, *, from_statuses: Sequence[str]) -> None:
+        """Make this process the owner of `run_id` and queue it again, if its status is still
+        one of `from_statuses` (for resuming it; after a `flush()`, `get_run` tells whether
+        this process won the run: a compare-and-set, since writes are serialised)."""
+        host, pid, started = _owner()
+        self._statement(
+            "UPDATE runs SET status = 'queued', owner_host = ?, owner_pid = ?,"
+            " owner_started = ?, cancel_requested = false, finished_at = NULL"
+            " WHERE run_id = ? AND list_contains(?, status)",
+            [host, pid, started, run_id, [str(s) for s in from_statuses]],
+        )
+
+    def delete_metrics_after(self, run_id: str, stage_index: int, step: int | None) -> None:
+        """Delete, in one statement, the run's metric points of the stages after
+        `stage_index` and those of that stage after `step` (all of its points when None)."""
+        after = "" if step is None else f" AND step > {int(step)}"
+        self._statement(
+            "DELETE FROM metrics WHERE run_id = ?"
+            f" AND (stage_index > ? OR (stage_index = ?{after}))",
+            [run_id, stage_index, stage_index],
         )
 
     def delete_run(self, run_id: str) -> None:
@@ -395,6 +440,11 @@ class Store:
             ids = ", ".join(row[0] for row in rows[:10]) + (", ..." if len(rows) > 10 else "")
             raise TuneboardError(f"{key!r} matches several runs: {ids}")
         return _run_row(rows[0])
+
+    def provenance(self, run_id: str) -> dict[str, Any] | None:
+        """The run's reproducibility record, or None for a run recorded without one."""
+        rows = self._fetch("SELECT provenance FROM runs WHERE run_id = ?", [run_id])
+        return _from_json(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def stages(self, run_id: str) -> list[StageRow]:
         """The run's stages in pipeline order."""
@@ -509,9 +559,17 @@ class Store:
     # --- owners -----------------------------------------------------------------------------
 
     def cancel_requests(self, run_ids: Sequence[str]) -> list[str]:
-        """Which of `run_ids` another process asked to cancel."""
+        """Which of `run_ids` another process asked to cancel.
+
+        While this process writes (a run logs every step), the writer thread reads the
+        requests after each batch; that answer is used when it is fresh, so polling does not
+        open the file again (an open slows a training thread far more than its own cost).
+        """
         if not run_ids:
             return []
+        writer = self._writer
+        if writer is not None and time.monotonic() - writer.cancel_read_at < _CANCEL_FRESH:
+            return [run_id for run_id in run_ids if run_id in writer.cancel_requested]
         rows = self._fetch(
             "SELECT run_id FROM runs WHERE cancel_requested AND list_contains(?, run_id)",
             [list(run_ids)],

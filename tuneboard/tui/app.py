@@ -80,9 +80,12 @@ class TuneboardApp(App[None]):
         poll_interval: float = 0.5,
         idle_poll_interval: float = 2.0,
         clock: Callable[[], float] = time.time,
+        plugin_python: str | None = None,
     ) -> None:
         super().__init__()
         self.project = project
+        # The interpreter pip installs plugins for (None: this one, where they load from).
+        self.plugin_python = plugin_python
         self._plugins = registry
         self._store = store
         self._engine: Engine | None = None
@@ -156,6 +159,20 @@ class TuneboardApp(App[None]):
     def engine(self) -> Engine:
         """The engine running this app's runs."""
         return self.services()[2]
+
+    def reload_plugins(self) -> PluginRegistry:
+        """Load the plugins afresh (after pip changed them), for launches from now on.
+
+        Runs already going keep the plugins they started with. Call it from a thread worker.
+        """
+        from tuneboard.plugins import load_plugins
+
+        registry = load_plugins(self.project.root, reload=True)
+        with self._services_lock:
+            self._plugins = registry
+            if self._engine is not None:
+                self._engine.registry = registry
+        return registry
 
     def close_services(self) -> None:
         """Cancel this app's runs (they end as cancelled) and close the database."""

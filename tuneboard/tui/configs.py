@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from tuneboard.render import toml_literal
+
+__all__ = ["config_differences", "flatten_config", "split_values", "toml_literal"]
 
 MISSING = "—"
 
@@ -50,37 +52,6 @@ def _show(value: Any) -> str:
     if value is _Missing:
         return MISSING
     return toml_literal(value)
-
-
-def toml_literal(value: Any) -> str:
-    """A value written as TOML (what `--set KEY=VALUE` reads back), e.g. `["a", "b"]`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Mapping):
-        items = ", ".join(f"{_key(k)} = {toml_literal(v)}" for k, v in value.items())
-        return "{" + (f" {items} " if items else "") + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
-    if value is None:
-        return ""
-    return json.dumps(str(value))
-
-
-def _key(key: Any) -> str:
-    text = str(key)
-    if text and all(c.isalnum() or c in "_-" for c in text):
-        return text
-    return json.dumps(text)
 
 
 def split_values(text: str) -> list[str]:

@@ -57,6 +57,7 @@ class DetailScreen(LiveScreen):
         Binding("x", "cancel_run", "Cancel run"),
         Binding("r", "relaunch", "Re-launch"),
         Binding("t", "toggle_x", "Step/time"),
+        Binding("v", "review", "Review"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -273,3 +274,9 @@ class DetailScreen(LiveScreen):
         """Launch this run's config again."""
         if self.run is not None:
             self.relaunch(self.run)
+
+    def action_review(self) -> None:
+        """Review this run's predictions: accept or correct their labels."""
+        from tuneboard.tui.screens.review import ReviewScreen
+
+        self.app.push_screen(ReviewScreen(self.run_id))

@@ -13,7 +13,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 
+from tuneboard.engine.sweeper import launch_sweep, prepare_sweep
 from tuneboard.errors import ConfigError, TuneboardError
+from tuneboard.sweeps import SweepPlan, plan_sweep, run_count
 from tuneboard.tui.launch_form import (
     FormField,
     FormSection,
@@ -78,6 +80,10 @@ class LaunchScreen(BaseScreen):
                 yield Label("grid over", classes="field-name")
                 yield Select[str]([], id="grid-key", prompt="(no grid)", compact=True)
                 yield Input(placeholder="values, e.g. 1e-3, 3e-4", id="grid-values", compact=True)
+            with Horizontal(classes="field", id="sweep-row"):
+                yield Label("sweep", classes="field-name")
+                yield Checkbox("run it", True, id="use-sweep", compact=True)
+                yield Static(id="sweep-note", classes="field-help")
             with Horizontal(id="launch-buttons"):
                 yield Button("Launch  ctrl+l", id="launch", variant="primary", compact=True)
                 yield Static(id="launch-note", classes="hint")
@@ -133,7 +139,29 @@ class LaunchScreen(BaseScreen):
         await container.mount_all(rows)
         grid = self.query_one("#grid-key", Select)
         grid.set_options([(key, key) for key in grid_keys(self.sections)])
+        self._show_sweep(raw)
         self._show_error(None)
+
+    def _show_sweep(self, raw: dict[str, Any]) -> None:
+        """Show the sweep row (and what the sweep runs) only for an experiment with a sweep."""
+        row = self.query_one("#sweep-row", Horizontal)
+        row.display = raw.get("sweep") is not None
+        if not row.display:
+            return
+        try:
+            plan = plan_sweep(self.tb.project, self.experiment, self.tb.registry)
+            text = f"{plan.spec.describe()}: {run_count(plan.spec)} runs"
+        except ConfigError as error:
+            text = f"✗ {error}"
+        self.query_one("#sweep-note", Static).update(Text(text))
+
+    @property
+    def runs_sweep(self) -> bool:
+        """True when launching runs the experiment's sweep (it has one, and it is ticked)."""
+        return bool(
+            self.query_one("#sweep-row", Horizontal).display
+            and self.query_one("#use-sweep", Checkbox).value
+        )
 
     # --- validation -----------------------------------------------------------------------
 
@@ -211,6 +239,18 @@ class LaunchScreen(BaseScreen):
             grid = self.query_one("#grid-key", Select).value
             grid_key = grid if isinstance(grid, str) else None
             grid_values = self.query_one("#grid-values", Input).value
+            if self.runs_sweep:
+                if copies != 1 or grid_key:
+                    raise ConfigError(
+                        "this experiment runs its sweep: set copies to 1 and no grid, "
+                        "or untick sweep"
+                    )
+                plan = plan_sweep(
+                    self.tb.project, self.experiment, self.tb.registry, self.overrides()
+                )
+                self._start("preparing the sweep (loading data)…")
+                self._launch_sweep(plan)
+                return
             wanted = variants(
                 self.raw,
                 self.overrides(),
@@ -225,14 +265,32 @@ class LaunchScreen(BaseScreen):
         except ConfigError as error:
             self._show_error(str(error))
             return
+        plural = "s" if len(configs) > 1 else ""
+        self._start(f"preparing {len(configs)} run{plural} (loading data)…")
+        self._launch(configs)
+
+    def _start(self, note: str) -> None:
         self._show_error(None)
         self.launching = True
         self.query_one("#launch", Button).disabled = True
-        plural = "s" if len(configs) > 1 else ""
-        self.query_one("#launch-note", Static).update(
-            f"preparing {len(configs)} run{plural} (loading data)…"
-        )
-        self._launch(configs)
+        self.query_one("#launch-note", Static).update(note)
+
+    @work(thread=True, exit_on_error=False, name="launching runs")
+    def _launch_sweep(self, plan: SweepPlan) -> None:
+        app = self.tb
+        try:
+            launch_sweep(app.engine, prepare_sweep(plan, app.registry))
+        except TuneboardError as error:
+            app.call_from_thread(self._failed, str(error))
+            return
+        app.call_from_thread(self._sweep_launched, plan)
+
+    def _sweep_launched(self, plan: SweepPlan) -> None:
+        self.launching = False
+        count = run_count(plan.spec)
+        self.notify(f"launched a {plan.spec.method} sweep of {self.experiment}: {count} runs")
+        self.app.post_message(RunsChanged())
+        self.dismiss()
 
     @work(thread=True, exit_on_error=False, name="launching runs")
     def _launch(self, configs: list[Any]) -> None:

@@ -1,7 +1,12 @@
-"""DuckDB SQL over the project database: editor, schema, history, saved queries, results, chart."""
+"""DuckDB SQL over the project database: editor, schema, history, saved queries, results, chart.
+
+`.attach [ALIAS=]PATH` typed alone in the editor attaches another DuckDB file (read-only) to
+the queries that follow, as `ALIAS.table`; `.detach ALIAS` (or `.detach` for all) drops it.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -21,8 +26,9 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from tuneboard.errors import QueryError
+from tuneboard.errors import QueryError, TuneboardError
 from tuneboard.store import QueryJob, QueryResult, run_query
+from tuneboard.store.attach import parse_attachment
 from tuneboard.tui.cells import plain
 from tuneboard.tui.history import QueryHistory, SavedQueries
 from tuneboard.tui.screens.base import BaseScreen
@@ -36,8 +42,12 @@ STARTER = """SELECT run_id, experiment, status, headline, headline_value
 FROM runs
 ORDER BY created_at DESC
 LIMIT 20"""
-SCHEMA_SQL = """SELECT table_name, column_name, data_type FROM information_schema.columns
-WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"""
+# Tables of attached databases come after the project's own, named ALIAS.table.
+SCHEMA_SQL = """SELECT CASE WHEN table_catalog = current_database() THEN table_name
+                 ELSE table_catalog || '.' || table_name END,
+       column_name, data_type
+FROM information_schema.columns WHERE table_schema = 'main'
+ORDER BY table_catalog <> current_database(), table_catalog, table_name, ordinal_position"""
 
 
 def numeric_columns(result: QueryResult) -> list[str]:
@@ -71,6 +81,7 @@ class SqlScreen(BaseScreen):
         self.job: QueryJob | None = None
         self.result: QueryResult | None = None
         self.error: str | None = None
+        self.attachments: dict[str, Path] = {}
 
     @property
     def history(self) -> QueryHistory:
@@ -116,8 +127,8 @@ class SqlScreen(BaseScreen):
 
     @work(thread=True, exit_on_error=False, name="reading the schema")
     def load_schema(self) -> None:
-        """Read the tables and columns through the store."""
-        result = run_query(self.tb.store, SCHEMA_SQL, limit=10_000)
+        """Read the tables and columns through the store (attached databases' too)."""
+        result = run_query(self.tb.store, SCHEMA_SQL, limit=10_000, attach=self.attachments)
         self.app.call_from_thread(self._show_schema, result)
 
     def _show_schema(self, result: QueryResult) -> None:
@@ -158,8 +169,11 @@ class SqlScreen(BaseScreen):
             self.notify("a query is running: escape cancels it", severity="warning")
             return
         sql = self.query_one("#editor", TextArea).text
+        if sql.strip().startswith("."):
+            self._dot_command(sql.strip())
+            return
         try:
-            job = QueryJob(self.tb.store, sql, limit=ROW_LIMIT)
+            job = QueryJob(self.tb.store, sql, limit=ROW_LIMIT, attach=self.attachments)
         except QueryError as error:
             self._show_error(str(error))
             return
@@ -178,6 +192,51 @@ class SqlScreen(BaseScreen):
             self.app.call_from_thread(self._finished, job, result, None)
         self.history.add(job.sql)
         self.load_lists()
+
+    # --- other databases ------------------------------------------------------------------
+
+    def _dot_command(self, text: str) -> None:
+        """`.attach [ALIAS=]PATH` or `.detach [ALIAS]`; anything else is reported."""
+        command, _, argument = text.partition(" ")
+        argument = argument.strip()
+        if command == ".attach" and argument:
+            try:
+                alias, path = parse_attachment(argument)
+            except TuneboardError as error:
+                self._show_error(str(error))
+                return
+            if alias.lower() in (name.lower() for name in self.attachments):
+                self._show_error(f"{alias!r} is attached already; .detach {alias} first")
+                return
+            self._set_status(Text(f"attaching {path}…"))
+            self._try_attach(alias, path.absolute())
+        elif command == ".detach":
+            names = [n for n in self.attachments if not argument or n.lower() == argument.lower()]
+            if not names:
+                self._show_error(f"nothing is attached as {argument!r}")
+                return
+            for name in names:
+                del self.attachments[name]
+            self._set_status(Text(f"detached {', '.join(names)}"))
+            self.load_schema()
+        else:
+            self._show_error("unknown command; use .attach [ALIAS=]PATH or .detach [ALIAS]")
+
+    @work(thread=True, exit_on_error=False, name="attaching a database", group="query")
+    def _try_attach(self, alias: str, path: Path) -> None:
+        """Open the database with the new file attached once, so a bad file is reported now."""
+        wanted = {**self.attachments, alias: path}
+        try:
+            run_query(self.tb.store, "SELECT 1", attach=wanted)
+        except QueryError as error:
+            self.app.call_from_thread(self._show_error, str(error))
+            return
+        self.app.call_from_thread(self._attached, alias, path)
+
+    def _attached(self, alias: str, path: Path) -> None:
+        self.attachments[alias] = path
+        self._set_status(Text(f"attached {path} as {alias}: query its tables as {alias}.runs"))
+        self.load_schema()
 
     def _finished(self, job: QueryJob, result: QueryResult | None, error: str | None) -> None:
         if job is not self.job:

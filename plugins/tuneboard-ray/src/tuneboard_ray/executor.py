@@ -1,0 +1,256 @@
+"""The `ray` executor: each run is a Ray job, submitted and followed through the Ray Jobs API.
+
+A run's job executes ``python -m tuneboard.remote --spec ...`` on the cluster (see
+`tuneboard.remote`): the same runner as a local run, writing what the run records as lines on
+its stdout. This process follows the job's log (`JobSubmissionClient.tail_job_logs`) and
+replays those lines into the project's database as they come, so the app's live charts,
+`compare` and SQL see the run as they see a local one. Cancelling the run stops the job
+(`stop_job`: SIGTERM, which the run handles between steps). A job that fails before the run
+could record its end fails the run with the last lines of the job's log.
+
+Ray is imported only when a run is submitted: `tuneboard --help`, `tuneboard plugins` and the
+app start without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import ipaddress
+import logging
+import secrets
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from tuneboard import param
+from tuneboard.config import Project
+from tuneboard.errors import ConfigError
+from tuneboard.executors import RemoteExecutor, RemoteOutcome
+from tuneboard.remote import remote_command
+from tuneboard.remote.records import Replayer
+from tuneboard.store.schema import CANCELLED, FAILED
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
+
+    from tuneboard.engine.runner import RunJob
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+# Seconds between reconnections when the log stream breaks while the job still runs.
+RECONNECT_SECONDS = 2.0
+# How often the follower looks at the cancel flag.
+CANCEL_POLL_SECONDS = 0.25
+# Once the run recorded its end, how long to wait for the rest of its log (the job's process
+# still has to exit, and Ray to notice, which takes seconds).
+FINAL_GRACE_SECONDS = 2.0
+
+
+@dataclass
+class RayParams:
+    """The keys of a `[project.executor]` table with ``plugin = "ray"``."""
+
+    address: str = param(
+        DEFAULT_ADDRESS, "the cluster's Ray Jobs API (dashboard) address, http://HOST:8265"
+    )
+    gpus_per_run: float = param(
+        0.0, "GPUs each run's job asks Ray for (0: the run uses CPUs)", min=0
+    )
+    cpus_per_run: float = param(1.0, "CPUs each run's job asks Ray for; torch uses as many", min=0)
+    python: str = param(
+        "",
+        "the cluster's Python with tuneboard installed "
+        "(default: this one for a cluster on this machine, else python)",
+    )
+    project_dir: str = param(
+        "", "the project folder as the cluster sees it (default: the same path as here)"
+    )
+    runs_dir: str = param(
+        "", "the folder runs write to on the cluster (default: the project's runs folder)"
+    )
+    runtime_env: dict[str, Any] = param({}, "Ray runtime_env of every job (env_vars, pip, ...)")
+    max_jobs: int = param(16, "runs submitted at once; more wait here, queued", min=1)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.address)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"key 'address' must look like http://HOST:8265 (the Ray dashboard), "
+                f"got {self.address!r}"
+            )
+
+
+class RayExecutor(RemoteExecutor[RayParams]):
+    """Runs each run as a job on a Ray cluster, streaming its records back as it goes."""
+
+    name = "ray"
+    description = "a Ray cluster, one Ray job per run (Ray Jobs API)"
+    Params = RayParams
+
+    def __init__(self, params: RayParams, project: Project) -> None:
+        super().__init__(params, project)
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError(
+                "the ray executor needs Ray in this Python: pip install 'tuneboard-ray[ray]'"
+            )
+        self.max_jobs = params.max_jobs
+
+    def execute(self, job: RunJob, replayer: Replayer, cancel: threading.Event) -> RemoteOutcome:
+        """Submit the run as a Ray job, replay its log until it ends, stop it on cancel."""
+        from ray.job_submission import JobStatus, JobSubmissionClient
+
+        logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
+        params = self.params
+        try:
+            client = JobSubmissionClient(params.address)
+        except ConnectionError as error:
+            return RemoteOutcome(
+                FAILED, f"cannot reach the Ray cluster at {params.address}: {_first_line(error)}"
+            )
+        spec = self.remote_spec(
+            job,
+            project_dir=params.project_dir or None,
+            run_dir=f"{params.runs_dir.rstrip('/')}/{job.run_id}" if params.runs_dir else None,
+            device="auto" if params.gpus_per_run > 0 else "cpu",
+            threads=max(1, int(params.cpus_per_run)) if params.cpus_per_run else None,
+        )
+        submission_id = f"tuneboard-{job.run_id}-{secrets.token_hex(3)}"
+        if cancel.is_set():
+            return RemoteOutcome(CANCELLED, "cancelled before it was submitted")
+        client.submit_job(
+            entrypoint=remote_command(self._python(), spec),
+            submission_id=submission_id,
+            runtime_env=dict(params.runtime_env) or None,
+            entrypoint_num_cpus=params.cpus_per_run or None,
+            entrypoint_num_gpus=params.gpus_per_run or None,
+            metadata={
+                "tuneboard_run": job.run_id,
+                "tuneboard_experiment": job.prepared.experiment.name,
+                "tuneboard_project": self.project.name,
+            },
+        )
+        job.store.log_event(job.run_id, f"submitted as Ray job {submission_id} to {params.address}")
+        asyncio.run(_follow(client, submission_id, replayer, cancel))
+        if replayer.final_status is not None:  # the run recorded its end: the job is exiting
+            return RemoteOutcome(replayer.final_status)
+        info = client.get_job_info(submission_id)
+        if info.status == JobStatus.STOPPED:
+            if cancel.is_set():
+                return RemoteOutcome(CANCELLED, "cancelled by the user")
+            return RemoteOutcome(FAILED, f"Ray job {submission_id} was stopped outside tuneboard")
+        if info.status == JobStatus.FAILED:
+            reason = _first_line(info.message or "") or "the job failed"
+            tail = replayer.error_tail()
+            return RemoteOutcome(
+                FAILED, f"Ray job {submission_id} failed: {reason}" + (f" | {tail}" if tail else "")
+            )
+        return RemoteOutcome(
+            FAILED,
+            f"Ray job {submission_id} ended ({info.status}) without the run's result; "
+            f"see its log: {replayer.error_tail() or '(empty)'}",
+        )
+
+    def _python(self) -> str:
+        if self.params.python:
+            return self.params.python
+        return sys.executable if _is_this_machine(self.params.address) else "python"
+
+
+async def _follow(
+    client: JobSubmissionClient, submission_id: str, replayer: Replayer, cancel: threading.Event
+) -> None:
+    """Feed the job's log to `replayer` until the job ends; stop the job once `cancel` is set."""
+    stopper = asyncio.create_task(_stop_on_cancel(client, submission_id, cancel))
+    log_text = _LogText(replayer)
+    try:
+        while True:
+            try:
+                await _stream(client, submission_id, log_text, replayer)
+                break
+            except Exception as error:  # the stream broke: carry on while the job runs
+                info = await asyncio.to_thread(client.get_job_info, submission_id)
+                if info.status.is_terminal():
+                    break
+                log.warning(
+                    "log stream of Ray job %s broke (%s); reconnecting", submission_id, error
+                )
+                await asyncio.sleep(RECONNECT_SECONDS)
+                log_text.restart()
+    finally:
+        stopper.cancel()
+    if replayer.final_status is None:  # whatever the stream had not delivered at the end
+        log_text.restart()
+        log_text.feed(await asyncio.to_thread(client.get_job_logs, submission_id))
+
+
+async def _stream(
+    client: JobSubmissionClient, submission_id: str, log_text: _LogText, replayer: Replayer
+) -> None:
+    """Follow one log stream until the job ends, or shortly after the run recorded its end
+    (the job's process may take seconds more to exit, and Ray to notice)."""
+    chunks = client.tail_job_logs(submission_id)
+    try:
+        while True:
+            wait = FINAL_GRACE_SECONDS if replayer.final_status is not None else None
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), wait)
+            except (StopAsyncIteration, TimeoutError):
+                return
+            log_text.feed(chunk)
+    finally:
+        close = getattr(chunks, "aclose", None)  # an async generator: end its websocket
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+class _LogText:
+    """Hands a job's log to the replayer once, however many times a stream repeats it."""
+
+    def __init__(self, replayer: Replayer) -> None:
+        self._replayer = replayer
+        self._position = 0  # where the current stream is in the log
+        self._replayed = 0  # how much of the log the replayer has had
+
+    def restart(self) -> None:
+        """A new stream (or a whole copy of the log) starts from its first character."""
+        self._position = 0
+
+    def feed(self, chunk: str) -> None:
+        """Pass on the part of `chunk` that the replayer has not had yet."""
+        start, self._position = self._position, self._position + len(chunk)
+        if self._position > self._replayed:
+            self._replayer.feed(chunk[max(0, self._replayed - start) :])
+            self._replayed = self._position
+
+
+async def _stop_on_cancel(
+    client: JobSubmissionClient, submission_id: str, cancel: threading.Event
+) -> None:
+    while not cancel.is_set():
+        await asyncio.sleep(CANCEL_POLL_SECONDS)
+    await asyncio.to_thread(client.stop_job, submission_id)
+
+
+def _is_this_machine(address: str) -> bool:
+    host = urlsplit(address).hostname or ""
+    if host in ("localhost", socket.gethostname()):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else ""
+
+
+__all__ = ["RayExecutor", "RayParams"]

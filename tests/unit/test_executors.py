@@ -1,0 +1,196 @@
+"""Executors: picked and validated from tuneboard.toml or the command line; `local` by default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliRunner
+from tuneboard import Executor, param
+from tuneboard.config import ExecutorSpec, Project, load_project, parse_executor_settings
+from tuneboard.engine.engine import Engine
+from tuneboard.engine.runner import RunJob
+from tuneboard.errors import ConfigError
+from tuneboard.executors import LocalExecutor, build_executor, executor_names
+from tuneboard.plugins import PluginRegistry
+from tuneboard.store import Store
+
+
+@dataclass
+class FarParams:
+    """Settings of the test executor."""
+
+    address: str = param("http://127.0.0.1:1", "where the cluster is")
+    gpus_per_run: float = param(0.0, "GPUs per run", min=0)
+
+
+class FarAway(Executor[FarParams]):
+    """An executor that only keeps what it was given (for checking the seam)."""
+
+    name = "faraway"
+    Params = FarParams
+
+    def __init__(self, params: FarParams, project: Project) -> None:
+        super().__init__(params, project)
+        self.jobs: list[RunJob] = []
+
+    def submit(
+        self, job: RunJob, *, group: str | None = None, group_limit: int | None = None
+    ) -> None:
+        """Keep the job; it never runs."""
+        self.jobs.append(job)
+
+    def cancel(self, run_id: str) -> bool:
+        """Drop the job as a queued one."""
+        for job in self.jobs:
+            if job.run_id == run_id:
+                self.jobs.remove(job)
+                job.dropped()
+                return True
+        return False
+
+    def active(self) -> list[str]:
+        """The kept jobs."""
+        return [job.run_id for job in self.jobs]
+
+    def wait(self, run_ids: Iterable[str] | None = None, timeout: float | None = None) -> bool:
+        """Done when nothing is kept."""
+        return not self.jobs
+
+    def shutdown(self, *, cancel: bool = True, timeout: float | None = None) -> bool:
+        """Drop everything."""
+        for run_id in self.active():
+            self.cancel(run_id)
+        return True
+
+
+def project_with(root: Path, project_table: str) -> Project:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "tuneboard.toml").write_text(f"[project]\n{project_table}\n", encoding="utf-8")
+    return load_project(root)
+
+
+def message(excinfo: pytest.ExceptionInfo[ConfigError]) -> str:
+    return str(excinfo.value)
+
+
+def test_local_is_the_default(tmp_path: Path) -> None:
+    project = project_with(tmp_path, "")
+    assert project.executor == ExecutorSpec("local", {})
+    executor = build_executor(project, PluginRegistry())
+    assert isinstance(executor, LocalExecutor)
+    assert executor_names(PluginRegistry.from_classes([FarAway])) == ["local", "faraway"]
+
+
+def test_executor_as_a_name_or_a_table(tmp_path: Path) -> None:
+    registry = PluginRegistry.from_classes([FarAway])
+    by_name = project_with(tmp_path / "a", 'executor = "faraway"')
+    executor = build_executor(by_name, registry)
+    assert isinstance(executor, FarAway)
+    assert executor.params == FarParams()
+    table = project_with(
+        tmp_path / "b",
+        '[project.executor]\nplugin = "faraway"\naddress = "http://10.0.0.1:8265"\n'
+        "gpus_per_run = 1",
+    )
+    executor = build_executor(table, registry)
+    assert isinstance(executor, FarAway)
+    assert executor.params == FarParams("http://10.0.0.1:8265", 1.0)
+    assert executor.project is table
+
+
+def test_unknown_executor_lists_the_available_ones(tmp_path: Path) -> None:
+    project = project_with(tmp_path, 'executor = "farway"')
+    with pytest.raises(ConfigError) as excinfo:
+        build_executor(project, PluginRegistry.from_classes([FarAway]))
+    assert message(excinfo).startswith(
+        "tuneboard.toml: [project.executor]: unknown executor 'farway' "
+        "(did you mean 'faraway'?); available: local, faraway"
+    )
+
+
+def test_executor_keys_are_checked_against_its_params(tmp_path: Path) -> None:
+    registry = PluginRegistry.from_classes([FarAway])
+    project = project_with(tmp_path / "a", '[project.executor]\nplugin = "faraway"\nadress = "x"')
+    with pytest.raises(ConfigError) as excinfo:
+        build_executor(project, registry)
+    assert message(excinfo) == (
+        "tuneboard.toml: [project.executor] (faraway): unknown key 'adress' "
+        "(did you mean 'address'?); accepted keys: address, gpus_per_run"
+    )
+    project = project_with(
+        tmp_path / "b", "[project.executor]\nplugin = 'faraway'\ngpus_per_run = -1"
+    )
+    with pytest.raises(ConfigError, match=r"\(faraway\): key 'gpus_per_run'"):
+        build_executor(project, registry)
+    project = project_with(tmp_path / "c", "[project.executor]\nplugin = 'local'\ngpus_per_run = 1")
+    with pytest.raises(ConfigError, match=r"\(local\): unknown key 'gpus_per_run'"):
+        build_executor(project, registry)
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("[project.executor]\naddress = 'x'", "key 'plugin' must name the executor"),
+        ("executor = 3", "key 'executor'"),
+        ("executor = 'no/slash'", "executor names may use only"),
+        ("[project.executor]\nplugin = 'faraway'\nwhen = 2024-01-01", "dates and times"),
+    ],
+)
+def test_bad_executor_tables_fail_when_loaded(tmp_path: Path, table: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        project_with(tmp_path, table)
+    assert message(excinfo).startswith("tuneboard.toml: [project")
+    assert expected in message(excinfo)
+
+
+def test_command_line_options_override_the_file(tmp_path: Path) -> None:
+    registry = PluginRegistry.from_classes([FarAway])
+    project = project_with(
+        tmp_path, '[project.executor]\nplugin = "faraway"\naddress = "http://a:1"'
+    )
+    settings = parse_executor_settings(["gpus_per_run=2"])
+    spec = project.executor.override(None, {**settings, "address": "http://b:2"})
+    executor = build_executor(project, registry, spec)
+    assert isinstance(executor, FarAway)
+    assert executor.params == FarParams("http://b:2", 2.0)
+    # Another executor starts from its own defaults, not the file's keys for the first one.
+    assert isinstance(
+        build_executor(project, registry, project.executor.override("local", {})), LocalExecutor
+    )
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_executor_settings(["gpus_per_run"])
+
+
+def test_the_engine_hands_runs_to_the_project_executor(
+    sentiment_project: Path,
+) -> None:
+    from tuneboard.plugins import load_plugins
+
+    project = load_project(sentiment_project)
+    registry = load_plugins(project.root)
+    executor = FarAway(FarParams(), project)
+    store = Store(project.database)
+    try:
+        engine = Engine(project, store, registry, executor=executor)
+        run_id = engine.launch(engine.prepare(project.experiment("tiny", registry)))
+        assert [job.run_id for job in executor.jobs] == [run_id]
+        assert engine.active() == [run_id]
+        assert engine.cancel(run_id)
+        assert engine.wait([run_id], timeout=1)
+        engine.shutdown()
+        assert store.get_run(run_id).status == "cancelled"
+    finally:
+        store.close()
+
+
+def test_unknown_executor_on_the_command_line(cli: CliRunner, sentiment_project: Path) -> None:
+    done = cli("run", "tiny", "--executor", "rey", cwd=sentiment_project)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "error: --executor rey: unknown executor 'rey'; available: local (executors come from "
+    )
+    assert not (sentiment_project / ".tuneboard" / "tuneboard.duckdb").exists()

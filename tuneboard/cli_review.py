@@ -1,0 +1,145 @@
+"""`tuneboard review`: write a run's doubtful predictions to a CSV to correct, and apply it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tuneboard.cli import friendly_errors, load_project_from, open_store, project_option
+from tuneboard.errors import TuneboardError
+from tuneboard.review import REVIEW_BY, ReviewBy
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@project_option
+@click.option(
+    "--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many."
+)
+@click.option(
+    "--by",
+    type=click.Choice(REVIEW_BY),
+    default="auto",
+    show_default=True,
+    help="wrong: predictions that missed the label; uncertain: least sure first; auto: both.",
+)
+@click.option(
+    "--file",
+    "file_name",
+    default=None,
+    help="Which predictions file of the run (its name); default: the newest.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the review file (default: reviews/<run id>.csv in the project).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing review file.")
+@click.option(
+    "--apply",
+    "apply_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Merge the corrected_label column of an edited review file into the corrections file.",
+)
+@friendly_errors
+def review(
+    run_id: str | None,
+    project_dir: Path | None,
+    limit: int,
+    by: ReviewBy,
+    file_name: str | None,
+    output: Path | None,
+    force: bool,
+    apply_file: Path | None,
+) -> None:
+    """Review RUN's predictions: write the examples it got wrong or was least sure of to a CSV.
+
+    Fill its corrected_label column (empty = skip), then run `tuneboard review --apply FILE`
+    to merge the labels into the project's corrections file, which a `feedback` stage adds to
+    training.
+    """
+    if apply_file is not None:
+        if run_id is not None:
+            raise TuneboardError("give either RUN (to write a review file) or --apply FILE")
+        _apply(project_dir, apply_file)
+    elif run_id is None:
+        raise TuneboardError("missing RUN (a run id or prefix), or --apply FILE")
+    else:
+        _write(project_dir, run_id, limit, by, file_name, output, force)
+
+
+def _write(
+    project_dir: Path | None,
+    run_id: str,
+    limit: int,
+    by: ReviewBy,
+    file_name: str | None,
+    output: Path | None,
+    force: bool,
+) -> None:
+    from tuneboard.corrections import read_corrections
+    from tuneboard.review import (
+        describe_selection,
+        pick_prediction_file,
+        prediction_files,
+        read_predictions,
+        select_items,
+        write_review_file,
+    )
+
+    project = load_project_from(project_dir)
+    store = open_store(project, read_only=True)
+    try:
+        run = store.get_run(run_id)
+        files = prediction_files(store, run.run_id)
+    finally:
+        store.close()
+    predictions = read_predictions(pick_prediction_file(files, run.run_id, file_name))
+    done = read_corrections(project.corrections_file)
+    items = select_items(predictions.items, by, limit, skip=done.keys())
+    if not items:
+        click.echo(f"nothing to review in {predictions.path.name} ({describe_selection(by)})")
+        return
+    target = output or project.root / "reviews" / f"{run.run_id}.csv"
+    if target.exists() and not force:
+        raise TuneboardError(
+            f"{_shown(target)} exists: apply it with `tuneboard review --apply {_shown(target)}`, "
+            "or pass --force to write it again"
+        )
+    write_review_file(target, run.run_id, predictions.labels, items)
+    click.echo(
+        f"wrote {len(items)} examples of {predictions.path.name} ({describe_selection(by)}) "
+        f"to {_shown(target)}"
+    )
+    click.echo(
+        f"fill its corrected_label column (labels: {', '.join(predictions.labels)}; empty = "
+        f"skip), then run: tuneboard review --apply {_shown(target)}"
+    )
+
+
+def _apply(project_dir: Path | None, path: Path) -> None:
+    from tuneboard.corrections import save_corrections
+    from tuneboard.review import read_review_file
+
+    project = load_project_from(project_dir)
+    corrections = read_review_file(path)
+    if not corrections:
+        click.echo(f"no corrected_label filled in {path}; nothing saved")
+        return
+    added, changed = save_corrections(project.corrections_file, corrections)
+    click.echo(
+        f"saved {len(corrections)} corrections to {_shown(project.corrections_file)} "
+        f"({added} new, {changed} changed label)"
+    )
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current folder when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

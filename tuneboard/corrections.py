@@ -1,0 +1,158 @@
+"""The project's corrections file: labels people gave examples while reviewing predictions.
+
+One JSON object per line: ``{"text": ..., "label": ..., "run": ..., "time": ...}`` (and
+``"text_pair"`` for pair tasks). An example is its text (and text pair): the file holds at most
+one correction per example, the latest. Saving merges into the file and replaces it in one
+step (a temporary file renamed over it), so a reader never sees half a file. Standard library
+only: the app, the CLI and the `feedback` stage all use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tuneboard.errors import DataError
+
+Key = tuple[str, str | None]
+
+_save_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The label a person gave one example; `run` is the run whose predictions they reviewed,
+    `time` when (ISO 8601, UTC)."""
+
+    text: str
+    label: str
+    text_pair: str | None = None
+    run: str | None = None
+    time: str | None = None
+
+    @property
+    def key(self) -> Key:
+        """What identifies the example: its text and text pair."""
+        return (self.text, self.text_pair)
+
+    def to_json(self) -> dict[str, Any]:
+        """The object written to the file (no null fields)."""
+        document: dict[str, Any] = {"text": self.text}
+        if self.text_pair is not None:
+            document["text_pair"] = self.text_pair
+        document["label"] = self.label
+        if self.run is not None:
+            document["run"] = self.run
+        if self.time is not None:
+            document["time"] = self.time
+        return document
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 in UTC, to the second."""
+    return datetime.now(tz=UTC).replace(microsecond=0).isoformat()
+
+
+def read_corrections(path: Path) -> dict[Key, Correction]:
+    """The corrections in `path` by example, in file order (the last of a repeated example
+    wins); empty when the file does not exist. DataError naming the file and line when a line
+    is not a correction."""
+    if not path.exists():
+        return {}
+    try:
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid utf-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    corrections: dict[Key, Correction] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            correction = _parse(path, number, line)
+            corrections.pop(correction.key, None)
+            corrections[correction.key] = correction
+    return corrections
+
+
+def _parse(path: Path, number: int, line: str) -> Correction:
+    where = f"{path}: line {number}"
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise DataError(f'{where}: expected a JSON object like {{"text": ..., "label": ...}}')
+    for key in ("text", "label"):
+        if not isinstance(value.get(key), str) or not value[key].strip():
+            raise DataError(f"{where}: {key!r} must be a non-empty string, got {value.get(key)!r}")
+    for key in ("text_pair", "run", "time"):
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise DataError(f"{where}: {key!r} must be a string, got {value[key]!r}")
+    return Correction(
+        text=value["text"],
+        label=value["label"].strip(),
+        text_pair=value.get("text_pair"),
+        run=value.get("run"),
+        time=value.get("time"),
+    )
+
+
+def save_corrections(path: Path, new: Iterable[Correction]) -> tuple[int, int]:
+    """Merge `new` into the corrections file at `path` (created if missing) and return how
+    many examples were added and how many changed label.
+
+    A correction for an example already in the file replaces it (the latest wins). The file
+    is rewritten through a temporary file renamed over it; it is readable by its owner only.
+    A malformed existing file raises DataError and is left as it is.
+    """
+    new = list(new)
+    with _save_lock, _locked(path.parent):
+        before = read_corrections(path)
+        merged = dict(before)
+        for correction in new:
+            merged[correction.key] = correction
+        _write_atomically(path, merged.values())
+    added = sum(1 for key in merged if key not in before)
+    changed = sum(1 for key, c in before.items() if merged[key].label != c.label)
+    return added, changed
+
+
+def _write_atomically(path: Path, corrections: Iterable[Correction]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            for correction in corrections:
+                out.write(json.dumps(correction.to_json(), ensure_ascii=False) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (POSIX), so two processes do not merge at once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: the in-process lock only
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)

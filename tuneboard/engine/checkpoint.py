@@ -1,0 +1,197 @@
+"""Resume checkpoints of the training loop: written atomically, only the latest kept.
+
+A checkpoint is a folder ``resume-<step>`` in the stage's folder:
+
+- ``model.safetensors``: the trained module's whole state dict;
+- ``best.safetensors`` and ``ema.safetensors``: named tensors (the best weights so far, the
+  moving average of the weights), when there are any;
+- ``trainer.pt``: optimizer, lr-scheduler and grad-scaler state dicts and the torch RNG
+  states: tensors and plain values only, read back with ``torch.load(weights_only=True)``,
+  which refuses anything else (no pickled code runs);
+- ``meta.json``: the step, epoch and position in the epoch, the early-stopping state, the
+  Python and numpy RNG states and whatever else the loop keeps (see `_Loop.checkpoint`).
+
+It is written to a hidden temporary folder that is then renamed, so a kill while writing
+leaves the previous checkpoint whole; older checkpoints are removed after the rename. The
+functions that only look at folders (`latest`, `read_meta`, `clear`) do not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneboard.errors import TuneboardError
+
+if TYPE_CHECKING:
+    import torch
+
+PREFIX = "resume-"
+META = "meta.json"
+MODEL = "model.safetensors"
+BEST = "best.safetensors"
+EMA = "ema.safetensors"
+TRAINER = "trainer.pt"
+FORMAT = 1
+"""Version of the checkpoint layout; a checkpoint of another version is refused."""
+
+
+def latest(stage_dir: Path) -> Path | None:
+    """The newest complete resume checkpoint in a stage's folder, or None."""
+    found: tuple[int, Path] | None = None
+    for path in stage_dir.glob(f"{PREFIX}*"):
+        step = path.name[len(PREFIX) :]
+        if step.isdigit() and (path / META).is_file() and (found is None or int(step) > found[0]):
+            found = (int(step), path)
+    return found[1] if found else None
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """The ``meta.json`` of a checkpoint; `TuneboardError` naming the file when unreadable."""
+    path = folder / META
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TuneboardError(f"resume checkpoint {path}: cannot be read: {error}") from None
+    version = meta.get("format") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or version != FORMAT:
+        raise TuneboardError(
+            f"resume checkpoint {path}: format {version!r} is not {FORMAT}"
+            " (written by another tuneboard version)"
+        )
+    return meta
+
+
+def clear(stage_dir: Path) -> None:
+    """Remove every resume checkpoint (and leftover temporary folder) of a stage."""
+    for path in [*stage_dir.glob(f"{PREFIX}*"), *stage_dir.glob(f".{PREFIX}*")]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write(
+    stage_dir: Path,
+    step: int,
+    *,
+    model: Any,
+    trainer: Mapping[str, Any],
+    best: Mapping[str, torch.Tensor],
+    ema: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+) -> Path:
+    """Write a checkpoint at `step` (atomically), remove the older ones, return its folder.
+
+    `model` is saved with safetensors' `save_model` (shared tensors handled), `trainer`
+    (state dicts, RNG tensors) with `torch.save`, `meta` as JSON with ``format`` added.
+    """
+    import torch
+    from safetensors.torch import save_file, save_model
+
+    final = stage_dir / f"{PREFIX}{step:08d}"
+    temporary = stage_dir / f".{PREFIX}{step:08d}.tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(mode=0o700, parents=True)
+    try:
+        save_model(model, str(temporary / MODEL))
+        for name, tensors in ((BEST, best), (EMA, ema)):
+            if tensors:
+                save_file(
+                    {key: value.detach().contiguous().cpu() for key, value in tensors.items()},
+                    str(temporary / name),
+                )
+        torch.save(dict(trainer), temporary / TRAINER)
+        text = json.dumps({"format": FORMAT, **meta}, indent=1)
+        (temporary / META).write_text(text, encoding="utf-8")
+        if final.exists():  # the same step again (a cancel right after an evaluation)
+            shutil.rmtree(final)
+        temporary.rename(final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    for path in stage_dir.glob(f"{PREFIX}*"):
+        if path != final:
+            shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+def load_model_into(model: Any, folder: Path) -> None:
+    """Load a checkpoint's ``model.safetensors`` into `model` (every key must match)."""
+    from safetensors.torch import load_model
+
+    missing, unexpected = load_model(model, str(folder / MODEL), strict=False)
+    if missing or unexpected:
+        names = ", ".join([*missing, *unexpected][:3])
+        raise TuneboardError(
+            f"resume checkpoint {folder}: its weights do not fit this stage's model ({names})"
+        )
+
+
+def load_tensors(folder: Path, name: str, device: str) -> dict[str, torch.Tensor]:
+    """The named tensors of one of a checkpoint's safetensors files ({} when absent)."""
+    from safetensors.torch import load_file
+
+    path = folder / name
+    return load_file(str(path), device=device) if path.is_file() else {}
+
+
+def load_trainer(folder: Path) -> dict[str, Any]:
+    """A checkpoint's ``trainer.pt``, read with ``weights_only=True`` (no code can run)."""
+    import torch
+
+    state = torch.load(folder / TRAINER, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise TuneboardError(f"resume checkpoint {folder}: {TRAINER} is not a dictionary")
+    return state
+
+
+# --- random number generators -------------------------------------------------------------
+
+
+def rng_states(stage_rng: random.Random, device: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The states of every RNG training touches: (JSON-able part, tensor part).
+
+    Python's global `random` and the stage's own `rng`, numpy's global generator, torch's CPU
+    generator and, on CUDA, the GPU generators.
+    """
+    import numpy as np
+    import torch
+
+    name, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
+    plain = {
+        "python": _plain_random_state(random.getstate()),
+        "stage": _plain_random_state(stage_rng.getstate()),
+        "numpy": [name, [int(k) for k in keys], int(position), int(has_gauss), float(cached)],
+    }
+    tensors: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.startswith("cuda"):
+        tensors["cuda"] = torch.cuda.get_rng_state_all()
+    return plain, tensors
+
+
+def set_rng_states(
+    plain: Mapping[str, Any], tensors: Mapping[str, Any], stage_rng: random.Random
+) -> None:
+    """Put every RNG back in the state `rng_states` returned."""
+    import numpy as np
+    import torch
+
+    random.setstate(_random_state(plain["python"]))
+    stage_rng.setstate(_random_state(plain["stage"]))
+    name, keys, position, has_gauss, cached = plain["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(tensors["torch"])
+    if "cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(tensors["cuda"])
+
+
+def _plain_random_state(state: tuple[Any, ...]) -> list[Any]:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _random_state(value: list[Any]) -> tuple[Any, ...]:
+    version, internal, gauss = value
+    return (version, tuple(internal), gauss)

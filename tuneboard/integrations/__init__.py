@@ -1,0 +1,1 @@
+"""Bridges from other tools into tuneboard projects (each imports its tool only when imported)."""

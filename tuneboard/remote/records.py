@@ -1,0 +1,503 @@
+"""A remote run's records: its store and observer calls as JSON lines, and their replay.
+
+A run that executes on another machine (a Ray job, see `tuneboard.executors.RemoteExecutor`)
+gets a `RecordingStore` and a `RecordingObserver`: instead of the project's database, every
+write and notification goes to stdout as one line, ``@tuneboard-record {...}``. The process
+that launched the run reads the job's log, and a `Replayer` applies each record to its own
+store (through the batched writer, like a local run's writes), observer and lifecycle hooks,
+so the run looks the same as a local one to the app, `compare` and SQL. Lines without the
+prefix are kept as the log's tail, for error messages.
+
+Only the operations named in `Replayer` are replayed, always for the launched run's id: a
+record can never touch another run or run SQL of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneboard.engine.lifecycle import RunLifecycle
+from tuneboard.engine.observer import RunObserver, StageSummary
+from tuneboard.errors import TuneboardError
+from tuneboard.store import Store
+from tuneboard.store.schema import COMPLETED, FAILED, FINISHED_STATUSES, RUNNING
+from tuneboard.store.store import hash_path
+
+if TYPE_CHECKING:
+    from tuneboard.engine.runner import RunJob
+
+log = logging.getLogger(__name__)
+
+RECORD_PREFIX = "@tuneboard-record "
+RECORD_VERSION = 1
+
+
+class RecordWriter:
+    """Writes records to a file descriptor (stdout by default), each as one whole line."""
+
+    def __init__(self, fd: int = 1) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def write(self, op: str, **fields: Any) -> None:
+        """Write the record `op` with its fields; safe from any thread."""
+        record = {"v": RECORD_VERSION, "op": op, **fields}
+        data = (RECORD_PREFIX + json.dumps(record, default=str) + "\n").encode()
+        with self._lock:
+            # One write call per line, so that lines of other writers never split a record.
+            while data:
+                data = data[os.write(self._fd, data) :]
+
+
+class RecordingStore(Store):
+    """The store of a run executing remotely: its writes become records, it has no reads.
+
+    It implements the write methods a run uses; anything else (reads, `create_run`) raises
+    `TuneboardError`, since a remote run has no database. `final_status` is the last
+    finished status the run recorded.
+    """
+
+    def __init__(self, records: RecordWriter) -> None:  # no database: Store.__init__ not called
+        self._records = records
+        self._writer = None
+        self._read_only = False
+        self._put = self._refuse_remote
+        self.final_status: str | None = None
+
+    @property
+    def path(self) -> Path:
+        """A remote run has no database file."""
+        raise TuneboardError("a remote run has no database")
+
+    def set_run_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        device: str | None = None,
+        error: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Record a status change."""
+        if status in FINISHED_STATUSES:
+            self.final_status = status
+        self._records.write(
+            "store.set_run_status", status=status, device=device, error=error, at=_now(at)
+        )
+
+    def set_headline_value(self, run_id: str, value: float) -> None:
+        """Record the headline metric's value."""
+        self._records.write("store.set_headline_value", value=float(value))
+
+    def stage_started(
+        self,
+        run_id: str,
+        stage_index: int,
+        *,
+        name: str,
+        plugin: str,
+        params: Mapping[str, Any],
+        at: float | None = None,
+    ) -> None:
+        """Record that a stage started."""
+        self._records.write(
+            "store.stage_started",
+            stage_index=stage_index,
+            name=name,
+            plugin=plugin,
+            params=dict(params),
+            at=_now(at),
+        )
+
+    def set_progress(
+        self, run_id: str, stage_index: int, completed: int, total: int | None
+    ) -> None:
+        """Record a stage's progress."""
+        self._records.write(
+            "store.set_progress", stage_index=stage_index, completed=completed, total=total
+        )
+
+    def stage_finished(
+        self,
+        run_id: str,
+        stage_index: int,
+        status: str,
+        *,
+        best_metric: str | None = None,
+        best_step: int | None = None,
+        best_value: float | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Record that a stage ended."""
+        self._records.write(
+            "store.stage_finished",
+            stage_index=stage_index,
+            status=status,
+            best_metric=best_metric,
+            best_step=best_step,
+            best_value=best_value,
+            at=_now(at),
+        )
+
+    def log_metrics(
+        self,
+        run_id: str,
+        stage_index: int,
+        step: int,
+        values: Mapping[str, float],
+        wall_time: float | None = None,
+    ) -> None:
+        """Record metric values at a step."""
+        self._records.write(
+            "store.log_metrics",
+            stage_index=stage_index,
+            step=step,
+            values={name: float(value) for name, value in values.items()},
+            wall_time=_now(wall_time),
+        )
+
+    def log_event(
+        self,
+        run_id: str,
+        message: str,
+        *,
+        level: str = "info",
+        stage_index: int | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Record an event."""
+        self._records.write(
+            "store.log_event", message=message, level=level, stage_index=stage_index, at=_now(at)
+        )
+
+    def add_artifact(
+        self, run_id: str, stage_index: int, kind: str, path: Path, *, at: float | None = None
+    ) -> None:
+        """Measure an artifact here and record where it lies on this machine."""
+        path = Path(path).resolve()
+        size, digest = hash_path(path)
+        self._records.write(
+            "store.add_artifact",
+            stage_index=stage_index,
+            kind=kind,
+            path=str(path),
+            bytes=size,
+            sha256=digest,
+            host=socket.gethostname(),
+            at=_now(at),
+        )
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Records are written at once: nothing to wait for."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def cancel_requests(self, run_ids: Sequence[str]) -> list[str]:
+        """Cancel requests reach a remote run as a signal, never through a database."""
+        return []
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """A remote run has no database to hold."""
+        raise TuneboardError("a remote run has no database to read")
+        yield  # pragma: no cover
+
+    def _fetch(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        raise TuneboardError("a remote run has no database to read")
+
+    def _refuse_remote(self, op: Any) -> None:
+        raise TuneboardError(f"a remote run cannot write {op[0]!r} records")
+
+
+class LeftToLauncher(RunLifecycle):
+    """The lifecycle hooks of a remote run: the launching process calls them as it replays the
+    records (`Replayer`), so the remote process calls none."""
+
+    def queued(self) -> None:
+        """Not called remotely."""
+
+    def started(self, device: str) -> None:
+        """Not called remotely."""
+
+    def stage_finished(self, stage_index: int, summary: StageSummary) -> None:
+        """Not called remotely."""
+
+    def finished(self, status: str, error: str | None, metrics: Mapping[str, float]) -> None:
+        """Not called remotely."""
+
+
+class RecordingObserver(RunObserver):
+    """The observer of a run executing remotely: every notification becomes a record."""
+
+    def __init__(self, records: RecordWriter) -> None:
+        self._records = records
+
+    def run_status(self, run_id: str, status: str, error: str | None) -> None:
+        """Record the notification."""
+        self._records.write("observer.run_status", status=status, error=error)
+
+    def stage_started(self, run_id: str, stage_index: int, name: str, plugin: str) -> None:
+        """Record the notification."""
+        self._records.write(
+            "observer.stage_started", stage_index=stage_index, name=name, plugin=plugin
+        )
+
+    def progress(
+        self, run_id: str, stage_index: int, completed: int, total: int | None, description: str
+    ) -> None:
+        """Record the notification."""
+        self._records.write(
+            "observer.progress",
+            stage_index=stage_index,
+            completed=completed,
+            total=total,
+            description=description,
+        )
+
+    def metrics(self, run_id: str, stage_index: int, step: int, values: dict[str, float]) -> None:
+        """Record the notification."""
+        self._records.write(
+            "observer.metrics", stage_index=stage_index, step=step, values=dict(values)
+        )
+
+    def stage_finished(self, run_id: str, stage_index: int, summary: StageSummary) -> None:
+        """Record the notification."""
+        self._records.write(
+            "observer.stage_finished",
+            stage_index=stage_index,
+            summary={
+                "name": summary.name,
+                "plugin": summary.plugin,
+                "status": summary.status,
+                "steps": summary.steps,
+                "seconds": summary.seconds,
+                "best_metric": summary.best_metric,
+                "best_step": summary.best_step,
+                "best_value": summary.best_value,
+            },
+        )
+
+
+class Replayer:
+    """Applies one remote run's records to this process's store, observer and lifecycle hooks.
+
+    Feed it the job's log as it comes (`feed`, in chunks of any size; `end` at the end of the
+    log). `device_prefix` marks the run's device (``ray`` makes ``ray:cpu``); artifacts
+    written on another host are recorded as ``HOST:PATH``. `lines` counts the log's complete
+    lines so far, `tail` keeps its last lines that are not records, `final_status` is set
+    once the run recorded its end, and `last_values` holds each metric's latest value.
+    """
+
+    def __init__(self, job: RunJob, *, device_prefix: str, tail_lines: int = 40) -> None:
+        self.job = job
+        self.device_prefix = device_prefix
+        self.lines = 0
+        self.records = 0
+        self.tail: deque[str] = deque(maxlen=tail_lines)
+        self.final_status: str | None = None
+        self.last_values: dict[str, float] = {}
+        self._partial = ""
+        self._local_host = socket.gethostname()
+        store = job.store
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "store.set_run_status": self._set_run_status,
+            "store.set_headline_value": lambda r: store.set_headline_value(
+                self.job.run_id, float(r["value"])
+            ),
+            "store.stage_started": lambda r: store.stage_started(
+                self.job.run_id,
+                int(r["stage_index"]),
+                name=str(r["name"]),
+                plugin=str(r["plugin"]),
+                params=dict(r["params"]),
+                at=float(r["at"]),
+            ),
+            "store.set_progress": lambda r: store.set_progress(
+                self.job.run_id, int(r["stage_index"]), int(r["completed"]), _int(r["total"])
+            ),
+            "store.stage_finished": lambda r: store.stage_finished(
+                self.job.run_id,
+                int(r["stage_index"]),
+                str(r["status"]),
+                best_metric=_str(r["best_metric"]),
+                best_step=_int(r["best_step"]),
+                best_value=_float(r["best_value"]),
+                at=float(r["at"]),
+            ),
+            "store.log_metrics": self._log_metrics,
+            "store.log_event": lambda r: store.log_event(
+                self.job.run_id,
+                str(r["message"]),
+                level=str(r["level"]),
+                stage_index=_int(r["stage_index"]),
+                at=float(r["at"]),
+            ),
+            "store.add_artifact": self._add_artifact,
+            "observer.run_status": lambda r: job.observer.run_status(
+                self.job.run_id, str(r["status"]), _str(r["error"])
+            ),
+            "observer.stage_started": lambda r: job.observer.stage_started(
+                self.job.run_id, int(r["stage_index"]), str(r["name"]), str(r["plugin"])
+            ),
+            "observer.progress": lambda r: job.observer.progress(
+                self.job.run_id,
+                int(r["stage_index"]),
+                int(r["completed"]),
+                _int(r["total"]),
+                str(r["description"]),
+            ),
+            "observer.metrics": lambda r: job.observer.metrics(
+                self.job.run_id, int(r["stage_index"]), int(r["step"]), _values(r["values"])
+            ),
+            "observer.stage_finished": self._stage_finished,
+        }
+
+    # --- input ----------------------------------------------------------------------------
+
+    def feed(self, text: str) -> None:
+        """Take the next piece of the log; every complete line in it is handled."""
+        *complete, self._partial = (self._partial + text).split("\n")
+        for line in complete:
+            self._line(line)
+
+    def end(self) -> None:
+        """The log ended: handle its last line, if it had no newline."""
+        if self._partial:
+            line, self._partial = self._partial, ""
+            self._line(line)
+
+    def error_tail(self, lines: int = 12) -> str:
+        """The last lines of the log that were not records, joined into one line."""
+        kept = [line.strip() for line in self.tail if line.strip()][-lines:]
+        return " | ".join(kept)
+
+    def finish(self, status: str, error: str | None) -> None:
+        """End the run with `status` unless it recorded its own end already."""
+        if self.final_status is not None:
+            return
+        if status != COMPLETED:
+            self.job.store.log_event(
+                self.job.run_id, error or status, level="error" if status == FAILED else "warning"
+            )
+        self._end_run(status, error, at=time.time())
+        self.job.observer.run_status(self.job.run_id, status, error)
+
+    # --- records --------------------------------------------------------------------------
+
+    def _line(self, line: str) -> None:
+        self.lines += 1
+        start = line.find(RECORD_PREFIX)
+        if start < 0:
+            self.tail.append(line)
+            return
+        try:
+            record = json.loads(line[start + len(RECORD_PREFIX) :])
+            handler = self._handlers[record["op"]]
+        except (ValueError, KeyError, TypeError):
+            log.warning("run %s: ignoring a malformed record: %.200s", self.job.run_id, line)
+            return
+        self.records += 1
+        try:
+            handler(record)
+        except Exception:  # one bad record must not stop the others
+            log.exception("run %s: could not apply record %.200s", self.job.run_id, line)
+
+    def _set_run_status(self, record: dict[str, Any]) -> None:
+        status, error, at = str(record["status"]), _str(record["error"]), float(record["at"])
+        if status in FINISHED_STATUSES:
+            self._end_run(status, error, at=at)
+            return
+        device = _str(record["device"])
+        label = f"{self.device_prefix}:{device}" if device else None
+        self.job.store.set_run_status(self.job.run_id, status, device=label, error=error, at=at)
+        if status == RUNNING:
+            self.job.lifecycle.started(label or self.device_prefix)
+
+    def _end_run(self, status: str, error: str | None, *, at: float) -> None:
+        self.final_status = status
+        self.job.store.set_run_status(self.job.run_id, status, error=error, at=at)
+        self.job.lifecycle.finished(status, error, dict(self.last_values))
+
+    def _log_metrics(self, record: dict[str, Any]) -> None:
+        values = _values(record["values"])
+        self.last_values.update(values)
+        self.job.store.log_metrics(
+            self.job.run_id,
+            int(record["stage_index"]),
+            int(record["step"]),
+            values,
+            float(record["wall_time"]),
+        )
+
+    def _add_artifact(self, record: dict[str, Any]) -> None:
+        path, host = str(record["path"]), _str(record.get("host"))
+        if host and host != self._local_host:
+            path = f"{host}:{path}"
+        self.job.store.record_artifact(
+            self.job.run_id,
+            int(record["stage_index"]),
+            str(record["kind"]),
+            path,
+            int(record["bytes"]),
+            str(record["sha256"]),
+            at=float(record["at"]),
+        )
+
+    def _stage_finished(self, record: dict[str, Any]) -> None:
+        fields = dict(record["summary"])
+        summary = StageSummary(
+            name=str(fields["name"]),
+            plugin=str(fields["plugin"]),
+            status=str(fields["status"]),
+            steps=int(fields["steps"]),
+            seconds=float(fields["seconds"]),
+            best_metric=_str(fields.get("best_metric")),
+            best_step=_int(fields.get("best_step")),
+            best_value=_float(fields.get("best_value")),
+        )
+        index = int(record["stage_index"])
+        self.job.observer.stage_finished(self.job.run_id, index, summary)
+        self.job.lifecycle.stage_finished(index, summary)
+
+
+def _now(at: float | None) -> float:
+    return time.time() if at is None else float(at)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _values(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise TypeError(f"metric values must be an object, got {type(value).__name__}")
+    return {str(name): float(number) for name, number in value.items()}
+
+
+__all__ = [
+    "RECORD_PREFIX",
+    "LeftToLauncher",
+    "RecordWriter",
+    "RecordingObserver",
+    "RecordingStore",
+    "Replayer",
+]
