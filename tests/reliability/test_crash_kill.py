@@ -46,7 +46,8 @@ MAX_DELAY = 4.0  # seconds after the first logged point; the ticker logs for abo
 CRASH = experiment(
     "crash",
     {"plugin": "ticker", "points": 400, "interval": 0.005},
-    {"plugin": "marked_finetune", "epochs": 3, "lr": 1e-3, "batch_size": 16},
+    # Far longer than the latest kill moment: the run must still be going when it is killed.
+    {"plugin": "marked_finetune", "epochs": 50, "patience": 50, "lr": 1e-3, "batch_size": 16},
     {"plugin": "evaluate"},
     {"plugin": "export"},
 )
