@@ -37,6 +37,7 @@ from tuneboard.store.writer import (
     ARTIFACT,
     DELETE_RUN,
     EVENT,
+    FLUSH_INTERVAL,
     METRICS,
     PROGRESS,
     STATEMENT,
@@ -104,7 +105,7 @@ class Store:
         path: Path,
         *,
         read_only: bool = False,
-        flush_interval: float = 0.2,
+        flush_interval: float = FLUSH_INTERVAL,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         self._db = Database.for_path(path)

@@ -64,6 +64,14 @@ _TRANSIENT = (
 )
 
 
+FLUSH_INTERVAL = 0.5
+"""Seconds between the writer's batches. Each batch opens the database file (~15-20 ms of CPU
+in DuckDB alone), and on a small CPU that steals time from a training thread's OpenMP team
+out of proportion to its cost: every 0.2 s slowed a tiny model's training ~25%, every 0.5 s
+costs a few percent (BENCHMARKS.md, section 1), and a point still reaches a query well
+within a second."""
+
+
 class Writer:
     """The writer thread of one database in this process, shared by its stores.
 
@@ -81,7 +89,7 @@ class Writer:
         self,
         db: Database,
         *,
-        flush_interval: float = 0.2,
+        flush_interval: float = FLUSH_INTERVAL,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         self.db = db
@@ -110,7 +118,7 @@ class Writer:
         cls,
         db: Database,
         *,
-        flush_interval: float = 0.2,
+        flush_interval: float = FLUSH_INTERVAL,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> Writer:
         """The running writer of `db`, started if needed; pair with `release()`."""

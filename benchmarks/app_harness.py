@@ -1,0 +1,199 @@
+"""The tuneboard app in a pseudo-terminal, instrumented: shared by the start-up and live-UI
+benchmarks.
+
+The parent (`run_app_in_pty`) starts ``python -m benchmarks.app_harness ...`` in a pty of a
+given size with the real terminal driver (not the headless one, so writing the screen costs
+what it costs in a terminal), drains what the app writes, and reads the figures the child
+leaves in a JSON file. The child counts frames (`App._display` calls that write an update),
+notes when the runs table first shows rows, samples the UI thread's CPU time, and exits on
+its own after `--seconds`.
+
+``--mode paint``: open the app on a project and idle. ``--mode live``: then launch `--runs`
+runs of the project's ``ticker`` experiment (a stage that logs every step, see
+`live_ui.TICKER_PLUGIN`), optionally open the first one's detail screen, and measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import inspect
+import json
+import os
+import pty
+import select
+import struct
+import sys
+import termios
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import REPO
+
+
+def app_available() -> str | None:
+    """None when `tuneboard.tui.app.TuneboardApp` imports; else why it does not."""
+    try:
+        from tuneboard.tui.app import TuneboardApp  # noqa: F401
+    except Exception as error:  # any import failure means: nothing to measure yet
+        return f"tuneboard.tui.app is not importable ({type(error).__name__}: {error})"
+    return None
+
+
+def run_app_in_pty(
+    args: Sequence[str], *, columns: int = 160, rows: int = 48, timeout: float = 120.0
+) -> dict[str, Any]:
+    """Run the instrumented app (`args` for this module's child) in a pty; return its figures.
+
+    ``spawn_to_paint_s`` is added: from just before the fork to the first paint with rows.
+    """
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"tuneboard-app-bench-{os.getpid()}.json"
+    out.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "benchmarks.app_harness", "--json", str(out), *args]
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": str(rows)}
+    spawned = time.time()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the app
+        os.chdir(REPO)
+        os.execve(sys.executable, command, env)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    written = 0
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                chunk = b""
+            written += len(chunk)
+            if not chunk:
+                break
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+    else:
+        os.kill(pid, 9)
+    if status is None or not os.WIFEXITED(status):
+        with contextlib.suppress(ChildProcessError):
+            _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    if not out.exists():
+        raise RuntimeError(f"the app harness left no figures (exit status {status})")
+    figures: dict[str, Any] = json.loads(out.read_text())
+    out.unlink()
+    figures["terminal_bytes"] = written
+    if figures.get("first_paint_time") is not None:
+        figures["spawn_to_paint_s"] = figures["first_paint_time"] - spawned
+    if figures.get("first_frame_time") is not None:
+        figures["spawn_to_first_frame_s"] = figures["first_frame_time"] - spawned
+    return figures
+
+
+# --- the child -----------------------------------------------------------------------------
+
+
+def _child(args: argparse.Namespace) -> None:
+    started = time.time()
+    import resource
+
+    import psutil
+    from textual.app import App
+
+    from tuneboard.config import load_project
+    from tuneboard.tui.app import TuneboardApp
+
+    stats: dict[str, Any] = {"started": started, "first_paint_time": None, "frames": []}
+    original = App._display
+
+    def counting(self: App[Any], screen: Any, renderable: Any) -> None:
+        original(self, screen, renderable)
+        if renderable is None or self._batch_count:
+            return
+        now = time.time()
+        stats["frames"].append(now)
+        stats.setdefault("first_frame_time", now)
+        if stats["first_paint_time"] is None:
+            with contextlib.suppress(Exception):
+                if self.screen.query_one("#runs").row_count > 0:  # type: ignore[attr-defined]
+                    stats["first_paint_time"] = now
+                    stats["import_and_build_s"] = stats.get("built", now) - started
+
+    App._display = counting  # type: ignore[method-assign]
+
+    class Bench(TuneboardApp):
+        # A relative CSS path would be looked up next to this file.
+        CSS_PATH = str(Path(inspect.getfile(TuneboardApp)).parent / str(TuneboardApp.CSS_PATH))
+
+        def on_mount(self) -> None:
+            super().on_mount()
+            self.set_timer(args.settle, self._measure)
+
+        def _measure(self) -> None:
+            stats["idle_rss_mib"] = psutil.Process().memory_info().rss / 2**20
+            if args.mode == "live":
+                self.run_worker(self._launch, thread=True)
+            self.set_timer(args.warmup, self._window_start)
+
+        def _launch(self) -> None:
+            config = self.project.experiment("ticker", self.registry)
+            prepared = self.engine.prepare(config)
+            stats["run_ids"] = [self.engine.launch(prepared) for _ in range(args.runs)]
+            if args.detail:
+                self.call_from_thread(self._open_detail)
+
+        def _open_detail(self) -> None:
+            from tuneboard.tui.screens.detail import DetailScreen
+
+            self.push_screen(DetailScreen(stats["run_ids"][0]))
+
+        def _window_start(self) -> None:
+            stats["w0"] = (time.time(), time.thread_time(), time.process_time())
+            self.set_timer(args.seconds, self._window_end)
+
+        def _window_end(self) -> None:
+            stats["w1"] = (time.time(), time.thread_time(), time.process_time())
+            stats["screen"] = type(self.screen).__name__
+            self.exit()
+
+    project = load_project(Path(args.project))
+    app = Bench(project)
+    stats["built"] = time.time()
+    try:
+        app.run()
+    finally:
+        app.engine.shutdown(cancel=True, timeout=30)
+        app.store.close()
+    stats["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    frames = stats.pop("frames")
+    if "w0" in stats and "w1" in stats:
+        (wall0, thread0, process0), (wall1, thread1, process1) = stats.pop("w0"), stats.pop("w1")
+        wall = wall1 - wall0
+        stats["window_s"] = wall
+        stats["refresh_per_s"] = sum(1 for t in frames if wall0 <= t <= wall1) / wall
+        stats["ui_thread_cpu_pct"] = 100 * (thread1 - thread0) / wall
+        stats["process_cpu_pct"] = 100 * (process1 - process0) / wall
+    stats["frame_count"] = len(frames)
+    Path(args.json).write_text(json.dumps(stats))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The child side: run the instrumented app (see the module docstring)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--mode", choices=["paint", "live"], default="paint")
+    parser.add_argument("--settle", type=float, default=2.0, help="idle before measuring")
+    parser.add_argument("--warmup", type=float, default=2.0, help="after launching runs")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring window")
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--detail", action="store_true", help="watch the first run's charts")
+    _child(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Start-up: `tuneboard --help` (time, peak memory, what it imports) and the app's first paint.
+
+`tuneboard --help` is the installed console script, run `--reps` times after one warm-up;
+each run's wall time and peak RSS come from `os.wait4`. ``python -c pass`` is measured the same
+way, as the floor. The app (when `tuneboard.tui.app` exists) opens on a project holding a
+database of `--app-runs` runs x 10,000 steps x 5 metrics, in a real pseudo-terminal: the time
+from starting the process to the first frame that shows the runs table with rows, then the
+memory of the idle app and the CPU its UI thread uses while idle.
+
+    python -m benchmarks.startup                 # copies the queries benchmark's database
+    python -m benchmarks.startup --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.app_harness import app_available, run_app_in_pty
+from benchmarks.common import (
+    REPO,
+    Result,
+    command_line,
+    median,
+    other_load,
+    results_folder,
+)
+
+
+def tuneboard_command() -> list[str]:
+    """The installed `tuneboard` console script next to this interpreter (or ``-m``)."""
+    script = Path(sys.executable).parent / "tuneboard"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tuneboard.cli"]
+
+
+def run_once(command: Sequence[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one run of `command` (output discarded)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with {child.returncode}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def slowest_imports(command: Sequence[str], top: int = 8) -> list[tuple[str, float]]:
+    """The modules with the largest cumulative import time under ``python -X importtime``."""
+    if Path(command[0]).name == "tuneboard":
+        command = [sys.executable, "-X", "importtime", "-m", "tuneboard.cli", *command[1:]]
+    else:
+        command = [command[0], "-X", "importtime", *command[1:]]
+    err = subprocess.run(command, capture_output=True, text=True, check=True).stderr
+    rows = []
+    for line in err.splitlines():
+        found = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if found and len(found.group(2)) <= 1:  # top-level imports only
+            rows.append((found.group(3), int(found.group(1)) / 1000))
+    return sorted(rows, key=lambda row: -row[1])[:top]
+
+
+def measure_help(result: Result, reps: int, wait: bool) -> None:
+    """Section: `tuneboard --help` against the interpreter's own start-up."""
+    command = [*tuneboard_command(), "--help"]
+    floor = [sys.executable, "-c", "pass"]
+    run_once(command)  # warm the file cache
+    result.loads.append(other_load(wait))
+    help_runs, floor_runs = [], []
+    for _ in range(reps):
+        help_runs.append(run_once(command))
+        floor_runs.append(run_once(floor))
+    seconds = median(s for s, _ in help_runs)
+    result.add(
+        "start-up",
+        "tuneboard --help: wall time",
+        round(seconds, 3),
+        "s",
+        target="< 0.3 s",
+        met=seconds < 0.3,
+        note=f"median of {reps}; python -c pass takes {median(s for s, _ in floor_runs):.3f} s",
+    )
+    result.add(
+        "start-up",
+        "tuneboard --help: peak memory",
+        round(median(m for _, m in help_runs), 1),
+        "MiB",
+        note=f"python -c pass: {median(m for _, m in floor_runs):.1f} MiB",
+    )
+    result.details["help_slowest_imports_ms"] = slowest_imports(command)
+
+
+def app_project(folder: Path | None, runs: int, steps: int) -> Path:
+    """A project folder whose database holds `runs` made-up runs (a copy of the queries
+    benchmark's cached database, built first if needed; kept in the cache and reused)."""
+    import shutil
+
+    from benchmarks.queries import cached_database, ensure_database
+
+    source = cached_database(runs, steps)
+    if folder is None:
+        folder = source.with_name(f"app-{source.stem}")
+    database = folder / ".tuneboard" / "tuneboard.duckdb"
+    if not database.exists():
+        ensure_database(source, runs, steps)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        partial = database.with_name("copying.duckdb")
+        shutil.copyfile(source, partial)
+        partial.rename(database)
+    (folder / "tuneboard.toml").write_text('[project]\nname = "bench"\n')
+    return folder
+
+
+def measure_app(
+    result: Result, project: Path, runs: int, reps: int, wait: bool, idle: float = 3.0
+) -> None:
+    """Section: the app's first paint on a big project, and the idle app's memory and CPU."""
+    paints: list[dict[str, Any]] = []
+    for _ in range(reps):
+        result.loads.append(other_load(wait))
+        paints.append(
+            run_app_in_pty(
+                [
+                    "--project",
+                    str(project),
+                    "--mode",
+                    "paint",
+                    "--settle",
+                    str(idle),
+                    "--seconds",
+                    str(idle),
+                ]
+            )
+        )
+    spawn = [p["spawn_to_paint_s"] for p in paints if p.get("spawn_to_paint_s") is not None]
+    if spawn:
+        result.add(
+            "start-up",
+            f"app first paint with {runs:,} runs (process start to runs table on screen)",
+            round(median(spawn), 2),
+            "s",
+            target="< 1 s",
+            met=median(spawn) < 1.0,
+            note=f"median of {len(spawn)}; in a 160x48 pseudo-terminal; "
+            f"Python imports and building the app take "
+            f"{median(p.get('import_and_build_s', float('nan')) for p in paints):.2f} s of it; "
+            f"the first frame (table not filled yet) after "
+            f"{median(p.get('spawn_to_first_frame_s', float('nan')) for p in paints):.2f} s",
+        )
+    else:
+        result.add("start-up", "app first paint", "no frame showed the runs table", "")
+    result.add(
+        "start-up",
+        f"idle app: memory (RSS after {idle:g} s idle)",
+        round(median(p["idle_rss_mib"] for p in paints), 1),
+        "MiB",
+        note=f"peak RSS {median(p['peak_rss_mib'] for p in paints):.1f} MiB",
+    )
+    result.add(
+        "start-up",
+        "idle app: UI thread CPU",
+        round(median(p.get("ui_thread_cpu_pct", float("nan")) for p in paints), 1),
+        "% of a core",
+        note=f"{median(p.get('refresh_per_s', float('nan')) for p in paints):.1f} frames/s idle",
+    )
+    result.details["app_runs"] = paints
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure and save ``results/startup.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--app-reps", type=int, default=3)
+    parser.add_argument("--app-runs", type=int, default=1000)
+    parser.add_argument("--app-steps", type=int, default=10_000)
+    parser.add_argument("--project", default=None, help="keep the app's project here")
+    parser.add_argument("--no-wait", action="store_true")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.reps, args.app_reps, args.app_runs, args.app_steps = 2, 1, 20, 100
+        args.no_wait = True
+    result = Result("startup", command_line("benchmarks.startup", argv or sys.argv[1:]))
+    measure_help(result, args.reps, not args.no_wait)
+    why_not = app_available()
+    if why_not:
+        result.skipped = f"app figures skipped: {why_not}"
+        print(result.skipped)
+    else:
+        with tempfile.TemporaryDirectory(prefix="tuneboard-bench-") as tmp:
+            if args.project:
+                folder: Path | None = Path(args.project)
+            else:
+                folder = Path(tmp) / "project" if args.smoke else None
+            if args.smoke:
+                from benchmarks.queries import build
+
+                assert folder is not None
+                (folder / ".tuneboard").mkdir(parents=True)
+                build(folder / ".tuneboard" / "tuneboard.duckdb", args.app_runs, args.app_steps)
+            project = app_project(folder, args.app_runs, args.app_steps)
+            idle = 1.0 if args.smoke else 3.0
+            measure_app(result, project, args.app_runs, args.app_reps, not args.no_wait, idle)
+    for figure in result.figures:
+        print(f"{figure.name}: {figure.value} {figure.unit}  {figure.note}")
+    print(f"wrote {result.save(results_folder(args.out))}")
+
+
+if __name__ == "__main__":
+    os.chdir(REPO)
+    main()

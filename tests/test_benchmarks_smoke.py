@@ -1,0 +1,49 @@
+"""Every benchmark script runs at a tiny size and BENCHMARKS.md renders (no timing is asserted).
+
+Marked `benchmarks`: `pytest -m benchmarks` runs only these; `make test` and CI run them with
+everything else. `python -m benchmarks.run_all --quick` is what a user types; it is run here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from benchmarks import common, run_all
+
+pytestmark = pytest.mark.benchmarks
+
+
+def test_run_all_quick_runs_every_script_and_renders(tmp_path: Path) -> None:
+    output = tmp_path / "BENCHMARKS.md"
+    status = run_all.main(["--quick", "--out", str(tmp_path), "--output", str(output)])
+    assert status == 0
+    for name in run_all.SCRIPTS:
+        document = json.loads((tmp_path / f"{name}.json").read_text())
+        assert document["machine"]["nproc"] == os.cpu_count()
+        assert document["command"] == f"python -m benchmarks.{name} --smoke"
+        assert document["figures"] or document["skipped"], name
+        assert not (document["skipped"] or "").startswith("FAILED"), document["skipped"]
+    text = output.read_text()
+    for title in run_all.TITLES.values():
+        assert f"## {title}" in text
+    assert "series()" in text and "tuneboard / plain loop" in text
+    overall = json.loads((tmp_path / "run_all.json").read_text())
+    assert overall["failed"] == [] and overall["scripts"] == list(run_all.SCRIPTS)
+
+
+def test_a_failing_script_leaves_a_document_saying_so(tmp_path: Path) -> None:
+    (tmp_path / "gpu.json").write_text("{}")  # an old result must not survive the failure
+    failed = run_all.run(["gpu"], ["--no-such-option"], tmp_path)  # argparse exits with 2
+    assert failed == ["gpu"]
+    document = json.loads((tmp_path / "gpu.json").read_text())
+    assert document["skipped"].startswith("FAILED (exit status 2)")
+    assert "*Not measured: FAILED" in run_all.render(tmp_path, None)
+
+
+def test_command_line_leaves_out_the_results_folder() -> None:
+    line = common.command_line("benchmarks.queries", ["--smoke", "--out", "/tmp/x", "--out=/y"])
+    assert line == "python -m benchmarks.queries --smoke"
