@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import os
 import tempfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from tuneboard.builtin.textfiles import jsonl_objects
 from tuneboard.corrections import Correction, Key, now_iso
 from tuneboard.errors import DataError, TuneboardError
 
@@ -118,15 +118,7 @@ def read_predictions(path: Path) -> PredictionFile:
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {number}: expected a JSON object")
+    for number, row in jsonl_objects(path, text):
         if "tokens" in row:
             raise DataError(f"{path}: token classification predictions cannot be reviewed yet")
         yield number, row

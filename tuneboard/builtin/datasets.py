@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, ClassVar
 
 from tuneboard.api import SEQUENCE_CLASSIFICATION, Dataset, DatasetContext, Splits, TextExample
 from tuneboard.builtin.conll import ConllDataset
-from tuneboard.builtin.textfiles import read_text
+from tuneboard.builtin.textfiles import jsonl_objects, read_text
 from tuneboard.errors import DataError
 from tuneboard.hookspecs import hookimpl
 from tuneboard.params import param
@@ -168,16 +167,7 @@ class JsonlDataset(TableDataset):
 
     def rows(self, path: Path, text: str) -> Iterator[tuple[int, Row]]:
         """Yield each non-blank line's object with its line number."""
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(value, dict):
-                raise DataError(f"{path}: line {number}: expected a JSON object")
-            yield number, value
+        return jsonl_objects(path, text)
 
 
 @hookimpl

@@ -26,6 +26,7 @@ from tuneboard.api import (
 )
 from tuneboard.builtin.conll import read_conll
 from tuneboard.builtin.recipe_stages import PredictParams
+from tuneboard.builtin.textfiles import jsonl_objects
 from tuneboard.engine.data import IGNORE_INDEX, encode
 from tuneboard.engine.training import autocast_dtype, predict
 from tuneboard.errors import ConfigError, DataError
@@ -55,7 +56,7 @@ def read_inputs(path: Path, task: str, text_column: str, label_column: str) -> l
         )
         rows: Iterator[tuple[int, dict[str, Any]]] = ((i + 2, row) for i, row in enumerate(reader))
     elif suffix == ".jsonl":
-        rows = _json_rows(path, text)
+        rows = jsonl_objects(path, text)
     else:
         raise DataError(
             f"{path}: cannot read {suffix or 'extension-less'} files; "
@@ -74,18 +75,6 @@ def read_inputs(path: Path, task: str, text_column: str, label_column: str) -> l
     if not examples:
         raise DataError(f"{path}: nothing to predict (empty file)")
     return examples
-
-
-def _json_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(value, dict):
-                raise DataError(f"{path}: line {number}: expected a JSON object")
-            yield number, value
 
 
 def _decode(path: Path) -> str:

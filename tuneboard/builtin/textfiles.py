@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tuneboard.errors import DataError
 
@@ -17,3 +20,17 @@ def read_text(path: Path, encoding: str) -> str:
         raise DataError(f"{path}: line {line}: not valid {encoding} ({exc.reason})") from None
     except LookupError:
         raise DataError(f"{path}: unknown encoding {encoding!r}") from None
+
+
+def jsonl_objects(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each non-blank line's JSON object with its line number; DataError naming the line."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(value, dict):
+            raise DataError(f"{path}: line {number}: expected a JSON object")
+        yield number, value
