@@ -151,3 +151,37 @@ def test_read_only_store(db_path: Path) -> None:
     with pytest.raises(TuneboardError, match="read-only"):
         reader.log_metrics("r", 0, 0, {"x": 1.0})
     reader.close()
+
+
+def test_the_file_is_reopened_on_the_same_instance_and_released_between_uses(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "reuse.duckdb"
+    db = Database.for_path(path)
+    for value in range(3):
+        with db.cursor(write=True) as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+            cur.execute("INSERT INTO t VALUES (?)", [value])
+        assert not db.is_open
+        # Released: another process can open the file read-write in between.
+        assert hold_file(path, 0).wait(timeout=60) == 0
+    with db.cursor() as cur:
+        assert cur.execute("SELECT sum(v) FROM t").fetchone() == (3,)
+    assert db.opens == 4
+
+
+def test_a_forked_child_does_not_free_the_parents_duckdb_instance(tmp_path: Path) -> None:
+    # Only the registry keeps this `Database` (and its instance) alive.
+    with Database.for_path(tmp_path / "fork.duckdb").cursor(write=True) as cur:
+        cur.execute("SELECT 1")
+    del cur
+    # preexec_fn makes subprocess fork (not spawn): the child runs the at-fork hook with the
+    # parent's instance in its registry, whose threads did not survive the fork.
+    child = subprocess.run(
+        [sys.executable, "-c", "print('exec ok')"],
+        preexec_fn=lambda: None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (child.returncode, child.stdout) == (0, "exec ok\n")

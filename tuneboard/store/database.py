@@ -1,20 +1,28 @@
 """The process's one DuckDB connection to a database file, held open only while in use.
 
 DuckDB locks a file per process: while one process has it open read-write, no other process
-can open it at all. So a connection is opened when the first user needs it and closed when
-the last one is done; opening retries with jittered exponential back-off while another
-process holds the lock.
+can open it at all. So the file is opened when the first user needs it and closed when the
+last one is done; opening retries with jittered exponential back-off while another process
+holds the lock.
+
+"Opening" attaches the file to an in-memory DuckDB instance that the process keeps (one per
+file), and "closing" detaches it, which checkpoints and lets go of the lock just as closing a
+connection does. A new instance costs 15-30 ms (it builds its catalog of built-in functions)
+where attaching costs a few ms, and the writer opens the file twice a second while runs
+train (BENCHMARKS.md, section 1). Only a use that attaches other files (`tuneboard sql
+--attach`) opens a connection of its own.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import ClassVar
 
@@ -41,6 +49,14 @@ CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 # Names DuckDB gives its own catalogs: an attached database may not take one.
 RESERVED_ALIASES = frozenset({"main", "memory", "system", "temp"})
 
+# The in-memory instance's configuration; external access is turned off (and the
+# configuration locked) once the file's own paths are allowed, see `Database._instance`.
+INSTANCE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    key: value
+    for key, value in CONNECTION_CONFIG.items()
+    if key not in ("enable_external_access", "lock_configuration")
+}
+
 _FIRST_DELAY = 0.002
 _MAX_DELAY = 0.1
 _PID = re.compile(r"\(PID (\d+)\)")
@@ -65,6 +81,7 @@ class Database:
 
     _registry: ClassVar[dict[Path, Database]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+    _abandoned: ClassVar[list[dict[Path, Database]]] = []  # registries inherited through fork
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -79,6 +96,11 @@ class Database:
         self._migrated = False
         self._attached: dict[str, Path] = {}  # other files attached to the open connection
         self._attachers_waiting = 0
+        self._root: duckdb.DuckDBPyConnection | None = None  # the in-memory instance
+        self._direct = False  # True while `_conn` is a connection of its own, not `_root`
+        stem = path.stem
+        # The catalog name a plain connection to the file would have.
+        self._catalog = "tuneboard" if stem.lower() in RESERVED_ALIASES else stem
 
     @classmethod
     def for_path(cls, path: Path | str) -> Database:
@@ -92,9 +114,21 @@ class Database:
 
     @classmethod
     def _forget_all(cls) -> None:
-        # After fork the child must not reuse the parent's connections or their locks.
+        # After fork the child must not reuse the parent's connections or their locks, nor
+        # free them: their DuckDB threads did not survive the fork, and freeing an instance
+        # joins its threads (a crash). They are kept, unused, until the child exits or execs.
+        cls._abandoned.append(cls._registry)
         cls._registry = {}
         cls._registry_lock = threading.Lock()
+
+    @classmethod
+    def _close_instances(cls) -> None:
+        # At exit, close the idle instances this process made (not those inherited through
+        # fork), rather than leave them to the interpreter's teardown.
+        for db in list(cls._registry.values()):
+            with db._cond:
+                if db._users == 0:
+                    db._drop_instance()
 
     @property
     def is_open(self) -> bool:
@@ -182,6 +216,12 @@ class Database:
         self._users += 1
         try:
             cur = conn.cursor()
+            if not self._direct:
+                try:
+                    cur.execute(f"USE {_quoted_name(self._catalog)}")
+                except BaseException:
+                    cur.close()
+                    raise
         except BaseException:
             self._users -= 1
             if self._users == 0:
@@ -203,6 +243,7 @@ class Database:
             self._opening = False
             self._cond.notify_all()
         self._conn, self._writable, self._attached = conn, writable, dict(attach)
+        self._direct = bool(attach)
         return conn
 
     def _release(self) -> None:
@@ -217,53 +258,136 @@ class Database:
         self._attached = {}
         if conn is not None:
             try:
-                conn.close()
+                if self._direct:
+                    conn.close()
+                else:
+                    self._detach(conn)
             finally:
                 self._cond.notify_all()
+
+    def _detach(self, root: duckdb.DuckDBPyConnection) -> None:
+        """Detach the file from the instance (checkpointing it and releasing its lock)."""
+        try:
+            root.execute(f"DETACH {_quoted_name(self._catalog)}")
+        except BaseException:
+            # A failed checkpoint leaves the instance in doubt: the next open makes a new one.
+            self._drop_instance()
+            raise
+
+    def _drop_instance(self) -> None:
+        root, self._root = self._root, None
+        if root is not None:
+            with suppress(duckdb.Error):
+                root.close()
+
+    def _instance(self) -> duckdb.DuckDBPyConnection:
+        """The in-memory instance the file is attached to, made on first use.
+
+        Configured as a connection to the file made with `CONNECTION_CONFIG`, except that the
+        file's own paths (with its write-ahead log's) stay allowed with external access off.
+        """
+        if self._root is None:
+            root = duckdb.connect(":memory:", config=INSTANCE_CONFIG)
+            try:
+                path = str(self.path)
+                allowed = [path, f"{path}.wal", f"{path}.wal.checkpoint"]
+                root.execute("SET allowed_paths = ?", [allowed])
+                root.execute("SET temp_directory = ?", [f"{path}.tmp"])
+                root.execute("SET enable_external_access = false")
+                root.execute("SET lock_configuration = true")
+            except BaseException:
+                root.close()
+                raise
+            self._root = root
+        return self._root
 
     def _connect(
         self, writable: bool, deadline: float, lock_timeout: float, attach: dict[str, Path]
     ) -> duckdb.DuckDBPyConnection:
-        path = self.path
-        # To attach other files, external access stays on until they are attached; then it is
-        # turned off and the settings locked, before any caller gets a cursor.
-        config = CONNECTION_CONFIG
+        """Open the file: attached to the instance, or (to attach others) a connection."""
         if attach:
-            config = {**config, "enable_external_access": True, "lock_configuration": False}
-        created = not path.exists()
-        if created:
+            return self._connect_direct(writable, deadline, lock_timeout, attach)
+        self._prepare_path(writable)
+        created = not self.path.exists()
+        root = self._instance()
+        mode = "" if writable else " (READ_ONLY)"
+        statement = f"ATTACH {_quoted_path(self.path)} AS {_quoted_name(self._catalog)}{mode}"
+        self._retry_locked(lambda: root.execute(statement), writable, deadline, lock_timeout)
+        self.opens += 1
+        try:
+            if created:
+                os.chmod(self.path, 0o600)
+            if writable and not self._migrated:
+                cur = root.cursor()
+                try:
+                    cur.execute(f"USE {_quoted_name(self._catalog)}")
+                    with private_files():
+                        migrate(cur)
+                finally:
+                    cur.close()
+                self._migrated = True
+        except BaseException:
+            self._detach(root)
+            raise
+        return root
+
+    def _prepare_path(self, writable: bool) -> None:
+        """Refuse a missing file for reading; make its folder for writing."""
+        path = self.path
+        if not path.exists():
             if not writable:
                 raise TuneboardError(f"there is no tuneboard database at {path}")
             if not path.parent.exists():
                 with private_files():
                     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def _retry_locked(
+        self, open_file: Callable[[], object], writable: bool, deadline: float, lock_timeout: float
+    ) -> None:
+        """Call `open_file` until no other process holds the file's lock (or time is up)."""
         delay = _FIRST_DELAY
         while True:
             try:
                 with private_files() if writable else nullcontext():
-                    conn = duckdb.connect(str(path), read_only=not writable, config=config)
-                break
-            except duckdb.IOException as error:
+                    open_file()
+                return
+            except duckdb.Error as error:
                 if not is_lock_error(error):
-                    raise TuneboardError(f"cannot open {path}: {first_line(error)}") from None
+                    raise TuneboardError(f"cannot open {self.path}: {first_line(error)}") from None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise self._lock_timeout_error(error, lock_timeout) from None
                 time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
                 delay = min(delay * 2, _MAX_DELAY)
+
+    def _connect_direct(
+        self, writable: bool, deadline: float, lock_timeout: float, attach: dict[str, Path]
+    ) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the file, with the `attach` files attached read-only."""
+        # External access stays on until the other files are attached; then it is turned off
+        # and the settings locked, before any caller gets a cursor.
+        config = {**CONNECTION_CONFIG, "enable_external_access": True, "lock_configuration": False}
+        self._prepare_path(writable)
+        created = not self.path.exists()
+        opened: list[duckdb.DuckDBPyConnection] = []
+
+        def connect() -> None:
+            opened.append(duckdb.connect(str(self.path), read_only=not writable, config=config))
+
+        self._retry_locked(connect, writable, deadline, lock_timeout)
+        conn = opened[0]
         self.opens += 1
         try:
             if created:
-                os.chmod(path, 0o600)
+                os.chmod(self.path, 0o600)
             if writable and not self._migrated:
                 with private_files():
                     migrate(conn)
                 self._migrated = True
-            if attach:
-                for alias, other in attach.items():
-                    _attach(conn, alias, other, deadline, lock_timeout)
-                conn.execute("SET enable_external_access = false")
-                conn.execute("SET lock_configuration = true")
+            for alias, other in attach.items():
+                _attach(conn, alias, other, deadline, lock_timeout)
+            conn.execute("SET enable_external_access = false")
+            conn.execute("SET lock_configuration = true")
         except BaseException:
             conn.close()
             raise
@@ -309,11 +433,11 @@ def _attach(
     conn: duckdb.DuckDBPyConnection, alias: str, path: Path, deadline: float, lock_timeout: float
 ) -> None:
     """Attach `path` read-only as `alias`, waiting with back-off while another process has it."""
-    literal = str(path.resolve()).replace("'", "''")
+    statement = f"ATTACH {_quoted_path(path.resolve())} AS {_quoted_name(alias)} (READ_ONLY)"
     delay = _FIRST_DELAY
     while True:
         try:
-            conn.execute(f"ATTACH '{literal}' AS \"{alias}\" (READ_ONLY)")
+            conn.execute(statement)
             return
         except duckdb.Error as error:
             if not is_lock_error(error):
@@ -328,11 +452,22 @@ def _attach(
             delay = min(delay * 2, _MAX_DELAY)
 
 
+def _quoted_path(path: Path) -> str:
+    """`path` as a SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _quoted_name(name: str) -> str:
+    """`name` as a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an error's message (DuckDB's often go on with context)."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
 
 
+atexit.register(Database._close_instances)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=Database._forget_all)
