@@ -22,14 +22,15 @@ import time
 from collections.abc import Callable
 from itertools import chain
 from operator import itemgetter
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
-import numpy as np
-import pyarrow as pa
 
 from tuneboard.errors import TuneboardError
 from tuneboard.store.database import DEFAULT_LOCK_TIMEOUT, Database, first_line
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
@@ -389,6 +390,8 @@ class _Batch:
         runs, stages, times, levels, messages = self._events
         if not runs:
             return
+        import pyarrow as pa  # here, not at import: the app's first paint must not wait for it
+
         table = pa.Table.from_arrays(
             [
                 pa.array(runs, pa.string()),
@@ -422,6 +425,11 @@ def metrics_table(ops: list[Op]) -> pa.Table:
     operation and repeated for its points by one Arrow `take`. A value `float()` refuses fails
     the whole table, so a bad batch leaves no partial rows behind.
     """
+    # Imported here, not with the module: the app reads the database (and paints its runs)
+    # long before anything writes metrics, and numpy and pyarrow take ~0.2 s to import.
+    import numpy as np
+    import pyarrow as pa
+
     # One list per field; `zip(*ops)` would make an iterator per operation, and the garbage
     # collector runs many times over a big batch while it does.
     runs, stages, steps, values, times = (list(map(itemgetter(i), ops)) for i in range(1, 6))
