@@ -24,6 +24,7 @@ import torch
 from tuneboard.api import Example, PipelineState, StageContext, TextExample, TokenExample
 from tuneboard.builtin.recipe_stages import MlmParams
 from tuneboard.engine.data import IGNORE_INDEX, num_batches
+from tuneboard.engine.models import MODEL_LOAD_LOCK
 from tuneboard.engine.trainable import decay_groups
 from tuneboard.engine.training import (
     NonFiniteLoss,
@@ -151,7 +152,8 @@ def mask_tokens(
 
 def masked_lm_for(model: Any) -> Any:
     """A masked-LM model of `model`'s architecture holding a copy of its encoder's weights."""
-    from transformers import AutoModelForMaskedLM
+    with MODEL_LOAD_LOCK:
+        from transformers import AutoModelForMaskedLM
 
     factory: Any = AutoModelForMaskedLM  # untyped
     try:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,11 @@ PACKAGE_PREFIX = "package:"
 _PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
 
 _PATH_PREFIXES = ("./", "../", ".\\", "..\\", "/", "~")
+
+# transformers resolves its names lazily, and two threads resolving them for the first time at
+# once can fail ("cannot import name 'AutoConfig' from 'transformers'", seen with 4 runs
+# starting together on a GPU): runs load their models one at a time.
+MODEL_LOAD_LOCK = threading.Lock()
 
 
 def resolve_model_source(source: str, project_dir: Path) -> str:
@@ -102,6 +108,13 @@ def load_model_and_tokenizer(
     Return `(model, tokenizer)`. A pretrained model gets a freshly initialised head when its
     own head has another size. Errors are one-line `ConfigError`s naming the model value.
     """
+    with MODEL_LOAD_LOCK:
+        return _load_model_and_tokenizer(spec, task, labels, project_dir)
+
+
+def _load_model_and_tokenizer(
+    spec: ModelSpec, task: str, labels: list[str], project_dir: Path
+) -> tuple[Any, Any]:
     quiet_transformers()
     from transformers import AutoConfig, AutoTokenizer
 
