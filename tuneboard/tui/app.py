@@ -3,10 +3,15 @@
 One `Engine` runs the runs in background threads; its observer posts messages to the app,
 and the screens read from the store in thread workers, so the app never freezes while
 models train. Runs launched by other processes appear because the screens poll the store.
+
+Start-up order: the first frame paints before the database is opened; the store opens in a
+background thread and the runs show as soon as it is open; the plugins and the engine load
+only after that, once the runs are on screen (or on first use), so they do not delay them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +25,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tuneboard.config import Project
+from tuneboard.errors import TuneboardError
 from tuneboard.tui.messages import AppObserver, RunsChanged, RunStatusChanged
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.screens.runs import RunsScreen
@@ -32,6 +38,10 @@ if TYPE_CHECKING:
 
 # How often the app looks for runs of other processes that died without saying so.
 DEAD_OWNER_CHECK_SECONDS = 10.0
+
+# Seconds after the first paint by which the plugins and the engine load even if no screen
+# has shown data yet (they load earlier on first use).
+ENGINE_START_SECONDS = 3.0
 
 
 def _sql_screen() -> Screen[Any]:
@@ -77,7 +87,8 @@ class TuneboardApp(App[None]):
         *,
         registry: PluginRegistry | None = None,
         store: Store | None = None,
-        poll_interval: float = 0.5,
+        # Below 0.5 s: a live screen draws once per read, and must draw twice a second.
+        poll_interval: float = 0.4,
         idle_poll_interval: float = 2.0,
         clock: Callable[[], float] = time.time,
         plugin_python: str | None = None,
@@ -89,7 +100,10 @@ class TuneboardApp(App[None]):
         self._plugins = registry
         self._store = store
         self._engine: Engine | None = None
-        self._services_lock = threading.Lock()
+        self._services_lock = threading.Lock()  # plugins and engine
+        self._store_lock = threading.Lock()
+        self._engine_loading = False
+        self._closed = False  # close_services ran: background threads open nothing more
         self.poll_interval = poll_interval
         self.idle_poll_interval = idle_poll_interval
         self.clock = clock
@@ -101,12 +115,41 @@ class TuneboardApp(App[None]):
         self.sub_title = self.project.name
 
     def on_ready(self) -> None:
-        """After the first paint, load the plugins and open the database in the background."""
-        threading.Thread(target=self.services, name="tuneboard-services", daemon=True).start()
+        """After the first paint, open the database in the background (the plugins and the
+        engine follow once the runs are on screen, see `start_services`)."""
+        threading.Thread(target=self._open_store, name="tuneboard-store", daemon=True).start()
+        self.set_timer(ENGINE_START_SECONDS, self.start_services)
         self.set_interval(DEAD_OWNER_CHECK_SECONDS, self._check_dead_owners)
 
+    def _open_store(self) -> None:
+        """The store thread: open the database, then have the screen on show read it."""
+        try:
+            self._open_store_now(background=True)
+        except TuneboardError as error:
+            if not self._closed:
+                with contextlib.suppress(RuntimeError):  # the app has ended meanwhile
+                    self.call_from_thread(self.notify, str(error), severity="error", timeout=30)
+            return
+        self.post_message(RunsChanged())
+
+    def start_services(self) -> None:
+        """Load the plugins and the engine in a background thread, unless done or under way.
+
+        Screens call it once their first data is on screen: loading them meanwhile would
+        take the CPU from drawing it.
+        """
+        if self._engine_loading or self._engine is not None:
+            return
+        self._engine_loading = True
+        threading.Thread(target=self._load_services, name="tuneboard-services", daemon=True).start()
+
+    def _load_services(self) -> None:
+        # A failure shows when something uses the engine (in a worker that reports it).
+        with contextlib.suppress(TuneboardError):
+            self.services(background=True)
+
     def _check_dead_owners(self) -> None:
-        if self.services_ready:
+        if self.store_ready:
             self._mark_interrupted()
 
     @work(thread=True, exit_on_error=False, name="looking for runs whose process died")
@@ -118,32 +161,49 @@ class TuneboardApp(App[None]):
 
     # --- services: plugins, database and engine, loaded after the first paint ----------------
 
-    def services(self) -> tuple[PluginRegistry, Store, Engine]:
+    def services(self, *, background: bool = False) -> tuple[PluginRegistry, Store, Engine]:
         """The plugin registry, store and engine, created on first use (from any thread).
 
         Importing them (duckdb, pyarrow, numpy) and opening the database takes a noticeable
-        part of a second, so the app paints first and creates them right after.
+        part of a second, so the app paints first, then opens the store, and creates the
+        plugins and the engine once the runs are on screen. `background`: called by the
+        app's own loading thread, which must not create anything once the app has closed.
         """
+        store = self._open_store_now(background=background)
         with self._services_lock:
             if self._engine is None:
+                if background and self._closed:
+                    raise TuneboardError("the app has closed")
                 from tuneboard.engine.engine import Engine
                 from tuneboard.plugins import load_plugins
-                from tuneboard.store import Store
 
                 if self._plugins is None:
                     self._plugins = load_plugins(self.project.root)
-                if self._store is None:
-                    self._store = Store(self.project.database)
                 observer = AppObserver(self)
-                self._engine = Engine(self.project, self._store, self._plugins, observer=observer)
-                self.post_message(RunsChanged())
-            assert self._plugins is not None and self._store is not None
-            return self._plugins, self._store, self._engine
+                self._engine = Engine(self.project, store, self._plugins, observer=observer)
+            assert self._plugins is not None
+            return self._plugins, store, self._engine
+
+    def _open_store_now(self, *, background: bool = False) -> Store:
+        """The store, opened first if needed (without the plugins and the engine)."""
+        with self._store_lock:
+            if self._store is None:
+                if background and self._closed:
+                    raise TuneboardError("the app has closed")
+                from tuneboard.store import Store
+
+                self._store = Store(self.project.database)
+            return self._store
 
     @property
     def services_ready(self) -> bool:
         """True once the plugins, store and engine exist."""
         return self._engine is not None
+
+    @property
+    def store_ready(self) -> bool:
+        """True once the database is open (screens can read; the engine may still load)."""
+        return self._store is not None
 
     @property
     def registry(self) -> PluginRegistry:
@@ -152,8 +212,8 @@ class TuneboardApp(App[None]):
 
     @property
     def store(self) -> Store:
-        """The project's database."""
-        return self.services()[1]
+        """The project's database (opened on first use, without waiting for the engine)."""
+        return self._open_store_now()
 
     @property
     def engine(self) -> Engine:
@@ -176,7 +236,8 @@ class TuneboardApp(App[None]):
 
     def close_services(self) -> None:
         """Cancel this app's runs (they end as cancelled) and close the database."""
-        with self._services_lock:
+        with self._services_lock, self._store_lock:
+            self._closed = True
             engine, store = self._engine, self._store
         if engine is not None:
             engine.shutdown(cancel=True, timeout=60)

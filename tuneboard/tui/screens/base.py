@@ -72,20 +72,32 @@ class LiveScreen(BaseScreen):
         self._timer: Timer | None = None
         self._last_request = 0.0
         self._soon = False
+        self._started = False
+        self._covered = False
 
     def on_mount(self) -> None:
-        """Start polling."""
+        """Start polling, once.
+
+        Textual calls the `on_mount` of every class in the MRO, and subclasses call this one
+        as well: without the guard each mount started two timers, and the first one (never
+        paused) kept a covered screen reading and redrawing.
+        """
+        if self._started:
+            return
+        self._started = True
         if self.live:
             self._timer = self.set_interval(self.tb.poll_interval, self._tick)
         self.request_refresh()
 
     def on_screen_suspend(self) -> None:
-        """Stop polling while hidden."""
+        """Stop polling (and drawing) while hidden."""
+        self._covered = True
         if self._timer is not None:
             self._timer.pause()
 
     def on_screen_resume(self) -> None:
-        """Poll again, starting now."""
+        """Poll again, starting now (one refresh brings what changed meanwhile)."""
+        self._covered = False
         if self._timer is not None:
             self._timer.resume()
         if self.is_mounted:
@@ -102,6 +114,8 @@ class LiveScreen(BaseScreen):
         return True
 
     def _tick(self) -> None:
+        if self._covered:
+            return
         idle_for = time.monotonic() - self._last_request
         if self._soon or self.busy() or idle_for >= self.tb.idle_poll_interval:
             self._soon = False
@@ -111,8 +125,10 @@ class LiveScreen(BaseScreen):
         """A run of this app changed: refresh now, or at the next tick if one just ran.
 
         Training threads report every step; reading more often than the timer would only
-        take CPU time from them.
+        take CPU time from them. A covered screen ignores it: it refreshes when shown again.
         """
+        if self._covered:
+            return
         if time.monotonic() - self._last_request >= self.tb.poll_interval:
             self.request_refresh()
         else:
@@ -121,10 +137,9 @@ class LiveScreen(BaseScreen):
     def request_refresh(self) -> None:
         """Load fresh data in a thread worker, unless a load is running (then once more after).
 
-        Before the app's services exist there is nothing to read: the app asks again once
-        they do.
+        Before the database is open there is nothing to read: the app asks again once it is.
         """
-        if not self.tb.services_ready:
+        if not self.tb.store_ready:
             return
         if self._loading:
             self._again = True
@@ -146,8 +161,14 @@ class LiveScreen(BaseScreen):
         """Draw what a worker loaded, then load again if asked meanwhile."""
         message.stop()
         self._loading = False
+        if self._covered:
+            # Drawn on resume, with fresher data: Textual still lays out a covered screen
+            # that changes, and repaints the screen on top of it.
+            return
         with self.app.batch_update():
             self.show(message.data)
+        # Data is on screen: the plugins and the engine can load now without delaying it.
+        self.call_after_refresh(self.tb.start_services)
         if self._again:
             self._again = False
             self.request_refresh()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -25,6 +26,7 @@ from tuneboard.tui.widgets.footer import WrappingFooter
 MAX_POINTS = 300
 EVENT_TAIL = 40
 WIDE = 120  # columns from which charts go two abreast
+STAGE_COLUMNS = ("#", "stage", "plugin", "status", "steps", "best", "time")
 
 XAxis = Literal["step", "time"]
 
@@ -69,6 +71,9 @@ class DetailScreen(LiveScreen):
         self._events_key: object = None
         self._config_shown = False
         self._chart_height = 0
+        self._summary_lines = 0
+        self._stage_cells: list[tuple[Any, ...]] = []
+        self._stage_theme: object = None
 
     def compose(self) -> ComposeResult:
         """Summary, error banner, stage timeline, then charts, events and config as tabs."""
@@ -76,7 +81,7 @@ class DetailScreen(LiveScreen):
         yield Static(id="summary")
         yield Static(id="error", classes="error-banner")
         stages: DataTable[Any] = DataTable(id="stages", cursor_type="none")
-        for label in ("#", "stage", "plugin", "status", "steps", "best", "time"):
+        for label in STAGE_COLUMNS:
             stages.add_column(label, key=label)
         yield stages
         with TabbedContent(id="tabs"):
@@ -171,37 +176,61 @@ class DetailScreen(LiveScreen):
         text.append("\n" + " · ".join(d for d in details if d))
         if run.status == "running" and run.current_stage:
             text.append(f"\nstage {run.current_stage} {progress_bar(run.progress)}")
-        self.query_one("#summary", Static).update(text)
+        summary = self.query_one("#summary", Static)
+        summary.update(text, layout=self._summary_resized(text, summary.content_size.width))
         banner = self.query_one("#error", Static)
         failed = run.status in ("failed", "interrupted") and bool(run.error)
         banner.display = failed
         if failed:
             banner.update(Text(f"{status_text(run.status)}: {run.error}"))
 
+    def _summary_resized(self, text: Text, width: int) -> bool:
+        """Whether the summary's height may change: another number of lines, or a line
+        that wraps. Otherwise it is redrawn without laying out the screen again."""
+        lines = text.plain.split("\n")
+        fits = width > 0 and all(cell_len(line) <= width for line in lines)
+        resized = not fits or len(lines) != self._summary_lines
+        self._summary_lines = len(lines) if fits else 0
+        return resized
+
     def _show_stages(self, stages: list[StageRow]) -> None:
+        """Fill the table when the stages are new, else change only the cells that changed
+        (a refill measures every cell and lays the screen out again)."""
         table = self.query_one("#stages", DataTable)
         variables = self.app.theme_variables
-        table.clear()
-        for stage in stages:
-            steps = "" if stage.steps is None else str(stage.steps)
-            if stage.total_steps:
-                steps += f"/{stage.total_steps}"
-            best = ""
-            if stage.best_value is not None:
-                best = f"{stage.best_metric} {format_number(stage.best_value)}"
-                if stage.best_step is not None:
-                    best += f" @ {stage.best_step}"
-            end = stage.finished_at if stage.finished_at is not None else self.tb.clock()
-            table.add_row(
-                str(stage.stage_index),
-                Text(stage.name),
-                Text(stage.plugin),
-                status_cell(stage.status, variables),
-                steps,
-                Text(best),
-                format_duration(elapsed(stage.started_at, end)),
-            )
-        table.styles.height = len(stages) + 1 if stages else 1
+        rows = [self._stage_cells_of(stage, variables) for stage in stages]
+        if len(rows) == len(self._stage_cells) and self._stage_theme is variables:
+            for row, (cells, before) in enumerate(zip(rows, self._stage_cells, strict=True)):
+                for column, value, old in zip(STAGE_COLUMNS, cells, before, strict=True):
+                    if value != old:
+                        table.update_cell(str(row), column, value, update_width=True)
+        else:
+            table.clear()
+            for row, cells in enumerate(rows):
+                table.add_row(*cells, key=str(row))
+            table.styles.height = len(stages) + 1 if stages else 1
+        self._stage_cells = rows
+        self._stage_theme = variables
+
+    def _stage_cells_of(self, stage: StageRow, variables: dict[str, str]) -> tuple[Any, ...]:
+        steps = "" if stage.steps is None else str(stage.steps)
+        if stage.total_steps:
+            steps += f"/{stage.total_steps}"
+        best = ""
+        if stage.best_value is not None:
+            best = f"{stage.best_metric} {format_number(stage.best_value)}"
+            if stage.best_step is not None:
+                best += f" @ {stage.best_step}"
+        end = stage.finished_at if stage.finished_at is not None else self.tb.clock()
+        return (
+            str(stage.stage_index),
+            Text(stage.name),
+            Text(stage.plugin),
+            status_cell(stage.status, variables),
+            steps,
+            Text(best),
+            format_duration(elapsed(stage.started_at, end)),
+        )
 
     def _show_charts(self, series: dict[str, Series]) -> None:
         families = metric_families(series)

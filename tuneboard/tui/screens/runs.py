@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from tuneboard.store import RunRow
 
 ALL = "*"
+# A refilled table gets at least this many rows (and a terminal's height) at once, the rest
+# after the next frame (see `RunsScreen.redraw`).
+FIRST_ROWS = 50
 STATUS_ORDER = ("running", "queued", "failed", "interrupted", "cancelled", "completed")
 
 
@@ -90,6 +93,7 @@ class RunsScreen(LiveScreen):
         self._cells: dict[str, tuple[Any, ...]] = {}
         self._row_cache: dict[str, tuple[object, tuple[Any, ...]]] = {}
         self._experiments: tuple[str, ...] = ()
+        self._fills = 0  # counts refills of the table; a pending rest of an older one is void
 
     def compose(self) -> ComposeResult:
         """Header, navigation, filters, the table and the footer."""
@@ -166,31 +170,66 @@ class RunsScreen(LiveScreen):
         return runs
 
     def redraw(self) -> None:
-        """Bring the table in line with the runs, changing only cells that changed."""
+        """Bring the table in line with the runs, changing only cells that changed.
+
+        When the rows change (new runs, another order or filter) the table is filled afresh:
+        a screenful of rows at once, the rest right after that frame is drawn. DataTable
+        measures every cell of a new row and the frame waits for it: with 1,000 runs, the
+        first paint and every re-sort or filter keystroke would wait for all of them.
+        """
         table = self.query_one("#runs", DataTable)
         runs = self.visible_runs()
         now = self.tb.clock()
         variables = self.app.theme_variables
-        rows = {run.run_id: self._cached_row(run, now, variables) for run in runs}
-        ids = list(rows)
+        ids = [run.run_id for run in runs]
         if ids == self.shown:
-            for run_id, cells in rows.items():
-                old = self._cells.get(run_id)
+            # Rows not added yet get their cells when they are (see `_add_rest`).
+            for run in runs[: table.row_count]:
+                cells = self._cached_row(run, now, variables)
+                old = self._cells.get(run.run_id)
                 if cells is old:
                     continue
                 for column, value, before in zip(COLUMNS, cells, old or (), strict=False):
                     if value != before:
-                        table.update_cell(run_id, column.key, value, update_width=True)
+                        table.update_cell(run.run_id, column.key, value, update_width=True)
+                self._cells[run.run_id] = cells
         else:
             current = self.current_run_id()
             table.clear()
-            for run_id, cells in rows.items():
-                table.add_row(*cells, key=run_id)
+            self._cells = {}
             self.shown = ids
-            if current in rows:
-                table.move_cursor(row=ids.index(current), animate=False)
-        self._cells = rows
+            self._fills += 1
+            cursor = ids.index(current) if current in ids else None
+            first = max(FIRST_ROWS, self.app.size.height) + (cursor or 0)
+            self._add_rows(table, runs[:first], now, variables)
+            if cursor is not None:
+                table.move_cursor(row=cursor, animate=False)
+            if len(runs) > first:
+                # A layout is due, so the callback runs once the frame is on screen.
+                self.refresh(layout=True)
+                self.call_after_refresh(self._add_rest, self._fills)
         self._update_summary(len(runs))
+
+    def _add_rows(
+        self,
+        table: DataTable[Any],
+        runs: Sequence[RunRow],
+        now: float,
+        variables: dict[str, str],
+    ) -> None:
+        for run in runs:
+            cells = self._cached_row(run, now, variables)
+            table.add_row(*cells, key=run.run_id)
+            self._cells[run.run_id] = cells
+
+    def _add_rest(self, fill: int) -> None:
+        """Add the rows that the last refill left for after its first frame."""
+        if fill != self._fills or not self.is_mounted:
+            return  # the table was filled afresh since, or the screen is gone
+        table = self.query_one("#runs", DataTable)
+        by_id = {run.run_id: run for run in self.runs}
+        rest = [by_id[run_id] for run_id in self.shown[table.row_count :]]
+        self._add_rows(table, rest, self.tb.clock(), self.app.theme_variables)
 
     def _cached_row(self, run: RunRow, now: float, variables: dict[str, str]) -> tuple[Any, ...]:
         """The cells of a run, reused while the run (and what its cells depend on) is the same.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from tuneboard.store import Series
@@ -13,7 +14,13 @@ MARKERS = ("braille", "x", "o", "+", "*", "#")
 
 
 class MetricChart(PlotextPlot):
-    """One chart (a metric family or one metric of several runs); redraws only on change."""
+    """One chart (a metric family or one metric of several runs); redraws only on change.
+
+    New series are only kept by `set_series`; the figure is built when Textual renders the
+    widget, and reused while the data, the size and the theme stay the same. So a chart
+    that is not on screen (another tab) is not built however often its data changes, and
+    a chart whose data did not change is not built again when Textual redraws it.
+    """
 
     DEFAULT_CSS = """
     MetricChart {
@@ -29,6 +36,8 @@ class MetricChart(PlotextPlot):
         self.series: dict[str, Series] = {}
         self.xlabel = "step"
         self._signature: object = None
+        self._version = 0
+        self._drawn: tuple[object, RenderResult] | None = None
 
     @property
     def points(self) -> int:
@@ -53,7 +62,22 @@ class MetricChart(PlotextPlot):
         return True
 
     def replot(self) -> None:
-        """Draw the current series afresh."""
+        """Draw the current series afresh (when next rendered; the chart's size is unchanged)."""
+        self._version += 1
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        """The figure of the current series at the current size, built again only when the
+        series, the size or the theme changed."""
+        key = (self._version, self.size, self.app.theme, self.theme)
+        if self._drawn is not None and self._drawn[0] == key:
+            return self._drawn[1]
+        self._plot_series()
+        figure = super().render()
+        self._drawn = (key, figure)
+        return figure
+
+    def _plot_series(self) -> None:
         plt = self.plt
         plt.clear_figure()
         plt.title(self.title)
@@ -66,4 +90,3 @@ class MetricChart(PlotextPlot):
                 plt.scatter(points.xs, points.ys, label=name, marker=marker)
             else:
                 plt.plot(points.xs, points.ys, label=name, marker=marker)
-        self.refresh()
