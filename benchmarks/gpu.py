@@ -60,10 +60,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     from benchmarks import training
 
-    forwarded = ["--name", "gpu", "--device", device, "--no-wait"]
+    forwarded = ["--name", "gpu", "--device", device, "--no-wait", "--verbose"]
     if args.smoke:
         forwarded += ["--sizes", "tiny", "--rows", "64", "--dev-rows", "64", "--reps-tiny", "1"]
-        forwarded += ["--in-process"]
+        forwarded += ["--in-process", "--contenders", ",".join(GPU_CONTENDERS[:-1])]
     else:
         forwarded += ["--sizes", args.sizes, "--rows", str(args.rows), "--reps-minilm"]
         forwarded += [str(args.reps), "--contenders-minilm", ",".join(GPU_CONTENDERS)]

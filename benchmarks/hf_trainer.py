@@ -3,7 +3,9 @@
 Two set-ups: its best (`dynamic=True`: `DataCollatorWithPadding` pads each batch to its longest
 row and ``train_sampling_strategy="group_by_length"``, the 5.x name of ``group_by_length=True``,
 batches rows of similar length), and its default (`dynamic=False`: every row tokenised with
-``padding="max_length"``, random batches). Same hyperparameters as the other contenders;
+``padding="max_length"`` to `Hyper.max_length` = 128, random batches, as in the Hugging Face
+text-classification example, whose defaults are ``pad_to_max_length=True`` and
+``max_seq_length=128``). Same hyperparameters as the other contenders;
 evaluation on the dev set and saving the model are inside the timed region, as for them.
 """
 

@@ -36,7 +36,9 @@ class Hyper:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
-    max_length: int = 64
+    # tuneboard's default `max_length`, and the `max_seq_length` (padded to, by default) of
+    # the Hugging Face text-classification example that the Trainer's default set-up follows.
+    max_length: int = 128
     seed: int = 13
 
 

@@ -1,7 +1,7 @@
 """Training overhead: tuneboard's `finetune` stage against a plain PyTorch loop and the HF Trainer.
 
 Same model, data and hyperparameters for every contender (see `plain_loop.Hyper`): 1 epoch over
-the first 2,000 SST-2 training phrases after a seeded shuffle, batch 16, max length 64, lr 5e-5
+the first 2,000 SST-2 training phrases after a seeded shuffle, batch 16, max length 128, lr 5e-5
 with 10% linear warm-up then linear decay, weight decay 0.01, gradient clipping at 1.0, then
 accuracy on the 872 dev sentences and the model saved. Contenders:
 
@@ -251,7 +251,8 @@ def run_contender(
     if cuda:
         import torch
 
-        torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.init()  # resetting the statistics of an uninitialised device fails
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
     if contender.startswith(SHARED):
         runs = int(contender.removeprefix(SHARED))
         figures = run_tuneboard(size, train, dev, hyper, work, device, runs=runs)
@@ -292,7 +293,7 @@ def run_contender(
         figures.get("runs", 1) * len(train) * hyper.epochs / figures["seconds"]
     )
     if cuda:
-        figures["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        figures["peak_memory_mib"] = torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
     return {"contender": contender, "size": size, "device": device, "data": source, **figures}
 
 
@@ -356,8 +357,11 @@ def measure(
     in_process: bool,
     max_wait: float,
     device: str = "cpu",
+    verbose: bool = False,
 ) -> tuple[list[dict[str, Any]], list[float]]:
-    """Every (size, contender) run in interleaved rounds; returns the runs and the loads."""
+    """Every (size, contender) run in interleaved rounds; returns the runs and the loads.
+
+    With `verbose`, each run's figures are also printed as a JSON line when it ends."""
     runs: list[dict[str, Any]] = []
     loads: list[float] = []
     for size in sizes:
@@ -368,6 +372,8 @@ def measure(
             figures = run_in_worker(contender, size, rows, dev_rows, in_process, device)
             figures.update(round=i // len(mine), load=round(load, 2))
             runs.append(figures)
+            if verbose:
+                print(json.dumps(figures), flush=True)
             print(
                 f"{size:6s} {contender:15s} {figures['seconds']:8.2f} s  "
                 f"acc {figures['accuracy']:.4f}  others busy {load:.2f} cores",
@@ -449,7 +455,7 @@ def summarise(result: Result, runs: list[dict[str, Any]], sizes: Sequence[str]) 
             ("<", 1.0),
         )
         figure(("tuneboard", "trainer"), "tuneboard defaults / Trainer at its best")
-        figure(("tuneboard", "plain_padded"), "tuneboard defaults / plain loop padded to 64")
+        figure(("tuneboard", "plain_padded"), "tuneboard defaults / plain loop, fixed padding")
         figure(
             ("trainer_padded", "tuneboard"),
             "Trainer default (fixed-length padding) / tuneboard defaults (speed-up)",
@@ -512,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--contenders-minilm",
         default=",".join(MINILM_CONTENDERS),
-        help="on MiniLM and base (padding every row to 64 there costs minutes); also "
+        help="on MiniLM and base (padding every row to 128 there costs minutes); also "
         "tuneboard_x2, tuneboard_x4: that many tuneboard runs sharing the device",
     )
     parser.add_argument("--reps-tiny", type=int, default=3)
@@ -526,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="results folder")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda:0 (see benchmarks.gpu)")
     parser.add_argument("--name", default="training", help="name of the results file")
+    parser.add_argument("--verbose", action="store_true", help="print each run's figures (JSON)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", default="tiny", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help=argparse.SUPPRESS)
@@ -555,6 +562,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         in_process=args.in_process,
         max_wait=args.max_wait,
         device=args.device,
+        verbose=args.verbose,
     )
     summarise(result, runs, sizes)
     result.details["runs"] = runs
