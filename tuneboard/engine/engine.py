@@ -21,6 +21,7 @@ from tuneboard.plugins import PluginRegistry
 from tuneboard.privacy import private_files
 from tuneboard.provenance import build_record
 from tuneboard.store import ACTIVE_STATUSES, Store
+from tuneboard.store.writer import import_batch_libraries
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Engine:
         scheduler: Scheduler | None = None,
         executor: Executor[Any] | None = None,
     ) -> None:
+        import_batch_libraries()
         self.project = project
         self.store = store
         self.registry = registry
