@@ -90,19 +90,26 @@ async def test_first_fill_is_a_screenful_then_every_run_in_order(
         await wait_for(pilot, lambda: app.services_ready, timeout=30)
 
 
+async def cursor_on_row(app: Any, pilot: Any, row: int) -> tuple[RunsScreen, str]:
+    """Wait for every run in the runs table, put the cursor on `row`; the screen and its run."""
+    await wait_for(pilot, lambda: table_of(app.screen).row_count == RUNS)
+    screen = app.screen
+    assert isinstance(screen, RunsScreen)
+    table_of(screen).move_cursor(row=row, animate=False)
+    await pilot.pause()
+    chosen = screen.current_run_id()
+    assert chosen is not None
+    return screen, chosen
+
+
 async def test_resorting_and_filtering_while_rows_are_pending(
     many_runs_project: Path, make_app: AppFactory
 ) -> None:
     app = make_app(many_runs_project)
     async with app.run_test(size=(160, 40)) as pilot:
-        await wait_for(pilot, lambda: table_of(app.screen).row_count == RUNS)
-        screen = app.screen
-        assert isinstance(screen, RunsScreen)
+        screen, chosen = await cursor_on_row(app, pilot, RUNS // 2)
         expected = newest_first(many_runs_project)
         table = table_of(screen)
-        table.move_cursor(row=RUNS // 2, animate=False)
-        await pilot.pause()
-        chosen = screen.current_run_id()
         # Refills in a row: the rest left by one must not be added to the next.
         screen.action_reverse()
         screen.action_reverse()
@@ -127,14 +134,8 @@ async def test_the_cursor_stays_on_its_run_deep_in_the_table_when_resorted(
 ) -> None:
     app = make_app(many_runs_project)
     async with app.run_test(size=(160, 40)) as pilot:
-        await wait_for(pilot, lambda: table_of(app.screen).row_count == RUNS)
-        screen = app.screen
-        assert isinstance(screen, RunsScreen)
+        screen, chosen = await cursor_on_row(app, pilot, 250)
         table = table_of(screen)
-        table.move_cursor(row=250, animate=False)
-        await pilot.pause()
-        chosen = screen.current_run_id()
-        assert chosen is not None
         screen.action_reverse()
         assert screen.current_run_id() == chosen  # already there before the rest is added
         await wait_for(pilot, lambda: table.row_count == RUNS)
