@@ -312,12 +312,7 @@ class Database:
         root = self._instance()
         mode = "" if writable else " (READ_ONLY)"
         statement = f"ATTACH {_quoted_path(self.path)} AS {_quoted_name(self._catalog)}{mode}"
-
-        def attach_file() -> None:
-            with private_files() if writable else nullcontext():
-                root.execute(statement)
-
-        _while_locked(attach_file, self.path, "open", deadline, lock_timeout)
+        self._retry_locked(lambda: root.execute(statement), writable, deadline, lock_timeout)
         self.opens += 1
         try:
             if created:
@@ -346,6 +341,25 @@ class Database:
                 with private_files():
                     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
+    def _retry_locked(
+        self, open_file: Callable[[], object], writable: bool, deadline: float, lock_timeout: float
+    ) -> None:
+        """Call `open_file` until no other process holds the file's lock (or time is up)."""
+        delay = _FIRST_DELAY
+        while True:
+            try:
+                with private_files() if writable else nullcontext():
+                    open_file()
+                return
+            except duckdb.Error as error:
+                if not is_lock_error(error):
+                    raise TuneboardError(f"cannot open {self.path}: {first_line(error)}") from None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._lock_timeout_error(error, lock_timeout) from None
+                time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
+                delay = min(delay * 2, _MAX_DELAY)
+
     def _connect_direct(
         self, writable: bool, deadline: float, lock_timeout: float, attach: dict[str, Path]
     ) -> duckdb.DuckDBPyConnection:
@@ -358,10 +372,9 @@ class Database:
         opened: list[duckdb.DuckDBPyConnection] = []
 
         def connect() -> None:
-            with private_files() if writable else nullcontext():
-                opened.append(duckdb.connect(str(self.path), read_only=not writable, config=config))
+            opened.append(duckdb.connect(str(self.path), read_only=not writable, config=config))
 
-        _while_locked(connect, self.path, "open", deadline, lock_timeout)
+        self._retry_locked(connect, writable, deadline, lock_timeout)
         conn = opened[0]
         self.opens += 1
         try:
@@ -379,6 +392,9 @@ class Database:
             conn.close()
             raise
         return conn
+
+    def _lock_timeout_error(self, error: BaseException, lock_timeout: float) -> TuneboardError:
+        return lock_timeout_error(self.path, error, lock_timeout)
 
     def _check_attach(self, attach: Mapping[str, Path]) -> None:
         """Refuse, naming the file, what cannot be attached, before anything is opened."""
@@ -418,26 +434,17 @@ def _attach(
 ) -> None:
     """Attach `path` read-only as `alias`, waiting with back-off while another process has it."""
     statement = f"ATTACH {_quoted_path(path.resolve())} AS {_quoted_name(alias)} (READ_ONLY)"
-    _while_locked(lambda: conn.execute(statement), path, "attach", deadline, lock_timeout)
-
-
-def _while_locked(
-    open_file: Callable[[], object], path: Path, verb: str, deadline: float, lock_timeout: float
-) -> None:
-    """Call `open_file` (which opens `path`) again, with jittered back-off, while another
-    process holds the file's lock; any other DuckDB error, or the lock still held when
-    `lock_timeout` has passed, is a `TuneboardError` naming `path` ("cannot VERB PATH: ...")."""
     delay = _FIRST_DELAY
     while True:
         try:
-            open_file()
+            conn.execute(statement)
             return
         except duckdb.Error as error:
             if not is_lock_error(error):
                 message = first_line(error)
                 if "not a valid DuckDB database" in message:
                     message = "not a DuckDB database file"
-                raise TuneboardError(f"cannot {verb} {path}: {message}") from None
+                raise TuneboardError(f"cannot attach {path}: {message}") from None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise lock_timeout_error(path, error, lock_timeout) from None
