@@ -72,15 +72,19 @@ class LiveScreen(BaseScreen):
         self._timer: Timer | None = None
         self._last_request = 0.0
         self._soon = False
+        self._started = False
         self._covered = False
 
     def on_mount(self) -> None:
-        """Start polling.
+        """Start polling, once.
 
-        Textual calls the `on_mount` of every class in the MRO (a subclass's first), so
-        subclasses do not call this one: a second call would start a second timer that is
-        never paused, and a covered screen would keep reading and redrawing.
+        Textual calls the `on_mount` of every class in the MRO, and subclasses call this one
+        as well: without the guard each mount started two timers, and the first one (never
+        paused) kept a covered screen reading and redrawing.
         """
+        if self._started:
+            return
+        self._started = True
         if self.live:
             self._timer = self.set_interval(self.tb.poll_interval, self._tick)
         self.request_refresh()
