@@ -51,11 +51,16 @@ RESERVED_ALIASES = frozenset({"main", "memory", "system", "temp"})
 
 # The in-memory instance's configuration; external access is turned off (and the
 # configuration locked) once the file's own paths are allowed, see `Database._instance`.
+# One thread, so DuckDB starts no worker threads: an idle worker calls glibc's `malloc_trim`,
+# which hands back the free heap of every thread in the process, and after each writer batch
+# a training thread in this process page-faulted its freed tensor memory back in (~10% slower
+# MiniLM training on 2 cores; BENCHMARKS.md, section 1). tuneboard's queries are small, and
+# measured no slower on one thread; batch inserts are ~20% slower and still well over target.
 INSTANCE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     key: value
     for key, value in CONNECTION_CONFIG.items()
     if key not in ("enable_external_access", "lock_configuration")
-}
+} | {"threads": 1}
 
 _FIRST_DELAY = 0.002
 _MAX_DELAY = 0.1
