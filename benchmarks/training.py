@@ -521,7 +521,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="on MiniLM and base (padding every row to 128 there costs minutes); also "
         "tuneboard_x2, tuneboard_x4: that many tuneboard runs sharing the device",
     )
-    parser.add_argument("--reps-tiny", type=int, default=3)
+    parser.add_argument(
+        "--reps-tiny", type=int, default=9, help="a tiny run takes ~1 s: one round varies ~10%%"
+    )
     parser.add_argument("--reps-minilm", type=int, default=1)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--dev-rows", type=int, default=0, help="0 = the whole dev set")
