@@ -77,11 +77,10 @@ _TRANSIENT = (
 
 
 FLUSH_INTERVAL = 0.5
-"""Seconds between the writer's batches. Each batch opens the database file (~15-20 ms of CPU
-in DuckDB alone), and on a small CPU that steals time from a training thread's OpenMP team
-out of proportion to its cost: every 0.2 s slowed a tiny model's training ~25%, every 0.5 s
-costs a few percent (BENCHMARKS.md, section 1), and a point still reaches a query well
-within a second."""
+"""Seconds between the writer's batches. Each batch opens, writes and lets go of the database
+file (~15-20 ms of CPU in DuckDB), time a training thread on a small CPU shares; twice a
+second keeps that within the noise of a training run (BENCHMARKS.md, section 1) while a point
+still reaches a query well within a second."""
 
 
 class Writer:
