@@ -82,6 +82,7 @@ CONFIGS = {"tiny": TINY_CONFIG, "base": BASE_CONFIG}
 """Sizes built from a config (randomly initialised); ``minilm`` is the packaged model."""
 MINILM_CONTENDERS = tuple(c for c in CONTENDERS if c != "plain_padded")
 SHARED = "tuneboard_x"
+OVERHEAD_PAIR = {"tuneboard", "plain"}
 """``tuneboard_x2`` / ``tuneboard_x4``: that many tuneboard runs at once on one device."""
 LABELS = ["0", "1"]
 
@@ -358,19 +359,28 @@ def measure(
     max_wait: float,
     device: str = "cpu",
     verbose: bool = False,
+    pair_reps: dict[str, int] | None = None,
 ) -> tuple[list[dict[str, Any]], list[float]]:
     """Every (size, contender) run in interleaved rounds; returns the runs and the loads.
 
-    With `verbose`, each run's figures are also printed as a JSON line when it ends."""
+    `pair_reps[size]` more rounds follow with only tuneboard and the plain loop (when both
+    are contenders), for the overhead ratio. With `verbose`, each run's figures are also
+    printed as a JSON line when it ends."""
     runs: list[dict[str, Any]] = []
     loads: list[float] = []
     for size in sizes:
         mine = contenders[size]
-        for i, contender in enumerate(interleaved(mine, reps[size], seed=len(size))):
+        order = [
+            (i // len(mine), c) for i, c in enumerate(interleaved(mine, reps[size], len(size)))
+        ]
+        if set(mine) >= OVERHEAD_PAIR:
+            extra = interleaved(sorted(OVERHEAD_PAIR), (pair_reps or {}).get(size, 0), len(size))
+            order += [(reps[size] + i // 2, c) for i, c in enumerate(extra)]
+        for round_, contender in order:
             load = other_load(wait, max_wait)
             loads.append(load)
             figures = run_in_worker(contender, size, rows, dev_rows, in_process, device)
-            figures.update(round=i // len(mine), load=round(load, 2))
+            figures.update(round=round_, load=round(load, 2))
             runs.append(figures)
             if verbose:
                 print(json.dumps(figures), flush=True)
@@ -525,6 +535,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--reps-tiny", type=int, default=9, help="a tiny run takes ~1 s: one round varies ~10%%"
     )
     parser.add_argument("--reps-minilm", type=int, default=1)
+    parser.add_argument(
+        "--pair-reps-minilm",
+        type=int,
+        default=2,
+        help="more rounds of only tuneboard and the plain loop on MiniLM and base, for the "
+        "overhead ratio (one round of every contender takes minutes)",
+    )
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--dev-rows", type=int, default=0, help="0 = the whole dev set")
     parser.add_argument("--max-wait", type=float, default=20.0, help="seconds to wait for quiet")
@@ -565,6 +582,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_wait=args.max_wait,
         device=args.device,
         verbose=args.verbose,
+        pair_reps={"minilm": args.pair_reps_minilm, "base": args.pair_reps_minilm},
     )
     summarise(result, runs, sizes)
     result.details["runs"] = runs
