@@ -39,7 +39,7 @@ TITLES = {
 SIZES = {
     "training": "2,000 SST-2 training rows, 1 epoch, batch 16, max length 128, all 872 dev "
     "sentences. Tiny BERT (2 layers, hidden 32): 6 contenders x 9 interleaved rounds. "
-    "MiniLM: 5 contenders x 1 round, then tuneboard and the plain loop x 2 more rounds (the "
+    "MiniLM: 5 contenders x 1 round, then 2 more rounds without the Trainer padded to 128 (the "
     "plain loop padded to 128 only on the tiny model)",
     "log_ingest": "200,000 timed log() calls per case; 1M points x 3 per ingest case; "
     "20 + 5 latency trials",

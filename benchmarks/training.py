@@ -82,7 +82,7 @@ CONFIGS = {"tiny": TINY_CONFIG, "base": BASE_CONFIG}
 """Sizes built from a config (randomly initialised); ``minilm`` is the packaged model."""
 MINILM_CONTENDERS = tuple(c for c in CONTENDERS if c != "plain_padded")
 SHARED = "tuneboard_x"
-OVERHEAD_PAIR = {"tuneboard", "plain"}
+PADDED = ("plain_padded", "trainer_padded")  # minutes a run on MiniLM
 """``tuneboard_x2`` / ``tuneboard_x4``: that many tuneboard runs at once on one device."""
 LABELS = ["0", "1"]
 
@@ -359,13 +359,12 @@ def measure(
     max_wait: float,
     device: str = "cpu",
     verbose: bool = False,
-    pair_reps: dict[str, int] | None = None,
+    more_reps: dict[str, int] | None = None,
 ) -> tuple[list[dict[str, Any]], list[float]]:
     """Every (size, contender) run in interleaved rounds; returns the runs and the loads.
 
-    `pair_reps[size]` more rounds follow with only tuneboard and the plain loop (when both
-    are contenders), for the overhead ratio. With `verbose`, each run's figures are also
-    printed as a JSON line when it ends."""
+    `more_reps[size]` more rounds follow without the slow fixed-length contenders. With
+    `verbose`, each run's figures are also printed as a JSON line when it ends."""
     runs: list[dict[str, Any]] = []
     loads: list[float] = []
     for size in sizes:
@@ -373,9 +372,9 @@ def measure(
         order = [
             (i // len(mine), c) for i, c in enumerate(interleaved(mine, reps[size], len(size)))
         ]
-        if set(mine) >= OVERHEAD_PAIR:
-            extra = interleaved(sorted(OVERHEAD_PAIR), (pair_reps or {}).get(size, 0), len(size))
-            order += [(reps[size] + i // 2, c) for i, c in enumerate(extra)]
+        quick = [c for c in mine if c not in PADDED]
+        extra = interleaved(quick, (more_reps or {}).get(size, 0), len(size))
+        order += [(reps[size] + i // len(quick), c) for i, c in enumerate(extra)]
         for round_, contender in order:
             load = other_load(wait, max_wait)
             loads.append(load)
@@ -536,11 +535,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--reps-minilm", type=int, default=1)
     parser.add_argument(
-        "--pair-reps-minilm",
+        "--more-reps-minilm",
         type=int,
         default=2,
-        help="more rounds of only tuneboard and the plain loop on MiniLM and base, for the "
-        "overhead ratio (one round of every contender takes minutes)",
+        help="more rounds on MiniLM and base without the padded contenders (minutes a run)",
     )
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--dev-rows", type=int, default=0, help="0 = the whole dev set")
@@ -582,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_wait=args.max_wait,
         device=args.device,
         verbose=args.verbose,
-        pair_reps={"minilm": args.pair_reps_minilm, "base": args.pair_reps_minilm},
+        more_reps={"minilm": args.more_reps_minilm, "base": args.more_reps_minilm},
     )
     summarise(result, runs, sizes)
     result.details["runs"] = runs
