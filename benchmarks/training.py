@@ -83,8 +83,9 @@ CONFIGS = {"tiny": TINY_CONFIG, "base": BASE_CONFIG}
 """Sizes built from a config (randomly initialised); ``minilm`` is the packaged model."""
 MINILM_CONTENDERS = tuple(c for c in CONTENDERS if c != "plain_padded")
 SHARED = "tuneboard_x"
-PADDED = ("plain_padded", "trainer_padded")  # minutes a run on MiniLM
 """``tuneboard_x2`` / ``tuneboard_x4``: that many tuneboard runs at once on one device."""
+PADDED = ("plain_padded", "trainer_padded")
+"""The fixed-length contenders: minutes a run on MiniLM, left out of its extra rounds."""
 LABELS = ["0", "1"]
 
 

@@ -190,6 +190,9 @@ def test_a_forked_child_does_not_free_the_parents_duckdb_instance(tmp_path: Path
     assert (child.returncode, child.stdout) == (0, "exec ok\n")
 
 
+_BLOCK_BYTES, _BLOCKS = 100_000, 500  # ~50 MB, each block below glibc's mmap threshold
+
+
 def _refault_after(action: Callable[[], None]) -> int:
     """Page faults in touching again ~50 MB of heap that this thread freed before `action`.
 
@@ -200,16 +203,15 @@ def _refault_after(action: Callable[[], None]) -> int:
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
-    size, count = 100_000, 500
 
     def touch_blocks() -> list[int]:
-        blocks = [libc.malloc(size) for _ in range(count)]
+        blocks = [libc.malloc(_BLOCK_BYTES) for _ in range(_BLOCKS)]
         for block in blocks:
-            ctypes.memset(block, 1, size)
+            ctypes.memset(block, 1, _BLOCK_BYTES)
         return blocks
 
     blocks = touch_blocks()
-    fence = libc.malloc(size)  # from the top, above the blocks: freed, they are not the top
+    fence = libc.malloc(_BLOCK_BYTES)  # from the top, above the blocks: freed, they are not the top
     for block in blocks:
         libc.free(block)
     action()
@@ -241,5 +243,5 @@ def test_writing_does_not_trim_the_heap_of_other_threads(tmp_path: Path) -> None
         faults = _refault_after(write_and_idle)
     finally:
         store.close()
-    pages = 500 * 100_000 // resource.getpagesize()
+    pages = _BLOCKS * _BLOCK_BYTES // resource.getpagesize()
     assert faults < pages // 10, f"{faults} page faults touching {pages} pages again"
