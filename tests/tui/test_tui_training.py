@@ -106,6 +106,10 @@ async def test_a_failing_stage_shows_its_error(
     async with app.run_test(size=(120, 40)) as pilot:
         await launch_tiny(app, pilot, **{"stages.0.epochs": "1", "stages.0.max_steps": "2"})
         await wait_for(pilot, lambda: statuses(app) == ["failed"], timeout=180)
+        # The table polls on its own clock: open the run once the table shows it failed.
+        table = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await wait_for(pilot, lambda: "failed" in str(table.get_cell_at((0, 1))))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
         banner = app.screen.query_one("#error", Static)
