@@ -350,20 +350,15 @@ class Database:
         self, open_file: Callable[[], object], writable: bool, deadline: float, lock_timeout: float
     ) -> None:
         """Call `open_file` until no other process holds the file's lock (or time is up)."""
-        delay = _FIRST_DELAY
-        while True:
-            try:
-                with private_files() if writable else nullcontext():
-                    open_file()
-                return
-            except duckdb.Error as error:
-                if not is_lock_error(error):
-                    raise TuneboardError(f"cannot open {self.path}: {first_line(error)}") from None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise self._lock_timeout_error(error, lock_timeout) from None
-                time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
-                delay = min(delay * 2, _MAX_DELAY)
+
+        def attempt() -> None:
+            with private_files() if writable else nullcontext():
+                open_file()
+
+        def failed(error: duckdb.Error) -> TuneboardError:
+            return TuneboardError(f"cannot open {self.path}: {first_line(error)}")
+
+        retry_while_locked(attempt, self.path, deadline, lock_timeout, failed)
 
     def _connect_direct(
         self, writable: bool, deadline: float, lock_timeout: float, attach: dict[str, Path]
@@ -398,9 +393,6 @@ class Database:
             raise
         return conn
 
-    def _lock_timeout_error(self, error: BaseException, lock_timeout: float) -> TuneboardError:
-        return lock_timeout_error(self.path, error, lock_timeout)
-
     def _check_attach(self, attach: Mapping[str, Path]) -> None:
         """Refuse, naming the file, what cannot be attached, before anything is opened."""
         main = self.path.stem
@@ -434,27 +426,45 @@ def lock_timeout_error(path: Path, error: BaseException, lock_timeout: float) ->
     )
 
 
-def _attach(
-    conn: duckdb.DuckDBPyConnection, alias: str, path: Path, deadline: float, lock_timeout: float
+def retry_while_locked(
+    attempt: Callable[[], object],
+    path: Path,
+    deadline: float,
+    lock_timeout: float,
+    failed: Callable[[duckdb.Error], TuneboardError],
 ) -> None:
-    """Attach `path` read-only as `alias`, waiting with back-off while another process has it."""
-    statement = f"ATTACH {_quoted_path(path.resolve())} AS {_quoted_name(alias)} (READ_ONLY)"
+    """Call `attempt` until no other process holds `path`'s lock, backing off (up to `deadline`).
+
+    Any other DuckDB error becomes `failed(error)`.
+    """
     delay = _FIRST_DELAY
     while True:
         try:
-            conn.execute(statement)
+            attempt()
             return
         except duckdb.Error as error:
             if not is_lock_error(error):
-                message = first_line(error)
-                if "not a valid DuckDB database" in message:
-                    message = "not a DuckDB database file"
-                raise TuneboardError(f"cannot attach {path}: {message}") from None
+                raise failed(error) from None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise lock_timeout_error(path, error, lock_timeout) from None
             time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
             delay = min(delay * 2, _MAX_DELAY)
+
+
+def _attach(
+    conn: duckdb.DuckDBPyConnection, alias: str, path: Path, deadline: float, lock_timeout: float
+) -> None:
+    """Attach `path` read-only as `alias`, waiting with back-off while another process has it."""
+    statement = f"ATTACH {_quoted_path(path.resolve())} AS {_quoted_name(alias)} (READ_ONLY)"
+
+    def failed(error: duckdb.Error) -> TuneboardError:
+        message = first_line(error)
+        if "not a valid DuckDB database" in message:
+            message = "not a DuckDB database file"
+        return TuneboardError(f"cannot attach {path}: {message}")
+
+    retry_while_locked(lambda: conn.execute(statement), path, deadline, lock_timeout, failed)
 
 
 def _quoted_path(path: Path) -> str:

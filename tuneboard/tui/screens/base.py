@@ -72,19 +72,15 @@ class LiveScreen(BaseScreen):
         self._timer: Timer | None = None
         self._last_request = 0.0
         self._soon = False
-        self._started = False
         self._covered = False
 
     def on_mount(self) -> None:
-        """Start polling, once.
+        """Start polling.
 
-        Textual calls the `on_mount` of every class in the MRO, and subclasses call this one
-        as well: without the guard each mount started two timers, and the first one (never
-        paused) kept a covered screen reading and redrawing.
+        Textual calls the `on_mount` of every class in the MRO (subclass first), so a screen's
+        own `on_mount` must not call this one: a second timer, never paused, would keep a
+        covered screen reading and redrawing.
         """
-        if self._started:
-            return
-        self._started = True
         if self.live:
             self._timer = self.set_interval(self.tb.poll_interval, self._tick)
         self.request_refresh()

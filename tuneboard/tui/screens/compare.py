@@ -76,7 +76,6 @@ class CompareScreen(LiveScreen):
         """Title and the first load."""
         self.sub_title = f"comparing {len(self.run_ids)} runs"
         self.query_one(Tabs).focus()
-        super().on_mount()
 
     def higher_is_better(self, name: str) -> bool:
         """The direction of a metric, from the metric plugins."""

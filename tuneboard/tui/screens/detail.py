@@ -100,7 +100,6 @@ class DetailScreen(LiveScreen):
         self.query_one("#error").display = False
         self._fit_charts(self.size.width)
         self.query_one(Tabs).focus()
-        super().on_mount()
 
     def on_resize(self, event: events.Resize) -> None:
         """Two charts abreast on wide terminals."""

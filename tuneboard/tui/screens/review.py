@@ -89,7 +89,6 @@ class ReviewScreen(LiveScreen):
         """Title, then load in a thread."""
         self.sub_title = f"review run {self.run_id}"
         self.query_one(DataTable).focus()
-        super().on_mount()
 
     def on_runs_changed(self, message: RunsChanged) -> None:
         """Runs training elsewhere change nothing here: no reload."""

@@ -128,7 +128,6 @@ class RunsScreen(LiveScreen):
         """Focus the table and start polling."""
         self.query_one("#runs", DataTable).focus()
         self._set_experiment_options(self.tb.project.experiment_names)
-        super().on_mount()
 
     # --- data ---------------------------------------------------------------------------
 
