@@ -54,8 +54,9 @@ RESERVED_ALIASES = frozenset({"main", "memory", "system", "temp"})
 # One thread, so DuckDB starts no worker threads: an idle worker calls glibc's `malloc_trim`,
 # which hands back the free heap of every thread in the process, and after each writer batch
 # a training thread in this process page-faulted its freed tensor memory back in (~10% slower
-# MiniLM training on 2 cores; BENCHMARKS.md, section 1). tuneboard's queries are small, and
-# measured no slower on one thread; batch inserts are ~20% slower and still well over target.
+# MiniLM training on 2 cores; BENCHMARKS.md, section 1). tuneboard's queries are small: on one
+# thread the runs table was faster, a chart series ~10% slower, batch inserts ~20% slower, all
+# still well within their targets.
 INSTANCE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     key: value
     for key, value in CONNECTION_CONFIG.items()

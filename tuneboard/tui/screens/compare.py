@@ -73,7 +73,7 @@ class CompareScreen(LiveScreen):
         yield WrappingFooter()
 
     def on_mount(self) -> None:
-        """Title and the first load."""
+        """Title and focus (`LiveScreen.on_mount` then does the first load)."""
         self.sub_title = f"comparing {len(self.run_ids)} runs"
         self.query_one(Tabs).focus()
 

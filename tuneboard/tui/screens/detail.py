@@ -95,7 +95,7 @@ class DetailScreen(LiveScreen):
         yield WrappingFooter()
 
     def on_mount(self) -> None:
-        """Title, layout and the first load."""
+        """Title and layout (`LiveScreen.on_mount` then does the first load)."""
         self.sub_title = f"run {self.run_id}"
         self.query_one("#error").display = False
         self._fit_charts(self.size.width)

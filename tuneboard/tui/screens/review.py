@@ -86,7 +86,7 @@ class ReviewScreen(LiveScreen):
         yield WrappingFooter()
 
     def on_mount(self) -> None:
-        """Title, then load in a thread."""
+        """Title and focus (`LiveScreen.on_mount` then loads in a thread)."""
         self.sub_title = f"review run {self.run_id}"
         self.query_one(DataTable).focus()
 

@@ -125,7 +125,7 @@ class RunsScreen(LiveScreen):
         yield WrappingFooter()
 
     def on_mount(self) -> None:
-        """Focus the table and start polling."""
+        """Focus the table and list the experiments (`LiveScreen.on_mount` then starts polling)."""
         self.query_one("#runs", DataTable).focus()
         self._set_experiment_options(self.tb.project.experiment_names)
 
