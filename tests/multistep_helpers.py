@@ -10,11 +10,17 @@ from typing import Any
 
 from helpers import MINILM, TINY_BERT, RecordingContext
 
-from tuneboard.api import TOKEN_CLASSIFICATION, Metric, PipelineState, Strategy, TokenExample
 from tuneboard.builtin.metrics import register_metrics
 from tuneboard.builtin.strategies import register_strategies
 from tuneboard.config import ModelSpec
-from tuneboard.params import build_params
+from tuneboard.sdk.contracts import (
+    TOKEN_CLASSIFICATION,
+    Metric,
+    PipelineState,
+    Strategy,
+    TokenExample,
+)
+from tuneboard.sdk.params import build_params
 
 NER_LABELS = ["B-LOC", "B-PER", "I-PER", "O"]
 FIRST = ["Maria", "Tomas", "Aiko", "Jonas", "Leila", "Priya"]

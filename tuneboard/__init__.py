@@ -3,13 +3,12 @@
 This module is the public API for plugins. It never imports torch, transformers or Textual.
 """
 
-from tuneboard.api import (
+from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
     TOKEN_CLASSIFICATION,
     Dataset,
     DatasetContext,
     Example,
-    Executor,
     Metric,
     NoParams,
     PipelineState,
@@ -21,9 +20,10 @@ from tuneboard.api import (
     TokenExample,
     TrainStep,
 )
-from tuneboard.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
-from tuneboard.hookspecs import hookimpl
-from tuneboard.params import param
+from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
+from tuneboard.sdk.execution import Executor
+from tuneboard.sdk.hookspecs import hookimpl
+from tuneboard.sdk.params import param
 
 __version__ = "0.1.0"
 

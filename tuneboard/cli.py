@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tuneboard.errors import TuneboardError
 from tuneboard.render import OUTPUT_FORMATS
+from tuneboard.sdk.errors import TuneboardError
 
 if TYPE_CHECKING:
     from tuneboard.config import Project
@@ -469,7 +469,7 @@ def sql(
     """
     import time
 
-    from tuneboard.errors import QueryError
+    from tuneboard.sdk.errors import QueryError
     from tuneboard.store.attach import parse_attachments
     from tuneboard.store.sql import start_query
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from tuneboard.cli import friendly_errors, load_project_from, open_store, project_option
-from tuneboard.errors import TuneboardError
 from tuneboard.review import REVIEW_BY, ReviewBy
+from tuneboard.sdk.errors import TuneboardError
 
 
 @click.command()

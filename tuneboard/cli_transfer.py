@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from tuneboard.cli import friendly_errors, load_project_from, open_store, project_option
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneboard.api import SEQUENCE_CLASSIFICATION, TASKS
-from tuneboard.errors import ConfigError, PluginError
-from tuneboard.params import (
+from tuneboard.plugins import NAME_PATTERN, PluginRegistry
+from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, TASKS
+from tuneboard.sdk.errors import ConfigError, PluginError
+from tuneboard.sdk.params import (
     ParamSpec,
     build_params,
     check_value,
@@ -32,7 +33,6 @@ from tuneboard.params import (
     param,
     params_to_dict,
 )
-from tuneboard.plugins import NAME_PATTERN, PluginRegistry
 
 CONFIG_FILE = "tuneboard.toml"
 DEFAULT_CORRECTIONS = "corrections.jsonl"

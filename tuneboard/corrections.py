@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tuneboard.errors import DataError
+from tuneboard.sdk.errors import DataError
 
 Key = tuple[str, str | None]
 

@@ -11,16 +11,16 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tuneboard import hookspecs
-from tuneboard.api import Plugin
-from tuneboard.params import ParamSpec, describe_params
 from tuneboard.plugins import PluginRegistry, load_plugins
+from tuneboard.sdk import hookspecs
+from tuneboard.sdk.contracts import Plugin
+from tuneboard.sdk.params import ParamSpec, describe_params
 
 _SECTION = re.compile(r"# --- (.+?) -+$")
 
 
 def hook_names() -> list[str]:
-    """Every hook declared in tuneboard.hookspecs, in file order."""
+    """Every hook declared in tuneboard.sdk.hookspecs, in file order."""
     functions = inspect.getmembers(hookspecs, inspect.isfunction)
     declared = [
         (fn.__code__.co_firstlineno, name)

@@ -18,14 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuneboard.api import Executor, NoParams, P
 from tuneboard.config import LOCAL_EXECUTOR, ExecutorSpec, Project
 from tuneboard.engine.scheduler import Scheduler
-from tuneboard.errors import ConfigError
-from tuneboard.params import build_params, did_you_mean
 from tuneboard.plugins import PluginRegistry
 from tuneboard.remote import RemoteSpec
 from tuneboard.remote.records import Replayer
+from tuneboard.sdk.contracts import NoParams, P
+from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.execution import Executor
+from tuneboard.sdk.params import build_params, did_you_mean
 from tuneboard.store.schema import CANCELLED, COMPLETED, FAILED
 
 if TYPE_CHECKING:

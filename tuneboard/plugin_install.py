@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tuneboard.errors import PluginError
 from tuneboard.plugins import ENTRY_POINT_GROUP, PluginInfo, PluginRegistry
+from tuneboard.sdk.errors import PluginError
 
 Action = Literal["install", "uninstall"]
 

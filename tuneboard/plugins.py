@@ -1,6 +1,6 @@
 """Loading plugins: the built-ins, installed packages and a project's own `plugins/` folder.
 
-Every plugin comes through the same door, the hooks in `tuneboard.hookspecs`:
+Every plugin comes through the same door, the hooks in `tuneboard.sdk.hookspecs`:
 
 1. every entry point in the ``tuneboard`` group of the installed packages. The built-in
    stages, datasets, metrics and strategies come this way too (tuneboard's own
@@ -49,11 +49,12 @@ from typing import Any, Literal, TypeVar
 
 import pluggy
 
-from tuneboard import hookspecs
-from tuneboard.api import TASKS, Dataset, Executor, Metric, Stage, Strategy
-from tuneboard.errors import ConfigError, PluginError
-from tuneboard.hookspecs import hookimpl
-from tuneboard.params import check_value, describe_params, did_you_mean
+from tuneboard.sdk import hookspecs
+from tuneboard.sdk.contracts import TASKS, Dataset, Metric, Stage, Strategy
+from tuneboard.sdk.errors import ConfigError, PluginError
+from tuneboard.sdk.execution import Executor
+from tuneboard.sdk.hookspecs import hookimpl
+from tuneboard.sdk.params import check_value, describe_params, did_you_mean
 
 ENTRY_POINT_GROUP = "tuneboard"
 ALLOW_ENV = "TUNEBOARD_PLUGINS_ALLOW"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneboard.config import ExperimentConfig
-from tuneboard.params import params_to_dict
+from tuneboard.sdk.params import params_to_dict
 
 # Distributions whose versions decide what a run computes; those not installed are left out.
 PACKAGES = (

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tuneboard.builtin.textfiles import jsonl_objects
 from tuneboard.corrections import Correction, Key, now_iso
-from tuneboard.errors import DataError, TuneboardError
+from tuneboard.sdk.errors import DataError, TuneboardError
 
 if TYPE_CHECKING:
     from tuneboard.store import Store

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tuneboard.config import ExperimentConfig, Project, apply_overrides, experiment_from_raw
-from tuneboard.errors import ConfigError
-from tuneboard.params import build_params, did_you_mean, param
 from tuneboard.plugins import PluginRegistry
 from tuneboard.render import format_number, toml_literal
+from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.params import build_params, did_you_mean, param
 
 METHODS = ("grid", "random", "optuna")
 # More runs than this in one sweep is almost surely a mistake in the table.

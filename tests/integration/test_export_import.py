@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import SAMPLES, CliRunner
 from tests.tui.seed import COMPLETED_TINY, FAILED_TINY, RUNNING_TINY, seed_database
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import Store
 from tuneboard.store.transfer import COLUMNS, TABLES, import_runs
 

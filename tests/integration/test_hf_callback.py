@@ -197,8 +197,8 @@ def test_metric_names_and_experiment_names() -> None:
     pytest.importorskip("transformers")
     from transformers import TrainingArguments
 
-    from tuneboard.errors import TuneboardError
     from tuneboard.integrations.hf import TuneboardCallback, experiment_name, metric_name
+    from tuneboard.sdk.errors import TuneboardError
 
     assert [
         metric_name(k)

@@ -17,8 +17,8 @@ import pytest
 
 from tuneboard.config import load_project
 from tuneboard.engine.engine import Engine
-from tuneboard.errors import PluginError
 from tuneboard.plugins import load_plugins
+from tuneboard.sdk.errors import PluginError
 from tuneboard.store import Store
 from tuneboard.testing import ThrowawayProject
 

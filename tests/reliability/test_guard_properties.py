@@ -26,8 +26,8 @@ from tests.conftest import SAMPLES
 from tests.reliability.conftest import toml_key, toml_value
 from tests.reliability.sql_cases import ESCAPES, READS, WRITES, fill, snapshot
 from tuneboard.config import load_project
-from tuneboard.errors import ConfigError, PluginError, QueryError
 from tuneboard.plugins import load_plugins
+from tuneboard.sdk.errors import ConfigError, PluginError, QueryError
 from tuneboard.store import Store, check_read_only, run_query
 
 PROPERTIES = settings(

@@ -12,14 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from tests.helpers import RecordingContext
-from tuneboard.api import SEQUENCE_CLASSIFICATION, PipelineState
 from tuneboard.builtin.export import run_export
 from tuneboard.builtin.stages import ExportParams
 from tuneboard.cli import main
 from tuneboard.config import load_project
 from tuneboard.engine.engine import new_run_id
-from tuneboard.errors import ConfigError
-from tuneboard.params import build_params
+from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, PipelineState
+from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.params import build_params
 from tuneboard.store import Store
 
 ESCAPING_FOLDERS = ["../x", "../../../tmp/x", "/tmp/x", "a/../../x", "..", ".", "", " "]

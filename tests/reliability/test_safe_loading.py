@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import MINILM, TINY_BERT
-from tuneboard.api import SEQUENCE_CLASSIFICATION
 from tuneboard.config import ModelSpec
 from tuneboard.engine.models import check_safe_weights, load_model_and_tokenizer
-from tuneboard.errors import ConfigError
+from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION
+from tuneboard.sdk.errors import ConfigError
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tuneboard"
 

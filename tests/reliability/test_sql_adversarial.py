@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import CliRunner
 from tests.reliability.sql_cases import ESCAPES, READS, WRITES, fill, snapshot
-from tuneboard.errors import QueryError
+from tuneboard.sdk.errors import QueryError
 from tuneboard.store import Store, run_query, start_query
 
 ATTACK_FILES = [

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tuneboard.config import load_project
-from tuneboard.errors import ConfigError
 from tuneboard.plugins import load_plugins
+from tuneboard.sdk.errors import ConfigError
 from tuneboard.store import RunRow
 from tuneboard.tui.cells import headline_cell, progress_bar, stage_cell, status_cell
 from tuneboard.tui.configs import config_differences, flatten_config, split_values, toml_literal

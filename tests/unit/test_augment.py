@@ -11,18 +11,18 @@ import pytest
 from helpers import RecordingContext
 from multistep_helpers import toy_sentences
 
-from tuneboard.api import (
+from tuneboard.builtin.augment import apply, read_synonyms, rebuild, units_of
+from tuneboard.builtin.entities import entity_spans
+from tuneboard.builtin.recipe_stages import Augment, AugmentParams
+from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
     TOKEN_CLASSIFICATION,
     PipelineState,
     TextExample,
     TokenExample,
 )
-from tuneboard.builtin.augment import apply, read_synonyms, rebuild, units_of
-from tuneboard.builtin.entities import entity_spans
-from tuneboard.builtin.recipe_stages import Augment, AugmentParams
-from tuneboard.errors import ConfigError, DataError
-from tuneboard.params import build_params, describe_params
+from tuneboard.sdk.errors import ConfigError, DataError
+from tuneboard.sdk.params import build_params, describe_params
 
 SYNONYMS = "# word<TAB>synonyms\ngood\tfine,decent\nmovie\tfilm, picture\n\nvisited\ttoured\n"
 

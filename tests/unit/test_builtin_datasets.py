@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from helpers import FolderDatasetContext
 
-from tuneboard.api import TOKEN_CLASSIFICATION, TextExample
 from tuneboard.builtin.datasets import (
     CsvDataset,
     JsonlDataset,
@@ -17,8 +16,9 @@ from tuneboard.builtin.datasets import (
     TsvDataset,
     register_datasets,
 )
-from tuneboard.errors import DataError
-from tuneboard.params import build_params, describe_params
+from tuneboard.sdk.contracts import TOKEN_CLASSIFICATION, TextExample
+from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.params import build_params, describe_params
 
 
 def load(cls: Any, folder: Path, **values: Any) -> dict[str, list[Any]]:

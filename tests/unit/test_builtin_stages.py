@@ -14,7 +14,6 @@ import torch
 from helpers import RecordingContext, one_torch_thread, toy_state, weights
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from tuneboard.api import PipelineState, Stage
 from tuneboard.builtin.recipe_stages import RECIPE_STAGES
 from tuneboard.builtin.stages import (
     Evaluate,
@@ -32,8 +31,9 @@ from tuneboard.builtin.strategies import (
     StandardStrategy,
     register_strategies,
 )
-from tuneboard.errors import DataError
-from tuneboard.params import build_params, describe_params
+from tuneboard.sdk.contracts import PipelineState, Stage
+from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.params import build_params, describe_params
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -35,8 +35,8 @@ from tuneboard.config import (
     find_project,
     load_project,
 )
-from tuneboard.errors import ConfigError, PluginError
 from tuneboard.plugins import PluginRegistry
+from tuneboard.sdk.errors import ConfigError, PluginError
 
 # --- tiny plugins -----------------------------------------------------------------------------
 

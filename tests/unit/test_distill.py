@@ -13,14 +13,14 @@ import torch.nn.functional as F
 from helpers import TINY_BERT, RecordingContext, one_torch_thread, toy_state
 from multistep_helpers import PluginContext, toy_ner_state
 
-from tuneboard.api import NoParams, PipelineState
 from tuneboard.builtin.distill import every_other_layer
 from tuneboard.builtin.recipe_stages import Distill, DistillParams
 from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.engine.data import IGNORE_INDEX, split_features
 from tuneboard.engine.training import TrainSettings, fit
-from tuneboard.errors import ConfigError
-from tuneboard.params import build_params, describe_params
+from tuneboard.sdk.contracts import NoParams, PipelineState
+from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.params import build_params, describe_params
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneboard import hookspecs
 from tuneboard.docs import hook_names, reference
 from tuneboard.plugins import load_plugins
+from tuneboard.sdk import hookspecs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def test_reference_is_up_to_date() -> None:
 
 
 def test_every_builtin_parameter_has_help() -> None:
-    from tuneboard.params import describe_params
+    from tuneboard.sdk.params import describe_params
 
     registry = load_plugins(None)
     missing = [

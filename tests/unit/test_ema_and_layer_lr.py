@@ -10,12 +10,12 @@ import pytest
 import torch
 from helpers import RecordingContext, one_torch_thread, toy_state, weights
 
-from tuneboard.api import NoParams
 from tuneboard.builtin.stages import FinetuneParams
 from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.engine.averaging import WeightAverage
 from tuneboard.engine.trainable import add_lora, decay_groups
 from tuneboard.engine.training import TrainSettings, evaluate, fit
+from tuneboard.sdk.contracts import NoParams
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -10,8 +10,8 @@ from helpers import RecordingContext, one_torch_thread, toy_state
 from multistep_helpers import PluginContext, toy_ner_state
 
 from tuneboard.builtin.stages import Evaluate, EvaluateParams
-from tuneboard.params import build_params
 from tuneboard.review import read_predictions
+from tuneboard.sdk.params import build_params
 
 
 @pytest.fixture(autouse=True, scope="module")

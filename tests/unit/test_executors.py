@@ -13,9 +13,9 @@ from tuneboard import Executor, param
 from tuneboard.config import ExecutorSpec, Project, load_project, parse_executor_settings
 from tuneboard.engine.engine import Engine
 from tuneboard.engine.runner import RunJob
-from tuneboard.errors import ConfigError
 from tuneboard.executors import LocalExecutor, build_executor, executor_names
 from tuneboard.plugins import PluginRegistry
+from tuneboard.sdk.errors import ConfigError
 from tuneboard.store import Store
 
 

@@ -9,10 +9,15 @@ from typing import Any
 import pytest
 from helpers import RecordingContext
 
-from tuneboard.api import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, PipelineState, TextExample
 from tuneboard.builtin.feedback import Feedback, FeedbackParams
-from tuneboard.errors import ConfigError, DataError
-from tuneboard.params import build_params
+from tuneboard.sdk.contracts import (
+    SEQUENCE_CLASSIFICATION,
+    TOKEN_CLASSIFICATION,
+    PipelineState,
+    TextExample,
+)
+from tuneboard.sdk.errors import ConfigError, DataError
+from tuneboard.sdk.params import build_params
 
 
 def state() -> PipelineState:

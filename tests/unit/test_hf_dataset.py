@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from helpers import FolderDatasetContext
 
-from tuneboard.api import TOKEN_CLASSIFICATION, TextExample, TokenExample
 from tuneboard.builtin.hf_dataset import HfDataset, HfParams
-from tuneboard.errors import ConfigError, DataError
-from tuneboard.params import build_params
+from tuneboard.sdk.contracts import TOKEN_CLASSIFICATION, TextExample, TokenExample
+from tuneboard.sdk.errors import ConfigError, DataError
+from tuneboard.sdk.params import build_params
 
 datasets = pytest.importorskip("datasets")
 

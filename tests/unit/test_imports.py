@@ -11,9 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "tuneboard"
 CORE = [
     "config.py",
     "plugins.py",
-    "api.py",
-    "params.py",
-    "hookspecs.py",
+    "sdk",
     "engine",
     "store",
     "builtin",

@@ -11,11 +11,11 @@ import torch
 from helpers import RecordingContext, one_torch_thread, toy_state, weights
 from multistep_helpers import toy_ner_state
 
-from tuneboard.api import TextExample
 from tuneboard.builtin.mlm import encode_texts, mask_tokens, masked_lm_for, run_mlm
 from tuneboard.builtin.recipe_stages import Mlm, MlmParams
 from tuneboard.engine.data import IGNORE_INDEX
-from tuneboard.params import build_params, describe_params
+from tuneboard.sdk.contracts import TextExample
+from tuneboard.sdk.params import build_params, describe_params
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,16 +9,16 @@ import pytest
 from helpers import FolderDatasetContext, one_torch_thread
 from multistep_helpers import PluginContext, toy_ner_state
 
-from tuneboard.api import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, TokenExample
 from tuneboard.builtin.conll import ConllDataset, ConllParams, read_conll
 from tuneboard.builtin.entities import EntityF1, TokenAccuracy, entity_scores, entity_spans
 from tuneboard.builtin.evaluate import run_evaluate
 from tuneboard.builtin.finetune import run_finetune
 from tuneboard.builtin.stages import EvaluateParams, FinetuneParams
 from tuneboard.engine.context import metric_higher_is_better
-from tuneboard.errors import DataError
-from tuneboard.params import build_params, describe_params
 from tuneboard.plugins import load_plugins
+from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, TokenExample
+from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.params import build_params, describe_params
 
 
 @pytest.fixture(autouse=True, scope="module")

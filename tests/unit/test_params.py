@@ -7,8 +7,8 @@ from typing import Literal
 
 import pytest
 
-from tuneboard.errors import ConfigError
-from tuneboard.params import build_params, describe_params, param
+from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.params import build_params, describe_params, param
 
 WHERE = "tuneboard.toml: [experiments.x.stages.0] (demo)"
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from helpers import RecordingContext, one_torch_thread, toy_state
 
-from tuneboard.api import NoParams
 from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.engine.data import GROUP_BATCHES, Features, batch_order
 from tuneboard.engine.training import TrainSettings, fit
+from tuneboard.sdk.contracts import NoParams
 from tuneboard.store import Store
 from tuneboard.store.writer import METRICS, metrics_table
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tuneboard import hookimpl
-from tuneboard.errors import PluginError
 from tuneboard.plugin_install import (
     InstallOptions,
     Listing,
@@ -18,6 +17,7 @@ from tuneboard.plugin_install import (
     parse_install_line,
 )
 from tuneboard.plugins import PluginRegistry
+from tuneboard.sdk.errors import PluginError
 
 
 def test_install_command_runs_pip_of_this_interpreter(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from tuneboard import Metric, PipelineState, Stage, StageContext, param
-from tuneboard.errors import PluginError
 from tuneboard.plugins import (
     ALLOW_ENV,
     BLOCK_ENV,
@@ -25,6 +24,7 @@ from tuneboard.plugins import (
     clear_cache,
     load_plugins,
 )
+from tuneboard.sdk.errors import PluginError
 
 REPO = Path(__file__).resolve().parents[2]
 

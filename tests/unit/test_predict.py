@@ -12,12 +12,12 @@ import pytest
 from helpers import RecordingContext, one_torch_thread, toy_state
 from multistep_helpers import toy_ner_state
 
-from tuneboard.api import PipelineState
 from tuneboard.builtin.evaluate import run_evaluate
 from tuneboard.builtin.recipe_stages import Predict, PredictParams
 from tuneboard.builtin.stages import EvaluateParams
-from tuneboard.errors import ConfigError, DataError
-from tuneboard.params import build_params, describe_params
+from tuneboard.sdk.contracts import PipelineState
+from tuneboard.sdk.errors import ConfigError, DataError
+from tuneboard.sdk.params import build_params, describe_params
 
 
 @pytest.fixture(autouse=True, scope="module")

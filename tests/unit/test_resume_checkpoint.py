@@ -11,11 +11,11 @@ import pytest
 import torch
 from helpers import RecordingContext, one_torch_thread, toy_state, weights
 
-from tuneboard.api import NoParams
 from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.engine import checkpoint
 from tuneboard.engine.training import FitResult, TrainSettings, fit
-from tuneboard.errors import ConfigError, RunCancelled
+from tuneboard.sdk.contracts import NoParams
+from tuneboard.sdk.errors import ConfigError, RunCancelled
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -14,7 +14,6 @@ import pytest
 import torch
 from helpers import one_torch_thread, toy_state, weights
 
-from tuneboard.api import PipelineState, TokenExample
 from tuneboard.config import DatasetSpec, ExperimentConfig, ModelSpec, StageSpec
 from tuneboard.engine import checkpoint
 from tuneboard.engine.resume import (
@@ -25,7 +24,8 @@ from tuneboard.engine.resume import (
     read_splits,
     write_splits,
 )
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.contracts import PipelineState, TokenExample
+from tuneboard.sdk.errors import TuneboardError
 
 
 @pytest.fixture(autouse=True, scope="module")

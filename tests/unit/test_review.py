@@ -11,7 +11,6 @@ import pytest
 
 from tuneboard.config import load_project
 from tuneboard.corrections import Correction, read_corrections, save_corrections
-from tuneboard.errors import ConfigError, DataError, TuneboardError
 from tuneboard.review import (
     ReviewItem,
     pick_prediction_file,
@@ -21,6 +20,7 @@ from tuneboard.review import (
     select_items,
     write_review_file,
 )
+from tuneboard.sdk.errors import ConfigError, DataError, TuneboardError
 
 
 def item(text: str, label: str | None, prediction: str, positive: float) -> ReviewItem:

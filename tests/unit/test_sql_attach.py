@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliRunner
-from tuneboard.errors import QueryError, TuneboardError
+from tuneboard.sdk.errors import QueryError, TuneboardError
 from tuneboard.store import Store, run_query, start_query
 from tuneboard.store.attach import default_alias, parse_attachments
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import Store
 from tuneboard.store.database import Database
 from tuneboard.store.migrations import MIGRATIONS

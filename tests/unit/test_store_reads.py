@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneboard.errors import QueryError
+from tuneboard.sdk.errors import QueryError
 from tuneboard.store import Store, check_read_only, run_query, start_query
 
 READS = [

@@ -12,14 +12,14 @@ import torch
 from helpers import one_torch_thread, toy_state
 from multistep_helpers import ALL_STRATEGIES, PluginContext, toy_ner_state
 
-from tuneboard.api import PipelineState, Strategy, TrainStep
 from tuneboard.builtin.adversarial import find_embedding, project, unit_direction
 from tuneboard.builtin.finetune import run_finetune
 from tuneboard.builtin.stages import FinetuneParams
 from tuneboard.engine.data import batch_order, batches, split_features
 from tuneboard.engine.trainable import set_dropout
-from tuneboard.errors import ConfigError
-from tuneboard.params import build_params, describe_params
+from tuneboard.sdk.contracts import PipelineState, Strategy, TrainStep
+from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.params import build_params, describe_params
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -11,8 +11,8 @@ import pytest
 
 from tuneboard.config import Project, load_project
 from tuneboard.engine.scheduler import Scheduler
-from tuneboard.errors import ConfigError
 from tuneboard.plugins import PluginRegistry, load_plugins
+from tuneboard.sdk.errors import ConfigError
 from tuneboard.sweeps import (
     MAX_RUNS,
     Range,

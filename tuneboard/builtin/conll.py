@@ -10,10 +10,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuneboard.api import TOKEN_CLASSIFICATION, Dataset, DatasetContext, Splits, TokenExample
 from tuneboard.builtin.textfiles import read_text
-from tuneboard.errors import DataError
-from tuneboard.params import param
+from tuneboard.sdk.contracts import (
+    TOKEN_CLASSIFICATION,
+    Dataset,
+    DatasetContext,
+    Splits,
+    TokenExample,
+)
+from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.params import param
 
 DOCSTART = "-DOCSTART-"
 

@@ -16,12 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tuneboard.api import SEQUENCE_CLASSIFICATION, Dataset, DatasetContext, Splits, TextExample
 from tuneboard.builtin.conll import ConllDataset
 from tuneboard.builtin.textfiles import jsonl_objects, read_text
-from tuneboard.errors import DataError
-from tuneboard.hookspecs import hookimpl
-from tuneboard.params import param
+from tuneboard.sdk.contracts import (
+    SEQUENCE_CLASSIFICATION,
+    Dataset,
+    DatasetContext,
+    Splits,
+    TextExample,
+)
+from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.hookspecs import hookimpl
+from tuneboard.sdk.params import param
 
 Row = Mapping[str, Any]
 

@@ -21,7 +21,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tuneboard.api import NoParams, PipelineState, StageContext, Strategy, TrainStep
 from tuneboard.builtin.finetune import finetune_settings
 from tuneboard.builtin.recipe_stages import DistillParams
 from tuneboard.builtin.stages import FinetuneParams
@@ -30,7 +29,8 @@ from tuneboard.engine.data import IGNORE_INDEX
 from tuneboard.engine.models import load_model_and_tokenizer
 from tuneboard.engine.trainable import encoder_layers
 from tuneboard.engine.training import fit
-from tuneboard.errors import ConfigError
+from tuneboard.sdk.contracts import NoParams, PipelineState, StageContext, Strategy, TrainStep
+from tuneboard.sdk.errors import ConfigError
 
 
 class DistillationLoss(Strategy[NoParams]):

@@ -7,12 +7,17 @@ For sequence classification it also writes each example's prediction to
 
 from __future__ import annotations
 
-from tuneboard.api import SEQUENCE_CLASSIFICATION, PipelineState, StageContext, TextExample
 from tuneboard.builtin.predict import text_row, write_jsonl
 from tuneboard.builtin.stages import EvaluateParams
 from tuneboard.engine.data import split_features, split_prefix
 from tuneboard.engine.training import autocast_dtype, evaluate, predict, score
-from tuneboard.errors import ConfigError
+from tuneboard.sdk.contracts import (
+    SEQUENCE_CLASSIFICATION,
+    PipelineState,
+    StageContext,
+    TextExample,
+)
+from tuneboard.sdk.errors import ConfigError
 
 
 def run_evaluate(params: EvaluateParams, ctx: StageContext, state: PipelineState) -> PipelineState:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tuneboard.api import PipelineState, StageContext
 from tuneboard.builtin.stages import ExportParams
-from tuneboard.errors import ConfigError
+from tuneboard.sdk.contracts import PipelineState, StageContext
+from tuneboard.sdk.errors import ConfigError
 
 
 def run_export(params: ExportParams, ctx: StageContext, state: PipelineState) -> PipelineState:

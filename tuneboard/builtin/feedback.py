@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from tuneboard.api import (
+from tuneboard.corrections import Correction, Key, read_corrections
+from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
     Example,
     PipelineState,
@@ -27,9 +28,8 @@ from tuneboard.api import (
     StageContext,
     TextExample,
 )
-from tuneboard.corrections import Correction, Key, read_corrections
-from tuneboard.errors import ConfigError
-from tuneboard.params import param
+from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.params import param
 
 _APPLIED = "tuneboard.feedback"
 

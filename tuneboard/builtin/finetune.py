@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from tuneboard.api import PipelineState, StageContext
 from tuneboard.builtin.stages import FinetuneParams, SingleStepParams
 from tuneboard.engine.training import TrainSettings, fit
+from tuneboard.sdk.contracts import PipelineState, StageContext
 
 
 def finetune_settings(params: FinetuneParams) -> TrainSettings:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneboard.api import (
+from tuneboard.sdk.contracts import (
     SPLITS,
     TOKEN_CLASSIFICATION,
     Dataset,
@@ -24,8 +24,8 @@ from tuneboard.api import (
     TextExample,
     TokenExample,
 )
-from tuneboard.errors import DataError
-from tuneboard.params import param
+from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.params import param
 
 DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("train",),

@@ -11,9 +11,9 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from tuneboard.api import Metric
 from tuneboard.builtin.entities import ENTITY_METRICS
-from tuneboard.hookspecs import hookimpl
+from tuneboard.sdk.contracts import Metric
+from tuneboard.sdk.hookspecs import hookimpl
 
 
 @dataclass(frozen=True)

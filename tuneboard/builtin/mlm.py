@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from tuneboard.api import Example, PipelineState, StageContext, TextExample, TokenExample
 from tuneboard.builtin.recipe_stages import MlmParams
 from tuneboard.engine.data import IGNORE_INDEX, num_batches
 from tuneboard.engine.models import MODEL_LOAD_LOCK
@@ -32,7 +31,8 @@ from tuneboard.engine.training import (
     lr_factor,
     save_checkpoint,
 )
-from tuneboard.errors import ConfigError, DataError
+from tuneboard.sdk.contracts import Example, PipelineState, StageContext, TextExample, TokenExample
+from tuneboard.sdk.errors import ConfigError, DataError
 
 RANDOM_SHARE = 0.1
 KEEP_SHARE = 0.1

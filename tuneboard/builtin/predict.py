@@ -16,7 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tuneboard.api import (
+from tuneboard.builtin.conll import read_conll
+from tuneboard.builtin.recipe_stages import PredictParams
+from tuneboard.builtin.textfiles import jsonl_objects
+from tuneboard.engine.data import IGNORE_INDEX, encode
+from tuneboard.engine.training import autocast_dtype, predict
+from tuneboard.sdk.contracts import (
     TOKEN_CLASSIFICATION,
     Example,
     PipelineState,
@@ -24,12 +29,7 @@ from tuneboard.api import (
     TextExample,
     TokenExample,
 )
-from tuneboard.builtin.conll import read_conll
-from tuneboard.builtin.recipe_stages import PredictParams
-from tuneboard.builtin.textfiles import jsonl_objects
-from tuneboard.engine.data import IGNORE_INDEX, encode
-from tuneboard.engine.training import autocast_dtype, predict
-from tuneboard.errors import ConfigError, DataError
+from tuneboard.sdk.errors import ConfigError, DataError
 
 Row = dict[str, Any]
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Literal
 
-from tuneboard.api import PipelineState, Stage, StageContext
 from tuneboard.builtin.stages import FinetuneParams
-from tuneboard.params import param
+from tuneboard.sdk.contracts import PipelineState, Stage, StageContext
+from tuneboard.sdk.params import param
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISION_HELP = "Numeric precision: auto = bf16 on a GPU that supports it, else fp32"

@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tuneboard.api import PipelineState, Stage, StageContext
-from tuneboard.errors import ConfigError
-from tuneboard.params import param
+from tuneboard.sdk.contracts import PipelineState, Stage, StageContext
+from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.params import param
 
 
 @dataclass

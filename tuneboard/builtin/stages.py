@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Literal
 
-from tuneboard.api import PipelineState, Stage, StageContext
-from tuneboard.hookspecs import hookimpl
-from tuneboard.params import param
+from tuneboard.sdk.contracts import PipelineState, Stage, StageContext
+from tuneboard.sdk.hookspecs import hookimpl
+from tuneboard.sdk.params import param
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 

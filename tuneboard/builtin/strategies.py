@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from tuneboard.api import NoParams, Strategy, TrainStep
-from tuneboard.hookspecs import hookimpl
-from tuneboard.params import param
+from tuneboard.sdk.contracts import NoParams, Strategy, TrainStep
+from tuneboard.sdk.hookspecs import hookimpl
+from tuneboard.sdk.params import param
 
 if TYPE_CHECKING:
     from tuneboard.builtin.adversarial import EmbeddingPerturbation

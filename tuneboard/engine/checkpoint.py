@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 
 if TYPE_CHECKING:
     import torch

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneboard.api import (
+from tuneboard.config import ExperimentConfig
+from tuneboard.engine.observer import RunObserver
+from tuneboard.plugins import PluginRegistry
+from tuneboard.sdk.contracts import (
     DatasetContext,
     LogLevel,
     Metric,
@@ -19,11 +22,8 @@ from tuneboard.api import (
     StageContext,
     Strategy,
 )
-from tuneboard.config import ExperimentConfig
-from tuneboard.engine.observer import RunObserver
-from tuneboard.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
-from tuneboard.params import build_params
-from tuneboard.plugins import PluginRegistry
+from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
+from tuneboard.sdk.params import build_params
 from tuneboard.store import Store
 
 # Metric names whose smaller values are better, whatever the split prefix.

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuneboard.api import (
+from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
     TOKEN_CLASSIFICATION,
     Example,
@@ -20,7 +20,7 @@ from tuneboard.api import (
     TextExample,
     TokenExample,
 )
-from tuneboard.errors import DataError
+from tuneboard.sdk.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np

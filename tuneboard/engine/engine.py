@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tuneboard.api import Executor
 from tuneboard.config import ExperimentConfig, Project
 from tuneboard.engine.observer import ObserverGroup, RunObserver
 from tuneboard.engine.resume import ResumePlan
@@ -20,6 +19,7 @@ from tuneboard.executors import build_executor
 from tuneboard.plugins import PluginRegistry
 from tuneboard.privacy import private_files
 from tuneboard.provenance import build_record
+from tuneboard.sdk.execution import Executor
 from tuneboard.store import ACTIVE_STATUSES, Store
 from tuneboard.store.writer import import_batch_libraries
 

@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tuneboard.api import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION
 from tuneboard.config import ModelSpec
-from tuneboard.errors import ConfigError
+from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION
+from tuneboard.sdk.errors import ConfigError
 
 PACKAGE_PREFIX = "package:"
 

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneboard.api import PipelineState, Splits, TextExample, TokenExample
 from tuneboard.config import ExperimentConfig, ModelSpec, StageSpec, experiment_from_raw
 from tuneboard.engine import checkpoint
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.contracts import PipelineState, Splits, TextExample, TokenExample
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store.schema import ACTIVE_STATUSES, COMPLETED
 
 if TYPE_CHECKING:

@@ -14,14 +14,14 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuneboard.api import PipelineState, Splits
 from tuneboard.config import ExperimentConfig, Project
 from tuneboard.engine.context import ProjectDatasetContext, RunContext, RunEnvironment
 from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
 from tuneboard.engine.resume import ResumePlan, RunRecovery
-from tuneboard.errors import PluginError, RunCancelled, TuneboardError
 from tuneboard.plugins import PluginRegistry
+from tuneboard.sdk.contracts import PipelineState, Splits
+from tuneboard.sdk.errors import PluginError, RunCancelled, TuneboardError
 from tuneboard.store import Store
 from tuneboard.store.schema import CANCELLED, COMPLETED, FAILED, RUNNING
 
@@ -264,7 +264,7 @@ def _default_monitor(experiment: ExperimentConfig) -> str:
 
 
 def _plain(params: object) -> dict[str, object]:
-    from tuneboard.params import params_to_dict
+    from tuneboard.sdk.params import params_to_dict
 
     return params_to_dict(params)
 

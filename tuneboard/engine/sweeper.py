@@ -23,8 +23,8 @@ from tuneboard.engine.engine import Engine, new_run_id
 from tuneboard.engine.observer import RunObserver
 from tuneboard.engine.runner import PreparedRun, prepare_run
 from tuneboard.engine.scheduler import detect_devices, make_slots
-from tuneboard.errors import ConfigError, TuneboardError
 from tuneboard.plugins import PluginRegistry
+from tuneboard.sdk.errors import ConfigError, TuneboardError
 from tuneboard.store.schema import CANCELLED, COMPLETED, FINISHED_STATUSES
 from tuneboard.sweeps import Range, SweepPlan, SweepPoint, SweepSpec
 

@@ -12,8 +12,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from tuneboard.api import TOKEN_CLASSIFICATION
-from tuneboard.errors import ConfigError
+from tuneboard.sdk.contracts import TOKEN_CLASSIFICATION
+from tuneboard.sdk.errors import ConfigError
 
 TrainMode = Literal["all", "head", "top_k", "lora"]
 

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tuneboard.api import PipelineState, StageContext, Strategy, TrainStep
 from tuneboard.engine import checkpoint
 from tuneboard.engine.averaging import WeightAverage
 from tuneboard.engine.data import (
@@ -36,7 +35,8 @@ from tuneboard.engine.trainable import (
     merge_lora,
     set_dropout,
 )
-from tuneboard.errors import ConfigError, DataError
+from tuneboard.sdk.contracts import PipelineState, StageContext, Strategy, TrainStep
+from tuneboard.sdk.errors import ConfigError, DataError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Schedule = Literal["linear", "cosine", "constant"]

@@ -17,7 +17,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 
 SPEC_VERSION = 1
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from tuneboard.errors import TuneboardError
 from tuneboard.remote import RemoteSpec, decode_spec
+from tuneboard.sdk.errors import TuneboardError
 
 if TYPE_CHECKING:  # the rest is imported once OMP_NUM_THREADS is set (numpy and torch read it)
     from tuneboard.engine.runner import RunJob

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import Store
 from tuneboard.store.schema import COMPLETED, FAILED, FINISHED_STATUSES, RUNNING
 from tuneboard.store.store import hash_path

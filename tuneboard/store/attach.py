@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NOT_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]+")

@@ -28,8 +28,8 @@ from typing import ClassVar
 
 import duckdb
 
-from tuneboard.errors import TuneboardError
 from tuneboard.privacy import private_files
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store.migrations import migrate
 
 DEFAULT_LOCK_TIMEOUT = 60.0

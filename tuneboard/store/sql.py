@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from tuneboard.errors import QueryError, TuneboardError
+from tuneboard.sdk.errors import QueryError, TuneboardError
 from tuneboard.store.database import first_line
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import duckdb
 import psutil
 
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store.database import DEFAULT_LOCK_TIMEOUT, Database
 from tuneboard.store.schema import (
     FINISHED_STATUSES,

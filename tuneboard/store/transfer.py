@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from tuneboard.errors import TuneboardError
 from tuneboard.privacy import private_files
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store.database import first_line
 from tuneboard.store.schema import ACTIVE_STATUSES, STATUSES
 

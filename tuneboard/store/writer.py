@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
 
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store.database import DEFAULT_LOCK_TIMEOUT, Database, first_line
 
 if TYPE_CHECKING:

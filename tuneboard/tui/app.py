@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tuneboard.config import Project
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.tui.messages import AppObserver, RunsChanged, RunStatusChanged
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.screens.runs import RunsScreen

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tuneboard.config import ExperimentConfig, Project, apply_overrides
-from tuneboard.errors import ConfigError, PluginError
-from tuneboard.params import ParamSpec, describe_params
 from tuneboard.plugins import PluginRegistry
+from tuneboard.sdk.errors import ConfigError, PluginError
+from tuneboard.sdk.params import ParamSpec, describe_params
 from tuneboard.tui.configs import split_values, toml_literal
 
 WidgetKind = Literal["switch", "select", "input"]

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import WorkerState
 
-from tuneboard.errors import TuneboardError
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.tui.messages import Loaded, RunsChanged
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Label, Select, Static, TabbedContent, TabPane, Tabs
 
 from tuneboard.engine.context import metric_higher_is_better
-from tuneboard.errors import TuneboardError
 from tuneboard.render import format_number
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import ACTIVE_STATUSES, RunRow, Series
 from tuneboard.tui.configs import config_differences
 from tuneboard.tui.metrics import best_index, default_metric, direction_word

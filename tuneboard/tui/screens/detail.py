@@ -13,8 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane, Tabs
 
-from tuneboard.errors import TuneboardError
 from tuneboard.render import elapsed, format_duration, format_number, format_time, status_text
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import ACTIVE_STATUSES, EventRow, RunRow, Series, StageRow
 from tuneboard.tui.cells import duration_cell, progress_bar, status_cell
 from tuneboard.tui.configs import flatten_config, toml_literal

@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 
 from tuneboard.engine.sweeper import launch_sweep, prepare_sweep
-from tuneboard.errors import ConfigError, TuneboardError
+from tuneboard.sdk.errors import ConfigError, TuneboardError
 from tuneboard.sweeps import SweepPlan, plan_sweep, run_count
 from tuneboard.tui.launch_form import (
     FormField,

@@ -15,8 +15,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Header, Input, Label, Log, Static
 
-from tuneboard.errors import TuneboardError
 from tuneboard.plugins import PluginInfo, PluginRegistry
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.tui.screens.base import BaseScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter

@@ -14,7 +14,6 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Header, Static
 
 from tuneboard.corrections import Correction, Key, now_iso, read_corrections, save_corrections
-from tuneboard.errors import TuneboardError
 from tuneboard.review import (
     REVIEW_BY,
     ReviewBy,
@@ -25,6 +24,7 @@ from tuneboard.review import (
     read_predictions,
     select_items,
 )
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.tui.messages import RunsChanged
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog

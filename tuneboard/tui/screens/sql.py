@@ -26,7 +26,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from tuneboard.errors import QueryError, TuneboardError
+from tuneboard.sdk.errors import QueryError, TuneboardError
 from tuneboard.store import QueryJob, QueryResult, run_query
 from tuneboard.store.attach import parse_attachment
 from tuneboard.tui.cells import plain

@@ -29,10 +29,10 @@ from urllib.parse import urlsplit
 
 from tuneboard import param
 from tuneboard.config import Project
-from tuneboard.errors import ConfigError
 from tuneboard.executors import RemoteExecutor, RemoteOutcome
 from tuneboard.remote import remote_command
 from tuneboard.remote.records import Replayer
+from tuneboard.sdk.errors import ConfigError
 from tuneboard.store.schema import CANCELLED, FAILED
 
 if TYPE_CHECKING:

@@ -1,5 +1,4 @@
-"""The contracts between tuneboard and its plugins: stages, datasets, metrics, strategies and
-executors.
+"""The contracts between tuneboard and its plugins: stages, datasets, metrics and strategies.
 
 Built-in plugins use exactly this API; so do third-party ones. Nothing here imports torch or
 transformers: model objects are typed `Any` and only the code that trains imports the
@@ -10,14 +9,10 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
-
-if TYPE_CHECKING:
-    from tuneboard.config import Project
-    from tuneboard.engine.runner import RunJob
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 SEQUENCE_CLASSIFICATION = "sequence-classification"
 TOKEN_CLASSIFICATION = "token-classification"
@@ -278,51 +273,3 @@ class Stage(Plugin[P], ABC):
     @abstractmethod
     def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
         """Do the stage's work and return the state for the next stage."""
-
-
-# --- executors ----------------------------------------------------------------------------
-
-
-class Executor(Plugin[P], ABC):
-    """An executor plugin: where launched runs execute.
-
-    The engine makes one per process, as ``ExecutorClass(params, project)`` with the validated
-    `Params` of the project's executor table (or of `tuneboard run --executor`), and hands it
-    every launched run as a ``tuneboard.engine.runner.RunJob``: `job.run_id`, `job.prepared`
-    (the project, the validated experiment and its data), `job.run_dir`, and `job.store`,
-    `job.observer` and `job.lifecycle`, where the run's progress and results go. Calling
-    ``job(device, cancel_event)`` runs the whole run in the calling thread (what the built-in
-    `local` executor does on its device slots); a remote executor runs it elsewhere and
-    streams its records back (``tuneboard.executors.RemoteExecutor`` does the bookkeeping). A
-    run cancelled before it started must end with `job.dropped()`. `submit` and `cancel` are
-    called from the app's and the CLI's threads and must return quickly.
-    """
-
-    def __init__(self, params: P, project: Project) -> None:
-        super().__init__(params)
-        self.project = project
-
-    @abstractmethod
-    def submit(
-        self, job: RunJob, *, group: str | None = None, group_limit: int | None = None
-    ) -> None:
-        """Start `job` now or when there is room, and return at once.
-
-        Runs of one `group` (a sweep) run at most `group_limit` at a time.
-        """
-
-    @abstractmethod
-    def cancel(self, run_id: str) -> bool:
-        """Stop a queued or running run; False when this executor does not know the run."""
-
-    @abstractmethod
-    def active(self) -> list[str]:
-        """Ids of this executor's queued and running runs."""
-
-    @abstractmethod
-    def wait(self, run_ids: Iterable[str] | None = None, timeout: float | None = None) -> bool:
-        """Block until the given runs (default: all) have ended; False on timeout."""
-
-    @abstractmethod
-    def shutdown(self, *, cancel: bool = True, timeout: float | None = None) -> bool:
-        """Take no more runs; cancel the active ones if asked; wait for them (False: timeout)."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from tuneboard.errors import ConfigError
+from tuneboard.sdk.errors import ConfigError
 
 T = TypeVar("T")
 
