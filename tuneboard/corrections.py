@@ -15,45 +15,15 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from tuneboard.sdk.contracts import Correction
 from tuneboard.sdk.errors import DataError
 
 Key = tuple[str, str | None]
 
 _save_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Correction:
-    """The label a person gave one example; `run` is the run whose predictions they reviewed,
-    `time` when (ISO 8601, UTC)."""
-
-    text: str
-    label: str
-    text_pair: str | None = None
-    run: str | None = None
-    time: str | None = None
-
-    @property
-    def key(self) -> Key:
-        """What identifies the example: its text and text pair."""
-        return (self.text, self.text_pair)
-
-    def to_json(self) -> dict[str, Any]:
-        """The object written to the file (no null fields)."""
-        document: dict[str, Any] = {"text": self.text}
-        if self.text_pair is not None:
-            document["text_pair"] = self.text_pair
-        document["label"] = self.label
-        if self.run is not None:
-            document["run"] = self.run
-        if self.time is not None:
-            document["time"] = self.time
-        return document
 
 
 def now_iso() -> str:

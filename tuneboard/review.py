@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tuneboard.builtin.textfiles import jsonl_objects
-from tuneboard.corrections import Correction, Key, now_iso
+from tuneboard.corrections import Key, now_iso
+from tuneboard.sdk.contracts import Correction
 from tuneboard.sdk.errors import DataError, TuneboardError
 
 if TYPE_CHECKING:

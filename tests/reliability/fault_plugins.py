@@ -33,11 +33,11 @@ from tuneboard import (
     StageContext,
     Strategy,
     TokenExample,
+    TrainParams,
     TrainStep,
     hookimpl,
     param,
 )
-from tuneboard.builtin.stages import FinetuneParams
 
 
 def _mark(run_id: str, stage_index: int, step: int, names: Mapping[str, float]) -> None:
@@ -96,18 +96,18 @@ class Ticker(Stage[TickerParams]):
         return state
 
 
-class MarkedFinetune(Stage[FinetuneParams]):
+class MarkedFinetune(Stage[TrainParams]):
     """The built-in `finetune`, with a marker line for every logged step."""
 
     name = "marked_finetune"
-    Params = FinetuneParams
+    Params = TrainParams
 
     def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
         """Fine-tune through a context that marks each `log`."""
-        from tuneboard.builtin.finetune import run_finetune
+        from tuneboard.builtin.finetune import Finetune
 
         marking: Any = _MarkingContext(ctx)
-        return run_finetune(self.params, marking, state)
+        return Finetune(self.params).run(marking, state)
 
 
 @dataclass
@@ -141,22 +141,22 @@ class Fail(Stage[FailParams]):
         raise ValueError("the stage blew up on purpose")
 
 
-class DiskFull(Stage[FinetuneParams]):
+class DiskFull(Stage[TrainParams]):
     """Fine-tunes, then finds the disk full when it saves the best checkpoint."""
 
     name = "disk_full"
-    Params = FinetuneParams
+    Params = TrainParams
 
     def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
         """Train with a model whose `save_pretrained` raises ENOSPC."""
-        from tuneboard.builtin.finetune import run_finetune
+        from tuneboard.builtin.finetune import Finetune
 
         def no_space(folder: Any, *args: Any, **kwargs: Any) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
 
         assert state.model is not None
         state.model.save_pretrained = no_space
-        return run_finetune(self.params, ctx, state)
+        return Finetune(self.params).run(ctx, state)
 
 
 @dataclass

@@ -12,8 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.helpers import RecordingContext
-from tuneboard.builtin.export import run_export
-from tuneboard.builtin.stages import ExportParams
+from tuneboard.builtin.export import ExportParams, run_export
 from tuneboard.cli import main
 from tuneboard.config import load_project
 from tuneboard.engine.engine import new_run_id

@@ -11,9 +11,15 @@ import pytest
 from helpers import RecordingContext
 from multistep_helpers import toy_sentences
 
-from tuneboard.builtin.augment import apply, read_synonyms, rebuild, units_of
+from tuneboard.builtin.augment import (
+    Augment,
+    AugmentParams,
+    apply,
+    read_synonyms,
+    rebuild,
+    units_of,
+)
 from tuneboard.builtin.entities import entity_spans
-from tuneboard.builtin.recipe_stages import Augment, AugmentParams
 from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
     TOKEN_CLASSIFICATION,

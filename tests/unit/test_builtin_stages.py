@@ -14,18 +14,12 @@ import torch
 from helpers import RecordingContext, one_torch_thread, toy_state, weights
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from tuneboard.builtin.recipe_stages import RECIPE_STAGES
-from tuneboard.builtin.stages import (
-    Evaluate,
-    EvaluateParams,
-    Export,
-    ExportParams,
-    Finetune,
-    FinetuneParams,
-    SingleStep,
-    SingleStepParams,
-    register_stages,
-)
+from tuneboard import TrainParams
+from tuneboard.builtin.evaluate import Evaluate, EvaluateParams
+from tuneboard.builtin.export import Export, ExportParams
+from tuneboard.builtin.finetune import Finetune
+from tuneboard.builtin.single_step import SingleStep, SingleStepParams
+from tuneboard.builtin.stages import register_stages
 from tuneboard.builtin.strategies import (
     BUILTIN_STRATEGIES,
     StandardStrategy,
@@ -52,15 +46,17 @@ def run_stage(
 def test_registration_and_every_parameter_has_help() -> None:
     stages: list[type] = []
     register_stages(stages.append)
-    recipes = [s.name for s in RECIPE_STAGES]
-    loops = ["feedback", "repeat"]
     assert [s.name for s in stages] == [
         "finetune",
         "single_step",
         "evaluate",
         "export",
-        *recipes,
-        *loops,
+        "mlm",
+        "augment",
+        "predict",
+        "distill",
+        "feedback",
+        "repeat",
     ]
     for stage in stages:
         assert stage.description
@@ -71,7 +67,7 @@ def test_registration_and_every_parameter_has_help() -> None:
 
 
 def test_finetune_defaults() -> None:
-    params = FinetuneParams()
+    params = TrainParams()
     assert (params.epochs, params.batch_size, params.lr, params.scheduler) == (
         3,
         16,

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from helpers import TINY_BERT, RecordingContext, one_torch_thread, toy_state
 from multistep_helpers import PluginContext, toy_ner_state
 
-from tuneboard.builtin.distill import every_other_layer
-from tuneboard.builtin.recipe_stages import Distill, DistillParams
+from tuneboard import IGNORE_INDEX
+from tuneboard.builtin.distill import Distill, DistillParams, every_other_layer
 from tuneboard.builtin.strategies import StandardStrategy
-from tuneboard.engine.data import IGNORE_INDEX, split_features
-from tuneboard.engine.training import TrainSettings, fit
+from tuneboard.engine.data import split_features
+from tuneboard.engine.training import TrainParams, fit
 from tuneboard.sdk.contracts import NoParams, PipelineState
 from tuneboard.sdk.errors import ConfigError
 from tuneboard.sdk.params import build_params, describe_params
@@ -49,9 +49,9 @@ def validation_kl(student: Any, teacher: Any, state: PipelineState) -> float:
     return float(F.kl_div(log_q, log_p, log_target=True, reduction="batchmean"))
 
 
-def test_every_other_layer_copies_the_teacher() -> None:
+def test_every_other_layer_copies_the_teacher(tmp_path: Path) -> None:
     teacher = toy_state(n_train=4).model
-    student = every_other_layer(teacher)
+    student = every_other_layer(teacher, RecordingContext(tmp_path).training)
     assert student.config.num_hidden_layers == 1 and len(student.bert.encoder.layer) == 1
     t, s = teacher.state_dict(), student.state_dict()
     assert set(s) == {k for k in t if ".layer.1." not in k}
@@ -61,7 +61,7 @@ def test_every_other_layer_copies_the_teacher() -> None:
 def test_student_learns_the_teachers_predictions_and_replaces_it(tmp_path: Path) -> None:
     state = toy_ner_state()
     teacher_ctx = PluginContext(tmp_path / "teacher", metric_names=("token_accuracy",))
-    fit(teacher_ctx, state, TrainSettings(**FAST, epochs=4), StandardStrategy(NoParams()))
+    fit(teacher_ctx, state, TrainParams(**FAST, epochs=4), StandardStrategy(NoParams()))
     teacher = state.model
     table = {**TINY_BERT, "num_hidden_layers": 1}
     ctx = PluginContext(tmp_path, metric_names=("token_accuracy",))

@@ -10,11 +10,11 @@ import pytest
 import torch
 from helpers import RecordingContext, one_torch_thread, toy_state, weights
 
-from tuneboard.builtin.stages import FinetuneParams
+from tuneboard import TrainParams
 from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.engine.averaging import WeightAverage
 from tuneboard.engine.trainable import add_lora, decay_groups
-from tuneboard.engine.training import TrainSettings, evaluate, fit
+from tuneboard.engine.training import evaluate, fit
 from tuneboard.sdk.contracts import NoParams
 
 
@@ -66,7 +66,7 @@ def test_ema_weights_are_handed_on_without_validation(tmp_path: Path) -> None:
     del state.splits["validation"]
     start = weights(state.model)
     strategy = RecordingStrategy()
-    settings = TrainSettings(**FAST, epochs=2, ema_decay=0.6)
+    settings = TrainParams(**FAST, epochs=2, ema_decay=0.6)
     fit(RecordingContext(tmp_path), state, settings, strategy)
     assert len(strategy.after) == 6
     expected = dict(start)
@@ -83,7 +83,7 @@ def test_ema_weights_are_evaluated_and_kept(tmp_path: Path) -> None:
     state = toy_state(n_train=24)
     strategy = RecordingStrategy()
     ctx = RecordingContext(tmp_path)
-    result = fit(ctx, state, TrainSettings(**FAST, epochs=1, ema_decay=0.9), strategy)
+    result = fit(ctx, state, TrainParams(**FAST, epochs=1, ema_decay=0.9), strategy)
     [(step, logged)] = ctx.series("val/loss")
     assert step == result.best_step == 3
     assert evaluate(ctx, state, "validation", "val")["val/loss"] == pytest.approx(logged)
@@ -117,9 +117,7 @@ def test_layer_lr_decay_scales_the_first_adam_step(tmp_path: Path) -> None:
     state = toy_state(n_train=8)
     before = weights(state.model)
     lr = 1e-3
-    settings = TrainSettings(
-        **{**FAST, "lr": lr}, max_steps=1, weight_decay=0.0, layer_lr_decay=0.5
-    )
+    settings = TrainParams(**{**FAST, "lr": lr}, max_steps=1, weight_decay=0.0, layer_lr_decay=0.5)
     ctx = RecordingContext(tmp_path)
     fit(ctx, state, settings, StandardStrategy(NoParams()))
     after = weights(state.model)
@@ -135,11 +133,3 @@ def test_layer_lr_decay_scales_the_first_adam_step(tmp_path: Path) -> None:
     assert 0.25 * lr < moved("bert.encoder.layer.0.") <= 0.501 * lr
     assert moved("bert.embeddings.") <= 0.251 * lr
     assert ctx.series("train/lr") == [(1, lr)]
-
-
-def test_finetune_params_pass_the_options_on() -> None:
-    from tuneboard.builtin.finetune import finetune_settings
-
-    settings = finetune_settings(FinetuneParams(ema_decay=0.99, layer_lr_decay=0.8))
-    assert (settings.ema_decay, settings.layer_lr_decay) == (0.99, 0.8)
-    assert (FinetuneParams().ema_decay, FinetuneParams().layer_lr_decay) == (None, 1.0)

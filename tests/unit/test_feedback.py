@@ -18,6 +18,7 @@ from tuneboard.sdk.contracts import (
 )
 from tuneboard.sdk.errors import ConfigError, DataError
 from tuneboard.sdk.params import build_params
+from tuneboard.testing import ThrowawayProject
 
 
 def state() -> PipelineState:
@@ -140,13 +141,24 @@ def test_file_key_missing_file_and_project_setting(tmp_path: Path) -> None:
     run(ctx, st)  # no corrections yet: nothing changes
     assert train(st) == train(state())
     assert "from corrections.jsonl (not there yet)" in ctx.events[-1][1]
-    (tmp_path / "tuneboard.toml").write_text('[project]\ncorrections = "fixes.jsonl"\n')
-    write(tmp_path, {"text": "brand new", "label": "neg"}, name="fixes.jsonl")
-    run(ctx, st)
-    assert ("brand new", "neg") in train(st)
     write(tmp_path, {"text": "elsewhere", "label": "pos"}, name="other.jsonl")
     run(ctx, st, file="other.jsonl")
-    assert ("elsewhere", "pos") in train(st) and ("brand new", "neg") not in train(st)
+    assert ("elsewhere", "pos") in train(st)
+
+
+def test_the_project_corrections_setting_reaches_the_stage(
+    tuneboard_project: ThrowawayProject,
+) -> None:
+    root = tuneboard_project.root
+    (root / "tuneboard.toml").write_text(
+        '[project]\nname = "throwaway"\ndevices = ["cpu"]\ncorrections = "fixes.jsonl"\n'
+    )
+    write(root, {"text": "brand new", "label": "negative"}, name="fixes.jsonl")
+    write(root, {"text": "ignored", "label": "negative"})  # the default file is not the setting
+    result = tuneboard_project.run({"plugin": "feedback"})
+    assert result.status == "completed", result.error
+    assert result.metrics["feedback/added"] == 1
+    assert any("1 corrections from fixes.jsonl" in message for message in result.messages())
 
 
 def test_bad_input_is_refused(tmp_path: Path) -> None:

@@ -11,9 +11,8 @@ import torch
 from helpers import RecordingContext, one_torch_thread, toy_state, weights
 from multistep_helpers import toy_ner_state
 
-from tuneboard.builtin.mlm import encode_texts, mask_tokens, masked_lm_for, run_mlm
-from tuneboard.builtin.recipe_stages import Mlm, MlmParams
-from tuneboard.engine.data import IGNORE_INDEX
+from tuneboard import IGNORE_INDEX
+from tuneboard.builtin.mlm import Mlm, MlmParams, encode_texts, mask_tokens, masked_lm_for, run_mlm
 from tuneboard.sdk.contracts import TextExample
 from tuneboard.sdk.params import build_params, describe_params
 
@@ -106,7 +105,7 @@ def test_mlm_adapts_the_encoder_and_leaves_the_head_alone(tmp_path: Path) -> Non
     state.splits["train"] = [TextExample(text, "pos"), TextExample(text, "neg")] * 16
     state.splits["validation"] = [TextExample(text, "pos")] * 4
     before = weights(state.model)
-    mlm = masked_lm_for(state.model)
+    mlm = masked_lm_for(state.model, RecordingContext(tmp_path).training)
     torch.testing.assert_close(
         mlm.bert.embeddings.word_embeddings.weight, before["bert.embeddings.word_embeddings.weight"]
     )

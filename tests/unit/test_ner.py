@@ -9,11 +9,11 @@ import pytest
 from helpers import FolderDatasetContext, one_torch_thread
 from multistep_helpers import PluginContext, toy_ner_state
 
+from tuneboard import TrainParams
 from tuneboard.builtin.conll import ConllDataset, ConllParams, read_conll
 from tuneboard.builtin.entities import EntityF1, TokenAccuracy, entity_scores, entity_spans
-from tuneboard.builtin.evaluate import run_evaluate
-from tuneboard.builtin.finetune import run_finetune
-from tuneboard.builtin.stages import EvaluateParams, FinetuneParams
+from tuneboard.builtin.evaluate import Evaluate, EvaluateParams
+from tuneboard.builtin.finetune import Finetune
 from tuneboard.engine.context import metric_higher_is_better
 from tuneboard.plugins import load_plugins
 from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, TokenExample
@@ -183,17 +183,17 @@ def test_finetune_and_evaluate_a_token_classifier(tmp_path: Path) -> None:
     assert len(state.tokenizer.tokenize("Zyxwvutsr")) > 1
     ctx = PluginContext(tmp_path, metric_names=("entity_f1", "token_accuracy"))
     params = build_params(
-        FinetuneParams,
+        TrainParams,
         {"epochs": 6, "batch_size": 8, "lr": 1e-2, "dropout": 0.0, "warmup_ratio": 0.0},
         "test",
     )
-    run_finetune(params, ctx, state)
+    Finetune(params).run(ctx, state)
     assert ctx.best is not None and ctx.best[2] == "val/entity_f1"
     assert ctx.series("val/entity_f1")[-1][1] >= 0.8
     losses = [v for _, v in ctx.series("train/loss")]
     assert losses[-1] < 0.5 * losses[0]
 
-    run_evaluate(EvaluateParams(), ctx, state)
+    Evaluate(EvaluateParams()).run(ctx, state)
     predictions, references = ctx.scored[-1]
     assert references[0] == ["B-PER", "O", "B-LOC", "O"]
     assert [len(p) for p in predictions] == [len(ex.tokens) for ex in state.splits["test"]]

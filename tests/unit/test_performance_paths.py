@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from helpers import RecordingContext, one_torch_thread, toy_state
 
+from tuneboard import Features
 from tuneboard.builtin.strategies import StandardStrategy
-from tuneboard.engine.data import GROUP_BATCHES, Features, batch_order
-from tuneboard.engine.training import TrainSettings, fit
+from tuneboard.engine.data import GROUP_BATCHES, batch_order
+from tuneboard.engine.training import TrainParams, fit
 from tuneboard.sdk.contracts import NoParams
 from tuneboard.store import Store
 from tuneboard.store.writer import METRICS, metrics_table
@@ -89,7 +90,7 @@ def _one_thread() -> Iterator[None]:
 @pytest.mark.usefixtures("_one_thread")
 def test_training_with_group_by_length_sees_every_row(tmp_path: Path) -> None:
     ctx = RecordingContext(tmp_path)
-    settings = TrainSettings(
+    settings = TrainParams(
         epochs=1, batch_size=8, lr=5e-3, dropout=0.0, warmup_ratio=0.0, group_by_length=True
     )
     result = fit(ctx, toy_state(n_train=44), settings, StandardStrategy(NoParams()))

@@ -12,9 +12,8 @@ import pytest
 from helpers import RecordingContext, one_torch_thread, toy_state
 from multistep_helpers import toy_ner_state
 
-from tuneboard.builtin.evaluate import run_evaluate
-from tuneboard.builtin.recipe_stages import Predict, PredictParams
-from tuneboard.builtin.stages import EvaluateParams
+from tuneboard.builtin.evaluate import Evaluate, EvaluateParams
+from tuneboard.builtin.predict import Predict, PredictParams
 from tuneboard.sdk.contracts import PipelineState
 from tuneboard.sdk.errors import ConfigError, DataError
 from tuneboard.sdk.params import build_params, describe_params
@@ -51,7 +50,7 @@ def test_split_predictions_as_csv_match_the_evaluation(tmp_path: Path) -> None:
         assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
         assert row["prediction"] == max(probs, key=lambda k: probs[k])
     accuracy = sum(r["label"] == r["prediction"] for r in rows) / len(rows)
-    run_evaluate(EvaluateParams(), ctx, state)
+    Evaluate(EvaluateParams()).run(ctx, state)
     assert state.metrics["test/accuracy"] == pytest.approx(accuracy)
     assert ctx.events[0][1].startswith("wrote 16 predictions (test) to ")
 

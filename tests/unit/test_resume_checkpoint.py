@@ -13,7 +13,7 @@ from helpers import RecordingContext, one_torch_thread, toy_state, weights
 
 from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.engine import checkpoint
-from tuneboard.engine.training import FitResult, TrainSettings, fit
+from tuneboard.engine.training import FitResult, TrainParams, fit
 from tuneboard.sdk.contracts import NoParams
 from tuneboard.sdk.errors import ConfigError, RunCancelled
 
@@ -51,7 +51,7 @@ def run_fit(
         ctx.stop_when(stop)
     state = toy_state()  # the same seeded start every time
     try:
-        result = fit(ctx, state, TrainSettings(**settings), StandardStrategy(NoParams()))
+        result = fit(ctx, state, TrainParams(**settings), StandardStrategy(NoParams()))
     except RunCancelled:
         return None, ctx, state
     return result, ctx, state
@@ -120,7 +120,7 @@ def test_a_checkpoint_for_other_data_is_refused(tmp_path: Path) -> None:
     assert stopped is None and checkpoint.latest(ctx.stage_dir) is not None
     state = toy_state(n_train=48)
     with pytest.raises(ConfigError, match=r"written for other data or settings \(total 20 -> 24"):
-        fit(RecordingContext(tmp_path), state, TrainSettings(**BASE), StandardStrategy(NoParams()))
+        fit(RecordingContext(tmp_path), state, TrainParams(**BASE), StandardStrategy(NoParams()))
 
 
 def test_writing_is_atomic_and_keeps_only_the_latest(tmp_path: Path) -> None:

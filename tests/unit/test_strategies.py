@@ -12,9 +12,9 @@ import torch
 from helpers import one_torch_thread, toy_state
 from multistep_helpers import ALL_STRATEGIES, PluginContext, toy_ner_state
 
+from tuneboard import TrainParams
 from tuneboard.builtin.adversarial import find_embedding, project, unit_direction
-from tuneboard.builtin.finetune import run_finetune
-from tuneboard.builtin.stages import FinetuneParams
+from tuneboard.builtin.finetune import Finetune
 from tuneboard.engine.data import batch_order, batches, split_features
 from tuneboard.engine.trainable import set_dropout
 from tuneboard.sdk.contracts import PipelineState, Strategy, TrainStep
@@ -171,7 +171,7 @@ def test_training_with_each_strategy_still_learns(tmp_path: Path, name: str) -> 
     values = {"epochs": 4, "batch_size": 8, "lr": 1e-2, "warmup_ratio": 0.0, "strategy": name}
     values["strategy_params"] = TINY_PARAMS[name]
     values["dropout"] = 0.1 if name == "rdrop" else 0.0
-    run_finetune(build_params(FinetuneParams, values, "test"), ctx, state)
+    Finetune(build_params(TrainParams, values, "test")).run(ctx, state)
     losses = [v for _, v in ctx.series("train/loss")]
     assert len(losses) == 16
     assert np.mean(losses[-3:]) < 0.3 * np.mean(losses[:3])

@@ -18,7 +18,7 @@ from tuneboard.engine.data import split_features
 from tuneboard.engine.trainable import set_dropout
 from tuneboard.engine.training import (
     FitResult,
-    TrainSettings,
+    TrainParams,
     autocast_dtype,
     evaluate,
     fit,
@@ -46,7 +46,7 @@ def train(
 ) -> tuple[FitResult, PipelineState, RecordingContext]:
     state = state or toy_state()
     ctx = ctx or RecordingContext(tmp_path)
-    result = fit(ctx, state, TrainSettings(**{**FAST, **settings}), StandardStrategy(NoParams()))
+    result = fit(ctx, state, TrainParams(**{**FAST, **settings}), StandardStrategy(NoParams()))
     return result, state, ctx
 
 
@@ -173,8 +173,8 @@ def test_gradient_accumulation_matches_a_bigger_batch(tmp_path: Path) -> None:
     spies = GradientSpy(), GradientSpy()
     big_state, acc_state = toy_state(), toy_state()
     big_ctx, acc_ctx = RecordingContext(tmp_path / "a"), RecordingContext(tmp_path / "b")
-    big = fit(big_ctx, big_state, TrainSettings(**{**FAST, "epochs": 1}), spies[0])
-    settings = TrainSettings(**{**FAST, "epochs": 1, "batch_size": 4, "grad_accum": 2})
+    big = fit(big_ctx, big_state, TrainParams(**{**FAST, "epochs": 1}), spies[0])
+    settings = TrainParams(**{**FAST, "epochs": 1, "batch_size": 4, "grad_accum": 2})
     acc = fit(acc_ctx, acc_state, settings, spies[1])
     assert big.steps == acc.steps == 5
     assert len(spies[1].grads) == 10

@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 from helpers import one_torch_thread, toy_examples, toy_state
 
+from tuneboard import IGNORE_INDEX, split_prefix
 from tuneboard.engine.data import (
-    IGNORE_INDEX,
     auto_split,
     batch_order,
     batches,
     encode,
     infer_labels,
     split_features,
-    split_prefix,
 )
 from tuneboard.sdk.contracts import TOKEN_CLASSIFICATION, TextExample, TokenExample
 from tuneboard.sdk.errors import DataError

@@ -20,9 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tuneboard.engine.data import IGNORE_INDEX
-from tuneboard.sdk.contracts import TrainStep
-from tuneboard.sdk.errors import ConfigError
+from tuneboard import IGNORE_INDEX, ConfigError, TrainStep
 
 
 def find_embedding(model: nn.Module, pattern: str) -> nn.Embedding:

@@ -1,4 +1,4 @@
-"""The `augment` stage's work: seeded text augmentation of the training split (EDA-style).
+"""The `augment` stage: seeded text augmentation of the training split (EDA-style).
 
 Four operations, each making a changed copy of an example: swap two words, delete words,
 insert a word (a synonym of a word of the text, or a copy of one), and replace words by
@@ -13,19 +13,22 @@ import random
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from tuneboard.builtin.entities import entity_spans
-from tuneboard.sdk.contracts import (
+from tuneboard import (
     TOKEN_CLASSIFICATION,
+    ConfigError,
+    DataError,
     Example,
     PipelineState,
+    Stage,
     StageContext,
     TextExample,
+    param,
 )
-from tuneboard.sdk.errors import ConfigError, DataError
+from tuneboard.builtin.entities import entity_spans
 
 Operation = Literal["swap", "delete", "insert", "synonym"]
 OPERATIONS: tuple[Operation, ...] = ("swap", "delete", "insert", "synonym")
@@ -35,6 +38,47 @@ Unit = list[tuple[str, str | None]]
 """A word outside entities, or a whole entity: its words with their tags (None for texts)."""
 
 _WORD = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
+
+
+@dataclass
+class AugmentParams:
+    """Parameters of the `augment` stage."""
+
+    operations: list[Operation] = param(
+        ["swap", "delete", "insert"],
+        "Operations to draw from, one per new example: swap words, delete words, insert a "
+        "word, replace words by synonyms (synonym needs the synonyms file)",
+    )
+    ratio: float = param(
+        0.5, "New examples to try to make, as a share of the training split (1.0 doubles it)", min=0
+    )
+    changes: float = param(
+        0.1, "Share of an example's words each operation changes (at least one)", min=0, max=1
+    )
+    synonyms: str | None = param(
+        None,
+        "File of synonyms, one 'word<TAB>synonym,synonym' per line (relative to the project "
+        "folder); used by synonym and insert",
+    )
+
+    def __post_init__(self) -> None:
+        if not self.operations:
+            raise ValueError("key 'operations' must name at least one operation")
+        if "synonym" in self.operations and not self.synonyms:
+            raise ValueError("key 'operations': 'synonym' needs key 'synonyms' (a synonyms file)")
+
+
+class Augment(Stage[AugmentParams]):
+    """Seeded augmentation of the training split: swap, delete, insert, synonym replacement."""
+
+    name = "augment"
+    Params = AugmentParams
+    description = "Add changed copies of training examples (word swaps, deletions, synonyms)"
+
+    def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
+        """Add the new examples to the train split; log `augment/added`."""
+        p = self.params
+        return run_augment(p.operations, p.ratio, p.changes, p.synonyms, ctx, state)
 
 
 def read_synonyms(path: Path) -> dict[str, list[str]]:
@@ -182,7 +226,7 @@ def run_augment(
     token_task = state.task == TOKEN_CLASSIFICATION
     if "insert" in operations and token_task and OUTSIDE not in state.labels:
         raise ConfigError(f"augment: 'insert' tags new words {OUTSIDE!r}, not a label here")
-    synonyms = read_synonyms(ctx.project_dir / synonyms_file) if synonyms_file else {}
+    synonyms = read_synonyms(ctx.project_file(synonyms_file, "synonyms")) if synonyms_file else {}
     rng = random.Random(ctx.seed)
     added, counts = augment_examples(train, operations, ratio, changes, rng, synonyms)
     state.splits["train"] = [*train, *added]

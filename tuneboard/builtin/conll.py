@@ -10,16 +10,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuneboard.builtin.textfiles import read_text
-from tuneboard.sdk.contracts import (
+from tuneboard import (
     TOKEN_CLASSIFICATION,
+    DataError,
     Dataset,
     DatasetContext,
     Splits,
     TokenExample,
+    param,
 )
-from tuneboard.sdk.errors import DataError
-from tuneboard.sdk.params import param
+from tuneboard.builtin.textfiles import read_text
 
 DOCSTART = "-DOCSTART-"
 

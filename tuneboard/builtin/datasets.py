@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tuneboard.builtin.conll import ConllDataset
-from tuneboard.builtin.textfiles import jsonl_objects, read_text
-from tuneboard.sdk.contracts import (
+from tuneboard import (
     SEQUENCE_CLASSIFICATION,
+    DataError,
     Dataset,
     DatasetContext,
     Splits,
     TextExample,
+    hookimpl,
+    param,
 )
-from tuneboard.sdk.errors import DataError
-from tuneboard.sdk.hookspecs import hookimpl
-from tuneboard.sdk.params import param
+from tuneboard.builtin.conll import ConllDataset
+from tuneboard.builtin.textfiles import jsonl_objects, read_text
 
 Row = Mapping[str, Any]
 

@@ -1,36 +1,74 @@
-"""The `distill` stage's work: knowledge distillation of the current model into a student.
+"""The `distill` stage: knowledge distillation of the current model into a smaller student.
 
-The student trains in the shared training loop (evaluation, best checkpoint, early stopping
-as in `finetune`) with a strategy whose loss mixes the KL divergence to the teacher's
-softened predictions and the cross-entropy on the labels (Hinton et al.); the best student
-then replaces the teacher as the pipeline's model.
-
-Imports torch at module level: the stage imports this module inside `run()`.
+The student trains in the one training loop (evaluation, best checkpoint, early stopping as in
+`finetune`) with a strategy whose loss mixes the KL divergence to the teacher's softened
+predictions and the cross-entropy on the labels (Hinton et al.); the best student then
+replaces the teacher as the pipeline's model. torch is imported inside the work.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
+from tuneboard import (
+    IGNORE_INDEX,
+    ConfigError,
+    NoParams,
+    PipelineState,
+    Stage,
+    StageContext,
+    Strategy,
+    Training,
+    TrainParams,
+    TrainStep,
+    param,
+)
 
-from tuneboard.builtin.finetune import finetune_settings
-from tuneboard.builtin.recipe_stages import DistillParams
-from tuneboard.builtin.stages import FinetuneParams
-from tuneboard.config import ModelSpec
-from tuneboard.engine.data import IGNORE_INDEX
-from tuneboard.engine.models import load_model_and_tokenizer
-from tuneboard.engine.trainable import encoder_layers
-from tuneboard.engine.training import fit
-from tuneboard.sdk.contracts import NoParams, PipelineState, StageContext, Strategy, TrainStep
-from tuneboard.sdk.errors import ConfigError
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class DistillParams(TrainParams):
+    """Parameters of the `distill` stage: those of `finetune` for training the student (but
+    `strategy`: the student trains on the distillation loss), and the student and the loss
+    mix."""
+
+    strategy: str = field(default="standard", init=False)
+    strategy_params: dict[str, Any] = field(default_factory=dict, init=False)
+
+    student: str | dict[str, Any] = param(
+        {},
+        "The student: a config table like a model's (model_type, hidden_size ...; the "
+        "teacher's tokenizer), a model source sharing the teacher's tokenizer, or {} for the "
+        "teacher with every other encoder layer (initialised from the teacher's)",
+    )
+    temperature: float = param(2.0, "Softmax temperature of the soft targets", min=0.01)
+    alpha: float = param(
+        0.5,
+        "Weight of the soft-target loss (KL to the teacher, times temperature²); the rest "
+        "goes to cross-entropy on the labels",
+        min=0,
+        max=1,
+    )
+
+
+class Distill(Stage[DistillParams]):
+    """Knowledge distillation: train a smaller student on the current model's soft targets."""
+
+    name = "distill"
+    Params = DistillParams
+    description = "Distil the current model into a smaller student, which becomes the model"
+
+    def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
+        """Train the student like `finetune` does, then hand it on as the model."""
+        return run_distill(self.params, ctx, state)
 
 
 class DistillationLoss(Strategy[NoParams]):
@@ -52,6 +90,9 @@ class DistillationLoss(Strategy[NoParams]):
 
     def step(self, inputs: TrainStep) -> float:
         """Teacher forward (no gradients), student forward, backward of the mixed loss."""
+        import torch
+        import torch.nn.functional as F
+
         batch = inputs.batch
         with torch.no_grad():
             teacher = self.teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits
@@ -72,9 +113,9 @@ class DistillationLoss(Strategy[NoParams]):
         return float(loss.detach())
 
 
-def every_other_layer(teacher: Any) -> Any:
+def every_other_layer(teacher: Any, training: Training) -> Any:
     """A copy of `teacher` keeping its 1st, 3rd, 5th ... encoder layer (and everything else)."""
-    layers, count = encoder_layers(teacher)
+    layers, count = training.encoder_layers(teacher)
     keep = list(range(0, count, 2))
     config = copy.deepcopy(teacher.config)
     if not isinstance(getattr(config, "num_hidden_layers", None), int):
@@ -100,16 +141,15 @@ def every_other_layer(teacher: Any) -> Any:
 def build_student(student: str | Mapping[str, Any], ctx: StageContext, state: PipelineState) -> Any:
     """The student model the `student` parameter describes, with a head for `state.labels`."""
     if isinstance(student, Mapping) and not student:
-        return every_other_layer(state.model)
+        return every_other_layer(state.model, ctx.training)
     if isinstance(student, Mapping):
         with tempfile.TemporaryDirectory() as folder:
             state.tokenizer.save_pretrained(folder)
-            spec = ModelSpec(source=None, config=dict(student), tokenizer=str(Path(folder)))
-            model, _ = load_model_and_tokenizer(spec, state.task, state.labels, ctx.project_dir)
+            model, _ = ctx.training.load_model(
+                state.task, state.labels, config=dict(student), tokenizer=str(Path(folder))
+            )
         return model
-    model, tokenizer = load_model_and_tokenizer(
-        ModelSpec(source=student), state.task, state.labels, ctx.project_dir
-    )
+    model, tokenizer = ctx.training.load_model(state.task, state.labels, source=student)
     if tokenizer.get_vocab() != state.tokenizer.get_vocab():
         raise ConfigError(
             f"distill: student {student!r} has another tokenizer than the teacher; "
@@ -127,12 +167,13 @@ def run_distill(params: DistillParams, ctx: StageContext, state: PipelineState) 
     teacher = state.model
     if teacher is None or state.tokenizer is None:
         raise ConfigError("distill: no model in the pipeline state")
+    import torch
+
     torch.manual_seed(ctx.seed)
     student = build_student(params.student, ctx, state)
     ctx.event(f"distilling {_count(teacher):,} parameters into {_count(student):,}")
     teacher.requires_grad_(False)
     state.model = student
-    finetune = {f.name: getattr(params, f.name) for f in dataclasses.fields(FinetuneParams)}
     loss = DistillationLoss(teacher, params.temperature, params.alpha)
-    fit(ctx, state, finetune_settings(FinetuneParams(**finetune)), loss)
+    ctx.training.fit(state, params, loss)
     return state

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from tuneboard.sdk.contracts import TOKEN_CLASSIFICATION, Metric
+from tuneboard import TOKEN_CLASSIFICATION, Metric
 
 Span = tuple[str, int, int]
 """An entity: its type, first and last token (inclusive)."""

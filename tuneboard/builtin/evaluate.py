@@ -1,4 +1,4 @@
-"""The `evaluate` stage's work (imports torch through the training loop).
+"""The `evaluate` stage: loss and every configured metric of the current model on one split.
 
 For sequence classification it also writes each example's prediction to
 ``predictions-<split>.jsonl`` in the stage's folder (a `predictions` artifact): what
@@ -7,59 +7,78 @@ For sequence classification it also writes each example's prediction to
 
 from __future__ import annotations
 
-from tuneboard.builtin.predict import text_row, write_jsonl
-from tuneboard.builtin.stages import EvaluateParams
-from tuneboard.engine.data import split_features, split_prefix
-from tuneboard.engine.training import autocast_dtype, evaluate, predict, score
-from tuneboard.sdk.contracts import (
+from dataclasses import dataclass
+from typing import Literal
+
+from tuneboard import (
+    PRECISION_HELP,
     SEQUENCE_CLASSIFICATION,
+    ConfigError,
     PipelineState,
+    Precision,
+    Stage,
     StageContext,
     TextExample,
+    param,
+    split_prefix,
 )
-from tuneboard.sdk.errors import ConfigError
+from tuneboard.builtin.predict import text_row, write_jsonl
 
 
-def run_evaluate(params: EvaluateParams, ctx: StageContext, state: PipelineState) -> PipelineState:
-    """Evaluate the current model on `params.split`, log and keep the values."""
-    prefix = split_prefix(params.split)
-    if params.predictions and state.task == SEQUENCE_CLASSIFICATION:
-        values = _evaluate_and_write(params, ctx, state, prefix)
-    else:
-        values = evaluate(
-            ctx,
-            state,
-            params.split,
-            prefix,
-            batch_size=params.batch_size,
-            precision=params.precision,
-        )
-    ctx.log(values, 0)
-    ctx.progress(1, 1, f"evaluated on {params.split}")
-    summary = ", ".join(f"{name} {value:.4f}" for name, value in values.items())
-    ctx.event(f"{params.split}: {summary}")
-    state.metrics.update(values)
-    return state
+@dataclass
+class EvaluateParams:
+    """Parameters of the `evaluate` stage."""
+
+    split: Literal["test", "validation", "train"] = param("test", "Split to evaluate on")
+    batch_size: int = param(64, "Examples per batch", min=1)
+    precision: Precision = param("auto", PRECISION_HELP)
+    predictions: bool = param(
+        True,
+        "Write each example's label, prediction and probabilities to predictions-<split>.jsonl "
+        "in the stage's folder (what `tuneboard review` reads; sequence classification)",
+    )
+
+
+class Evaluate(Stage[EvaluateParams]):
+    """Loss and every configured metric of the current model on one split."""
+
+    name = "evaluate"
+    Params = EvaluateParams
+    description = "Measure the current model on a split (test by default)"
+
+    def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
+        """Evaluate on `split`, log ``<split>/<metric>`` values and keep them."""
+        p = self.params
+        if p.predictions and state.task == SEQUENCE_CLASSIFICATION:
+            values = _evaluate_and_write(p, ctx, state)
+        else:
+            values = ctx.training.evaluate(
+                state, p.split, batch_size=p.batch_size, precision=p.precision
+            )
+        ctx.log(values, 0)
+        ctx.progress(1, 1, f"evaluated on {p.split}")
+        summary = ", ".join(f"{name} {value:.4f}" for name, value in values.items())
+        ctx.event(f"{p.split}: {summary}")
+        state.metrics.update(values)
+        return state
 
 
 def _evaluate_and_write(
-    params: EvaluateParams, ctx: StageContext, state: PipelineState, prefix: str
+    params: EvaluateParams, ctx: StageContext, state: PipelineState
 ) -> dict[str, float]:
     """Score the split with one pass that keeps the probabilities, and write them."""
     if state.model is None or state.tokenizer is None:
         raise ConfigError("no model in the pipeline state (the run did not load one)")
-    features = split_features(state, params.split, ctx.max_length)
-    state.model.to(ctx.device)
-    result = predict(
+    training = ctx.training
+    features = training.features(state, params.split)
+    result = training.predict(
         state.model,
         features,
         batch_size=params.batch_size,
-        device=ctx.device,
-        dtype=autocast_dtype(params.precision, ctx.device),
+        precision=params.precision,
         with_probabilities=True,
-        check_stop=ctx.check_stop,
     )
-    values = score(ctx, result, features, state.labels, prefix)
+    values = training.score(result, features, state.labels, split_prefix(params.split))
     assert result.probabilities is not None
     rows = [
         text_row(example, state.labels, int(label_id), probabilities)

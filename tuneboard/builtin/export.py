@@ -1,12 +1,39 @@
-"""The `export` stage's work: a self-contained model folder."""
+"""The `export` stage: the current model as a self-contained folder in the run's folder."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import PurePath
 
-from tuneboard.builtin.stages import ExportParams
-from tuneboard.sdk.contracts import PipelineState, StageContext
-from tuneboard.sdk.errors import ConfigError
+from tuneboard import ConfigError, PipelineState, Stage, StageContext, param
+
+
+@dataclass
+class ExportParams:
+    """Parameters of the `export` stage."""
+
+    folder: str = param("export", "Folder inside the run's folder to write the model to")
+
+    def __post_init__(self) -> None:
+        path = PurePath(self.folder)
+        if not self.folder.strip() or path.is_absolute() or ".." in path.parts or not path.name:
+            raise ValueError(
+                "key 'folder' must be a relative path inside the run's folder "
+                f"(no '..', not absolute), got {self.folder!r}"
+            )
+
+
+class Export(Stage[ExportParams]):
+    """Write the current model, tokenizer, labels and metrics to a folder."""
+
+    name = "export"
+    Params = ExportParams
+    description = "Save the model (safetensors), tokenizer, labels.json and metrics.json"
+
+    def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
+        """Write the files and record the folder as a `model` artifact."""
+        return run_export(self.params, ctx, state)
 
 
 def run_export(params: ExportParams, ctx: StageContext, state: PipelineState) -> PipelineState:

@@ -16,20 +16,21 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
-from tuneboard.corrections import Correction, Key, read_corrections
-from tuneboard.sdk.contracts import (
+from tuneboard import (
     SEQUENCE_CLASSIFICATION,
+    ConfigError,
+    Correction,
     Example,
     PipelineState,
     Stage,
     StageContext,
     TextExample,
+    param,
 )
-from tuneboard.sdk.errors import ConfigError
-from tuneboard.sdk.params import param
+
+Key = tuple[str, str | None]
 
 _APPLIED = "tuneboard.feedback"
 
@@ -80,19 +81,6 @@ class Feedback(Stage[FeedbackParams]):
         return run_feedback(self.params, ctx, state)
 
 
-def corrections_path(params: FeedbackParams, project_dir: Path) -> Path:
-    """The corrections file the stage reads: `file`, else the project's setting."""
-    if params.file:
-        return (project_dir / params.file).resolve()
-    from tuneboard.config import CONFIG_FILE, load_project
-
-    if (project_dir / CONFIG_FILE).is_file():
-        return load_project(project_dir).corrections_file
-    from tuneboard.config import DEFAULT_CORRECTIONS
-
-    return project_dir / DEFAULT_CORRECTIONS
-
-
 @dataclass
 class _Applied:
     """What one run of the stage changed, so that the next run (the next round) can undo it
@@ -108,8 +96,9 @@ def run_feedback(params: FeedbackParams, ctx: StageContext, state: PipelineState
     """Merge the corrections into the splits and apply the drop patterns."""
     if state.task != SEQUENCE_CLASSIFICATION:
         raise ConfigError(f"feedback: supports {SEQUENCE_CLASSIFICATION} only")
-    path = corrections_path(params, ctx.project_dir)
-    corrections = _usable(read_corrections(path), state.labels, ctx)
+    path = ctx.corrections_path(params.file or None)
+    saved = {c.key: c for c in ctx.corrections(params.file or None)}
+    corrections = _usable(saved, state.labels, ctx)
     memory = f"{_APPLIED}.{ctx.pipeline_index}"  # this stage's, whichever round runs it
     previous = state.extras.get(memory)
     if isinstance(previous, _Applied):

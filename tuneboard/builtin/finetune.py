@@ -1,44 +1,19 @@
-"""The `finetune` and `single_step` stages' work (imports torch through the training loop)."""
+"""The `finetune` stage: multi-step fine-tuning with evaluation, best checkpoint and early
+stopping, on the one training loop (`ctx.training.fit`). Its parameters are `TrainParams`."""
 
 from __future__ import annotations
 
-import dataclasses
-
-from tuneboard.builtin.stages import FinetuneParams, SingleStepParams
-from tuneboard.engine.training import TrainSettings, fit
-from tuneboard.sdk.contracts import PipelineState, StageContext
+from tuneboard import PipelineState, Stage, StageContext, TrainParams
 
 
-def finetune_settings(params: FinetuneParams) -> TrainSettings:
-    """The training-loop settings of a `finetune` stage."""
-    values = dataclasses.asdict(params)
-    del values["strategy"], values["strategy_params"]
-    values["lora_targets"] = tuple(params.lora_targets)
-    return TrainSettings(**values)
+class Finetune(Stage[TrainParams]):
+    """Multi-step fine-tuning with evaluation, best checkpoint and early stopping."""
 
+    name = "finetune"
+    Params = TrainParams
+    description = "Fine-tune with warm-up and decay, keep the best checkpoint, stop early"
 
-def run_finetune(params: FinetuneParams, ctx: StageContext, state: PipelineState) -> PipelineState:
-    """Fine-tune `state.model`; the best weights go on to the next stage."""
-    strategy = ctx.strategy(params.strategy, params.strategy_params)
-    fit(ctx, state, finetune_settings(params), strategy)
-    return state
-
-
-def run_single_step(
-    params: SingleStepParams, ctx: StageContext, state: PipelineState
-) -> PipelineState:
-    """Accumulate gradients over the whole training split, take one step, evaluate."""
-    settings = TrainSettings(
-        epochs=1,
-        batch_size=params.batch_size,
-        eval_batch_size=params.eval_batch_size,
-        lr=params.lr,
-        weight_decay=params.weight_decay,
-        warmup_ratio=0.0,
-        scheduler="constant",
-        max_grad_norm=params.max_grad_norm,
-        grad_accum=0,  # the whole epoch is one optimizer step
-        precision=params.precision,
-    )
-    fit(ctx, state, settings, ctx.strategy("standard"))
-    return state
+    def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
+        """Train, then hand the best weights on."""
+        ctx.training.fit(state, self.params)
+        return state

@@ -14,18 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneboard.sdk.contracts import (
+from tuneboard import (
     SPLITS,
     TOKEN_CLASSIFICATION,
+    DataError,
     Dataset,
     DatasetContext,
     Example,
     Splits,
     TextExample,
     TokenExample,
+    param,
 )
-from tuneboard.sdk.errors import DataError
-from tuneboard.sdk.params import param
 
 DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("train",),

@@ -11,9 +11,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from tuneboard import Metric, hookimpl
 from tuneboard.builtin.entities import ENTITY_METRICS
-from tuneboard.sdk.contracts import Metric
-from tuneboard.sdk.hookspecs import hookimpl
 
 
 @dataclass(frozen=True)

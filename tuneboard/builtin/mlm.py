@@ -1,4 +1,4 @@
-"""The `mlm` stage's work: continued masked-language-model pretraining of the encoder.
+"""The `mlm` stage: continued masked-language-model pretraining of the encoder.
 
 A masked-LM model of the same architecture is built from the current model's config, the
 current encoder's weights are copied into it, it trains on the task's own texts, and its
@@ -6,7 +6,7 @@ encoder's weights (the best by validation perplexity) are copied back into the t
 whose head stays as it was. Works for BERT-family encoders (BERT, RoBERTa, DistilBERT,
 ELECTRA ...), whose task and masked-LM models share the encoder under one attribute name.
 
-Imports torch at module level: the stage imports this module inside `run()`.
+numpy and torch are imported inside the work, so loading the plugin stays cheap.
 """
 
 from __future__ import annotations
@@ -16,26 +16,74 @@ import copy
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from tuneboard.builtin.recipe_stages import MlmParams
-from tuneboard.engine.data import IGNORE_INDEX, num_batches
-from tuneboard.engine.models import MODEL_LOAD_LOCK
-from tuneboard.engine.trainable import decay_groups
-from tuneboard.engine.training import (
+from tuneboard import (
+    IGNORE_INDEX,
+    PRECISION_HELP,
+    ConfigError,
+    DataError,
+    Example,
     NonFiniteLoss,
-    autocast_dtype,
-    lr_factor,
-    save_checkpoint,
+    PipelineState,
+    Precision,
+    Stage,
+    StageContext,
+    TextExample,
+    TokenExample,
+    Training,
+    param,
 )
-from tuneboard.sdk.contracts import Example, PipelineState, StageContext, TextExample, TokenExample
-from tuneboard.sdk.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 RANDOM_SHARE = 0.1
 KEEP_SHARE = 0.1
+
+
+@dataclass
+class MlmParams:
+    """Parameters of the `mlm` stage."""
+
+    epochs: int = param(1, "Passes over the texts", min=1)
+    max_steps: int = param(0, "Stop after this many optimizer steps (0 = no limit)", min=0)
+    batch_size: int = param(16, "Texts per batch", min=1)
+    eval_batch_size: int = param(64, "Texts per batch when measuring validation perplexity", min=1)
+    lr: float = param(5e-5, "Peak learning rate (AdamW)", min=0)
+    weight_decay: float = param(0.01, "AdamW weight decay (not on biases and norms)", min=0)
+    warmup_ratio: float = param(
+        0.1, "Share of the optimizer steps spent warming the learning rate up", min=0, max=1
+    )
+    max_grad_norm: float = param(1.0, "Clip the gradient norm to this (0 = no clipping)", min=0)
+    mask_probability: float = param(
+        0.15,
+        "Share of tokens (or words) to predict; of those 80% become [MASK], 10% a random "
+        "token, 10% stay",
+        min=0.01,
+        max=1,
+    )
+    whole_word_mask: bool = param(
+        False, "Mask every sub-word of a chosen word together (needs a fast tokenizer)"
+    )
+    include_validation: bool = param(
+        False,
+        "Train on the validation split's texts too (val/perplexity is then measured on seen text)",
+    )
+    precision: Precision = param("auto", PRECISION_HELP)
+
+
+class Mlm(Stage[MlmParams]):
+    """Continued masked-language-model pretraining of the encoder on the task's own texts."""
+
+    name = "mlm"
+    Params = MlmParams
+    description = "Continue pretraining the encoder (masked LM) on the training texts"
+
+    def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
+        """Train a masked-LM head on the encoder, then hand the adapted encoder on."""
+        return run_mlm(self.params, ctx, state)
 
 
 @dataclass(frozen=True)
@@ -55,6 +103,8 @@ class TextFeatures:
 
 def encode_texts(examples: Sequence[Example], tokenizer: Any, max_length: int) -> TextFeatures:
     """Tokenise the texts of `examples` (both texts of a pair; a sentence's tokens as words)."""
+    import numpy as np
+
     if not examples:
         raise DataError("no texts to train the masked-language model on")
     if isinstance(examples[0], TokenExample):
@@ -131,6 +181,8 @@ def mask_tokens(
     Return `(inputs, labels)` with `IGNORE_INDEX` in the labels where nothing is predicted.
     At least one token is chosen when any is maskable.
     """
+    import torch
+
     choose = torch.rand(input_ids.shape, generator=generator)
     kind = torch.rand(input_ids.shape, generator=generator)
     random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator)
@@ -150,9 +202,9 @@ def mask_tokens(
     return inputs, labels
 
 
-def masked_lm_for(model: Any) -> Any:
+def masked_lm_for(model: Any, training: Training) -> Any:
     """A masked-LM model of `model`'s architecture holding a copy of its encoder's weights."""
-    with MODEL_LOAD_LOCK:
+    with training.loading():
         from transformers import AutoModelForMaskedLM
 
     factory: Any = AutoModelForMaskedLM  # untyped
@@ -181,6 +233,9 @@ def copy_encoder(source: Any, target: Any) -> None:
 def _batches(
     features: TextFeatures, order: np.ndarray, batch_size: int
 ) -> Iterator[dict[str, torch.Tensor]]:
+    import numpy as np
+    import torch
+
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         width = int(features.lengths[rows].max())
@@ -214,14 +269,17 @@ class _MlmTraining:
         train: TextFeatures,
         validation: TextFeatures | None,
     ) -> None:
+        import torch
+
         self.params, self.ctx, self.model = params, ctx, model
         self.train, self.validation = train, validation
         self.mask_id, self.vocab_size = int(tokenizer.mask_token_id), len(tokenizer)
-        per_epoch = num_batches(len(train), params.batch_size)
+        per_epoch = math.ceil(len(train) / params.batch_size)
         total = params.epochs * per_epoch
         self.total = min(total, params.max_steps) if params.max_steps > 0 else total
-        self.epochs = num_batches(self.total, per_epoch)
-        dtype = autocast_dtype(params.precision, ctx.device)
+        self.epochs = math.ceil(self.total / per_epoch)
+        training = ctx.training
+        dtype = training.autocast_dtype(params.precision)
         device_type = "cuda" if ctx.device.startswith("cuda") else "cpu"
         self.autocast = (
             (lambda: torch.autocast(device_type=device_type, dtype=dtype))
@@ -229,10 +287,11 @@ class _MlmTraining:
             else contextlib.nullcontext
         )
         self.scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-        self.optimizer = torch.optim.AdamW(decay_groups(model, params.weight_decay), lr=params.lr)
+        groups = training.param_groups(model, params.weight_decay)
+        self.optimizer = torch.optim.AdamW(groups, lr=params.lr)
         warmup = math.ceil(params.warmup_ratio * self.total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_factor("linear", warmup, self.total)
+            self.optimizer, training.lr_factor("linear", warmup, self.total)
         )
         self.step = 0
         self.best: tuple[int, float, dict[str, torch.Tensor]] | None = None
@@ -261,6 +320,9 @@ class _MlmTraining:
 
     def run(self) -> None:
         """Train until the last step; measure validation perplexity after every epoch."""
+        import numpy as np
+        import torch
+
         params, ctx = self.params, self.ctx
         generator = torch.Generator().manual_seed(ctx.seed)
         for epoch in range(self.epochs):
@@ -283,6 +345,8 @@ class _MlmTraining:
                 self._evaluate()
 
     def _optimizer_step(self, loss: Any) -> float:
+        import torch
+
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -300,9 +364,17 @@ class _MlmTraining:
         self.optimizer.zero_grad(set_to_none=True)
         return lr
 
-    @torch.no_grad()
     def _evaluate(self) -> None:
         """Log val/loss and val/perplexity (the same masks every time); keep the best encoder."""
+        import torch
+
+        with torch.no_grad():
+            self._measure()
+
+    def _measure(self) -> None:
+        import numpy as np
+        import torch
+
         assert self.validation is not None
         self.model.eval()
         generator = torch.Generator().manual_seed(self.ctx.seed + 1)
@@ -326,6 +398,8 @@ def _texts(state: PipelineState, split: str) -> list[Example]:
 
 def run_mlm(params: MlmParams, ctx: StageContext, state: PipelineState) -> PipelineState:
     """Continue pretraining `state.model`'s encoder as a masked LM on the task's texts."""
+    import torch
+
     model, tokenizer = state.model, state.tokenizer
     if model is None or tokenizer is None:
         raise ConfigError("no model in the pipeline state (the run did not load one)")
@@ -340,7 +414,7 @@ def run_mlm(params: MlmParams, ctx: StageContext, state: PipelineState) -> Pipel
     val_examples = _texts(state, "validation")
     validation = encode_texts(val_examples, tokenizer, ctx.max_length) if val_examples else None
     torch.manual_seed(ctx.seed)
-    mlm = masked_lm_for(model).to(ctx.device)
+    mlm = masked_lm_for(model, ctx.training).to(ctx.device)
     ctx.event(f"masked-LM training on {len(train)} texts ({type(mlm).__name__})")
     training = _MlmTraining(params, ctx, mlm, tokenizer, train, validation)
     training.run()
@@ -352,5 +426,5 @@ def run_mlm(params: MlmParams, ctx: StageContext, state: PipelineState) -> Pipel
     copy_encoder(mlm, model)
     del mlm, training
     model.eval()
-    save_checkpoint(ctx, state)
+    ctx.training.save_checkpoint(state)
     return state

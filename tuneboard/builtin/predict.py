@@ -1,4 +1,4 @@
-"""The `predict` stage's work: the current model's predictions for a split or a file, written
+"""The `predict` stage: the current model's predictions for a split or a file, written
 to a CSV or JSON-lines file in the run's folder.
 
 Sequence classification: the predicted label and a probability per label for each text.
@@ -12,26 +12,78 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePath
+from typing import Any, Literal
 
-from tuneboard.builtin.conll import read_conll
-from tuneboard.builtin.recipe_stages import PredictParams
-from tuneboard.builtin.textfiles import jsonl_objects
-from tuneboard.engine.data import IGNORE_INDEX, encode
-from tuneboard.engine.training import autocast_dtype, predict
-from tuneboard.sdk.contracts import (
+from tuneboard import (
+    IGNORE_INDEX,
+    PRECISION_HELP,
     TOKEN_CLASSIFICATION,
+    ConfigError,
+    DataError,
     Example,
     PipelineState,
+    Precision,
+    Stage,
     StageContext,
     TextExample,
     TokenExample,
+    param,
 )
-from tuneboard.sdk.errors import ConfigError, DataError
+from tuneboard.builtin.conll import read_conll
+from tuneboard.builtin.textfiles import jsonl_objects
 
 Row = dict[str, Any]
+
+
+@dataclass
+class PredictParams:
+    """Parameters of the `predict` stage."""
+
+    split: Literal["test", "validation", "train"] = param(
+        "test", "Split to predict (when no file is given)"
+    )
+    file: str | None = param(
+        None,
+        "A file to predict instead of a split (relative to the project folder). Token "
+        "classification: CoNLL (tags optional) or .txt, a sentence per line; otherwise .txt, "
+        "a text per line, or .csv, .tsv, .jsonl with text_column",
+    )
+    text_column: str = param("text", "Column (or JSON field) holding the texts of a file")
+    label_column: str = param(
+        "label", "Column (or JSON field) of reference labels in a file, copied when present"
+    )
+    format: Literal["csv", "jsonl"] = param(
+        "csv",
+        "csv: a row per text with a prob_<label> column per label, or a row per word; jsonl: "
+        "an object per text or sentence",
+    )
+    output: str = param(
+        "", "File inside the run's folder (empty = predictions-<split or file name>.<format>)"
+    )
+    batch_size: int = param(64, "Examples per batch", min=1)
+    precision: Precision = param("auto", PRECISION_HELP)
+
+    def __post_init__(self) -> None:
+        path = PurePath(self.output)
+        if self.output and (path.is_absolute() or ".." in path.parts or not path.name):
+            raise ValueError(
+                "key 'output' must be a relative path inside the run's folder "
+                f"(no '..', not absolute), got {self.output!r}"
+            )
+
+
+class Predict(Stage[PredictParams]):
+    """Write the current model's predictions for a split or a file."""
+
+    name = "predict"
+    Params = PredictParams
+    description = "Write predictions (labels and probabilities, or tags) to a CSV or JSONL file"
+
+    def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
+        """Predict and write the file; record it as a `predictions` artifact."""
+        return run_predict(self.params, ctx, state)
 
 
 # --- reading a file -------------------------------------------------------------------------
@@ -104,16 +156,13 @@ def prediction_rows(
         to_encode = [replace(ex, label=None) for ex in examples if isinstance(ex, TextExample)]
     if len(to_encode) != len(examples):
         raise DataError(f"predict: the examples do not fit the task {state.task!r}")
-    features = encode(to_encode, tokenizer, labels, ctx.max_length, state.task)
-    model.to(ctx.device)
-    result = predict(
+    features = ctx.training.encode(to_encode, tokenizer, labels, state.task)
+    result = ctx.training.predict(
         model,
         features,
         batch_size=params.batch_size,
-        device=ctx.device,
-        dtype=autocast_dtype(params.precision, ctx.device),
+        precision=params.precision,
         with_probabilities=not token_level,
-        check_stop=ctx.check_stop,
     )
     rows: list[Row] = []
     for i, ex in enumerate(examples):
@@ -185,9 +234,7 @@ def run_predict(params: PredictParams, ctx: StageContext, state: PipelineState) 
     if state.model is None or state.tokenizer is None:
         raise ConfigError("predict: no model in the pipeline state")
     if params.file:
-        path = (ctx.project_dir / params.file).resolve()
-        if not path.is_file():
-            raise DataError(f"predict: key 'file': file not found: {params.file}")
+        path = ctx.project_file(params.file, "file")
         examples = read_inputs(path, state.task, params.text_column, params.label_column)
         source = path.stem
     else:

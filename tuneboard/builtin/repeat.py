@@ -17,9 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tuneboard.sdk.contracts import PipelineState, Stage, StageContext
-from tuneboard.sdk.errors import ConfigError
-from tuneboard.sdk.params import param
+from tuneboard import ConfigError, PipelineState, Stage, StageContext, param
 
 
 @dataclass

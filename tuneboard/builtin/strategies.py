@@ -11,9 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from tuneboard.sdk.contracts import NoParams, Strategy, TrainStep
-from tuneboard.sdk.hookspecs import hookimpl
-from tuneboard.sdk.params import param
+from tuneboard import NoParams, Strategy, TrainStep, hookimpl, param
 
 if TYPE_CHECKING:
     from tuneboard.builtin.adversarial import EmbeddingPerturbation

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tuneboard.sdk.errors import DataError
+from tuneboard import DataError
 
 
 def read_text(path: Path, encoding: str) -> str:

@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneboard.config import ExperimentConfig
+from tuneboard.config import DEFAULT_CORRECTIONS, ExperimentConfig
+from tuneboard.corrections import read_corrections
 from tuneboard.engine.observer import RunObserver
+from tuneboard.engine.stage_training import StageTraining
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.contracts import (
+    Correction,
     DatasetContext,
     LogLevel,
     Metric,
@@ -24,6 +27,7 @@ from tuneboard.sdk.contracts import (
 )
 from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
 from tuneboard.sdk.params import build_params
+from tuneboard.sdk.training import Training
 from tuneboard.store import Store
 
 # Metric names whose smaller values are better, whatever the split prefix.
@@ -77,6 +81,7 @@ class RunEnvironment:
     project_dir: Path | None = None
     stage_runner: Callable[[int, PipelineState, str], PipelineState] | None = None
     next_row: int = 0
+    corrections_file: Path | None = None
 
     def metric_plugins(self) -> list[Metric]:
         """One instance of each metric plugin the experiment names."""
@@ -181,6 +186,21 @@ class RunContext(StageContext):
         cls = self._env.registry.strategy(name)
         where = f"strategy {name!r} of stage {self.stage_index}"
         return cls(build_params(cls.Params, dict(params or {}), where))
+
+    @property
+    def training(self) -> Training:
+        """The training facade, bound to this stage."""
+        return StageTraining(self)
+
+    def corrections_path(self, file: str | None = None) -> Path:
+        """`file` in the project folder, else the project's corrections file."""
+        if file:
+            return (self.project_dir / Path(file).expanduser()).resolve()
+        return self._env.corrections_file or self.project_dir / DEFAULT_CORRECTIONS
+
+    def corrections(self, file: str | None = None) -> list[Correction]:
+        """The label corrections in `corrections_path(file)`, the latest per example."""
+        return list(read_corrections(self.corrections_path(file)).values())
 
     def run_stages(
         self, positions: Sequence[int], state: PipelineState, suffix: str = ""

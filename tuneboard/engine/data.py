@@ -21,22 +21,13 @@ from tuneboard.sdk.contracts import (
     TokenExample,
 )
 from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.training import IGNORE_INDEX, Features
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-IGNORE_INDEX = -100
-"""Label id of positions that do not count in the loss (padding, sub-word continuations)."""
-
-SPLIT_PREFIXES = {"train": "train", "validation": "val", "test": "test"}
-
 _CACHE_KEY = "tuneboard.features"
-
-
-def split_prefix(split: str) -> str:
-    """The short name used in metric names: validation -> ``val``; others unchanged."""
-    return SPLIT_PREFIXES.get(split, split)
 
 
 # --- labels and splits ---------------------------------------------------------------------
@@ -92,25 +83,6 @@ def auto_split(examples: Sequence[Example], seed: int) -> Splits:
 
 
 # --- features ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Features:
-    """A tokenised split, padded once to its longest example.
-
-    `input_ids` is ``[N, W]`` padded with `pad_id`; `lengths` the real length of each row;
-    `labels` is ``[N]`` (sequence classification) or ``[N, W]`` with `IGNORE_INDEX` where a
-    token does not count (token classification); `token_type_ids` is set for text pairs.
-    """
-
-    input_ids: np.ndarray
-    lengths: np.ndarray
-    labels: np.ndarray
-    token_type_ids: np.ndarray | None
-    pad_id: int
-
-    def __len__(self) -> int:
-        return int(self.lengths.shape[0])
 
 
 @dataclass(frozen=True)

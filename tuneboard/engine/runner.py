@@ -112,6 +112,7 @@ class RunJob:
             observer=self.observer,
             cancel=cancel,
             project_dir=self.prepared.project.root,
+            corrections_file=self.prepared.project.corrections_file,
         )
         self._set_status(RUNNING, device=device)
         self.store.log_event(self.run_id, f"run started on {device}")

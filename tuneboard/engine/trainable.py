@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from tuneboard.sdk.contracts import TOKEN_CLASSIFICATION
 from tuneboard.sdk.errors import ConfigError
-
-TrainMode = Literal["all", "head", "top_k", "lora"]
+from tuneboard.sdk.training import TrainMode
 
 _DROPOUT_CONFIG_KEYS = (
     "hidden_dropout_prob",

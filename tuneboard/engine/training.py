@@ -9,9 +9,8 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,15 +19,12 @@ import torch.nn.functional as F
 from tuneboard.engine import checkpoint
 from tuneboard.engine.averaging import WeightAverage
 from tuneboard.engine.data import (
-    IGNORE_INDEX,
-    Features,
     batch_order,
     batches,
     num_batches,
     split_features,
 )
 from tuneboard.engine.trainable import (
-    TrainMode,
     add_lora,
     decay_groups,
     freeze_except,
@@ -37,89 +33,18 @@ from tuneboard.engine.trainable import (
 )
 from tuneboard.sdk.contracts import PipelineState, StageContext, Strategy, TrainStep
 from tuneboard.sdk.errors import ConfigError, DataError
-
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Schedule = Literal["linear", "cosine", "constant"]
-NanPolicy = Literal["stop", "skip"]
+from tuneboard.sdk.training import (
+    IGNORE_INDEX,
+    Features,
+    FitResult,
+    NonFiniteLoss,
+    Precision,
+    Predictions,
+    TrainParams,
+)
 
 MAX_SKIPPED_IN_A_ROW = 10
 """With ``nan_policy = "skip"``: this many non-finite steps in a row stop the run anyway."""
-
-
-class NonFiniteLoss(FloatingPointError):
-    """The training loss became NaN or infinite and the stage's `nan_policy` says stop."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything the loop needs to know; stages build it from their `Params`.
-
-    `grad_accum = 0` accumulates a whole epoch into one optimizer step (the single-step
-    baseline). `warmup_steps > 0` wins over `warmup_ratio`. `monitor = ""` means
-    ``val/<first metric>`` (``val/loss`` without metrics). `nan_policy` says what a NaN or
-    infinite training loss does: ``stop`` raises `NonFiniteLoss` (the run fails with that
-    reason), ``skip`` drops that optimizer step's gradients and goes on. `ema_decay` keeps an
-    exponential moving average of the weights that is evaluated and handed on instead of the
-    weights themselves; `layer_lr_decay` < 1 lowers the learning rate layer by layer downwards
-    (see `layer_lr_scales`). `group_by_length` batches training rows of similar length
-    together (see `batch_order`). `resumable` writes resume checkpoints (see `fit`).
-    """
-
-    epochs: int = 3
-    max_steps: int = 0
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    warmup_steps: int = 0
-    scheduler: Schedule = "linear"
-    max_grad_norm: float = 1.0
-    grad_accum: int = 1
-    precision: Precision = "auto"
-    train: TrainMode = "all"
-    top_k: int = 2
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    lora_targets: tuple[str, ...] = ("query", "value")
-    eval_every: int = 0
-    monitor: str = ""
-    mode: Literal["auto", "max", "min"] = "auto"
-    patience: int = 0
-    min_delta: float = 0.0
-    dropout: float | None = None
-    log_every: int = 10
-    group_by_length: bool = False
-    ema_decay: float | None = None
-    layer_lr_decay: float = 1.0
-    nan_policy: NanPolicy = "stop"
-    resumable: bool = True
-
-
-@dataclass
-class FitResult:
-    """What a call of `fit` did: steps taken, evaluations, and the best checkpoint."""
-
-    steps: int
-    epochs: float
-    stopped_early: bool
-    monitor: str | None
-    best_step: int | None
-    best_value: float | None
-    best_metrics: dict[str, float]
-    checkpoint: Path
-    history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Label ids per example (per token, `IGNORE_INDEX`-padded, for token classification),
-    optional probabilities, and the mean loss over labelled positions (NaN when none)."""
-
-    label_ids: np.ndarray
-    probabilities: np.ndarray | None
-    loss: float
 
 
 # --- precision ----------------------------------------------------------------------------
@@ -183,7 +108,7 @@ def lr_factor(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def warmup_steps(settings: TrainSettings, total: int) -> int:
+def warmup_steps(settings: TrainParams, total: int) -> int:
     """Warm-up length in optimizer steps."""
     if settings.warmup_steps > 0:
         return min(settings.warmup_steps, total)
@@ -382,7 +307,7 @@ def _changing_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
 # --- the loop -----------------------------------------------------------------------------
 
 
-def resolve_monitor(ctx: StageContext, settings: TrainSettings) -> tuple[str, bool]:
+def resolve_monitor(ctx: StageContext, settings: TrainParams) -> tuple[str, bool]:
     """The monitored value's name and whether higher is better."""
     monitor = settings.monitor or (f"val/{ctx.metric_names[0]}" if ctx.metric_names else "val/loss")
     if not monitor.startswith("val/"):
@@ -395,7 +320,7 @@ def resolve_monitor(ctx: StageContext, settings: TrainSettings) -> tuple[str, bo
 
 
 def fit(
-    ctx: StageContext, state: PipelineState, settings: TrainSettings, strategy: Strategy[Any]
+    ctx: StageContext, state: PipelineState, settings: TrainParams, strategy: Strategy[Any]
 ) -> FitResult:
     """Train `state.model` on the train split; evaluate, keep the best, stop early.
 
@@ -477,7 +402,7 @@ class _Loop:
         self,
         ctx: StageContext,
         state: PipelineState,
-        settings: TrainSettings,
+        settings: TrainParams,
         strategy: Strategy[Any],
         model: Any,
         train: Features,

@@ -12,13 +12,26 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+
+from tuneboard.sdk.errors import DataError
+
+if TYPE_CHECKING:
+    from tuneboard.sdk.training import Training
 
 SEQUENCE_CLASSIFICATION = "sequence-classification"
 TOKEN_CLASSIFICATION = "token-classification"
 TASKS = (SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION)
 
 SPLITS = ("train", "validation", "test")
+SPLIT_PREFIXES = {"train": "train", "validation": "val", "test": "test"}
+"""How the metric names of each split start: ``train/loss``, ``val/accuracy``, ``test/f1``."""
+
+
+def split_prefix(split: str) -> str:
+    """How metric names of `split` start: validation -> ``val``; other splits unchanged."""
+    return SPLIT_PREFIXES.get(split, split)
+
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -70,6 +83,38 @@ class TokenExample:
 
 Example = TextExample | TokenExample
 Splits = dict[str, list[Example]]
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The label a person gave one example while reviewing predictions.
+
+    `run` is the run whose predictions they reviewed, `time` when (ISO 8601, UTC). An example
+    is its text and text pair (`key`): a project holds at most one correction per example.
+    """
+
+    text: str
+    label: str
+    text_pair: str | None = None
+    run: str | None = None
+    time: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """What identifies the example: its text and text pair."""
+        return (self.text, self.text_pair)
+
+    def to_json(self) -> dict[str, Any]:
+        """The object written to the corrections file (no null fields)."""
+        document: dict[str, Any] = {"text": self.text}
+        if self.text_pair is not None:
+            document["text_pair"] = self.text_pair
+        document["label"] = self.label
+        if self.run is not None:
+            document["run"] = self.run
+        if self.time is not None:
+            document["time"] = self.time
+        return document
 
 
 class DatasetContext(ABC):
@@ -193,6 +238,10 @@ class StageContext(ABC):
     project folder: relative file names in stage parameters are taken from it), `max_length`
     and `metric_names` from the experiment, `pipeline` (the names of the experiment's stages,
     in order) and `pipeline_index` (this stage's position in `pipeline`).
+
+    `training` is the training facade (`tuneboard.Training`): the training loop,
+    evaluation, prediction, model loading and checkpoints; `corrections()` and
+    `project_file()` reach the project's files.
     """
 
     run_id: str
@@ -254,6 +303,38 @@ class StageContext(ABC):
     @abstractmethod
     def strategy(self, name: str, params: Mapping[str, Any] | None = None) -> Strategy[Any]:
         """Build the strategy plugin called `name` with its parameters."""
+
+    @property
+    @abstractmethod
+    def training(self) -> Training:
+        """The training facade for this stage (see `tuneboard.Training`)."""
+
+    @abstractmethod
+    def corrections_path(self, file: str | None = None) -> Path:
+        """The project's corrections file (its `corrections` setting in `[project]`), or
+        `file` taken from the project folder when given. It may not exist yet."""
+
+    @abstractmethod
+    def corrections(self, file: str | None = None) -> list[Correction]:
+        """The label corrections people saved for this project, the latest per example.
+
+        Read from the project's `corrections` file (set in `[project]`), or from `file`
+        (relative to the project folder) when given; a missing file gives ``[]``. A bad line
+        raises `DataError` naming the file and line. Read anew on each call, so a stage that
+        runs again (a `repeat` round) sees what was corrected since.
+        """
+
+    def project_file(self, path: str, key: str) -> Path:
+        """The absolute path of a file that the stage parameter `key` names.
+
+        Relative paths are taken from the project folder. Raises `DataError` naming the key
+        and the path when the file does not exist.
+        """
+        resolved = (self.project_dir / Path(path).expanduser()).resolve()
+        if not resolved.is_file():
+            where = self.pipeline[self.pipeline_index] if self.pipeline else "stage"
+            raise DataError(f"{where}: key {key!r}: file not found: {path}")
+        return resolved
 
     def run_stages(
         self, positions: Sequence[int], state: PipelineState, suffix: str = ""

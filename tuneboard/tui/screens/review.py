@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Header, Static
 
-from tuneboard.corrections import Correction, Key, now_iso, read_corrections, save_corrections
+from tuneboard.corrections import Key, now_iso, read_corrections, save_corrections
 from tuneboard.review import (
     REVIEW_BY,
     ReviewBy,
@@ -24,6 +24,7 @@ from tuneboard.review import (
     read_predictions,
     select_items,
 )
+from tuneboard.sdk.contracts import Correction
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.tui.messages import RunsChanged
 from tuneboard.tui.screens.base import LiveScreen
