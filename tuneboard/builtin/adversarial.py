@@ -1,30 +1,156 @@
-"""The work of the adversarial and regularising strategies: FGM, PGD, FreeLB and R-Drop.
-
-Imports torch at module level: the strategy plugins import this module in `setup()`.
+"""The adversarial and regularising training-step strategies: FGM, PGD, FreeLB and R-Drop.
 
 Perturbations are added to the *output* of the embedding module by a forward hook that is
 removed as soon as the pass is done. The weights themselves are never touched, so nothing has
 to be restored, the perturbation is computed from this micro-batch's gradient alone (not one
 accumulated over a gradient-accumulation group), and it works when the embeddings do not
 train (head-only, top-k, LoRA). Each perturbation is scaled per example, by the L2 norm over
-that example's real (unpadded) tokens.
+that example's real (unpadded) tokens. torch is imported inside the work, so loading the
+plugins stays cheap.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from tuneboard import IGNORE_INDEX, ConfigError, Strategy, TrainStep, param
 
-from tuneboard import IGNORE_INDEX, ConfigError, TrainStep
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+EMBEDDING_HELP = "Part of the name of the embedding module whose output is perturbed"
+
+
+class _AttackParams(Protocol):
+    embedding: str
+
+
+A = TypeVar("A", bound=_AttackParams)
+
+
+class _EmbeddingAttack(Strategy[A]):
+    """Shared set-up of the strategies that perturb the embeddings."""
+
+    perturbation: EmbeddingPerturbation
+
+    def setup(self, model: Any) -> None:
+        """Find the embedding module to perturb (a `ConfigError` when the name fits none)."""
+        self.perturbation = EmbeddingPerturbation(find_embedding(model, self.params.embedding))
+
+
+@dataclass
+class FgmParams:
+    """Parameters of the `fgm` strategy."""
+
+    epsilon: float = param(1.0, "L2 norm of each example's perturbation of the embeddings", min=0)
+    embedding: str = param("word_embeddings", EMBEDDING_HELP)
+
+
+class FgmStrategy(_EmbeddingAttack[FgmParams]):
+    """Fast Gradient Method (Miyato et al.): one extra pass with the embeddings moved by
+    `epsilon` along the loss gradient; the clean and adversarial gradients add up."""
+
+    name = "fgm"
+    Params = FgmParams
+    description = (
+        "Adversarial training (FGM): add the gradients of a loss-increasing embedding step"
+    )
+
+    def step(self, inputs: TrainStep) -> float:
+        """Clean and adversarial passes; return the clean loss."""
+        return fgm_step(inputs, self.perturbation, self.params.epsilon)
+
+
+@dataclass
+class PgdParams:
+    """Parameters of the `pgd` strategy."""
+
+    epsilon: float = param(1.0, "Radius (L2, per example) the perturbation stays within", min=0)
+    alpha: float = param(0.3, "Size of each ascent step of the perturbation", min=0)
+    steps: int = param(3, "Ascent steps; the last one's gradients are added", min=1)
+    embedding: str = param("word_embeddings", EMBEDDING_HELP)
+
+
+class PgdStrategy(_EmbeddingAttack[PgdParams]):
+    """Projected Gradient Descent (Madry et al.): several projected ascent steps on the
+    embedding perturbation; the clean gradients plus those at the last step."""
+
+    name = "pgd"
+    Params = PgdParams
+    description = (
+        "Adversarial training (PGD): several projected steps on the embedding perturbation"
+    )
+
+    def step(self, inputs: TrainStep) -> float:
+        """Clean pass, ascent steps, adversarial pass; return the clean loss."""
+        p = self.params
+        return pgd_step(inputs, self.perturbation, p.epsilon, p.alpha, p.steps)
+
+
+@dataclass
+class FreelbParams:
+    """Parameters of the `freelb` strategy."""
+
+    adv_init_mag: float = param(
+        0.05, "L2 norm (about, per example) of the random starting perturbation (0 = none)", min=0
+    )
+    adv_lr: float = param(0.1, "Size of each ascent step of the perturbation", min=0)
+    adv_steps: int = param(3, "Passes per micro-batch; their gradients are averaged", min=1)
+    max_norm: float = param(
+        0.0, "Radius (L2, per example) the perturbation stays within (0 = no limit)", min=0
+    )
+    embedding: str = param("word_embeddings", EMBEDDING_HELP)
+
+
+class FreelbStrategy(_EmbeddingAttack[FreelbParams]):
+    """FreeLB (Zhu et al.): `adv_steps` passes along an ascending embedding perturbation,
+    averaging the gradients of all of them."""
+
+    name = "freelb"
+    Params = FreelbParams
+    description = "Adversarial training (FreeLB): average the gradients along several ascent steps"
+
+    def step(self, inputs: TrainStep) -> float:
+        """Run the passes; return their mean loss."""
+        p = self.params
+        return freelb_step(
+            inputs, self.perturbation, p.adv_init_mag, p.adv_lr, p.adv_steps, p.max_norm
+        )
+
+
+@dataclass
+class RdropParams:
+    """Parameters of the `rdrop` strategy."""
+
+    alpha: float = param(
+        1.0, "Weight of the symmetric KL between the two dropout passes' predictions", min=0
+    )
+
+
+class RdropStrategy(Strategy[RdropParams]):
+    """R-Drop (Liang et al.): two passes with different dropout masks; their mean loss plus
+    `alpha` times the symmetric KL divergence of their predictions. Needs dropout > 0."""
+
+    name = "rdrop"
+    Params = RdropParams
+    description = "Regularised training (R-Drop): keep two dropout passes' predictions close"
+
+    def step(self, inputs: TrainStep) -> float:
+        """Two passes; return their mean loss (without the KL term)."""
+        return rdrop_step(inputs, self.params.alpha)
+
+
+# --- the work -----------------------------------------------------------------------------
 
 
 def find_embedding(model: nn.Module, pattern: str) -> nn.Embedding:
     """The one `nn.Embedding` of `model` whose dotted name contains `pattern`."""
+    from torch import nn
+
     embeddings = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Embedding)]
     matches = [(n, m) for n, m in embeddings if pattern in n]
     if len(matches) == 1:
@@ -42,6 +168,7 @@ class EmbeddingPerturbation:
     """Adds a perturbation to an embedding module's output while a pass is `active`."""
 
     def __init__(self, module: nn.Embedding) -> None:
+
         self.module = module
         self.delta: torch.Tensor | None = None
 
@@ -58,6 +185,8 @@ class EmbeddingPerturbation:
             handle.remove()
 
     def _add(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        import torch
+
         if self.delta is None:
             self.delta = torch.zeros_like(output, requires_grad=True)
         return output + self.delta.to(output.dtype)
@@ -69,6 +198,8 @@ class EmbeddingPerturbation:
 
 def _token_mask(batch: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
     """1 on real tokens, 0 on padding, shaped to broadcast over the embedding dimension."""
+    import torch
+
     mask: torch.Tensor | None = batch.get("attention_mask")
     if mask is None:
         return torch.ones((*like.shape[:-1], 1), device=like.device, dtype=like.dtype)
@@ -76,6 +207,7 @@ def _token_mask(batch: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
 
 
 def _per_example_norm(values: torch.Tensor) -> torch.Tensor:
+
     shape = (values.shape[0],) + (1,) * (values.ndim - 1)
     norm: torch.Tensor = values.flatten(1).norm(dim=1)
     return norm.view(shape)
@@ -83,18 +215,24 @@ def _per_example_norm(values: torch.Tensor) -> torch.Tensor:
 
 def unit_direction(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """`grad` on real tokens, scaled to L2 norm 1 per example; 0 where it is not finite."""
+    import torch
+
     grad = torch.where(torch.isfinite(grad), grad, torch.zeros_like(grad)) * mask
     return grad / _per_example_norm(grad).clamp_min(1e-12)
 
 
 def project(delta: torch.Tensor, radius: float) -> torch.Tensor:
     """`delta` scaled back, example by example, into the L2 ball of `radius`."""
+    import torch
+
     norm = _per_example_norm(delta)
     return delta * torch.where(norm > radius, radius / norm.clamp_min(1e-12), torch.ones_like(norm))
 
 
 def _clean_pass(inputs: TrainStep, hook: EmbeddingPerturbation) -> tuple[float, torch.Tensor]:
     """Forward and backward without perturbation; the loss and the embeddings' gradient."""
+    import torch
+
     with hook.active(None):
         loss = inputs.forward(inputs.batch).loss
         inputs.backward(loss)
@@ -119,6 +257,8 @@ def pgd_step(
     """PGD: `steps` ascent steps of size `alpha`, each projected into the `epsilon` ball;
     gradients of the clean loss plus those of the loss at the last perturbation. Returns the
     clean loss."""
+    import torch
+
     loss, grad = _clean_pass(inputs, hook)
     mask = _token_mask(inputs.batch, grad)
     delta = torch.zeros_like(grad)
@@ -147,6 +287,8 @@ def freelb_step(
     moving the perturbation by `adv_lr` along its normalised gradient (projected into
     `max_norm` when > 0). Starts from uniform noise of L2 norm about `init_mag`. Returns the
     mean loss over the passes."""
+    import torch
+
     device = inputs.batch["input_ids"].device
     delta = torch.zeros(hook.shape(inputs.batch), device=device)
     mask = _token_mask(inputs.batch, delta)
@@ -171,6 +313,8 @@ def freelb_step(
 
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
     """The mean over rows of (KL(a||b) + KL(b||a)) / 2 of two batches of logits."""
+    import torch.nn.functional as F
+
     log_a = F.log_softmax(logits_a.float(), dim=-1)
     log_b = F.log_softmax(logits_b.float(), dim=-1)
     forward = F.kl_div(log_b, log_a, log_target=True, reduction="batchmean")
