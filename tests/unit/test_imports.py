@@ -9,7 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tuneboard"
 CORE = [
-    "config.py",
+    "config",
     "plugins.py",
     "sdk",
     "engine",
