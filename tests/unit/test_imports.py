@@ -10,7 +10,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "tuneboard"
 CORE = [
     "config",
-    "plugins.py",
+    "plugins",
+    "review",
+    "ui",
     "sdk",
     "engine",
     "store",

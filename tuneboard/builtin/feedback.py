@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from tuneboard.corrections import Correction, Key, read_corrections
+from tuneboard.review.corrections import Correction, Key, read_corrections
 from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
     Example,
