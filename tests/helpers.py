@@ -11,8 +11,8 @@ from typing import Any
 from tuneboard.builtin.metrics import BUILTIN_METRICS
 from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.config import ModelSpec
-from tuneboard.corrections import read_corrections
 from tuneboard.engine.stage_training import StageTraining
+from tuneboard.review.corrections import read_corrections
 from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
     Correction,

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tuneboard.render import OUTPUT_FORMATS
 from tuneboard.sdk.errors import TuneboardError
+from tuneboard.ui.render import OUTPUT_FORMATS
 
 if TYPE_CHECKING:
     from tuneboard.config import Project
@@ -161,11 +161,11 @@ def run(
     applies to each) and prints a table of them; exit 0 only if none failed.
     """
     from tuneboard.cli_progress import ProgressObserver
+    from tuneboard.config.sweeps import has_sweep
     from tuneboard.engine.engine import Engine
     from tuneboard.engine.runner import prepare_run
     from tuneboard.executors import build_executor
     from tuneboard.plugins import load_plugins
-    from tuneboard.sweeps import has_sweep
 
     project = load_project_from(project_dir)
     registry = load_plugins(project.root)
@@ -215,7 +215,7 @@ def _with_executor_options(
 def _print_run_summary(store: Store, run_id: str) -> str:
     from rich.console import Console
 
-    from tuneboard.render import elapsed, format_duration, format_number, rich_table, status_text
+    from tuneboard.ui.render import elapsed, format_duration, format_number, rich_table, status_text
 
     console = Console()
     run_row = store.get_run(run_id)
@@ -259,7 +259,7 @@ def runs(
     """List runs, newest first."""
     import time
 
-    from tuneboard.render import elapsed, format_duration, format_time, iso_time, status_text
+    from tuneboard.ui.render import elapsed, format_duration, format_time, iso_time, status_text
 
     project = load_project_from(project_dir)
     store = open_store(project, read_only=True)
@@ -313,7 +313,7 @@ def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int)
     """Show one run: status, stages, final metrics, events and artifacts (an id prefix works)."""
     from dataclasses import asdict
 
-    from tuneboard.render import json_default
+    from tuneboard.ui.render import json_default
 
     project = load_project_from(project_dir)
     store = open_store(project, read_only=True)
@@ -338,7 +338,7 @@ def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int)
         store, run_row.run_id, events[-event_count:] if event_count else [], artifacts, metrics
     )
     if provenance:
-        from tuneboard.provenance import summary_lines
+        from tuneboard.engine.provenance import summary_lines
 
         click.echo("reproduce with:")
         for line in summary_lines(provenance):
@@ -354,7 +354,7 @@ def _show_run(
 ) -> None:
     from rich.console import Console
 
-    from tuneboard.render import format_time, rich_table
+    from tuneboard.ui.render import format_time, rich_table
 
     console = Console()
     run_row = store.get_run(run_id)
@@ -526,7 +526,7 @@ def plugins(ctx: click.Context, project_dir: Path | None, as_json: bool) -> None
         return
     from rich.console import Console
 
-    from tuneboard.render import rich_table
+    from tuneboard.ui.render import rich_table
 
     console = Console()
     rows = [
@@ -585,8 +585,8 @@ def plugins_install(
 
     pip runs in tuneboard's own interpreter, so the plugins land where tuneboard loads them.
     """
-    from tuneboard.plugin_install import InstallOptions, Listing, install_plugins
     from tuneboard.plugins import load_plugins
+    from tuneboard.plugins.install import InstallOptions, Listing, install_plugins
 
     root = _plugins_root(project_dir or group_project)
     options = InstallOptions(upgrade, editable, no_deps, no_build_isolation)
@@ -603,8 +603,8 @@ def plugins_uninstall(
     group_project: Path | None, names: tuple[str, ...], project_dir: Path | None
 ) -> None:
     """Uninstall plugin packages with pip; NAME is a plugin's name or its package's."""
-    from tuneboard.plugin_install import uninstall_plugins
     from tuneboard.plugins import load_plugins
+    from tuneboard.plugins.install import uninstall_plugins
 
     root = _plugins_root(project_dir or group_project)
     uninstall_plugins(names, load_plugins(root), project_dir=root, echo=click.echo)
@@ -616,11 +616,11 @@ def _emit(
     if fmt == "table":
         from rich.console import Console
 
-        from tuneboard.render import rich_table
+        from tuneboard.ui.render import rich_table
 
         Console().print(rich_table(columns, rows, title=title))
     else:
-        from tuneboard.render import write_rows
+        from tuneboard.ui.render import write_rows
 
         write_rows(columns, rows, fmt, sys.stdout)
 

@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Column
 
 from tuneboard.engine.observer import RunObserver, StageSummary
-from tuneboard.render import format_number, status_text
+from tuneboard.ui.render import format_number, status_text
 
 # Shown beside a bar, in this order, when the stage logs them.
 SHOWN_METRICS = ("train/loss", "val/loss")

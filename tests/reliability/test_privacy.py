@@ -15,8 +15,8 @@ from tests.reliability.conftest import ProjectFactory, experiment
 from tuneboard.config import load_project
 from tuneboard.engine.engine import Engine
 from tuneboard.plugins import load_plugins
-from tuneboard.privacy import private_files
 from tuneboard.store import Store
+from tuneboard.store.privacy import private_files
 
 
 def mode(path: Path) -> int:

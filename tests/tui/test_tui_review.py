@@ -1,5 +1,5 @@
 """The Review screen: opened from a run with `v`, labels chosen from the keyboard, saved to the
-project's corrections file through tuneboard.review / tuneboard.corrections."""
+project's corrections file through tuneboard.review.items / tuneboard.review.corrections."""
 
 from __future__ import annotations
 

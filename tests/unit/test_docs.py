@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneboard.docs import hook_names, reference
 from tuneboard.plugins import load_plugins
+from tuneboard.plugins.reference import hook_names, reference
 from tuneboard.sdk import hookspecs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def test_reference_is_up_to_date() -> None:
     expected = reference(load_plugins(None))
     actual = (REPO / "docs" / "REFERENCE.md").read_text(encoding="utf-8")
     assert actual == expected, (
-        "docs/REFERENCE.md is stale: run `python -m tuneboard.docs > docs/REFERENCE.md`"
+        "docs/REFERENCE.md is stale: run `python -m tuneboard.plugins.reference > docs/REFERENCE.md`"
     )
 
 

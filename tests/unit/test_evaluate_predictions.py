@@ -10,7 +10,7 @@ from helpers import RecordingContext, one_torch_thread, toy_state
 from multistep_helpers import PluginContext, toy_ner_state
 
 from tuneboard.builtin.evaluate import Evaluate, EvaluateParams
-from tuneboard.review import read_predictions
+from tuneboard.review.items import read_predictions
 from tuneboard.sdk.params import build_params
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "tuneboard"
 CORE = [
-    "config.py",
-    "plugins.py",
+    "config",
+    "plugins",
+    "review",
+    "ui",
     "sdk",
     "engine",
     "store",

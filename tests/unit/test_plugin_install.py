@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from tuneboard import hookimpl
-from tuneboard.plugin_install import (
+from tuneboard.plugins import PluginRegistry
+from tuneboard.plugins.install import (
     InstallOptions,
     Listing,
     compare,
     install_command,
     parse_install_line,
 )
-from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.errors import PluginError
 
 

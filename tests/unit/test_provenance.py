@@ -15,9 +15,9 @@ import pytest
 
 from tests.conftest import SAMPLES
 from tuneboard.config import load_project
+from tuneboard.engine.provenance import build_record, git_state, package_versions, summary_lines
 from tuneboard.engine.runner import prepare_run
 from tuneboard.plugins import load_plugins
-from tuneboard.provenance import build_record, git_state, package_versions, summary_lines
 from tuneboard.store import Store
 
 
@@ -103,7 +103,7 @@ def test_no_git_and_no_repository_give_none(
 
 def test_versions_are_read_without_importing_torch() -> None:
     code = (
-        "import sys, tuneboard.provenance as p; v = p.package_versions(); "
+        "import sys, tuneboard.engine.provenance as p; v = p.package_versions(); "
         "assert 'torch' in v and 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

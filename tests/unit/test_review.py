@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tuneboard.config import load_project
-from tuneboard.corrections import Correction, read_corrections, save_corrections
-from tuneboard.review import (
+from tuneboard.review.corrections import Correction, read_corrections, save_corrections
+from tuneboard.review.items import (
     ReviewItem,
     pick_prediction_file,
     read_predictions,

@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 
 from tuneboard.config import Project, load_project
-from tuneboard.engine.scheduler import Scheduler
-from tuneboard.plugins import PluginRegistry, load_plugins
-from tuneboard.sdk.errors import ConfigError
-from tuneboard.sweeps import (
+from tuneboard.config.sweeps import (
     MAX_RUNS,
     Range,
     expand,
@@ -22,6 +19,9 @@ from tuneboard.sweeps import (
     plan_sweep,
     run_count,
 )
+from tuneboard.engine.scheduler import Scheduler
+from tuneboard.plugins import PluginRegistry, load_plugins
+from tuneboard.sdk.errors import ConfigError
 
 EXPERIMENT = """\
 [project]

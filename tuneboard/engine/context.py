@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tuneboard.config import DEFAULT_CORRECTIONS, ExperimentConfig
-from tuneboard.corrections import read_corrections
 from tuneboard.engine.observer import RunObserver
 from tuneboard.engine.stage_training import StageTraining
 from tuneboard.plugins import PluginRegistry
+from tuneboard.review.corrections import read_corrections
 from tuneboard.sdk.contracts import (
     Correction,
     DatasetContext,

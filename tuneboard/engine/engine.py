@@ -12,15 +12,15 @@ from typing import Any
 
 from tuneboard.config import ExperimentConfig, Project
 from tuneboard.engine.observer import ObserverGroup, RunObserver
+from tuneboard.engine.provenance import build_record
 from tuneboard.engine.resume import ResumePlan
 from tuneboard.engine.runner import PreparedRun, RunJob, prepare_run
 from tuneboard.engine.scheduler import Scheduler
 from tuneboard.executors import build_executor
 from tuneboard.plugins import PluginRegistry
-from tuneboard.privacy import private_files
-from tuneboard.provenance import build_record
 from tuneboard.sdk.execution import Executor
 from tuneboard.store import ACTIVE_STATUSES, Store
+from tuneboard.store.privacy import private_files
 from tuneboard.store.writer import import_batch_libraries
 
 log = logging.getLogger(__name__)

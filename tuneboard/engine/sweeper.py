@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tuneboard.config.sweeps import Range, SweepPlan, SweepPoint, SweepSpec
 from tuneboard.engine.context import metric_higher_is_better
 from tuneboard.engine.engine import Engine, new_run_id
 from tuneboard.engine.observer import RunObserver
@@ -26,7 +27,6 @@ from tuneboard.engine.scheduler import detect_devices, make_slots
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.errors import ConfigError, TuneboardError
 from tuneboard.store.schema import CANCELLED, COMPLETED, FINISHED_STATUSES
-from tuneboard.sweeps import Range, SweepPlan, SweepPoint, SweepSpec
 
 if TYPE_CHECKING:
     import optuna

@@ -38,8 +38,8 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from tuneboard.config import CONFIG_FILE, Project, load_project
 from tuneboard.engine.engine import new_run_id
+from tuneboard.engine.provenance import git_state, package_versions
 from tuneboard.plugins import NAME_PATTERN
-from tuneboard.provenance import git_state, package_versions
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import Store
 

@@ -73,8 +73,8 @@ def _job(spec: RemoteSpec, store: RecordingStore, observer: RecordingObserver) -
     from tuneboard.config import experiment_from_raw, load_project
     from tuneboard.engine.runner import RunJob, prepare_run
     from tuneboard.plugins import load_plugins
-    from tuneboard.privacy import private_files
     from tuneboard.remote.records import LeftToLauncher
+    from tuneboard.store.privacy import private_files
 
     project = load_project(Path(spec.project))
     registry = load_plugins(project.root)

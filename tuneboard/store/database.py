@@ -28,9 +28,9 @@ from typing import ClassVar
 
 import duckdb
 
-from tuneboard.privacy import private_files
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store.migrations import migrate
+from tuneboard.store.privacy import private_files
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 

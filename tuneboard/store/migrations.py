@@ -78,7 +78,7 @@ M002_CANCEL_REQUESTS = """
 ALTER TABLE runs ADD COLUMN cancel_requested BOOLEAN DEFAULT false;  -- cancel asked from elsewhere
 """
 
-# What is needed to reproduce a run (see tuneboard/provenance.py): seed, resolved parameters,
+# What is needed to reproduce a run (see tuneboard/engine/provenance.py): seed, resolved parameters,
 # package versions, data file hashes, git commit, sweep values.
 M003_PROVENANCE = """
 ALTER TABLE runs ADD COLUMN provenance JSON;  -- reproducibility record, written at creation

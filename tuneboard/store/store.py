@@ -171,7 +171,7 @@ class Store:
     ) -> None:
         """Record a new run, owned by this process (its host, pid and start time).
 
-        `provenance` is its reproducibility record (see `tuneboard.provenance`).
+        `provenance` is its reproducibility record (see `tuneboard.engine.provenance`).
         """
         _check_status(status)
         host, pid, started = _owner()

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from tuneboard.privacy import private_files
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store.database import first_line
+from tuneboard.store.privacy import private_files
 from tuneboard.store.schema import ACTIVE_STATUSES, STATUSES
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from tuneboard.render import elapsed, format_duration, format_number, status_text
+from tuneboard.ui.render import elapsed, format_duration, format_number, status_text
 
 if TYPE_CHECKING:
     from tuneboard.store import RunRow

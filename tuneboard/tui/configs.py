@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tuneboard.render import toml_literal
+from tuneboard.ui.render import toml_literal
 
 __all__ = ["config_differences", "flatten_config", "split_values", "toml_literal"]
 

@@ -13,7 +13,6 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Label, Select, Static, TabbedContent, TabPane, Tabs
 
 from tuneboard.engine.context import metric_higher_is_better
-from tuneboard.render import format_number
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import ACTIVE_STATUSES, RunRow, Series
 from tuneboard.tui.configs import config_differences
@@ -21,6 +20,7 @@ from tuneboard.tui.metrics import best_index, default_metric, direction_word
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
+from tuneboard.ui.render import format_number
 
 MAX_POINTS = 300
 

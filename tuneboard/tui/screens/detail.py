@@ -13,7 +13,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane, Tabs
 
-from tuneboard.render import elapsed, format_duration, format_number, format_time, status_text
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import ACTIVE_STATUSES, EventRow, RunRow, Series, StageRow
 from tuneboard.tui.cells import duration_cell, progress_bar, status_cell
@@ -22,6 +21,7 @@ from tuneboard.tui.metrics import metric_families
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
+from tuneboard.ui.render import elapsed, format_duration, format_number, format_time, status_text
 
 MAX_POINTS = 300
 EVENT_TAIL = 40

@@ -13,9 +13,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 
+from tuneboard.config.sweeps import SweepPlan, plan_sweep, run_count
 from tuneboard.engine.sweeper import launch_sweep, prepare_sweep
 from tuneboard.sdk.errors import ConfigError, TuneboardError
-from tuneboard.sweeps import SweepPlan, plan_sweep, run_count
 from tuneboard.tui.launch_form import (
     FormField,
     FormSection,

@@ -1,6 +1,6 @@
 """The loaded plugins, what each provides, the plugins that failed to load; install and uninstall.
 
-Installing and uninstalling run pip (`tuneboard.plugin_install`) in a thread worker whose
+Installing and uninstalling run pip (`tuneboard.plugins.install`) in a thread worker whose
 output streams into a log under the table; the plugins are then loaded afresh for launches.
 """
 
@@ -99,7 +99,7 @@ class PluginsScreen(BaseScreen):
             self._install(event.value)
 
     def _install(self, line: str) -> None:
-        from tuneboard.plugin_install import parse_install_line
+        from tuneboard.plugins.install import parse_install_line
 
         try:
             targets, options = parse_install_line(line)
@@ -157,7 +157,7 @@ class PluginsScreen(BaseScreen):
     @work(thread=True, exit_on_error=False, name="pip")
     def _run_pip(self, action: str, targets: list[str], options: Any) -> None:
         """Run pip (streaming its output into the log), then load the plugins afresh."""
-        from tuneboard.plugin_install import (
+        from tuneboard.plugins.install import (
             Listing,
             install_plugins,
             pth_files,

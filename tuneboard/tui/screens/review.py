@@ -13,8 +13,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Header, Static
 
-from tuneboard.corrections import Key, now_iso, read_corrections, save_corrections
-from tuneboard.review import (
+from tuneboard.review.corrections import Key, now_iso, read_corrections, save_corrections
+from tuneboard.review.items import (
     REVIEW_BY,
     ReviewBy,
     ReviewItem,

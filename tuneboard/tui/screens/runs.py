@@ -14,7 +14,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Input, Select, Static
 
-from tuneboard.render import format_time
 from tuneboard.tui.cells import (
     duration_cell,
     duration_of,
@@ -28,6 +27,7 @@ from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
+from tuneboard.ui.render import format_time
 
 if TYPE_CHECKING:
     from tuneboard.store import RunRow

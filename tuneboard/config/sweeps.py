@@ -17,11 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tuneboard.config import ExperimentConfig, Project, apply_overrides, experiment_from_raw
+from tuneboard.config.experiment import ExperimentConfig, experiment_from_raw
+from tuneboard.config.overrides import apply_overrides
+from tuneboard.config.project import Project
 from tuneboard.plugins import PluginRegistry
-from tuneboard.render import format_number, toml_literal
 from tuneboard.sdk.errors import ConfigError
 from tuneboard.sdk.params import build_params, did_you_mean, param
+from tuneboard.ui.render import format_number, toml_literal
 
 METHODS = ("grid", "random", "optuna")
 # More runs than this in one sweep is almost surely a mistake in the table.

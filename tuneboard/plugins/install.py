@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tuneboard.plugins import ENTRY_POINT_GROUP, PluginInfo, PluginRegistry
+from tuneboard.plugins.manager import ENTRY_POINT_GROUP, PluginInfo, PluginRegistry
 from tuneboard.sdk.errors import PluginError
 
 Action = Literal["install", "uninstall"]

@@ -6,7 +6,7 @@ stage's folder) or `predict` stages (CSV or JSON lines), recorded as `prediction
 artifacts. `select_items` picks the examples worth a person's time: those the model got
 wrong (most confident mistakes first: often mislabelled examples) and those it was least sure
 of. The app's Review screen and `tuneboard review` both use this module; the answers go to
-the project's corrections file (`tuneboard.corrections`). Sequence classification only.
+the project's corrections file (`tuneboard.review.corrections`). Sequence classification only.
 No Textual, no torch.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tuneboard.builtin.textfiles import jsonl_objects
-from tuneboard.corrections import Key, now_iso
+from tuneboard.review.corrections import Key, now_iso
 from tuneboard.sdk.contracts import Correction
 from tuneboard.sdk.errors import DataError, TuneboardError
 
