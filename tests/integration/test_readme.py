@@ -63,3 +63,15 @@ def test_plugin_example_runs_in_a_project(cli: CliRunner, sentiment_project: Pat
     messages = [m for (m,) in con.execute("SELECT message FROM events").fetchall()]
     con.close()
     assert "added !! to 320 texts" in messages
+
+
+def test_plugin_command_example_works_in_a_project(cli: CliRunner, sentiment_project: Path) -> None:
+    plugins = sentiment_project / "plugins"
+    plugins.mkdir()
+    (plugins / "notes.py").write_text(code_block("python", "# plugins/notes.py"))
+    helped = cli("--help", cwd=sentiment_project)
+    assert "note " in helped.stdout and helped.stderr == ""
+    done = cli("note", "lr 3e-5 overfits", cwd=sentiment_project)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "noted in notes.md\n"
+    assert (sentiment_project / "notes.md").read_text().endswith(": lr 3e-5 overfits\n")

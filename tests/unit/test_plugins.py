@@ -444,3 +444,47 @@ def test_installed_entry_point_is_discovered(tmp_path: Path) -> None:
     assert tiny["provides"] == {"stage": ["tiny_stage"]}
     assert tiny["hooks"] == ["register_stages"]
     assert not [f for f in document["failures"] if f["name"] == "tiny"]
+
+
+# --- register_commands ------------------------------------------------------------------------
+
+
+def test_commands_are_collected_once_per_plugin_and_a_raising_hook_is_reported(
+    tmp_path: Path,
+) -> None:
+    calls = tmp_path / "calls.txt"
+    root = project(
+        tmp_path,
+        greet=f"""
+        import click
+        from tuneboard import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            with open({str(calls)!r}, "a") as f:
+                f.write("greet\\n")
+
+            @cli.command()
+            def hi():
+                click.echo("hi")
+        """,
+        broken="""
+        from tuneboard import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            raise ValueError("nope")
+        """,
+    )
+    registry = load(root)
+    assert registry.failures == []  # a raising register_commands does not fail the load
+    found = registry.commands()
+    assert registry.commands() is found
+    assert calls.read_text() == "greet\n"
+    assert list(found.by_plugin) == ["greet"]
+    assert list(found.by_plugin["greet"]) == ["hi"]
+    (failure,) = found.failures
+    assert (failure.plugin, failure.hook) == ("broken", "register_commands")
+    assert failure.error.startswith("ValueError: nope")
+    (greet,) = [p for p in registry.plugins if p.name == "greet"]
+    assert greet.describe() == "hooks: register_commands"

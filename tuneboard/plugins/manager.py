@@ -9,6 +9,11 @@ Every plugin comes through the same door, the hooks in `tuneboard.sdk.hookspecs`
    name starts with ``_`` are skipped). A file is imported as
    ``tuneboard_project_plugins.<folder hash>.<stem>`` so two projects never clash.
 
+A plugin may also add commands to the ``tuneboard`` command line with the
+``register_commands`` hook; `PluginRegistry.commands` calls it (the CLI does, when it needs
+the commands plugins add). A plugin whose ``register_commands`` raises keeps its other parts;
+only its commands are left out, and the error is returned for the CLI to report.
+
 A plugin that fails is left out and reported, with a one-line error, in
 `PluginRegistry.failures`; every other plugin keeps working. Failing means: it does not
 import, it implements a hook that does not exist (a misspelt name, caught by pluggy's
@@ -45,7 +50,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pluggy
 
@@ -55,6 +60,9 @@ from tuneboard.sdk.errors import ConfigError, PluginError
 from tuneboard.sdk.execution import Executor
 from tuneboard.sdk.hookspecs import hookimpl
 from tuneboard.sdk.params import check_value, describe_params, did_you_mean
+
+if TYPE_CHECKING:
+    import click
 
 ENTRY_POINT_GROUP = "tuneboard"
 ALLOW_ENV = "TUNEBOARD_PLUGINS_ALLOW"
@@ -87,6 +95,10 @@ _HOOKS: Mapping[PluginKind, str] = {
 }
 # Hooks that tell plugins about runs; see `PluginRegistry.call_lifecycle`.
 LIFECYCLE_HOOKS = ("run_queued", "run_started", "stage_finished", "run_finished")
+# The hook that adds commands to the command line; see `PluginRegistry.commands`.
+COMMANDS_HOOK = "register_commands"
+# Hooks that `PluginInfo.describe` names, beside the classes a plugin provides.
+DESCRIBED_HOOKS = (*LIFECYCLE_HOOKS, COMMANDS_HOOK)
 
 _BASES: Mapping[PluginKind, type] = {
     "stage": Stage,
@@ -121,9 +133,9 @@ class PluginInfo:
     def describe(self) -> str:
         """What it provides, on one line: ``stage: calibrate; hooks: run_finished``."""
         parts = [f"{kind}: {', '.join(names)}" for kind, names in self.provides.items() if names]
-        lifecycle = [hook for hook in self.hooks if hook in LIFECYCLE_HOOKS]
-        if lifecycle:
-            parts.append(f"hooks: {', '.join(lifecycle)}")
+        hooks = [hook for hook in self.hooks if hook in DESCRIBED_HOOKS]
+        if hooks:
+            parts.append(f"hooks: {', '.join(hooks)}")
         return "; ".join(parts)
 
 
@@ -144,6 +156,19 @@ class HookFailure:
     plugin: str
     hook: str
     error: str
+
+
+@dataclass(frozen=True)
+class PluginCommands:
+    """What the plugins' `register_commands` hooks added to the command line.
+
+    `by_plugin` maps a plugin's name to the click commands (by command name) it added, in
+    load order; `failures` holds the plugins whose hook raised: none of their commands are
+    kept. Clashes with tuneboard's own commands are the CLI's to check.
+    """
+
+    by_plugin: dict[str, dict[str, click.Command]]
+    failures: list[HookFailure]
 
 
 @dataclass
@@ -176,6 +201,7 @@ class PluginRegistry:
         self._pm.add_hookspecs(hookspecs)
         self._classes: dict[PluginKind, dict[str, type]] = {kind: {} for kind in KINDS}
         self._providers: dict[tuple[PluginKind, str], PluginInfo] = {}
+        self._commands: PluginCommands | None = None
 
     # --- typed access ---------------------------------------------------------------------
 
@@ -255,17 +281,51 @@ class PluginRegistry:
         if hook not in LIFECYCLE_HOOKS:
             raise ValueError(f"not a lifecycle hook: {hook!r}")
         failures: list[HookFailure] = []
+        for name, call in self._each_implementation(hook):
+            try:
+                call(**arguments)
+            except Exception as exc:
+                failures.append(HookFailure(name, hook, _describe_exception(exc)))
+        return failures
+
+    # --- command-line hook ----------------------------------------------------------------
+
+    def commands(self) -> PluginCommands:
+        """Call every plugin's `register_commands`, one at a time, each on a fresh click group.
+
+        Each plugin gets a group of its own, so that what it adds can be told apart and
+        checked before it joins the ``tuneboard`` group. A plugin that raises is skipped and
+        reported in the result. The hooks run once per registry; later calls return the same.
+        """
+        if self._commands is None:
+            import click
+
+            by_plugin: dict[str, dict[str, click.Command]] = {}
+            failures: list[HookFailure] = []
+            # In load order, so that of two plugins adding one name the first loaded keeps it.
+            for name, call in reversed(self._each_implementation(COMMANDS_HOOK)):
+                group = click.Group("tuneboard")
+                try:
+                    call(cli=group)
+                except Exception as exc:
+                    failures.append(HookFailure(name, COMMANDS_HOOK, _describe_exception(exc)))
+                    continue
+                if group.commands:
+                    by_plugin[name] = dict(group.commands)
+            self._commands = PluginCommands(by_plugin, failures)
+        return self._commands
+
+    def _each_implementation(self, hook: str) -> list[tuple[str, Callable[..., Any]]]:
+        """``(plugin name, caller of just that plugin's hook)``, last registered first."""
         caller = getattr(self._pm.hook, hook)
         plugins = self._pm.get_plugins()
+        callers: list[tuple[str, Callable[..., Any]]] = []
         for impl in reversed(caller.get_hookimpls()):  # pluggy's order: last registered first
             only = self._pm.subset_hook_caller(
                 hook, remove_plugins=[p for p in plugins if p is not impl.plugin]
             )
-            try:
-                only(**arguments)
-            except Exception as exc:
-                failures.append(HookFailure(impl.plugin_name, hook, _describe_exception(exc)))
-        return failures
+            callers.append((impl.plugin_name, only))
+        return callers
 
     def _lookup(self, kind: PluginKind, table: Mapping[str, C], name: str) -> C:
         if name in table:
@@ -354,7 +414,7 @@ class PluginRegistry:
         return plugin
 
     def _unknown_hooks_message(self, plugin: object) -> str:
-        specced = sorted([*_HOOKS.values(), *LIFECYCLE_HOOKS])
+        specced = sorted([*_HOOKS.values(), *LIFECYCLE_HOOKS, COMMANDS_HOOK])
         callers = self._pm.get_hookcallers(plugin) or []
         unknown = [caller.name for caller in callers if not caller.has_spec()]
         name = unknown[0] if unknown else "?"

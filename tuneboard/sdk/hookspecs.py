@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    import click
 
 hookspec = pluggy.HookspecMarker("tuneboard")
 hookimpl = pluggy.HookimplMarker("tuneboard")
@@ -65,6 +68,27 @@ def register_executors(register: Callable[[type[Any]], None]) -> None:
     `[project.executor]` table) and `tuneboard run --executor NAME` refer to; its `Params`
     declare the other keys of that table. The built-in `local` executor (this machine's
     device slots) is the default.
+    """
+
+
+# --- command line -------------------------------------------------------------------------
+# Called by the `tuneboard` command when it lists its commands (`tuneboard --help`) or meets a
+# name that is not one of its own (and by `tuneboard plugins`); never for its own commands, so
+# they stay fast.
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the `tuneboard` command line.
+
+    `cli` is a click group of the plugin's own: decorate functions with `@cli.command()` (or
+    `@cli.group()`), or call `cli.add_command(...)`; each then runs as `tuneboard NAME`.
+    Installed plugins add commands everywhere; a project's `plugins/` files add them inside
+    that project (the current folder's, or the one `tuneboard --project DIR NAME` names). A
+    command whose name is one of tuneboard's own (`run`, `sql`, ...) or another plugin's is
+    left out and reported. When the hook raises, none of the plugin's commands are added and
+    the error is reported (`tuneboard plugins` lists it); the rest of the plugin and the
+    command line work as before. The return value is ignored.
     """
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from tuneboard.cli import (
-    EXIT_INTERRUPTED,
-    EXIT_RUN_FAILED,
-    _print_run_summary,
+from tuneboard.cli.shared import (
+    follow_run,
     friendly_errors,
     load_project_from,
     open_store,
@@ -30,7 +27,7 @@ def resume(run_id: str, project_dir: Path | None, quiet: bool) -> None:
     checkpoint (written at each evaluation), or starts over when it has none. The run keeps
     its id and its metric series go on. Exit 0 only if it completed.
     """
-    from tuneboard.cli_progress import ProgressObserver
+    from tuneboard.cli.progress import ProgressObserver
     from tuneboard.engine.engine import Engine
     from tuneboard.plugins import load_plugins
 
@@ -39,23 +36,10 @@ def resume(run_id: str, project_dir: Path | None, quiet: bool) -> None:
     observer = ProgressObserver(enabled=not quiet)
     store = open_store(project)
     engine = Engine(project, store, registry, observer=observer)
-    try:
+
+    def start() -> str:
         plan = engine.resume(run_id)
-    except BaseException:
-        engine.shutdown(cancel=True)
-        store.close()
-        raise
-    click.echo(f"run {plan.run_id}: resuming from {plan.describe()}")
-    try:
-        with observer:
-            while not engine.wait([plan.run_id], timeout=0.25):
-                pass
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: cancelling the run…", err=True)
-        engine.shutdown(cancel=True)
-        store.close()
-        sys.exit(EXIT_INTERRUPTED)
-    engine.shutdown(cancel=False)
-    status = _print_run_summary(store, plan.run_id)
-    store.close()
-    sys.exit(0 if status == "completed" else EXIT_RUN_FAILED)
+        click.echo(f"run {plan.run_id}: resuming from {plan.describe()}")
+        return plan.run_id
+
+    follow_run(engine, store, observer, start)

@@ -1,4 +1,7 @@
-"""`tuneboard run EXPERIMENT` of an experiment with a sweep: launch, wait, print a table."""
+"""`tuneboard run EXPERIMENT` of an experiment with a sweep: launch, wait, print a table.
+
+Imported by `tuneboard.cli.run` only when the experiment has a sweep.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from collections.abc import Sequence
 import click
 from rich.console import Console
 
-from tuneboard.cli_progress import ProgressObserver
+from tuneboard.cli.progress import ProgressObserver
+from tuneboard.cli.shared import EXIT_INTERRUPTED, EXIT_RUN_FAILED
 from tuneboard.config import Project
 from tuneboard.config.sweeps import plan_sweep, run_count
 from tuneboard.engine.context import metric_higher_is_better
@@ -17,9 +21,6 @@ from tuneboard.plugins import PluginRegistry
 from tuneboard.store import Store
 from tuneboard.store.schema import COMPLETED
 from tuneboard.ui.render import format_number, rich_table, status_text
-
-EXIT_RUN_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 
 def run_sweep(

@@ -1,6 +1,6 @@
 """`tuneboard export` and `tuneboard import`: runs to and from Parquet, CSV or JSON-lines files.
 
-Registered on the command group by `tuneboard.cli`; the work is done in
+One module for both, as `import` is a Python keyword; the work is done in
 `tuneboard.store.transfer`.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from tuneboard.cli import friendly_errors, load_project_from, open_store, project_option
+from tuneboard.cli.shared import friendly_errors, load_project_from, open_store, project_option
 from tuneboard.sdk.errors import TuneboardError
 
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tuneboard.cli import friendly_errors, load_project_from, open_store, project_option
+from tuneboard.cli.shared import friendly_errors, load_project_from, open_store, project_option
 from tuneboard.review.items import REVIEW_BY, ReviewBy
 from tuneboard.sdk.errors import TuneboardError
 

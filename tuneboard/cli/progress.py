@@ -1,4 +1,4 @@
-"""Progress bars for `tuneboard run`: one bar per stage, with the latest loss and metric."""
+"""Progress bars for `tuneboard run` and `resume`: one bar per stage, latest loss and metric."""
 
 from __future__ import annotations
 

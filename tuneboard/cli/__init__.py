@@ -1,0 +1,63 @@
+"""The `tuneboard` command line: run experiments, list and show runs, query with SQL, list plugins.
+
+Each command lives in a module named after it (`tuneboard sql` in `tuneboard/cli/sql.py`;
+`export` and `import` together in `export_import.py`) and is registered below, by hand.
+`shared.py` holds what they share; `plugin_commands.py` adds the commands plugins register
+with the `register_commands` hook.
+
+Start-up must stay fast: torch, transformers, Textual and rich are imported only inside the
+commands that need them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tuneboard.cli import (
+    cancel,
+    export_import,
+    plugins,
+    resume,
+    review,
+    run,
+    runs,
+    show,
+    sql,
+)
+from tuneboard.cli.app import open_app
+from tuneboard.cli.plugin_commands import TuneboardGroup
+from tuneboard.cli.shared import group_project_option
+
+
+@click.group(
+    cls=TuneboardGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(package_name="tuneboard")
+@group_project_option
+@click.pass_context
+def main(ctx: click.Context, project_dir: Path | None) -> None:
+    """tuneboard: launch, watch, compare and query multi-step fine-tuning runs.
+
+    With no command, opens the terminal app. Commands take --project DIR; by default the
+    project is the nearest folder upwards that holds a tuneboard.toml.
+    """
+    if ctx.invoked_subcommand is None:
+        open_app(project_dir)
+
+
+main.add_command(run.run)
+main.add_command(resume.resume)
+main.add_command(runs.runs)
+main.add_command(show.show)
+main.add_command(cancel.cancel)
+main.add_command(sql.sql)
+main.add_command(review.review)
+main.add_command(export_import.export_command)
+main.add_command(export_import.import_command)
+main.add_command(plugins.plugins)
+
+__all__ = ["main"]

@@ -1,0 +1,182 @@
+"""What the commands share: one-line errors, common options, the project and its database,
+tables for people and scripts, and the wait-and-summarise path of `run` and `resume`.
+
+Only click and `tuneboard.ui.render`'s constants are imported at the top: rich, the engine and
+the store are imported inside the functions that need them, so `tuneboard --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from tuneboard.sdk.errors import TuneboardError
+from tuneboard.ui.render import OUTPUT_FORMATS
+
+if TYPE_CHECKING:
+    from tuneboard.cli.progress import ProgressObserver
+    from tuneboard.config import Project
+    from tuneboard.engine.engine import Engine
+    from tuneboard.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def friendly_errors(command: F) -> F:
+    """Show tuneboard errors as one line on stderr with exit code 2, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TuneboardError as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:  # Ctrl-C outside a command's own handling: no traceback
+            click.echo("\ninterrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _project_option(*, eager: bool) -> Callable[[F], F]:
+    return click.option(
+        "--project",
+        "-p",
+        "project_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        is_eager=eager,
+        help="Project folder (default: the nearest folder upwards holding a tuneboard.toml).",
+    )
+
+
+project_option = _project_option(eager=False)
+# The `tuneboard` group's own: eager, so that `tuneboard -p DIR --help` knows the project
+# before --help lists the commands (with those of DIR's plugins).
+group_project_option = _project_option(eager=True)
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format; csv and json are for scripts.",
+)
+
+
+def load_project_from(project_dir: Path | None) -> Project:
+    """The project in `project_dir`, or the nearest one upwards from the current folder."""
+    from tuneboard.config import find_project, load_project
+
+    if project_dir is not None:
+        return load_project(project_dir)
+    return load_project(find_project(Path.cwd()))
+
+
+def plugins_root(project_dir: Path | None) -> Path | None:
+    """The project whose own plugins count too; None outside a project."""
+    from tuneboard.config import find_project
+
+    if project_dir is not None:
+        return project_dir
+    try:
+        return find_project(Path.cwd())
+    except TuneboardError:
+        return None  # outside a project: built-ins and installed plugins only
+
+
+def open_store(project: Project, *, read_only: bool = False) -> Store:
+    """The project's database (created, empty, when a reading command finds none yet)."""
+    from tuneboard.store import Store
+
+    return Store(project.database, read_only=read_only and project.database.exists())
+
+
+def emit(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, *, title: str | None = None
+) -> None:
+    """Print rows as a rich table (``fmt`` "table") or as csv/json on stdout for scripts."""
+    if fmt == "table":
+        from rich.console import Console
+
+        from tuneboard.ui.render import rich_table
+
+        Console().print(rich_table(columns, rows, title=title))
+    else:
+        from tuneboard.ui.render import write_rows
+
+        write_rows(columns, rows, fmt, sys.stdout)
+
+
+def follow_run(
+    engine: Engine, store: Store, observer: ProgressObserver, start: Callable[[], str]
+) -> NoReturn:
+    """Start a run with `start` (it returns the run's id), wait for it, summarise, and exit.
+
+    Progress bars show while it runs. Exits 0 when the run completed, 1 when it did not, and
+    130 on Ctrl-C, which cancels it. On any other error the engine is shut down (cancelling
+    the run) and the store closed before the error goes on to `friendly_errors`.
+    """
+    try:
+        run_id = start()
+        with observer:
+            while not engine.wait([run_id], timeout=0.25):
+                pass
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: cancelling the run…", err=True)
+        engine.shutdown(cancel=True)
+        store.close()
+        sys.exit(EXIT_INTERRUPTED)
+    except BaseException:
+        engine.shutdown(cancel=True)
+        store.close()
+        raise
+    engine.shutdown(cancel=False)
+    status = print_run_summary(store, run_id)
+    store.close()
+    sys.exit(0 if status == "completed" else EXIT_RUN_FAILED)
+
+
+def print_run_summary(store: Store, run_id: str) -> str:
+    """Print the run's stages as a table, its test metrics and error; return its status."""
+    from rich.console import Console
+
+    from tuneboard.ui.render import elapsed, format_duration, format_number, rich_table, status_text
+
+    console = Console()
+    run_row = store.get_run(run_id)
+    rows = [
+        (
+            stage.stage_index,
+            stage.name,
+            stage.plugin,
+            status_text(stage.status),
+            stage.steps,
+            f"{stage.best_metric} {format_number(stage.best_value)}"
+            if stage.best_value is not None
+            else "",
+            format_duration(elapsed(stage.started_at, stage.finished_at)),
+        )
+        for stage in store.stages(run_id)
+    ]
+    columns = ["#", "stage", "plugin", "status", "steps", "best", "time"]
+    console.print(rich_table(columns, rows, title=f"run {run_id} — {status_text(run_row.status)}"))
+    final = {k: v for k, v in store.last_metrics(run_id).items() if k.startswith("test/")}
+    if final:
+        console.print(
+            "  ".join(f"{name} [bold]{value:.4f}[/]" for name, value in sorted(final.items()))
+        )
+    if run_row.error:
+        # Not wrapped at the console's width: scripts grep for the message.
+        console.print(f"[red]error:[/] {run_row.error}", soft_wrap=True)
+    return run_row.status
