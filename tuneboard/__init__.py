@@ -21,9 +21,12 @@ from tuneboard.sdk.contracts import (
     TrainStep,
 )
 from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
-from tuneboard.sdk.execution import Executor
+from tuneboard.sdk.execution import Executor, ProjectInfo, Replayer, RunJob
 from tuneboard.sdk.hookspecs import hookimpl
 from tuneboard.sdk.params import param
+from tuneboard.sdk.remote import RemoteExecutor, RemoteOutcome, RemoteSpec, remote_command
+from tuneboard.sdk.scheduler import Scheduler
+from tuneboard.sdk.status import RunStatus
 
 __version__ = "0.1.0"
 
@@ -40,7 +43,15 @@ __all__ = [
     "NoParams",
     "PipelineState",
     "PluginError",
+    "ProjectInfo",
+    "RemoteExecutor",
+    "RemoteOutcome",
+    "RemoteSpec",
+    "Replayer",
     "RunCancelled",
+    "RunJob",
+    "RunStatus",
+    "Scheduler",
     "Splits",
     "Stage",
     "StageContext",
@@ -52,4 +63,5 @@ __all__ = [
     "__version__",
     "hookimpl",
     "param",
+    "remote_command",
 ]

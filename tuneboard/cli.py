@@ -103,7 +103,7 @@ def _open_app(project_dir: Path | None) -> None:
 
     project = load_project_from(project_dir)
     if project.executor.plugin != "local":  # a bad executor is an error before the app opens
-        from tuneboard.executors import build_executor
+        from tuneboard.engine.executors import build_executor
         from tuneboard.plugins import load_plugins
 
         build_executor(project, load_plugins(project.root))
@@ -162,8 +162,8 @@ def run(
     """
     from tuneboard.cli_progress import ProgressObserver
     from tuneboard.engine.engine import Engine
+    from tuneboard.engine.executors import build_executor
     from tuneboard.engine.runner import prepare_run
-    from tuneboard.executors import build_executor
     from tuneboard.plugins import load_plugins
     from tuneboard.sweeps import has_sweep
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tuneboard.config import Project, load_project
-from tuneboard.engine.scheduler import Scheduler
 from tuneboard.plugins import PluginRegistry, load_plugins
 from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.scheduler import Scheduler
 from tuneboard.sweeps import (
     MAX_RUNS,
     Range,

@@ -24,7 +24,7 @@ from tuneboard.sdk.contracts import (
 )
 from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
 from tuneboard.sdk.params import build_params
-from tuneboard.store import Store
+from tuneboard.sdk.recording import RunRecorder
 
 # Metric names whose smaller values are better, whatever the split prefix.
 LOWER_IS_BETTER = ("loss", "perplexity")
@@ -68,7 +68,7 @@ class RunEnvironment:
     run_dir: Path
     device: str
     experiment: ExperimentConfig
-    store: Store
+    store: RunRecorder
     registry: PluginRegistry
     observer: RunObserver
     cancel: threading.Event
