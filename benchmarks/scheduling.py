@@ -54,7 +54,7 @@ COMPETITORS = ("none", "busy loop (1 core)", "another training process")
 
 def scheduler_utilisation(jobs: int, slots: int, seed: int = 3) -> dict[str, float]:
     """Sleep jobs through the real `Scheduler` on `slots` fake GPU slots."""
-    from tuneboard.engine.scheduler import Scheduler
+    from tuneboard.sdk.scheduler import Scheduler
 
     rng = random.Random(seed)
     lengths = [rng.uniform(0.05, 0.25) for _ in range(jobs)]
@@ -123,7 +123,7 @@ def engine_utilisation(runs: int, slots: int, folder: Path, steps: int = 40) -> 
 
 THREADS_CHILD = """
 import json, sys, threading
-from tuneboard.engine.scheduler import Scheduler
+from tuneboard.sdk.scheduler import Scheduler
 devices = json.loads(sys.argv[1]); slots = int(sys.argv[2])
 seen = []
 def job(device, cancel):

@@ -28,9 +28,12 @@ from tuneboard.sdk.contracts import (
     split_prefix,
 )
 from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
-from tuneboard.sdk.execution import Executor
+from tuneboard.sdk.execution import Executor, ProjectInfo, Replayer, RunJob
 from tuneboard.sdk.hookspecs import hookimpl
 from tuneboard.sdk.params import describe_params, param
+from tuneboard.sdk.remote import RemoteExecutor, RemoteOutcome, RemoteSpec, remote_command
+from tuneboard.sdk.scheduler import Scheduler
+from tuneboard.sdk.status import RunStatus
 from tuneboard.sdk.training import (
     IGNORE_INDEX,
     PRECISION_HELP,
@@ -69,7 +72,15 @@ __all__ = [
     "PluginError",
     "Precision",
     "Predictions",
+    "ProjectInfo",
+    "RemoteExecutor",
+    "RemoteOutcome",
+    "RemoteSpec",
+    "Replayer",
     "RunCancelled",
+    "RunJob",
+    "RunStatus",
+    "Scheduler",
     "Splits",
     "Stage",
     "StageContext",
@@ -84,5 +95,6 @@ __all__ = [
     "describe_params",
     "hookimpl",
     "param",
+    "remote_command",
     "split_prefix",
 ]

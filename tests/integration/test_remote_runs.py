@@ -20,18 +20,21 @@ from pathlib import Path
 
 import pytest
 
-from tuneboard import param
+from tuneboard import (
+    RemoteExecutor,
+    RemoteOutcome,
+    Replayer,
+    RunJob,
+    RunStatus,
+    param,
+    remote_command,
+)
 from tuneboard.config import load_project
 from tuneboard.engine.engine import Engine
 from tuneboard.engine.observer import RunObserver, StageSummary
-from tuneboard.engine.runner import RunJob
-from tuneboard.engine.scheduler import detect_devices
-from tuneboard.executors import RemoteExecutor, RemoteOutcome
 from tuneboard.plugins import load_plugins
-from tuneboard.remote import remote_command
-from tuneboard.remote.records import Replayer
+from tuneboard.sdk.scheduler import detect_devices
 from tuneboard.store import Store
-from tuneboard.store.schema import FAILED
 from tuneboard.store.store import hash_path
 
 pytestmark = pytest.mark.slow
@@ -73,7 +76,9 @@ class ChildProcessExecutor(RemoteExecutor[ChildParams]):
         for line in child.stdout:
             replayer.feed(line)
         code = child.wait()
-        return RemoteOutcome(FAILED, f"the child exited with {code}: {replayer.error_tail()}")
+        return RemoteOutcome(
+            RunStatus.FAILED, f"the child exited with {code}: {replayer.error_tail()}"
+        )
 
 
 class Notes(RunObserver):

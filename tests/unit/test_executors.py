@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliRunner
-from tuneboard import Executor, param
+from tuneboard import Executor, ProjectInfo, RunJob, param
 from tuneboard.config import ExecutorSpec, Project, load_project, parse_executor_settings
 from tuneboard.engine.engine import Engine
-from tuneboard.engine.runner import RunJob
-from tuneboard.executors import LocalExecutor, build_executor, executor_names
+from tuneboard.engine.executors import LocalExecutor, build_executor, executor_names
 from tuneboard.plugins import PluginRegistry
+from tuneboard.remote.records import RECORD_PREFIX, RecordReplayer, RecordWriter, RemoteRecorder
 from tuneboard.sdk.errors import ConfigError
 from tuneboard.store import Store
 
@@ -33,7 +35,7 @@ class FarAway(Executor[FarParams]):
     name = "faraway"
     Params = FarParams
 
-    def __init__(self, params: FarParams, project: Project) -> None:
+    def __init__(self, params: FarParams, project: ProjectInfo) -> None:
         super().__init__(params, project)
         self.jobs: list[RunJob] = []
 
@@ -178,11 +180,19 @@ def test_the_engine_hands_runs_to_the_project_executor(
         engine = Engine(project, store, registry, executor=executor)
         run_id = engine.launch(engine.prepare(project.experiment("tiny", registry)))
         assert [job.run_id for job in executor.jobs] == [run_id]
+        job = executor.jobs[0]
+        assert (job.experiment, job.project_dir, job.resumed) == ("tiny", project.root, False)
+        assert job.run_dir == project.runs_dir / run_id
+        assert dict(job.config) == dict(project.experiment("tiny", registry).raw)
+        job.log_event("handed to faraway", level="warning")
+        assert isinstance(job.replayer("faraway"), RecordReplayer)
         assert engine.active() == [run_id]
         assert engine.cancel(run_id)
         assert engine.wait([run_id], timeout=1)
         engine.shutdown()
         assert store.get_run(run_id).status == "cancelled"
+        events = [(event.level, event.message) for event in store.events(run_id)]
+        assert ("warning", "handed to faraway") in events
     finally:
         store.close()
 
@@ -194,3 +204,45 @@ def test_unknown_executor_on_the_command_line(cli: CliRunner, sentiment_project:
         "error: --executor rey: unknown executor 'rey'; available: local (executors come from "
     )
     assert not (sentiment_project / ".tuneboard" / "tuneboard.duckdb").exists()
+
+
+def test_a_remote_run_records_its_writes_as_lines(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    recorder = RemoteRecorder(RecordWriter(write))
+    recorder.set_run_status("r1", "running", device="cpu", at=1.0)
+    recorder.log_metrics("r1", 0, 3, {"train/loss": 0.5}, wall_time=2.0)
+    recorder.log_event("r1", "hello", level="warning", at=3.0)
+    recorder.set_run_status("r1", "completed", at=4.0)
+    recorder.flush()
+    os.close(write)
+    with os.fdopen(read) as lines:
+        ops = [line.removeprefix(RECORD_PREFIX).split('"op": "')[1].split('"')[0] for line in lines]
+    assert ops == [
+        "store.set_run_status",
+        "store.log_metrics",
+        "store.log_event",
+        "store.set_run_status",
+    ]
+    assert recorder.final_status == "completed"
+    assert not hasattr(recorder, "list_runs")  # what a run writes, and nothing to read
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tuneboard_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return {name for name in names if name.split(".")[0] == "tuneboard"}
+
+
+def test_the_sdk_and_executor_plugins_import_only_the_sdk() -> None:
+    for path in sorted((ROOT / "tuneboard" / "sdk").glob("*.py")):
+        outside = {n for n in _tuneboard_imports(path) if not n.startswith("tuneboard.sdk")}
+        assert not outside, f"{path.name} imports {outside}"
+    for path in sorted((ROOT / "plugins" / "tuneboard-ray" / "src").rglob("*.py")):
+        assert _tuneboard_imports(path) <= {"tuneboard"}, path.name

@@ -216,7 +216,7 @@ def test_importing_the_engine_caps_openmp_spinning_unless_the_environment_chose(
 
 def test_cpu_slots_share_the_cores_without_importing_torch() -> None:
     code = (
-        "import json, os, sys; from tuneboard.engine.scheduler import share_cpu_threads; "
+        "import json, os, sys; from tuneboard.sdk.scheduler import share_cpu_threads; "
         "n = share_cpu_threads(2); "
         "print(json.dumps({'n': n, 'env': os.environ.get('OMP_NUM_THREADS'), "
         "'torch': 'torch' in sys.modules}))"

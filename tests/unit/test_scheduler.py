@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tuneboard.engine.scheduler import Scheduler, Slot, make_slots
+from tuneboard.sdk.scheduler import Scheduler, Slot, make_slots
 
 
 class Recorder:

@@ -19,9 +19,9 @@ from tuneboard.config.sweeps import (
     plan_sweep,
     run_count,
 )
-from tuneboard.engine.scheduler import Scheduler
 from tuneboard.plugins import PluginRegistry, load_plugins
 from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.scheduler import Scheduler
 
 EXPERIMENT = """\
 [project]

@@ -14,7 +14,7 @@ def open_app(project_dir: Path | None) -> None:
 
     project = load_project_from(project_dir)
     if project.executor.plugin != "local":  # a bad executor is an error before the app opens
-        from tuneboard.executors import build_executor
+        from tuneboard.engine.executors import build_executor
         from tuneboard.plugins import load_plugins
 
         build_executor(project, load_plugins(project.root))

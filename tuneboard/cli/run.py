@@ -74,8 +74,8 @@ def run(
     from tuneboard.cli.progress import ProgressObserver
     from tuneboard.config.sweeps import has_sweep
     from tuneboard.engine.engine import Engine
+    from tuneboard.engine.executors import build_executor
     from tuneboard.engine.runner import prepare_run
-    from tuneboard.executors import build_executor
     from tuneboard.plugins import load_plugins
 
     project = load_project_from(project_dir)

@@ -54,7 +54,7 @@ class ExecutorSpec:
     """Where a project's runs execute: an executor's name and the other keys of its table.
 
     `settings` are checked against the executor's `Params` when the executor is built
-    (`tuneboard.executors.build_executor`); `where` names their origin in error messages.
+    (`tuneboard.engine.executors.build_executor`); `where` names their origin in error messages.
     """
 
     plugin: str = LOCAL_EXECUTOR

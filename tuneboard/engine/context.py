@@ -27,8 +27,8 @@ from tuneboard.sdk.contracts import (
 )
 from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
 from tuneboard.sdk.params import build_params
+from tuneboard.sdk.recording import RunRecorder
 from tuneboard.sdk.training import Training
-from tuneboard.store import Store
 
 # Metric names whose smaller values are better, whatever the split prefix.
 LOWER_IS_BETTER = ("loss", "perplexity")
@@ -72,7 +72,7 @@ class RunEnvironment:
     run_dir: Path
     device: str
     experiment: ExperimentConfig
-    store: Store
+    store: RunRecorder
     registry: PluginRegistry
     observer: RunObserver
     cancel: threading.Event

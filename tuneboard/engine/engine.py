@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from tuneboard.config import ExperimentConfig, Project
+from tuneboard.engine.executors import build_executor
 from tuneboard.engine.observer import ObserverGroup, RunObserver
 from tuneboard.engine.provenance import build_record
 from tuneboard.engine.resume import ResumePlan
-from tuneboard.engine.runner import PreparedRun, RunJob, prepare_run
-from tuneboard.engine.scheduler import Scheduler
-from tuneboard.executors import build_executor
+from tuneboard.engine.runner import EngineJob, PreparedRun, prepare_run
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.execution import Executor
+from tuneboard.sdk.scheduler import Scheduler
 from tuneboard.store import ACTIVE_STATUSES, Store
 from tuneboard.store.privacy import private_files
 from tuneboard.store.writer import import_batch_libraries
@@ -105,7 +105,7 @@ class Engine:
         self.store.log_event(run_id, f"queued experiment {experiment.name!r}")
         observer = self.observer if watcher is None else ObserverGroup([self.observer, watcher])
         observer.run_status(run_id, "queued", None)
-        job = RunJob(
+        job = EngineJob(
             run_id,
             prepared,
             store=self.store,
@@ -128,7 +128,7 @@ class Engine:
 
         prepared, plan = prepare_resume(self.project, self.store, self.registry, run_id)
         self.observer.run_status(plan.run_id, "queued", None)
-        job = RunJob(
+        job = EngineJob(
             plan.run_id,
             prepared,
             store=self.store,

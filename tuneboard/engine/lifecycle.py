@@ -13,7 +13,7 @@ from typing import Any
 
 from tuneboard.engine.observer import StageSummary
 from tuneboard.plugins import PluginRegistry
-from tuneboard.store import Store
+from tuneboard.sdk.recording import RunRecorder
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class RunLifecycle:
     def __init__(
         self,
         registry: PluginRegistry,
-        store: Store,
+        store: RunRecorder,
         *,
         run_id: str,
         experiment: str,

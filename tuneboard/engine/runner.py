@@ -2,7 +2,7 @@
 
 `prepare_run` does everything that can fail on bad input (the dataset, labels, the model
 location) before a run is created, so bad input never leaves a half-written run behind.
-`RunJob` then executes on a worker thread given by the scheduler.
+`EngineJob` (the engine's `tuneboard.RunJob`) then executes it in the thread an executor gives.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tuneboard.config import ExperimentConfig, Project
 from tuneboard.engine.context import ProjectDatasetContext, RunContext, RunEnvironment
@@ -20,10 +21,16 @@ from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
 from tuneboard.engine.resume import ResumePlan, RunRecovery
 from tuneboard.plugins import PluginRegistry
-from tuneboard.sdk.contracts import PipelineState, Splits
+from tuneboard.sdk.contracts import LogLevel, PipelineState, Splits
 from tuneboard.sdk.errors import PluginError, RunCancelled, TuneboardError
-from tuneboard.store import Store
-from tuneboard.store.schema import CANCELLED, COMPLETED, FAILED, RUNNING
+from tuneboard.sdk.errors import one_line as _one_line
+from tuneboard.sdk.recording import RunRecorder
+from tuneboard.sdk.status import CANCELLED, COMPLETED, FAILED, RUNNING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from tuneboard.remote.records import RecordReplayer
 
 
 @dataclass(frozen=True)
@@ -68,15 +75,20 @@ def prepare_run(
     return PreparedRun(project, experiment, splits, labels, tuple(ctx.files))
 
 
-class RunJob:
-    """Executes one prepared run on a device, recording everything in the store."""
+class EngineJob:
+    """Executes one prepared run on a device, recording everything through its recorder.
+
+    It is the engine's `tuneboard.RunJob` (structurally: the protocol's read-only members are
+    plain attributes here). `store` is the project's `Store` in the launching process, a
+    `RemoteRecorder` in a remote one (`python -m tuneboard.remote`).
+    """
 
     def __init__(
         self,
         run_id: str,
         prepared: PreparedRun,
         *,
-        store: Store,
+        store: RunRecorder,
         registry: PluginRegistry,
         observer: RunObserver,
         run_dir: Path,
@@ -98,6 +110,36 @@ class RunJob:
             project_dir=prepared.project.root,
         )
         self._final_metrics: dict[str, float] = {}  # the run's last value of each metric
+
+    @property
+    def experiment(self) -> str:
+        """The name of the run's experiment."""
+        return self.prepared.experiment.name
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The experiment's resolved table."""
+        return self.prepared.experiment.raw
+
+    @property
+    def project_dir(self) -> Path:
+        """The project folder on this machine."""
+        return self.prepared.project.root
+
+    @property
+    def resumed(self) -> bool:
+        """True when the run goes on from its checkpoints (`tuneboard resume`)."""
+        return self.recovery.plan is not None
+
+    def log_event(self, message: str, *, level: LogLevel = "info") -> None:
+        """Add an event to the run's log."""
+        self.store.log_event(self.run_id, message, level=level)
+
+    def replayer(self, device_prefix: str) -> RecordReplayer:
+        """A replayer of this run's remote log into its store, observer and lifecycle hooks."""
+        from tuneboard.remote.records import RecordReplayer
+
+        return RecordReplayer(self, device_prefix=device_prefix)
 
     def __call__(self, device: str, cancel: threading.Event) -> None:
         """Run every stage in order on `device`; never raises."""
@@ -253,11 +295,12 @@ class StageFailed(Exception):
 
 
 def one_line(error: BaseException) -> str:
-    """An exception as one line: its message for tuneboard errors, `Type: message` otherwise."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if isinstance(error, TuneboardError | StageFailed):
-        return text or type(error).__name__
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    """An exception as one line: its message for tuneboard errors and failed stages,
+    `Type: message` otherwise."""
+    if isinstance(error, StageFailed):
+        text = str(error).strip()
+        return text.splitlines()[0] if text else type(error).__name__
+    return _one_line(error)
 
 
 def _default_monitor(experiment: ExperimentConfig) -> str:

@@ -23,9 +23,9 @@ from tuneboard.engine.context import metric_higher_is_better
 from tuneboard.engine.engine import Engine, new_run_id
 from tuneboard.engine.observer import RunObserver
 from tuneboard.engine.runner import PreparedRun, prepare_run
-from tuneboard.engine.scheduler import detect_devices, make_slots
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.errors import ConfigError, TuneboardError
+from tuneboard.sdk.scheduler import detect_devices, make_slots
 from tuneboard.store.schema import CANCELLED, COMPLETED, FINISHED_STATUSES
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """`python -m tuneboard.remote --spec SPEC`: execute one run here, its records on stdout.
 
-Remote executors start this on the machine that runs the run (see `tuneboard.remote`); it
+Remote executors start this on the machine that runs the run (see `tuneboard.sdk.remote`); it
 is not meant to be typed by hand. Lifecycle hooks are left to the launching process, which
 calls them as it replays the records. Exit status: 0 when the run completed or was
 cancelled, 1 when it failed, 2 when the spec is not valid.
@@ -19,12 +19,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from tuneboard.remote import RemoteSpec, decode_spec
 from tuneboard.sdk.errors import TuneboardError
+from tuneboard.sdk.remote import RemoteSpec, decode_spec
 
 if TYPE_CHECKING:  # the rest is imported once OMP_NUM_THREADS is set (numpy and torch read it)
-    from tuneboard.engine.runner import RunJob
-    from tuneboard.remote.records import RecordingObserver, RecordingStore
+    from tuneboard.engine.runner import EngineJob
+    from tuneboard.remote.records import RecordingObserver, RemoteRecorder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,11 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if spec.threads:  # before numpy and torch are imported, which read it once
         os.environ["OMP_NUM_THREADS"] = str(spec.threads)
-    from tuneboard.remote.records import RecordingObserver, RecordingStore, RecordWriter
-    from tuneboard.store.schema import FAILED
+    from tuneboard.remote.records import RecordingObserver, RecordWriter, RemoteRecorder
+    from tuneboard.sdk.status import FAILED
 
     records = RecordWriter(sys.stdout.fileno())
-    store, observer = RecordingStore(records), RecordingObserver(records)
+    store, observer = RemoteRecorder(records), RecordingObserver(records)
     cancel = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -69,9 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if store.final_status == FAILED else 0
 
 
-def _job(spec: RemoteSpec, store: RecordingStore, observer: RecordingObserver) -> RunJob:
+def _job(spec: RemoteSpec, store: RemoteRecorder, observer: RecordingObserver) -> EngineJob:
     from tuneboard.config import experiment_from_raw, load_project
-    from tuneboard.engine.runner import RunJob, prepare_run
+    from tuneboard.engine.runner import EngineJob, prepare_run
     from tuneboard.plugins import load_plugins
     from tuneboard.remote.records import LeftToLauncher
     from tuneboard.store.privacy import private_files
@@ -83,7 +83,7 @@ def _job(spec: RemoteSpec, store: RecordingStore, observer: RecordingObserver) -
     run_dir = Path(spec.run_dir)
     with private_files():
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    job = RunJob(
+    job = EngineJob(
         spec.run_id, prepared, store=store, registry=registry, observer=observer, run_dir=run_dir
     )
     job.lifecycle = LeftToLauncher(
@@ -100,7 +100,7 @@ def _job(spec: RemoteSpec, store: RecordingStore, observer: RecordingObserver) -
 def _device(setting: str) -> str:
     if setting == "cpu":
         return "cpu"
-    from tuneboard.engine.scheduler import detect_devices
+    from tuneboard.sdk.scheduler import detect_devices
 
     return detect_devices()[0]
 

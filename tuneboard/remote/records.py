@@ -1,20 +1,20 @@
-"""A remote run's records: its store and observer calls as JSON lines, and their replay.
+"""A remote run's records: its recorder and observer calls as JSON lines, and their replay.
 
-A run that executes on another machine (a Ray job, see `tuneboard.executors.RemoteExecutor`)
-gets a `RecordingStore` and a `RecordingObserver`: instead of the project's database, every
-write and notification goes to stdout as one line, ``@tuneboard-record {...}``. The process
-that launched the run reads the job's log, and a `Replayer` applies each record to its own
-store (through the batched writer, like a local run's writes), observer and lifecycle hooks,
-so the run looks the same as a local one to the app, `compare` and SQL. Lines without the
-prefix are kept as the log's tail, for error messages.
+A run that executes on another machine (a Ray job, see `tuneboard.RemoteExecutor`) gets a
+`RemoteRecorder` and a `RecordingObserver`: instead of the project's database, every write
+and notification goes to stdout as one line, ``@tuneboard-record {...}``. The process that
+launched the run reads the job's log, and a `RecordReplayer` (the engine's
+`tuneboard.Replayer`) applies each record to its own store (through the batched writer, like
+a local run's writes), observer and lifecycle hooks, so the run looks the same as a local one
+to the app, `compare` and SQL. Lines without the prefix are kept as the log's tail, for error
+messages.
 
-Only the operations named in `Replayer` are replayed, always for the launched run's id: a
+Only the operations named in `RecordReplayer` are replayed, always for the launched run's id: a
 record can never touch another run or run SQL of its own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -22,19 +22,18 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
-from tuneboard.sdk.errors import TuneboardError
-from tuneboard.store import Store
-from tuneboard.store.schema import COMPLETED, FAILED, FINISHED_STATUSES, RUNNING
+from tuneboard.sdk.recording import RunRecorder
+from tuneboard.sdk.status import COMPLETED, FAILED, FINISHED_STATUSES, RUNNING
 from tuneboard.store.store import hash_path
 
 if TYPE_CHECKING:
-    from tuneboard.engine.runner import RunJob
+    from tuneboard.engine.runner import EngineJob
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +58,16 @@ class RecordWriter:
                 data = data[os.write(self._fd, data) :]
 
 
-class RecordingStore(Store):
-    """The store of a run executing remotely: its writes become records, it has no reads.
+class RemoteRecorder(RunRecorder):
+    """The recorder of a run executing remotely: every write becomes a record on stdout.
 
-    It implements the write methods a run uses; anything else (reads, `create_run`) raises
-    `TuneboardError`, since a remote run has no database. `final_status` is the last
+    A remote run has no database, so there is nothing to read. `final_status` is the last
     finished status the run recorded.
     """
 
-    def __init__(self, records: RecordWriter) -> None:  # no database: Store.__init__ not called
+    def __init__(self, records: RecordWriter) -> None:
         self._records = records
-        self._writer = None
-        self._read_only = False
-        self._put = self._refuse_remote
         self.final_status: str | None = None
-
-    @property
-    def path(self) -> Path:
-        """A remote run has no database file."""
-        raise TuneboardError("a remote run has no database")
 
     def set_run_status(
         self,
@@ -197,27 +187,31 @@ class RecordingStore(Store):
             at=_now(at),
         )
 
+    def record_artifact(
+        self,
+        run_id: str,
+        stage_index: int,
+        kind: str,
+        path: str,
+        size: int,
+        sha256: str,
+        *,
+        at: float | None = None,
+    ) -> None:
+        """Record an artifact measured elsewhere (a remote run measures its own: unused)."""
+        self._records.write(
+            "store.add_artifact",
+            stage_index=stage_index,
+            kind=kind,
+            path=path,
+            bytes=int(size),
+            sha256=sha256,
+            host=None,
+            at=_now(at),
+        )
+
     def flush(self, timeout: float | None = None) -> None:
         """Records are written at once: nothing to wait for."""
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-    def cancel_requests(self, run_ids: Sequence[str]) -> list[str]:
-        """Cancel requests reach a remote run as a signal, never through a database."""
-        return []
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        """A remote run has no database to hold."""
-        raise TuneboardError("a remote run has no database to read")
-        yield  # pragma: no cover
-
-    def _fetch(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        raise TuneboardError("a remote run has no database to read")
-
-    def _refuse_remote(self, op: Any) -> None:
-        raise TuneboardError(f"a remote run cannot write {op[0]!r} records")
 
 
 class LeftToLauncher(RunLifecycle):
@@ -289,8 +283,10 @@ class RecordingObserver(RunObserver):
         )
 
 
-class Replayer:
+class RecordReplayer:
     """Applies one remote run's records to this process's store, observer and lifecycle hooks.
+
+    The engine's `tuneboard.Replayer`, made by `EngineJob.replayer`.
 
     Feed it the job's log as it comes (`feed`, in chunks of any size; `end` at the end of the
     log). `device_prefix` marks the run's device (``ray`` makes ``ray:cpu``); artifacts
@@ -299,7 +295,7 @@ class Replayer:
     once the run recorded its end, and `last_values` holds each metric's latest value.
     """
 
-    def __init__(self, job: RunJob, *, device_prefix: str, tail_lines: int = 40) -> None:
+    def __init__(self, job: EngineJob, *, device_prefix: str, tail_lines: int = 40) -> None:
         self.job = job
         self.device_prefix = device_prefix
         self.lines = 0
@@ -496,8 +492,8 @@ def _values(value: Any) -> dict[str, float]:
 __all__ = [
     "RECORD_PREFIX",
     "LeftToLauncher",
+    "RecordReplayer",
     "RecordWriter",
     "RecordingObserver",
-    "RecordingStore",
-    "Replayer",
+    "RemoteRecorder",
 ]

@@ -28,3 +28,11 @@ class QueryError(TuneboardError):
 
 class RunCancelled(Exception):
     """Raised inside a run when cancellation was requested; the run ends as `cancelled`."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line: its message for tuneboard errors, `Type: message` otherwise."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, TuneboardError):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -1,4 +1,5 @@
-"""The schema as Python sees it: run statuses and the rows the store's read API returns.
+"""The schema as Python sees it: run statuses (from `tuneboard.sdk.status`) and the rows the
+store's read API returns.
 
 Timestamps in rows are float epoch seconds (UTC), like the timestamps the write API takes.
 """
@@ -6,31 +7,20 @@ Timestamps in rows are float epoch seconds (UTC), like the timestamps the write 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-
-class RunStatus(StrEnum):
-    """The status of a run or a stage (members compare equal to their plain strings)."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
-
-
-QUEUED = RunStatus.QUEUED
-RUNNING = RunStatus.RUNNING
-COMPLETED = RunStatus.COMPLETED
-FAILED = RunStatus.FAILED
-CANCELLED = RunStatus.CANCELLED
-INTERRUPTED = RunStatus.INTERRUPTED
-
-STATUSES: frozenset[str] = frozenset(RunStatus)
-ACTIVE_STATUSES: frozenset[str] = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
-FINISHED_STATUSES: frozenset[str] = STATUSES - ACTIVE_STATUSES
+from tuneboard.sdk.status import (  # the statuses of the `status` columns
+    ACTIVE_STATUSES,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    FINISHED_STATUSES,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    STATUSES,
+    RunStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -105,3 +95,22 @@ class Series:
 
     xs: list[float]
     ys: list[float]
+
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "CANCELLED",
+    "COMPLETED",
+    "FAILED",
+    "FINISHED_STATUSES",
+    "INTERRUPTED",
+    "QUEUED",
+    "RUNNING",
+    "STATUSES",
+    "ArtifactRow",
+    "EventRow",
+    "RunRow",
+    "RunStatus",
+    "Series",
+    "StageRow",
+]

@@ -22,6 +22,7 @@ import duckdb
 import psutil
 
 from tuneboard.sdk.errors import TuneboardError
+from tuneboard.sdk.recording import RunRecorder
 from tuneboard.store.database import DEFAULT_LOCK_TIMEOUT, Database
 from tuneboard.store.schema import (
     FINISHED_STATUSES,
@@ -90,8 +91,10 @@ ORDER BY x
 """
 
 
-class Store:
+class Store(RunRecorder):
     """A project's database: runs, stages, metric points, events and artifacts.
+
+    It is the `RunRecorder` of runs in this process, and what the CLI and the app read.
 
     Write methods queue the change and return at once (the writer thread commits it within
     `flush_interval` seconds); `flush()` waits for it. Timestamps are float epoch seconds and

@@ -1,8 +1,8 @@
 """The `ray` executor: each run is a Ray job, submitted and followed through the Ray Jobs API.
 
-A run's job executes ``python -m tuneboard.remote --spec ...`` on the cluster (see
-`tuneboard.remote`): the same runner as a local run, writing what the run records as lines on
-its stdout. This process follows the job's log (`JobSubmissionClient.tail_job_logs`) and
+A run's job executes ``python -m tuneboard.remote --spec ...`` on the cluster
+(`tuneboard.remote_command`): the same runner as a local run, writing what the run records as
+lines on its stdout. This process follows the job's log (`JobSubmissionClient.tail_job_logs`) and
 replays those lines into the project's database as they come, so the app's live charts,
 `compare` and SQL see the run as they see a local one. Cancelling the run stops the job
 (`stop_job`: SIGTERM, which the run handles between steps). A job that fails before the run
@@ -27,18 +27,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tuneboard import param
-from tuneboard.config import Project
-from tuneboard.executors import RemoteExecutor, RemoteOutcome
-from tuneboard.remote import remote_command
-from tuneboard.remote.records import Replayer
-from tuneboard.sdk.errors import ConfigError
-from tuneboard.store.schema import CANCELLED, FAILED
+from tuneboard import (
+    ConfigError,
+    ProjectInfo,
+    RemoteExecutor,
+    RemoteOutcome,
+    Replayer,
+    RunJob,
+    RunStatus,
+    param,
+    remote_command,
+)
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
-
-    from tuneboard.engine.runner import RunJob
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class RayExecutor(RemoteExecutor[RayParams]):
     description = "a Ray cluster, one Ray job per run (Ray Jobs API)"
     Params = RayParams
 
-    def __init__(self, params: RayParams, project: Project) -> None:
+    def __init__(self, params: RayParams, project: ProjectInfo) -> None:
         super().__init__(params, project)
         if importlib.util.find_spec("ray") is None:
             raise ConfigError(
@@ -111,7 +113,8 @@ class RayExecutor(RemoteExecutor[RayParams]):
             client = JobSubmissionClient(params.address)
         except ConnectionError as error:
             return RemoteOutcome(
-                FAILED, f"cannot reach the Ray cluster at {params.address}: {_first_line(error)}"
+                RunStatus.FAILED,
+                f"cannot reach the Ray cluster at {params.address}: {_first_line(error)}",
             )
         spec = self.remote_spec(
             job,
@@ -122,7 +125,7 @@ class RayExecutor(RemoteExecutor[RayParams]):
         )
         submission_id = f"tuneboard-{job.run_id}-{secrets.token_hex(3)}"
         if cancel.is_set():
-            return RemoteOutcome(CANCELLED, "cancelled before it was submitted")
+            return RemoteOutcome(RunStatus.CANCELLED, "cancelled before it was submitted")
         client.submit_job(
             entrypoint=remote_command(self._python(), spec),
             submission_id=submission_id,
@@ -131,27 +134,30 @@ class RayExecutor(RemoteExecutor[RayParams]):
             entrypoint_num_gpus=params.gpus_per_run or None,
             metadata={
                 "tuneboard_run": job.run_id,
-                "tuneboard_experiment": job.prepared.experiment.name,
+                "tuneboard_experiment": job.experiment,
                 "tuneboard_project": self.project.name,
             },
         )
-        job.store.log_event(job.run_id, f"submitted as Ray job {submission_id} to {params.address}")
+        job.log_event(f"submitted as Ray job {submission_id} to {params.address}")
         asyncio.run(_follow(client, submission_id, replayer, cancel))
         if replayer.final_status is not None:  # the run recorded its end: the job is exiting
             return RemoteOutcome(replayer.final_status)
         info = client.get_job_info(submission_id)
         if info.status == JobStatus.STOPPED:
             if cancel.is_set():
-                return RemoteOutcome(CANCELLED, "cancelled by the user")
-            return RemoteOutcome(FAILED, f"Ray job {submission_id} was stopped outside tuneboard")
+                return RemoteOutcome(RunStatus.CANCELLED, "cancelled by the user")
+            return RemoteOutcome(
+                RunStatus.FAILED, f"Ray job {submission_id} was stopped outside tuneboard"
+            )
         if info.status == JobStatus.FAILED:
             reason = _first_line(info.message or "") or "the job failed"
             tail = replayer.error_tail()
             return RemoteOutcome(
-                FAILED, f"Ray job {submission_id} failed: {reason}" + (f" | {tail}" if tail else "")
+                RunStatus.FAILED,
+                f"Ray job {submission_id} failed: {reason}" + (f" | {tail}" if tail else ""),
             )
         return RemoteOutcome(
-            FAILED,
+            RunStatus.FAILED,
             f"Ray job {submission_id} ended ({info.status}) without the run's result; "
             f"see its log: {replayer.error_tail() or '(empty)'}",
         )

@@ -1,10 +1,11 @@
 """A pool of device slots and a queue: runs wait for a free slot, then run in a thread.
 
-Devices are every visible CUDA GPU (each with `slots_per_device` slots), else the CPU (with
-`cpu_slots` slots). With `devices="auto"` they are found on the dispatcher thread, so that
-importing torch never blocks the caller (the app's event loop, the CLI).
-Cancellation is cooperative: a queued job is dropped, a running job's event is set and the job
-checks it between steps.
+The built-in `local` executor runs runs on it, and `RemoteExecutor` queues its jobs on it (one
+slot per job it may follow at once); an executor plugin may use it as well. Devices are every
+visible CUDA GPU (each with `slots_per_device` slots), else the CPU (with `cpu_slots` slots).
+With `devices="auto"` they are found on the dispatcher thread, so that importing torch never
+blocks the caller (the app's event loop, the CLI). Cancellation is cooperative: a queued job is
+dropped, a running job's event is set and the job checks it between steps.
 """
 
 from __future__ import annotations
