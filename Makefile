@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The first-party plugin packages' sources, for the import contracts (they are not installed).
+PLUGIN_SOURCES := plugins/tuneboard-example/src:plugins/tuneboard-ray/src:plugins/tuneboard-contrastive/src
 
 .PHONY: setup demo test lint bench
 
@@ -21,6 +23,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=$(PLUGIN_SOURCES) $(BIN)/lint-imports
 
 test: setup lint
 	$(BIN)/python -m pytest -q

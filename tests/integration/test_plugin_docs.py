@@ -6,6 +6,7 @@ import re
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tuneboard import ConfigError
@@ -83,3 +84,22 @@ def _load(path: Path) -> object:
     sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_executor_guide_example_runs_a_run_in_a_child(
+    tuneboard_project: ThrowawayProject,
+) -> None:
+    root = tuneboard_project.root
+    (root / "plugins").mkdir()
+    (root / "plugins" / "child.py").write_text(example_module("executor.md"), encoding="utf-8")
+    (root / "tuneboard.toml").write_text(
+        '[project]\nname = "throwaway"\ndevices = ["cpu"]\nexecutor = "child"\n'
+    )
+    result = tuneboard_project.run({"plugin": "finetune", "epochs": 1, "batch_size": 8})
+    assert result.status == "completed", result.error
+    assert "val/accuracy" in result.metrics
+    database = duckdb.connect(str(root / ".tuneboard" / "tuneboard.duckdb"), read_only=True)
+    try:  # the run's records came back from the child: its device says which executor ran it
+        assert database.execute("SELECT device FROM runs").fetchall() == [("child:cpu",)]
+    finally:
+        database.close()

@@ -1,4 +1,4 @@
-"""The README's multi-step recipes validate, and their data loads, in the sample projects."""
+"""The multi-step recipes of docs/configuration.md validate, and their data loads, in the sample projects."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tuneboard.engine.runner import prepare_run
 from tuneboard.plugins import load_plugins
 
 RECIPES = [
-    # (first line of the README block, sample project, experiment, its stage plugins)
+    # (first line of the block in docs/configuration.md, sample project, experiment, its stage plugins)
     ("# NER:", "ner", "ner", ["finetune", "evaluate", "predict"]),
     ("# Adversarial fine-tuning:", "sentiment", "fgm", ["finetune", "evaluate"]),
     ("# Masked-LM pretraining", "sentiment", "adapted", ["mlm", "finetune", "evaluate"]),
@@ -28,7 +28,7 @@ def test_recipe_validates_and_its_data_loads(
 ) -> None:
     project_dir = tmp_path / sample
     shutil.copytree(SAMPLES / sample, project_dir, ignore=shutil.ignore_patterns(".tuneboard"))
-    block = code_block("toml", first_line)
+    block = code_block("toml", first_line, "docs/configuration.md")
     (project_dir / "tuneboard.toml").write_text(f'[project]\nname = "{sample}"\n\n{block}')
     project = load_project(project_dir)
     registry = load_plugins(project.root)

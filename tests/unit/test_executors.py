@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -228,21 +227,3 @@ def test_a_remote_run_records_its_writes_as_lines(tmp_path: Path) -> None:
 
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tuneboard_imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return {name for name in names if name.split(".")[0] == "tuneboard"}
-
-
-def test_the_sdk_and_executor_plugins_import_only_the_sdk() -> None:
-    for path in sorted((ROOT / "tuneboard" / "sdk").glob("*.py")):
-        outside = {n for n in _tuneboard_imports(path) if not n.startswith("tuneboard.sdk")}
-        assert not outside, f"{path.name} imports {outside}"
-    for path in sorted((ROOT / "plugins" / "tuneboard-ray" / "src").rglob("*.py")):
-        assert _tuneboard_imports(path) <= {"tuneboard"}, path.name

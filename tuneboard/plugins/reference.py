@@ -6,6 +6,7 @@ the committed file is out of date, so the docs always match the code.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from collections.abc import Iterator, Mapping
@@ -85,6 +86,7 @@ def _reference_lines(registry: PluginRegistry) -> Iterator[str]:
             yield ""
             yield inspect.cleandoc(function.__doc__ or "")
             yield ""
+    yield from _api_lines()
     kinds: list[tuple[str, Mapping[str, type[Plugin[Any]]]]] = [
         ("Stages", registry.stages),
         ("Datasets", registry.datasets),
@@ -114,6 +116,112 @@ def _reference_lines(registry: PluginRegistry) -> Iterator[str]:
             continue
         better = "higher" if metric.higher_is_better else "lower"
         yield f"| `{name}` | {better} | {', '.join(metric.tasks)} | {metric.description} |"
+
+
+# What the public names that are neither classes nor functions are for (their values have no
+# docstrings); `tests/unit/test_docs.py` checks that every one is here.
+VALUE_NOTES = {
+    "Example": "A `TextExample` or a `TokenExample`.",
+    "IGNORE_INDEX": "The label id of a position that does not count (padding, later sub-words).",
+    "LogLevel": "The level of an event: `debug`, `info`, `warning` or `error`.",
+    "PRECISION_HELP": "The help text of a `precision` parameter, for stages that declare one.",
+    "Precision": "The numeric precision a stage runs in.",
+    "SEQUENCE_CLASSIFICATION": "The task of classifying a text (or text pair).",
+    "SPLITS": "The split names, in order.",
+    "Splits": "A dataset's examples by split name.",
+    "TASKS": "Every task tuneboard trains.",
+    "TOKEN_CLASSIFICATION": "The task of tagging each word of a sentence (NER).",
+    "hookimpl": "The decorator that marks a plugin's hook implementations: `@tuneboard.hookimpl`.",
+}
+
+
+def public_names() -> list[str]:
+    """The public SDK: every name `import tuneboard` exports, but `__version__`."""
+    import tuneboard
+
+    return sorted(name for name in tuneboard.__all__ if not name.startswith("_"))
+
+
+def _api_lines() -> Iterator[str]:
+    import tuneboard
+
+    yield "## Python API"
+    yield ""
+    yield "Everything a plugin imports: the names in `tuneboard.__all__`. Nothing else of"
+    yield "tuneboard is public. A stage reaches the training loop through `ctx.training`"
+    yield "(`Training`)."
+    yield ""
+    for name in public_names():
+        value = getattr(tuneboard, name)
+        if name in VALUE_NOTES:
+            yield f"### `{name}`"
+            yield ""
+            yield VALUE_NOTES[name]
+            if not callable(value):
+                yield ""
+                yield f"`{name} = {_value(value)}`"
+            yield ""
+        elif inspect.isclass(value):
+            yield f"### `{name}` (class)"
+            yield ""
+            yield inspect.cleandoc(value.__doc__ or "")
+            yield ""
+            yield from _members(value)
+        else:
+            yield f"### `{name}{_signature(value)}`"
+            yield ""
+            yield inspect.cleandoc(value.__doc__ or "")
+            yield ""
+
+
+def _members(cls: type) -> Iterator[str]:
+    """A line per public method or property the class itself defines, with its summary."""
+    lines = []
+    for name, member in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        function = member.fget if isinstance(member, property) else member
+        if isinstance(function, staticmethod | classmethod):
+            function = function.__func__
+        if not inspect.isfunction(function):
+            continue
+        summary = inspect.cleandoc(function.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+        if isinstance(member, property):
+            lines.append(f"- `{name}`: {summary}")
+        else:
+            lines.append(f"- `{name}{_signature(function)}`: {summary}")
+    if lines:
+        yield from lines
+        yield ""
+
+
+def _signature(function: Any) -> str:
+    """`(name: type = default, ...) -> type` with the annotations as written."""
+    parts = []
+    star = False
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is parameter.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        text = ("*" if parameter.kind is parameter.VAR_POSITIONAL else "") + parameter.name
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            star = True
+        if parameter.annotation is not parameter.empty:
+            text += f": {parameter.annotation}"
+        if parameter.default is not parameter.empty:
+            text += f" = {_value(parameter.default)}"
+        parts.append(text)
+    returns = inspect.signature(function).return_annotation
+    arrow = f" -> {returns}" if returns is not inspect.Signature.empty else ""
+    return f"({', '.join(parts)}){arrow}"
+
+
+def _value(value: Any) -> str:
+    if value is dataclasses.MISSING:
+        return "required"
+    if isinstance(value, str):
+        return repr(value)
+    return repr(value) if " at 0x" not in repr(value) else type(value).__name__
 
 
 def _is_builtin(cls: type) -> bool:
