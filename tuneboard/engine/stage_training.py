@@ -6,7 +6,7 @@ stage context stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,21 @@ class StageTraining(Training):
         from tuneboard.engine.training import save_checkpoint
 
         return save_checkpoint(self._ctx, state, name)
+
+    def batches(self, features: Features, batch_size: int) -> Iterator[dict[str, Any]]:
+        """Batches in the features' order, padded per batch, on the stage's device."""
+        import numpy as np
+
+        from tuneboard.engine.data import batches
+
+        order = np.arange(len(features))
+        return batches(features, batch_size, order, self._ctx.device)
+
+    def autocast(self, precision: Precision) -> AbstractContextManager[Any]:
+        """The training loop's autocast context for `precision` on the stage's device."""
+        from tuneboard.engine.training import autocast_context
+
+        return autocast_context(self._ctx.device, precision)
 
     def autocast_dtype(self, precision: Precision) -> Any:
         """The autocast dtype on the stage's device."""

@@ -73,6 +73,11 @@ def _autocast(
     return lambda: torch.autocast(device_type=device_type, dtype=dtype)
 
 
+def autocast_context(device: str, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """A context that runs forward passes in `precision` on `device` (no-op for fp32)."""
+    return _autocast(device, autocast_dtype(precision, device))()
+
+
 def fused_adamw(device: str) -> bool | None:
     """Whether to ask for the fused AdamW: on CUDA, and on the CPU from torch 2.4 on.
 

@@ -175,7 +175,8 @@ class TrainStep:
     """One micro-batch of training, handed to a strategy.
 
     `forward(batch)` runs the model under the configured autocast and returns its outputs
-    (with `.loss` and `.logits`); `backward(loss)` scales the loss for gradient accumulation
+    (with `.loss` and `.logits`; other keys of `batch`, such as ``output_hidden_states``,
+    go to the model as keywords); `backward(loss)` scales the loss for gradient accumulation
     and mixed precision and back-propagates it. The training loop does the optimizer step,
     clipping and scheduling.
     """

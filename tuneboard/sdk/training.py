@@ -19,7 +19,7 @@ Nothing here imports torch or transformers; the engine imports them when a metho
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,7 +264,18 @@ class Training(ABC):
         record the folder as a `checkpoint` artifact, and make it `state.best_checkpoint`:
         the checkpoint handed to the next stage."""
 
-    # --- for stages that run their own optimisation -------------------------------------
+    # --- for stages that run their own passes or optimisation --------------------------
+
+    @abstractmethod
+    def batches(self, features: Features, batch_size: int) -> Iterator[dict[str, Any]]:
+        """Model inputs for `batch_size` rows of `features` at a time, in their order: tensors
+        `input_ids`, `attention_mask`, `labels` (and `token_type_ids` for text pairs), each
+        batch cut to its longest row and on the stage's device."""
+
+    @abstractmethod
+    def autocast(self, precision: Precision) -> AbstractContextManager[Any]:
+        """A context in which forward passes run in `precision` on the stage's device (what
+        the training loop uses; a context that does nothing for plain fp32)."""
 
     @abstractmethod
     def autocast_dtype(self, precision: Precision) -> Any:

@@ -8,10 +8,9 @@ trains for. torch and numpy are imported inside the work.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
-from tuneboard import IGNORE_INDEX, Features, StageContext
+from tuneboard import IGNORE_INDEX, Features, Precision, StageContext
 from tuneboard_contrastive.supcon import Pooling, pool
 
 if TYPE_CHECKING:
@@ -25,40 +24,22 @@ def embed(
     *,
     pooling: Pooling,
     batch_size: int,
-    dtype: Any = None,
+    precision: Precision = "auto",
 ) -> np.ndarray:
     """Pooled last-layer embeddings ``[N, H]`` (fp32) of `features`, in their order, computed
-    on the stage's device under autocast to `dtype` (None: plain fp32)."""
-    import numpy as np
+    on the stage's device in `precision`."""
     import torch
 
-    device = ctx.device
-    autocast: Any = (
-        torch.autocast(device_type=device.split(":")[0], dtype=dtype)
-        if dtype is not None
-        else contextlib.nullcontext()
-    )
-    model.to(device)
+    model.to(ctx.device)
     model.eval()
     chunks = []
     with torch.inference_mode():
-        for start in range(0, len(features), batch_size):
+        for batch in ctx.training.batches(features, batch_size):
             ctx.check_stop()
-            rows = slice(start, start + batch_size)
-            lengths = features.lengths[rows]
-            width = int(lengths.max())
-            # Features pad every row at its end, to the split's longest: cut to this batch's.
-            mask = np.arange(width) < lengths[:, None]
-            batch = {
-                "input_ids": torch.from_numpy(features.input_ids[rows, :width]),
-                "attention_mask": torch.from_numpy(mask.astype(np.int64)),
-            }
-            if features.token_type_ids is not None:
-                batch["token_type_ids"] = torch.from_numpy(features.token_type_ids[rows, :width])
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast:
+            del batch["labels"]
+            with ctx.training.autocast(precision):
                 hidden = model(**batch, output_hidden_states=True).hidden_states[-1]
-            chunks.append(pool(hidden, batch["attention_mask"], pooling).cpu())
+            chunks.append(pool(hidden, batch["attention_mask"], pooling).float().cpu())
     result: np.ndarray = torch.cat(chunks).numpy()
     return result
 

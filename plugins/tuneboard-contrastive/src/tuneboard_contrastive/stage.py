@@ -60,7 +60,6 @@ class Contrastive(Stage[ContrastiveParams]):
 def measure(ctx: StageContext, state: PipelineState, params: ContrastiveParams) -> float:
     """The nearest-centroid accuracy of `state.model`'s embeddings on the validation split,
     with centroids from the train split."""
-    dtype = ctx.training.autocast_dtype(params.precision)
     embeddings = {}
     for split in ("train", "validation"):
         features = ctx.training.features(state, split)
@@ -70,7 +69,7 @@ def measure(ctx: StageContext, state: PipelineState, params: ContrastiveParams) 
             features,
             pooling=params.pooling,
             batch_size=params.eval_batch_size,
-            dtype=dtype,
+            precision=params.precision,
         )
         embeddings[split] = (vectors, features.labels)
     return centroid_accuracy(*embeddings["train"], *embeddings["validation"])
