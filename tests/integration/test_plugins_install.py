@@ -236,3 +236,27 @@ def test_refused_before_pip_runs(args: list[str], message: str, tmp_path: Path) 
     result = CliRunner().invoke(main, ["plugins", *args[:1], "--project", str(tmp_path), *args[1:]])
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+
+
+def test_the_contrastive_package_installs_and_trains(
+    scratch_env: ScratchEnv, tmp_path: Path
+) -> None:
+    """The SDK's proof: a package written only against `tuneboard`, installed the way users
+    install plugins, trains in a fresh project."""
+    throwaway = ThrowawayProject(tmp_path / "contrastive-project")
+    stage = {"plugin": "contrastive", "epochs": 1, "batch_size": 8, "lam": 0.5}
+    toml = throwaway.experiment_toml("supcon", [stage])
+    (throwaway.root / "tuneboard.toml").write_text(
+        f'[project]\nname = "c"\ndevices = ["cpu"]\n\n{toml}', encoding="utf-8"
+    )
+    package = tmp_path / "tuneboard-contrastive"
+    ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    shutil.copytree(REPO / "plugins" / "tuneboard-contrastive", package, ignore=ignore)
+    done = tuneboard(scratch_env, "plugins", "install", *OFFLINE, str(package), cwd=throwaway.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "+ contrastive (tuneboard-contrastive 0.1.0): stage: contrastive" in done.stdout
+    run = tuneboard(scratch_env, "run", "supcon", "-q", cwd=throwaway.root)
+    assert run.returncode == 0, run.stdout + run.stderr
+    ((run_id, status),) = run_ids(throwaway.root)
+    assert status == "completed"
+    assert 0.0 <= metric(throwaway.root, run_id, "val/centroid_accuracy") <= 1.0
