@@ -27,15 +27,19 @@ SnapCompare = Callable[..., bool]
 Before = Callable[[Pilot[None]], Awaitable[None]]
 
 
+def table_settled(app: TuneboardApp, rows: int) -> bool:
+    """True once the runs table holds `rows` rows and has measured them: DataTable sizes its
+    columns to new rows only when it is next idle, which a loaded machine can delay past the
+    moment the rows are there."""
+    if not isinstance(app.screen, RunsScreen):
+        return False
+    table = app.screen.query_one("#runs", DataTable)
+    return table.row_count == rows and not table._require_update_dimensions
+
+
 def runs_loaded(app: TuneboardApp) -> Before:
     async def before(pilot: Pilot[None]) -> None:
-        await wait_for(
-            pilot,
-            lambda: (
-                isinstance(app.screen, RunsScreen)
-                and app.screen.query_one("#runs", DataTable).row_count == 5
-            ),
-        )
+        await wait_for(pilot, lambda: table_settled(app, 5))
 
     return before
 
