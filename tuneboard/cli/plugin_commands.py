@@ -3,11 +3,12 @@
 `TuneboardGroup` is the class of the `tuneboard` group. It looks up its own commands first and
 loads plugins only when it has to: when it lists its commands (`tuneboard --help`) or meets a
 name that is not its own. So `tuneboard run ...` and the other built-in commands never pay
-for loading plugins at start-up, and `tuneboard --help` pays once (about 60 ms).
+for loading plugins at start-up, and `tuneboard --help` pays once; the built-in plugins, which
+add no commands, are not loaded for it.
 
-Plugins come from installed packages (entry points, the built-ins too) and from the
-project's `plugins/` folder: the project `tuneboard --project DIR` names, or else the nearest
-one upwards from the current folder (none outside a project; nothing fails then).
+Plugins come from installed packages (entry points) and from the project's `plugins/`
+folder: the project `tuneboard --project DIR` names, or else the nearest one upwards from the
+current folder (none outside a project; nothing fails then).
 
 A plugin command never replaces one of tuneboard's own, nor an earlier plugin's: it is left
 out with a warning on stderr. A plugin whose hook raises loses its commands, with a warning;
@@ -102,7 +103,8 @@ class TuneboardGroup(click.Group):
         from tuneboard.plugins import load_plugins
 
         try:
-            return added_commands(load_plugins(plugins_root(project_dir)), self.commands)
+            registry = load_plugins(plugins_root(project_dir), builtins=False)  # they add none
+            return added_commands(registry, self.commands)
         except Exception as exc:  # plugins must never take tuneboard's own commands down
             click.secho(f"warning: plugin commands left out: {exc}", fg="yellow", err=True)
             return AddedCommands({}, [])

@@ -631,9 +631,11 @@ def _file_importer(module_name: str, path: Path) -> Callable[[], object]:
     return load
 
 
-def _build(project_dir: Path | None, entry_points: bool) -> PluginRegistry:
+def _build(project_dir: Path | None, entry_points: bool, builtins: bool) -> PluginRegistry:
     registry = PluginRegistry(project_dir)
     candidates = _entry_point_candidates() if entry_points else []
+    if not builtins:
+        candidates = [c for c in candidates if c.source != "built-in"]
     if project_dir is not None:
         candidates += _project_candidates(project_dir)
     allow, block = _names(ALLOW_ENV), _names(BLOCK_ENV)
@@ -645,18 +647,24 @@ def _build(project_dir: Path | None, entry_points: bool) -> PluginRegistry:
     return registry
 
 
-_cache: dict[tuple[str | None, str, str, bool], PluginRegistry] = {}
+_cache: dict[tuple[str | None, str, str, bool, bool], PluginRegistry] = {}
 _lock = threading.Lock()
 
 
 def load_plugins(
-    project_dir: Path | None = None, *, reload: bool = False, entry_points: bool = True
+    project_dir: Path | None = None,
+    *,
+    reload: bool = False,
+    entry_points: bool = True,
+    builtins: bool = True,
 ) -> PluginRegistry:
     """Load every plugin (see the module docstring) and return the registry.
 
     Safe to call again: the registry is cached per project folder and allow/block lists.
     `reload=True` loads afresh; `entry_points=False` leaves out installed packages and the
-    built-ins (for tests that want only a project's own plugins).
+    built-ins (for tests that want only a project's own plugins); `builtins=False` leaves out
+    only the built-ins (for the CLI's plugin commands: built-ins add none, and importing them
+    is most of what loading costs).
     """
     folder = project_dir.resolve() if project_dir is not None else None
     key = (
@@ -664,10 +672,11 @@ def load_plugins(
         os.environ.get(ALLOW_ENV, ""),
         os.environ.get(BLOCK_ENV, ""),
         entry_points,
+        builtins,
     )
     with _lock:
         if reload or key not in _cache:
-            _cache[key] = _build(folder, entry_points)
+            _cache[key] = _build(folder, entry_points, builtins)
         return _cache[key]
 
 
