@@ -15,6 +15,10 @@ environment where tuneboard is installed these fixtures are available without an
     provides a stage with ``plugin_registry().provider("stage", "calibrate")``, and that
     nothing failed to load with ``plugin_registry().failures``.
 
+``installed_package(folder, scratch)`` (a context manager)
+    Your package installed while a block runs: nothing when it is installed already, else
+    built from `folder` into a scratch environment (see below), for a ``conftest.py``.
+
 ``scratch_env``
     A `ScratchEnv`: a virtual environment layered over the running one. It sees every package
     installed here, but ``pip install`` in it changes nothing else, so a test can install a
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.metadata
 import os
 import random
 import shutil
@@ -297,6 +302,36 @@ class ScratchEnv:
             clear_cache()
 
 
+@contextlib.contextmanager
+def installed_package(folder: Path, scratch: Path) -> Iterator[None]:
+    """Keep the plugin package in `folder` installed while the block runs, as users install it.
+
+    When its distribution (the `name` in its ``pyproject.toml``) is installed already (``pip
+    install -e .`` while you work on it), this does nothing. Otherwise the package is built from
+    a clean copy of `folder` and installed into a `ScratchEnv` under `scratch` (an empty
+    folder), made importable for the block only: a package's ``conftest.py`` runs its tests
+    against the installed entry point this way (see ``plugins/tuneboard-example``).
+    """
+    import tomllib
+
+    with (folder / "pyproject.toml").open("rb") as file:
+        distribution = tomllib.load(file)["project"]["name"]
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    else:
+        yield
+        return
+    # Build from a clean copy: setuptools writes build/ and *.egg-info into the folder it builds.
+    source = scratch / "source"
+    shutil.copytree(folder, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    env = ScratchEnv(scratch / "venv")
+    env.install(source)
+    with env.activate():
+        yield
+
+
 def plugin_registry(project_dir: Path | None = None) -> PluginRegistry:
     """Every plugin loaded afresh, as `tuneboard plugins` loads them: installed packages (the
     built-ins too) and, when `project_dir` is given, its `plugins/` folder.
@@ -326,6 +361,7 @@ __all__ = [
     "RunResult",
     "ScratchEnv",
     "ThrowawayProject",
+    "installed_package",
     "plugin_registry",
     "scratch_env",
     "tuneboard_project",

@@ -35,6 +35,8 @@ def test_the_stage_guide_example_trains(tuneboard_project: ThrowawayProject) -> 
     assert result.stages[0].best_metric == "val/accuracy"
     with pytest.raises(ConfigError, match=r"smoothed_finetune.*key 'smoothing' must be <= 0.5"):
         tuneboard_project.run({**stage, "smoothing": 2})
+    with pytest.raises(ConfigError, match=r"unknown key 'strategy_params'"):
+        tuneboard_project.run({**stage, "strategy_params": {"level": 1}})
 
 
 def test_the_dataset_metric_strategy_guide_example(tuneboard_project: ThrowawayProject) -> None:

@@ -1,21 +1,18 @@
 """Make sure the package is installed before its tests run, the way users install it.
 
 When you work on a copy of this package, `pip install -e .` once and this does nothing. When
-it is not installed (tuneboard's own CI), it is built from this folder and installed into a
-scratch environment layered over the current one (tuneboard's `scratch_env` helper), and
-made importable for these tests only.
+it is not installed (tuneboard's own CI), tuneboard's `installed_package` builds it from this
+folder into a scratch environment, importable for these tests only.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tuneboard.testing import ScratchEnv
+from tuneboard.testing import installed_package
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -23,18 +20,5 @@ PACKAGE = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module", autouse=True)
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """tuneboard-contrastive is installed (in a scratch environment when it was not)."""
-    try:
-        importlib.metadata.distribution("tuneboard-contrastive")
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    else:
-        yield
-        return
-    scratch = tmp_path_factory.mktemp("tuneboard-contrastive")
-    # Build from a clean copy: setuptools writes build/ and *.egg-info into the folder it builds.
-    source = scratch / "source"
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    env = ScratchEnv(scratch / "venv")
-    env.install(source)
-    with env.activate():
+    with installed_package(PACKAGE, tmp_path_factory.mktemp("tuneboard-contrastive")):
         yield
