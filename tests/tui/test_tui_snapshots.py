@@ -40,6 +40,8 @@ def table_settled(app: TuneboardApp, rows: int) -> bool:
 def runs_loaded(app: TuneboardApp) -> Before:
     async def before(pilot: Pilot[None]) -> None:
         await wait_for(pilot, lambda: table_settled(app, 5))
+        # Paint what the measuring scheduled: a dialog pushed next would cover a stale table.
+        await pilot.pause()
 
     return before
 
