@@ -6,14 +6,18 @@ Textual. The training facade a stage uses is `ctx.training` (see `Training`).
 """
 
 from tuneboard.sdk.contracts import (
+    CAUSAL_LM,
+    SEQ2SEQ,
     SEQUENCE_CLASSIFICATION,
     SPLITS,
     TASKS,
     TOKEN_CLASSIFICATION,
+    ChatTurn,
     Correction,
     Dataset,
     DatasetContext,
     Example,
+    GenerationExample,
     LogLevel,
     Metric,
     NoParams,
@@ -34,6 +38,7 @@ from tuneboard.sdk.params import describe_params, param
 from tuneboard.sdk.remote import RemoteExecutor, RemoteOutcome, RemoteSpec, remote_command
 from tuneboard.sdk.scheduler import Scheduler
 from tuneboard.sdk.status import RunStatus
+from tuneboard.sdk.tasks import EvaluationInputs, Generation, GenerationParams, Task
 from tuneboard.sdk.training import (
     IGNORE_INDEX,
     PRECISION_HELP,
@@ -49,21 +54,28 @@ from tuneboard.sdk.training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CAUSAL_LM",
     "IGNORE_INDEX",
     "PRECISION_HELP",
+    "SEQ2SEQ",
     "SEQUENCE_CLASSIFICATION",
     "SPLITS",
     "TASKS",
     "TOKEN_CLASSIFICATION",
+    "ChatTurn",
     "ConfigError",
     "Correction",
     "DataError",
     "Dataset",
     "DatasetContext",
+    "EvaluationInputs",
     "Example",
     "Executor",
     "Features",
     "FitResult",
+    "Generation",
+    "GenerationExample",
+    "GenerationParams",
     "LogLevel",
     "Metric",
     "NoParams",
@@ -85,6 +97,7 @@ __all__ = [
     "Stage",
     "StageContext",
     "Strategy",
+    "Task",
     "TextExample",
     "TokenExample",
     "TrainParams",

@@ -74,7 +74,7 @@ def test_finetune_defaults() -> None:
         5e-5,
         "linear",
     )
-    assert params.lora_targets == ["query", "value"] and params.dropout is None
+    assert params.lora_targets == [] and params.dropout is None
     assert params.strategy == "standard" and params.strategy_params == {}
     assert SingleStepParams().lr == 5e-5
     assert EvaluateParams().split == "test"

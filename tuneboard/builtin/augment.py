@@ -26,6 +26,7 @@ from tuneboard import (
     Stage,
     StageContext,
     TextExample,
+    TokenExample,
     param,
 )
 from tuneboard.builtin.entities import entity_spans
@@ -111,6 +112,8 @@ def units_of(example: Example) -> list[Unit]:
     """The units an example is changed by: words, with each entity kept as one unit."""
     if isinstance(example, TextExample):
         return [[(word, None)] for word in example.text.split()]
+    if not isinstance(example, TokenExample):
+        raise DataError("augment: works on classification and NER examples, not generation ones")
     tags = example.tags or (OUTSIDE,) * len(example.tokens)
     starts = {start: end for _, start, end in entity_spans(tags)}
     units: list[Unit] = []
@@ -127,6 +130,7 @@ def rebuild(example: Example, units: Sequence[Unit]) -> Example:
     pairs = [pair for unit in units for pair in unit]
     if isinstance(example, TextExample):
         return replace(example, text=" ".join(word for word, _ in pairs))
+    assert isinstance(example, TokenExample)
     tags = tuple(str(tag) for _, tag in pairs) if example.tags is not None else None
     return replace(example, tokens=tuple(word for word, _ in pairs), tags=tags)
 

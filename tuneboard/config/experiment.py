@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneboard.config.checks import check_name, check_plain
 from tuneboard.plugins import PluginRegistry
-from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, TASKS
+from tuneboard.sdk.contracts import CLASSIFICATION_TASKS, SEQUENCE_CLASSIFICATION
 from tuneboard.sdk.errors import ConfigError, PluginError
 from tuneboard.sdk.params import build_params, describe_params, did_you_mean, param, params_to_dict
 
@@ -77,6 +77,8 @@ class ExperimentConfig:
     stages: tuple[StageSpec, ...]
     headline: str
     raw: Mapping[str, Any]
+    task_params: Any = None
+    """The validated keys of the task plugin's table (None for the classification tasks)."""
 
 
 # --- the keys of an experiment's tables, declared like plugin parameters -----------------
@@ -86,9 +88,15 @@ class ExperimentConfig:
 class _ExperimentKeys:
     description: str = param("", "one line shown in listings")
     model: str | dict[str, Any] = param(help="a model id, path, package:MODULE/PATH, or table")
-    task: str = param(SEQUENCE_CLASSIFICATION, "what the model predicts", choices=TASKS)
+    task: str | dict[str, Any] = param(
+        SEQUENCE_CLASSIFICATION,
+        "what the model learns: sequence-classification, token-classification, causal-lm, "
+        'seq2seq or a task plugin; a table (plugin = "causal-lm" and its keys) sets its keys',
+    )
     dataset: dict[str, Any] = param(help='the data: a table with plugin = "..." and its keys')
-    metrics: list[str] = param(["accuracy"], "metric plugins to compute")
+    metrics: list[str] | None = param(
+        None, "metric plugins to compute (default: accuracy, or the task's default metrics)"
+    )
     max_length: int = param(128, "longest input in tokens", min=8, max=8192)
     seed: int = param(42, "seed of every random choice", min=0, max=2**32 - 1)
     headline: str | None = param(None, "the metric that ranks runs (default: test/<metric>)")
@@ -105,7 +113,7 @@ class _ModelKeys:
 
 # What `--set` may set at the top of an experiment (tuneboard.config.overrides checks it).
 EXPERIMENT_SPECS = {spec.name: spec for spec in describe_params(_ExperimentKeys)}
-SCALAR_KEYS = ("description", "task", "metrics", "max_length", "seed", "headline")
+SCALAR_KEYS = ("description", "metrics", "max_length", "seed", "headline")
 STAGE_KEYS = ("plugin", "name")
 
 
@@ -121,12 +129,16 @@ def experiment_from_raw(
     check_name(name, where, "experiment names")
     check_plain(raw, where, "")
     keys = build_params(_ExperimentKeys, raw, where)
-    metrics = _metrics(keys.metrics, keys.task, registry, where)
+    task, task_params, default_metrics = _task(keys.task, registry, where, f"{table}.task]")
+    metrics = _metrics(
+        default_metrics if keys.metrics is None else keys.metrics, task, registry, where
+    )
     return ExperimentConfig(
         name=name,
         description=keys.description,
         model=_model(keys.model, where, f"{table}.model]"),
-        task=keys.task,
+        task=task,
+        task_params=task_params,
         dataset=_dataset(keys.dataset, registry, f"{table}.dataset]"),
         metrics=metrics,
         max_length=keys.max_length,
@@ -207,6 +219,28 @@ def _dataset(table: dict[str, Any], registry: PluginRegistry, where: str) -> Dat
         raise ConfigError(f"{where}: {exc}") from None
     params = _build(dataset_cls.Params, table, ("plugin",), f"{where} ({plugin})")
     return DatasetSpec(plugin=plugin, params=params)
+
+
+def _task(
+    value: str | dict[str, Any], registry: PluginRegistry, experiment_where: str, where: str
+) -> tuple[str, Any, list[str]]:
+    """The task's name, its validated parameters (None for classification) and the metrics
+    an experiment gets by default."""
+    if isinstance(value, str):
+        name, table, where = value, {}, experiment_where
+    else:
+        name, table = _plugin_name(value, "task", list(registry.tasks), where), value
+    if name in CLASSIFICATION_TASKS:
+        if table and set(table) != {"plugin"}:
+            raise ConfigError(f"{where}: task {name!r} takes no keys besides 'plugin'")
+        return name, None, ["accuracy" if name == SEQUENCE_CLASSIFICATION else "entity_f1"]
+    try:
+        task_cls = registry.task(name)
+    except PluginError as exc:
+        choices = ", ".join([*CLASSIFICATION_TASKS, *sorted(registry.tasks)])
+        raise ConfigError(f"{where}: key 'task': {exc} (tasks: {choices})") from None
+    params = _build(task_cls.Params, table, ("plugin",), f"{where} ({name})")
+    return name, params, list(task_cls.default_metrics)
 
 
 def _metrics(names: list[str], task: str, registry: PluginRegistry, where: str) -> tuple[str, ...]:

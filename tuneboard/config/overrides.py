@@ -83,6 +83,11 @@ def _apply(table: dict[str, Any], text: str) -> _Override:
                 )
             if field_name != "config" and len(segments) > 2:
                 raise ConfigError(f"{where}: model.{field_name} is a value, not a table")
+        elif top == "task":
+            if isinstance(table.get("task"), str):
+                table["task"] = {"plugin": table["task"]}
+            if len(segments) > 2:
+                raise ConfigError(f"{where}: task.{segments[1]} is a value, not a table")
     _set(table, path, value, where)
     return _Override(text, path, value, literal)
 
@@ -170,6 +175,11 @@ def _check_override(table: dict[str, Any], override: _Override, registry: Plugin
         if isinstance(plugin, str) and plugin in registry.datasets:
             specs, extra = _specs(registry.datasets[plugin].Params), ("plugin",)
             where = f"{where} (dataset plugin {plugin!r})"
+    elif path[0] == "task" and len(path) == 2 and key != "plugin":
+        plugin = _get(table, ["task", "plugin"])
+        if isinstance(plugin, str) and plugin in registry.tasks:
+            specs, extra = _specs(registry.tasks[plugin].Params), ("plugin",)
+            where = f"{where} (task plugin {plugin!r})"
     elif path[0] == "stages" and len(path) == 3 and key == "plugin":
         _check_plugin(registry.stage, value, where)
     elif path[0] == "stages" and len(path) in (3, 4) and key != "name":

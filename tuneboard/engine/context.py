@@ -28,6 +28,7 @@ from tuneboard.sdk.contracts import (
 from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
 from tuneboard.sdk.params import build_params
 from tuneboard.sdk.recording import RunRecorder
+from tuneboard.sdk.tasks import Generation, Task
 from tuneboard.sdk.training import Training
 
 # Metric names whose smaller values are better, whatever the split prefix.
@@ -82,6 +83,7 @@ class RunEnvironment:
     stage_runner: Callable[[int, PipelineState, str], PipelineState] | None = None
     next_row: int = 0
     corrections_file: Path | None = None
+    task: Task[Any] | None = None
 
     def metric_plugins(self) -> list[Metric]:
         """One instance of each metric plugin the experiment names."""
@@ -191,6 +193,16 @@ class RunContext(StageContext):
     def training(self) -> Training:
         """The training facade, bound to this stage."""
         return StageTraining(self)
+
+    @property
+    def task(self) -> Task[Any] | None:
+        """The experiment's task plugin (None for classification)."""
+        return self._env.task
+
+    def record_generations(self, generations: Sequence[Generation]) -> None:
+        """Queue model outputs for the ``generations`` table."""
+        if generations:
+            self._env.store.log_generations(self.run_id, self.stage_index, list(generations))
 
     def corrections_path(self, file: str | None = None) -> Path:
         """`file` in the project folder, else the project's corrections file."""

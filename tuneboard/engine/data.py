@@ -21,6 +21,7 @@ from tuneboard.sdk.contracts import (
     TokenExample,
 )
 from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.tasks import Task
 from tuneboard.sdk.training import IGNORE_INDEX, Features
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ def example_labels(example: Example) -> tuple[str, ...]:
     """The label names an example carries (one for a text, one per token for a sentence)."""
     if isinstance(example, TokenExample):
         return example.tags or ()
-    return () if example.label is None else (example.label,)
+    if isinstance(example, TextExample):
+        return () if example.label is None else (example.label,)
+    return ()
 
 
 def infer_labels(splits: Splits) -> list[str]:
@@ -94,14 +97,18 @@ class _CacheEntry:
     features: Features
 
 
-def split_features(state: PipelineState, split: str, max_length: int) -> Features:
+def split_features(
+    state: PipelineState, split: str, max_length: int, task: Task[Any] | None = None
+) -> Features:
     """The features of `split`, tokenised once and cached in `state.extras`.
+
+    `task` (the experiment's task plugin; None for classification) encodes the examples.
 
     The cache entry is reused while the split's example list, the tokenizer object, the
     labels and `max_length` are unchanged, so later stages do not tokenise again. Raise
     `DataError` when the split is missing or empty.
     """
-    splits, tokenizer, labels, task = state.splits, state.tokenizer, state.labels, state.task
+    splits, tokenizer, labels = state.splits, state.tokenizer, state.labels
     if split not in splits:
         available = ", ".join(sorted(splits)) or "none"
         raise DataError(f"no {split!r} split in the dataset (splits: {available})")
@@ -109,7 +116,7 @@ def split_features(state: PipelineState, split: str, max_length: int) -> Feature
     if not examples:
         raise DataError(f"the {split!r} split is empty")
     cache: dict[tuple[str, int, str], _CacheEntry] = state.extras.setdefault(_CACHE_KEY, {})
-    key = (split, max_length, task)
+    key = (split, max_length, state.task)
     entry = cache.get(key)
     if (
         entry is not None
@@ -119,7 +126,10 @@ def split_features(state: PipelineState, split: str, max_length: int) -> Feature
         and entry.labels == tuple(labels)
     ):
         return entry.features
-    features = encode(examples, tokenizer, labels, max_length, task)
+    if task is not None:
+        features = task.encode(examples, tokenizer, max_length)
+    else:
+        features = encode(examples, tokenizer, labels, max_length, state.task)
     cache[key] = _CacheEntry(examples, len(examples), tokenizer, tuple(labels), features)
     return features
 
@@ -289,7 +299,9 @@ def batches(
         if features.token_type_ids is not None:
             batch["token_type_ids"] = torch.from_numpy(features.token_type_ids[rows, :width])
         labels = features.labels[rows]
-        if labels.ndim == 2:
+        if features.label_lengths is not None:
+            labels = np.ascontiguousarray(labels[:, : int(features.label_lengths[rows].max())])
+        elif labels.ndim == 2:
             # Contiguous, since models flatten token labels with .view().
             labels = np.ascontiguousarray(labels[:, :width])
         batch["labels"] = torch.from_numpy(labels)

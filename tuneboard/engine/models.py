@@ -13,6 +13,7 @@ from typing import Any
 from tuneboard.config import ModelSpec
 from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION
 from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.tasks import Task
 
 PACKAGE_PREFIX = "package:"
 
@@ -101,29 +102,41 @@ def quiet_transformers() -> None:
 
 
 def load_model_and_tokenizer(
-    spec: ModelSpec, task: str, labels: list[str], project_dir: Path
+    spec: ModelSpec,
+    task: str,
+    labels: list[str],
+    project_dir: Path,
+    task_plugin: Task[Any] | None = None,
 ) -> tuple[Any, Any]:
     """Load (or build from `spec.config`) the model for `task` with a head for `labels`.
 
     Return `(model, tokenizer)`. A pretrained model gets a freshly initialised head when its
-    own head has another size. Errors are one-line `ConfigError`s naming the model value.
+    own head has another size. `task_plugin` (for tasks other than classification) picks the
+    model class and prepares the tokenizer. Errors are one-line `ConfigError`s naming the
+    model value.
     """
     with MODEL_LOAD_LOCK:
-        return _load_model_and_tokenizer(spec, task, labels, project_dir)
+        return _load_model_and_tokenizer(spec, task, labels, project_dir, task_plugin)
 
 
 def _load_model_and_tokenizer(
-    spec: ModelSpec, task: str, labels: list[str], project_dir: Path
+    spec: ModelSpec,
+    task: str,
+    labels: list[str],
+    project_dir: Path,
+    task_plugin: Task[Any] | None,
 ) -> tuple[Any, Any]:
     quiet_transformers()
     from transformers import AutoConfig, AutoTokenizer
 
-    model_cls = _model_class(task)
-    label_kwargs: dict[str, Any] = {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {label: i for i, label in enumerate(labels)},
-    }
+    model_cls = task_plugin.model_class() if task_plugin is not None else _model_class(task)
+    label_kwargs: dict[str, Any] = {}
+    if task_plugin is None:
+        label_kwargs = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
     if task == SEQUENCE_CLASSIFICATION:
         # With one label transformers would silently switch to regression.
         label_kwargs["problem_type"] = "single_label_classification"
@@ -135,8 +148,10 @@ def _load_model_and_tokenizer(
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
 
+    values = dict(spec.config or {})
+    if task_plugin is not None:
+        task_plugin.prepare(tokenizer, values)
     if spec.config is not None:
-        values = dict(spec.config)
         model_type = values.pop("model_type", None)
         if not isinstance(model_type, str):
             raise ConfigError('model.config: needs a `model_type` (e.g. "bert")')

@@ -362,7 +362,11 @@ class RunRecovery:
         else:
             spec = ModelSpec(source=str(model_dir))
             model, tokenizer = load_model_and_tokenizer(
-                spec, self.prepared.experiment.task, handoff.labels, self.prepared.project.root
+                spec,
+                self.prepared.experiment.task,
+                handoff.labels,
+                self.prepared.project.root,
+                env.task,
             )
             model.to(env.device)
             state = PipelineState(

@@ -20,6 +20,7 @@ from tuneboard.engine.context import ProjectDatasetContext, RunContext, RunEnvir
 from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
 from tuneboard.engine.resume import ResumePlan, RunRecovery
+from tuneboard.engine.tasks import build_task
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.contracts import LogLevel, PipelineState, Splits
 from tuneboard.sdk.errors import PluginError, RunCancelled, TuneboardError
@@ -66,7 +67,8 @@ def prepare_run(
         ) from error
     if set(splits) == {"train"}:
         splits = auto_split(splits["train"], experiment.seed)
-    labels = infer_labels(splits)
+    task = build_task(experiment, registry)
+    labels = infer_labels(splits) if task is None or task.labelled else []
     for source in (experiment.model.source, experiment.model.tokenizer):
         if source:
             resolve_model_source(source, project.root)
@@ -155,6 +157,7 @@ class EngineJob:
             cancel=cancel,
             project_dir=self.prepared.project.root,
             corrections_file=self.prepared.project.corrections_file,
+            task=build_task(experiment, self.registry),
         )
         self._set_status(RUNNING, device=device)
         self.store.log_event(self.run_id, f"run started on {device}")
@@ -204,14 +207,18 @@ class EngineJob:
         started = time.perf_counter()
         torch.manual_seed(experiment.seed)  # a new head or model starts the same every time
         model, tokenizer = load_model_and_tokenizer(
-            experiment.model, experiment.task, self.prepared.labels, self.prepared.project.root
+            experiment.model,
+            experiment.task,
+            self.prepared.labels,
+            self.prepared.project.root,
+            env.task,
         )
         model.to(env.device)
         sizes = ", ".join(f"{name} {len(rows)}" for name, rows in self.prepared.splits.items())
+        labels = f"{len(self.prepared.labels)} labels; " if self.prepared.labels else ""
         self.store.log_event(
             self.run_id,
-            f"model loaded in {time.perf_counter() - started:.1f} s; "
-            f"{len(self.prepared.labels)} labels; splits: {sizes}",
+            f"model loaded in {time.perf_counter() - started:.1f} s; {labels}splits: {sizes}",
         )
         return PipelineState(
             task=experiment.task,

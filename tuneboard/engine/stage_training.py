@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneboard.sdk.contracts import Example, PipelineState, StageContext, Strategy, split_prefix
+from tuneboard.sdk.tasks import GenerationParams
 from tuneboard.sdk.training import (
     Features,
     FitResult,
@@ -64,7 +65,7 @@ class StageTraining(Training):
         """The cached features of `split`."""
         from tuneboard.engine.data import split_features
 
-        return split_features(state, split, self._ctx.max_length)
+        return split_features(state, split, self._ctx.max_length, self._ctx.task)
 
     def encode(
         self, examples: Sequence[Example], tokenizer: Any, labels: Sequence[str], task: str
@@ -72,6 +73,9 @@ class StageTraining(Training):
         """Tokenise `examples` to the experiment's `max_length`."""
         from tuneboard.engine.data import encode
 
+        plugin = self._ctx.task
+        if plugin is not None and plugin.name == task:
+            return plugin.encode(examples, tokenizer, self._ctx.max_length)
         return encode(examples, tokenizer, labels, self._ctx.max_length, task)
 
     def predict(
@@ -119,7 +123,35 @@ class StageTraining(Training):
         from tuneboard.engine.models import load_model_and_tokenizer
 
         spec = ModelSpec(source=source, config=config, tokenizer=tokenizer)
-        return load_model_and_tokenizer(spec, task, list(labels), self._ctx.project_dir)
+        plugin = self._ctx.task
+        if plugin is not None and plugin.name != task:
+            plugin = None
+        return load_model_and_tokenizer(spec, task, list(labels), self._ctx.project_dir, plugin)
+
+    def generate(
+        self,
+        state: PipelineState,
+        examples: Sequence[Example],
+        generation: GenerationParams | None = None,
+        *,
+        batch_size: int = 16,
+        precision: Precision = "auto",
+    ) -> list[str]:
+        """The task plugin's outputs of `state.model` for `examples`."""
+        from tuneboard.engine.training import autocast_context, require_task
+
+        task = require_task(self._ctx, "generate")
+        state.model.to(self._ctx.device)
+        device = self._ctx.device
+        return task.generate(
+            self._ctx,
+            state.model,
+            state.tokenizer,
+            examples,
+            generation or GenerationParams(),
+            batch_size=batch_size,
+            autocast=lambda: autocast_context(device, precision),
+        )
 
     def save_checkpoint(self, state: PipelineState, name: str = "best") -> Path:
         """Save the model and tokenizer to the stage's folder and hand them on."""

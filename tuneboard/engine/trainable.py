@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tuneboard.sdk.contracts import TOKEN_CLASSIFICATION
+from tuneboard.sdk.contracts import CAUSAL_LM, SEQ2SEQ, TOKEN_CLASSIFICATION
 from tuneboard.sdk.errors import ConfigError
 from tuneboard.sdk.training import TrainMode
 
@@ -87,13 +87,18 @@ def add_lora(
     """Wrap `model` with LoRA adapters on the `targets` modules; the head trains in full."""
     from peft import LoraConfig, TaskType, get_peft_model
 
-    task_type = TaskType.TOKEN_CLS if task == TOKEN_CLASSIFICATION else TaskType.SEQ_CLS
+    task_types = {
+        TOKEN_CLASSIFICATION: TaskType.TOKEN_CLS,
+        CAUSAL_LM: TaskType.CAUSAL_LM,
+        SEQ2SEQ: TaskType.SEQ_2_SEQ_LM,
+    }
     config = LoraConfig(
-        task_type=task_type,
+        task_type=task_types.get(task, TaskType.SEQ_CLS),
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=list(targets),
+        # None: peft's own choice for the model type (query/value for BERT, c_attn for GPT-2).
+        target_modules=list(targets) or None,
     )
     try:
         return get_peft_model(model, config)

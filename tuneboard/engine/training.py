@@ -31,8 +31,9 @@ from tuneboard.engine.trainable import (
     merge_lora,
     set_dropout,
 )
-from tuneboard.sdk.contracts import PipelineState, StageContext, Strategy, TrainStep
+from tuneboard.sdk.contracts import Example, PipelineState, StageContext, Strategy, TrainStep
 from tuneboard.sdk.errors import ConfigError, DataError
+from tuneboard.sdk.tasks import EvaluationInputs, GenerationParams, Task
 from tuneboard.sdk.training import (
     IGNORE_INDEX,
     Features,
@@ -214,7 +215,21 @@ def evaluate(
     """Evaluate `state.model` on `split`: ``<prefix>/loss`` and every configured metric."""
     model = _require_model(state)
     model.to(ctx.device)
-    features = split_features(state, split, ctx.max_length)
+    features = split_features(state, split, ctx.max_length, ctx.task)
+    if ctx.task is not None:
+        values = task_evaluate(
+            ctx,
+            ctx.task,
+            model,
+            state.tokenizer,
+            split,
+            state.splits[split],
+            features,
+            batch_size=batch_size,
+            dtype=autocast_dtype(precision, ctx.device),
+            generate_samples=len(features),
+        )
+        return {f"{prefix}/{name}": value for name, value in values.items()}
     predictions = predict(
         model,
         features,
@@ -224,6 +239,48 @@ def evaluate(
         check_stop=ctx.check_stop,
     )
     return score(ctx, predictions, features, state.labels, prefix)
+
+
+def require_task(ctx: StageContext, what: str) -> Task[Any]:
+    """The experiment's task plugin; `ConfigError` naming `what` for a classification task."""
+    if ctx.task is None:
+        raise ConfigError(
+            f'{what}: needs a generation task (task = "causal-lm" or "seq2seq"), '
+            "not a classification one"
+        )
+    return ctx.task
+
+
+def task_evaluate(
+    ctx: StageContext,
+    task: Task[Any],
+    model: Any,
+    tokenizer: Any,
+    split: str,
+    examples: list[Example],
+    features: Features,
+    *,
+    batch_size: int,
+    dtype: torch.dtype | None,
+    generate_samples: int,
+    max_new_tokens: int = 64,
+    step: int | None = None,
+) -> dict[str, float]:
+    """A task plugin's values for `split` (without a prefix), model left in eval mode."""
+    model.eval()
+    inputs = EvaluationInputs(
+        model=model,
+        tokenizer=tokenizer,
+        split=split,
+        examples=examples,
+        features=features,
+        batch_size=batch_size,
+        autocast=_autocast(ctx.device, dtype),
+        generate_samples=generate_samples,
+        generation=GenerationParams(max_new_tokens=max_new_tokens),
+        step=step,
+    )
+    return {name: float(value) for name, value in task.evaluate(ctx, inputs).items()}
 
 
 def _require_model(state: PipelineState) -> Any:
@@ -314,7 +371,10 @@ def _changing_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
 
 def resolve_monitor(ctx: StageContext, settings: TrainParams) -> tuple[str, bool]:
     """The monitored value's name and whether higher is better."""
-    monitor = settings.monitor or (f"val/{ctx.metric_names[0]}" if ctx.metric_names else "val/loss")
+    default = f"val/{ctx.metric_names[0]}" if ctx.metric_names else "val/loss"
+    if ctx.task is not None and settings.eval_generate_samples == 0:
+        default = "val/loss"  # no generation at evaluations: no generation metrics
+    monitor = settings.monitor or default
     if not monitor.startswith("val/"):
         raise ConfigError(
             f"monitor {monitor!r}: must be a validation value such as 'val/loss' or 'val/accuracy'"
@@ -340,10 +400,10 @@ def fit(
     """
     model = _require_model(state)
     torch.manual_seed(ctx.seed)
-    train = split_features(state, "train", ctx.max_length)
+    train = split_features(state, "train", ctx.max_length, ctx.task)
     validation = None
     if state.splits.get("validation"):
-        validation = split_features(state, "validation", ctx.max_length)
+        validation = split_features(state, "validation", ctx.max_length, ctx.task)
     else:
         ctx.event("no validation split: no evaluation, the last weights are kept", "warning")
     monitor, higher = resolve_monitor(ctx, settings)
@@ -416,6 +476,7 @@ class _Loop:
         higher: bool,
     ) -> None:
         self.ctx, self.labels, self.settings, self.strategy = ctx, state.labels, settings, strategy
+        self.tokenizer, self.validation_examples = state.tokenizer, state.splits.get("validation")
         self.model, self.train, self.validation = model, train, validation
         self.device = ctx.device
         self.micro_per_epoch = num_batches(len(train), settings.batch_size)
@@ -688,6 +749,37 @@ class _Loop:
         self.strategy.after_optimizer_step(self.model)
         return lr
 
+    def _validation_values(self) -> dict[str, float]:
+        """Loss and metrics on the validation split, named ``val/<name>``."""
+        assert self.validation is not None
+        task = self.ctx.task
+        if task is not None:
+            assert self.validation_examples is not None
+            values = task_evaluate(
+                self.ctx,
+                task,
+                self.model,
+                self.tokenizer,
+                "validation",
+                self.validation_examples,
+                self.validation,
+                batch_size=self.settings.eval_batch_size,
+                dtype=self.dtype,
+                generate_samples=self.settings.eval_generate_samples,
+                max_new_tokens=self.settings.eval_max_new_tokens,
+                step=self.step,
+            )
+            return {f"val/{name}": value for name, value in values.items()}
+        predictions = predict(
+            self.model,
+            self.validation,
+            batch_size=self.settings.eval_batch_size,
+            device=self.device,
+            dtype=self.dtype,
+            check_stop=self.ctx.check_stop,
+        )
+        return score(self.ctx, predictions, self.validation, self.labels, "val")
+
     def _evaluate(self) -> bool:
         """Evaluate, log, track the best; True when early stopping says stop.
 
@@ -696,15 +788,7 @@ class _Loop:
         assert self.validation is not None
         averaged = self.ema.applied() if self.ema is not None else contextlib.nullcontext()
         with averaged:
-            predictions = predict(
-                self.model,
-                self.validation,
-                batch_size=self.settings.eval_batch_size,
-                device=self.device,
-                dtype=self.dtype,
-                check_stop=self.ctx.check_stop,
-            )
-            metrics = score(self.ctx, predictions, self.validation, self.labels, "val")
+            metrics = self._validation_values()
             self.model.train()
             self.ctx.log(metrics, self.step)
             self.history.append((self.step, metrics))

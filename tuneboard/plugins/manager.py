@@ -60,6 +60,7 @@ from tuneboard.sdk.errors import ConfigError, PluginError
 from tuneboard.sdk.execution import Executor
 from tuneboard.sdk.hookspecs import hookimpl
 from tuneboard.sdk.params import check_value, describe_params, did_you_mean
+from tuneboard.sdk.tasks import Task
 
 if TYPE_CHECKING:
     import click
@@ -83,8 +84,8 @@ BUILTIN_ENTRY_POINTS: Mapping[str, str] = {
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 PluginSource = Literal["built-in", "entry point", "project"]
-PluginKind = Literal["stage", "dataset", "metric", "strategy", "executor"]
-KINDS: tuple[PluginKind, ...] = ("stage", "dataset", "metric", "strategy", "executor")
+PluginKind = Literal["stage", "dataset", "metric", "strategy", "executor", "task"]
+KINDS: tuple[PluginKind, ...] = ("stage", "dataset", "metric", "strategy", "executor", "task")
 
 _HOOKS: Mapping[PluginKind, str] = {
     "stage": "register_stages",
@@ -92,6 +93,7 @@ _HOOKS: Mapping[PluginKind, str] = {
     "metric": "register_metrics",
     "strategy": "register_strategies",
     "executor": "register_executors",
+    "task": "register_tasks",
 }
 # Hooks that tell plugins about runs; see `PluginRegistry.call_lifecycle`.
 LIFECYCLE_HOOKS = ("run_queued", "run_started", "stage_finished", "run_finished")
@@ -106,6 +108,7 @@ _BASES: Mapping[PluginKind, type] = {
     "metric": Metric,
     "strategy": Strategy,
     "executor": Executor,
+    "task": Task,
 }
 
 C = TypeVar("C")
@@ -233,6 +236,15 @@ class PluginRegistry:
     def executor(self, name: str) -> type[Executor[Any]]:
         """The executor class called `name`; `PluginError` with suggestions when unknown."""
         return self._lookup("executor", self.executors, name)
+
+    @property
+    def tasks(self) -> dict[str, type[Task[Any]]]:
+        """Task classes by name (the built-in classification tasks are not plugins)."""
+        return dict(self._classes["task"])
+
+    def task(self, name: str) -> type[Task[Any]]:
+        """The task class called `name`; `PluginError` with suggestions when unknown."""
+        return self._lookup("task", self.tasks, name)
 
     def stage(self, name: str) -> type[Stage[Any]]:
         """The stage class called `name`; `PluginError` with suggestions when unknown."""
@@ -454,7 +466,7 @@ class _ClassesPlugin:
         for plugin_class in classes:
             if not any(_is_subclass(plugin_class, base) for base in _BASES.values()):
                 raise PluginError(
-                    f"{plugin_class!r} is not a Stage, Dataset, Metric, Strategy or Executor"
+                    f"{plugin_class!r} is not a Stage, Dataset, Metric, Strategy, Executor or Task"
                 )
         self._classes = classes
 
@@ -488,6 +500,11 @@ class _ClassesPlugin:
         """Register the executor classes."""
         self._register("executor", register)
 
+    @hookimpl
+    def register_tasks(self, register: Callable[[type[Any]], None]) -> None:
+        """Register the task classes."""
+        self._register("task", register)
+
 
 def _is_subclass(value: object, base: type) -> bool:
     return isinstance(value, type) and issubclass(value, base)
@@ -511,8 +528,10 @@ def _check_class(kind: PluginKind, value: object) -> tuple[str, type]:
         raise _Rejected(f"{kind} {name!r} does not implement {missing}")
     if kind == "metric":
         tasks = getattr(value, "tasks", ())
-        if not isinstance(tasks, tuple | list) or not all(t in TASKS for t in tasks):
-            raise _Rejected(f"metric {name!r}: `tasks` must be a tuple of {', '.join(TASKS)}")
+        if not isinstance(tasks, tuple | list) or not all(isinstance(t, str) for t in tasks):
+            raise _Rejected(
+                f"metric {name!r}: `tasks` must be a tuple of task names ({', '.join(TASKS)} ...)"
+            )
         return name, value
     params_cls = getattr(value, "Params", None)
     if not isinstance(params_cls, type) or not dataclasses.is_dataclass(params_cls):

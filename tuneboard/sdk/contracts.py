@@ -17,11 +17,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from tuneboard.sdk.errors import DataError
 
 if TYPE_CHECKING:
+    from tuneboard.sdk.tasks import Generation, Task
     from tuneboard.sdk.training import Training
 
 SEQUENCE_CLASSIFICATION = "sequence-classification"
 TOKEN_CLASSIFICATION = "token-classification"
-TASKS = (SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION)
+CAUSAL_LM = "causal-lm"
+SEQ2SEQ = "seq2seq"
+CLASSIFICATION_TASKS = (SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION)
+"""The tasks the engine handles itself; every other task is a `Task` plugin."""
+GENERATION_TASKS = (CAUSAL_LM, SEQ2SEQ)
+TASKS = (*CLASSIFICATION_TASKS, *GENERATION_TASKS)
+"""The built-in tasks (plugins may add more)."""
 
 SPLITS = ("train", "validation", "test")
 SPLIT_PREFIXES = {"train": "train", "validation": "val", "test": "test"}
@@ -81,7 +88,50 @@ class TokenExample:
     weight: float = 1.0
 
 
-Example = TextExample | TokenExample
+@dataclass(frozen=True)
+class ChatTurn:
+    """One turn of a conversation: `role` is ``system``, ``user`` or ``assistant``."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationExample:
+    """One example for a generation task (``causal-lm``, ``seq2seq``).
+
+    `prompt` is what the model is given (the source text for seq2seq; empty for a plain
+    document in continued pretraining) and `response` what it should produce (the target;
+    None when unknown, as for prompts to generate from). A chat example sets `messages`
+    instead: the conversation, whose ``assistant`` turns are what the model learns to say.
+    """
+
+    prompt: str = ""
+    response: str | None = None
+    messages: tuple[ChatTurn, ...] | None = None
+    weight: float = 1.0
+
+    @property
+    def reference(self) -> str | None:
+        """The text the model should produce: `response`, or the last assistant turn."""
+        if self.messages is not None:
+            for turn in reversed(self.messages):
+                if turn.role == "assistant":
+                    return turn.content
+            return None
+        return self.response
+
+    def context(self) -> tuple[ChatTurn, ...]:
+        """The conversation up to the reply the model should give (for generating it)."""
+        if self.messages is None:
+            return (ChatTurn("user", self.prompt),)
+        turns = list(self.messages)
+        if turns and turns[-1].role == "assistant":
+            turns.pop()
+        return tuple(turns)
+
+
+Example = TextExample | TokenExample | GenerationExample
 Splits = dict[str, list[Example]]
 
 
@@ -309,6 +359,17 @@ class StageContext(ABC):
     @abstractmethod
     def training(self) -> Training:
         """The training facade for this stage (see `tuneboard.Training`)."""
+
+    @property
+    def task(self) -> Task[Any] | None:
+        """The experiment's `Task` plugin, or None for the classification tasks the engine
+        handles itself (``sequence-classification``, ``token-classification``)."""
+        return None
+
+    def record_generations(self, generations: Sequence[Generation]) -> None:
+        """Store model outputs in the ``generations`` table (batched; never blocks on I/O).
+        The default drops them."""
+        return None
 
     @abstractmethod
     def corrections_path(self, file: str | None = None) -> Path:

@@ -71,6 +71,16 @@ def register_executors(register: Callable[[type[Any]], None]) -> None:
     """
 
 
+@hookspec
+def register_tasks(register: Callable[[type[Any]], None]) -> None:
+    """Register task plugins: kinds of model and how they learn (``causal-lm``, ``seq2seq``).
+
+    Call `register(TaskClass)` for each `tuneboard.Task` subclass the plugin provides. The
+    class's `name` is what an experiment's `task = "..."` (or `plugin = "..."` in an
+    `[experiments.NAME.task]` table) refers to; its `Params` declare that table's other keys.
+    """
+
+
 # --- command line -------------------------------------------------------------------------
 # Called by the `tuneboard` command when it lists its commands (`tuneboard --help`) or meets a
 # name that is not one of its own (and by `tuneboard plugins`); never for its own commands, so

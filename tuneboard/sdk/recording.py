@@ -9,9 +9,12 @@ epoch seconds and default to now.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from tuneboard.sdk.tasks import Generation
 
 
 class RunRecorder(Protocol):
@@ -81,6 +84,16 @@ class RunRecorder(Protocol):
         at: float | None = None,
     ) -> None:
         """An event of the run (or of one of its stages)."""
+
+    def log_generations(
+        self,
+        run_id: str,
+        stage_index: int,
+        generations: Sequence[Generation],
+        *,
+        at: float | None = None,
+    ) -> None:
+        """Outputs a model of the stage generated (rows of the ``generations`` table)."""
 
     def add_artifact(
         self, run_id: str, stage_index: int, kind: str, path: Path, *, at: float | None = None

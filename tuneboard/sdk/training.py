@@ -31,6 +31,8 @@ from tuneboard.sdk.params import param
 if TYPE_CHECKING:
     import numpy as np
 
+    from tuneboard.sdk.tasks import GenerationParams
+
 IGNORE_INDEX = -100
 """The label id of a position that does not count (padding, a sub-word after the first)."""
 
@@ -93,7 +95,9 @@ class TrainParams:
         0.1, "With train = lora: dropout on the adapter input", min=0, max=1
     )
     lora_targets: list[str] = param(
-        ["query", "value"], "With train = lora: names of the modules that get adapters"
+        [],
+        "With train = lora: names of the modules that get adapters (empty = peft's default "
+        "for the model type, e.g. query and value for BERT, c_attn for GPT-2)",
     )
     eval_every: int = param(
         0, "Evaluate every this many optimizer steps (0 = at the end of each epoch)", min=0
@@ -131,6 +135,15 @@ class TrainParams:
         "cancel, so `tuneboard resume` goes on from there; about 3x the model's size on disk",
     )
     log_every: int = param(10, "Log train/loss and lr every this many optimizer steps", min=1)
+    eval_generate_samples: int = param(
+        32,
+        "Generation tasks: generate from this many validation examples (the first ones) at "
+        "each evaluation for the generation metrics; loss and perplexity use them all",
+        min=0,
+    )
+    eval_max_new_tokens: int = param(
+        64, "Generation tasks: longest output generated at an evaluation, in tokens", min=1
+    )
 
 
 @dataclass(frozen=True)
@@ -139,7 +152,9 @@ class Features:
 
     `input_ids` is ``[N, W]`` padded with `pad_id`; `lengths` the real length of each row;
     `labels` is ``[N]`` (sequence classification) or ``[N, W]`` with `IGNORE_INDEX` where a
-    token does not count (token classification); `token_type_ids` is set for text pairs.
+    token does not count (token classification, and the prompt of a causal-LM example);
+    `token_type_ids` is set for text pairs. `label_lengths` is set when labels are a sequence
+    of their own width (a seq2seq target): each batch then cuts labels to its longest target.
     """
 
     input_ids: np.ndarray
@@ -147,6 +162,7 @@ class Features:
     labels: np.ndarray
     token_type_ids: np.ndarray | None
     pad_id: int
+    label_lengths: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
@@ -257,6 +273,20 @@ class Training(ABC):
         `model_type` and config keys) builds a randomly initialised model instead, with the
         tokenizer from `tokenizer` (default: `source`). Errors are one-line `ConfigError`s.
         """
+
+    @abstractmethod
+    def generate(
+        self,
+        state: PipelineState,
+        examples: Sequence[Example],
+        generation: GenerationParams | None = None,
+        *,
+        batch_size: int = 16,
+        precision: Precision = "auto",
+    ) -> list[str]:
+        """What `state.model` generates for each example's prompt (a generation task's
+        model; `ConfigError` for a classification task). `generation` says how to decode
+        (default: greedy, 64 new tokens)."""
 
     @abstractmethod
     def save_checkpoint(self, state: PipelineState, name: str = "best") -> Path:
