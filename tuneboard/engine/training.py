@@ -216,6 +216,7 @@ def evaluate(
     model = _require_model(state)
     model.to(ctx.device)
     features = split_features(state, split, ctx.max_length, ctx.task)
+    _report_notes(ctx, split, features)
     if ctx.task is not None:
         values = task_evaluate(
             ctx,
@@ -239,6 +240,11 @@ def evaluate(
         check_stop=ctx.check_stop,
     )
     return score(ctx, predictions, features, state.labels, prefix)
+
+
+def _report_notes(ctx: StageContext, split: str, features: Features) -> None:
+    for note in features.notes:
+        ctx.event(f"{split} split: {note}", "warning")
 
 
 def require_task(ctx: StageContext, what: str) -> Task[Any]:
@@ -401,9 +407,11 @@ def fit(
     model = _require_model(state)
     torch.manual_seed(ctx.seed)
     train = split_features(state, "train", ctx.max_length, ctx.task)
+    _report_notes(ctx, "train", train)
     validation = None
     if state.splits.get("validation"):
         validation = split_features(state, "validation", ctx.max_length, ctx.task)
+        _report_notes(ctx, "validation", validation)
     else:
         ctx.event("no validation split: no evaluation, the last weights are kept", "warning")
     monitor, higher = resolve_monitor(ctx, settings)

@@ -155,6 +155,7 @@ class Features:
     token does not count (token classification, and the prompt of a causal-LM example);
     `token_type_ids` is set for text pairs. `label_lengths` is set when labels are a sequence
     of their own width (a seq2seq target): each batch then cuts labels to its longest target.
+    `notes` are lines for the run's events about what encoding changed (e.g. truncation).
     """
 
     input_ids: np.ndarray
@@ -163,6 +164,7 @@ class Features:
     token_type_ids: np.ndarray | None
     pad_id: int
     label_lengths: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
