@@ -378,8 +378,10 @@ def _changing_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
 def resolve_monitor(ctx: StageContext, settings: TrainParams) -> tuple[str, bool]:
     """The monitored value's name and whether higher is better."""
     default = f"val/{ctx.metric_names[0]}" if ctx.metric_names else "val/loss"
-    if ctx.task is not None and settings.eval_generate_samples == 0:
-        default = "val/loss"  # no generation at evaluations: no generation metrics
+    if ctx.task is not None:
+        # Generation metrics come from a capped sample (eval_generate_samples): the loss over
+        # the whole split is the steadier guide, unless the stage names a metric.
+        default = "val/loss"
     monitor = settings.monitor or default
     if not monitor.startswith("val/"):
         raise ConfigError(

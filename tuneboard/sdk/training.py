@@ -103,7 +103,9 @@ class TrainParams:
         0, "Evaluate every this many optimizer steps (0 = at the end of each epoch)", min=0
     )
     monitor: str = param(
-        "", "Value that picks the best checkpoint, e.g. val/loss (empty = val/<first metric>)"
+        "",
+        "Value that picks the best checkpoint, e.g. val/loss (empty = val/<first metric>; "
+        "val/loss for generation tasks)",
     )
     mode: Literal["auto", "max", "min"] = param(
         "auto", "Whether the monitored value should go up or down (auto = from the metric)"

@@ -159,7 +159,7 @@ class CausalLM(_GenerationTask):
     """Supervised fine-tuning of a decoder (``AutoModelForCausalLM``): GPT-2, Llama, Qwen ..."""
 
     name = CAUSAL_LM
-    description = "a decoder that continues text: instruction/chat SFT, continued pretraining"
+    description = "A decoder that continues text: instruction/chat SFT, continued pretraining"
     Params = CausalLMParams
     default_metrics = GENERATION_METRICS_DEFAULT
     decoder_only = True
@@ -203,7 +203,7 @@ class Seq2Seq(_GenerationTask):
     pairs: translation, summarisation."""
 
     name = SEQ2SEQ
-    description = "an encoder-decoder from source to target text: translation, summarisation"
+    description = "An encoder-decoder from source to target text: translation, summarisation"
     Params = Seq2SeqParams
     default_metrics = ("bleu", "chrf")
     decoder_only = False
