@@ -1,7 +1,8 @@
 """Built-in dataset plugins: CSV, TSV and JSON-lines files of texts and labels.
 
-The CoNLL plugin for token classification lives in `tuneboard.builtin.conll` and is
-registered here too.
+The CoNLL plugin for token classification (`tuneboard.builtin.conll`), the Hugging Face one
+(`tuneboard.builtin.hf_dataset`) and those for generation tasks (`tuneboard.builtin.gendata`)
+are registered here too.
 
 Standard library only. Every error is one line naming the file (and the line where known).
 """
@@ -25,6 +26,7 @@ from tuneboard import (
     param,
 )
 from tuneboard.builtin.conll import ConllDataset
+from tuneboard.builtin.gendata import ChatDataset, CorpusDataset, PairsDataset
 from tuneboard.builtin.textfiles import (
     check_columns,
     delimited_rows,
@@ -154,5 +156,6 @@ def register_datasets(register: Callable[[type[Any]], None]) -> None:
     """Register the built-in dataset plugins."""
     from tuneboard.builtin.hf_dataset import HfDataset  # imports `datasets` only when loading
 
-    for dataset in (CsvDataset, TsvDataset, JsonlDataset, ConllDataset, HfDataset):
+    generation = (ChatDataset, PairsDataset, CorpusDataset)
+    for dataset in (CsvDataset, TsvDataset, JsonlDataset, ConllDataset, HfDataset, *generation):
         register(dataset)
