@@ -255,3 +255,38 @@ def test_registered_with_parameter_help() -> None:
         specs = describe_params(cls.Params)
         assert all(spec.help for spec in specs)
         assert [s.name for s in specs if s.required] == ["train"]
+
+
+DOC_EXAMPLES = {
+    # first line of the block in docs/configuration.md: what its files hold
+    "# Instruction tuning": {
+        "data/train.jsonl": json.dumps({"instruction": "Add", "input": "2, 2", "output": "4"}),
+        "data/validation.jsonl": json.dumps({"messages": CHAT}),
+    },
+    "# Translation pairs": {
+        "data/train.tsv": "en\tfr\ncat\tchat\n",
+        "data/test.tsv": "en\tfr\ndog\tchien\n",
+    },
+    "# Continued pretraining": {
+        "corpus/manuals.txt": "Step one.\n\nStep two.\n",
+        "corpus/tickets.txt": "Printer down.\n",
+        "corpus/held_out.txt": "Reset it.\n",
+    },
+}
+
+
+@pytest.mark.parametrize("first_line", DOC_EXAMPLES)
+def test_the_documented_examples_validate_and_load(tmp_path: Path, first_line: str) -> None:
+    import tomllib
+
+    from tests.integration.test_readme import code_block
+
+    block = tomllib.loads(code_block("toml", first_line, "docs/configuration.md"))
+    (table,) = (experiment["dataset"] for experiment in block["experiments"].values())
+    cls = {c.name: c for c in (ChatDataset, PairsDataset, CorpusDataset)}[table.pop("plugin")]
+    for name, content in DOC_EXAMPLES[first_line].items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content + "\n", encoding="utf-8")
+    splits = load(cls, tmp_path, **table)
+    assert set(splits) == {"train", *(k for k in ("validation", "test") if k in table)}
+    assert all(isinstance(e, GenerationExample) for rows in splits.values() for e in rows)
