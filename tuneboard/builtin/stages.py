@@ -18,6 +18,7 @@ from tuneboard.builtin.feedback import Feedback
 from tuneboard.builtin.finetune import Finetune
 from tuneboard.builtin.mlm import Mlm
 from tuneboard.builtin.predict import Predict
+from tuneboard.builtin.preference import Preference
 from tuneboard.builtin.repeat import Repeat
 from tuneboard.builtin.single_step import SingleStep
 
@@ -31,6 +32,7 @@ BUILTIN_STAGES: tuple[type[Stage[Any]], ...] = (
     Predict,
     Distill,
     Feedback,
+    Preference,
     Repeat,
 )
 
