@@ -56,6 +56,7 @@ def test_registration_and_every_parameter_has_help() -> None:
         "predict",
         "distill",
         "feedback",
+        "preference",
         "repeat",
     ]
     for stage in stages:

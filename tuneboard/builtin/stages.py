@@ -20,6 +20,7 @@ from tuneboard.builtin.finetune import Finetune
 from tuneboard.builtin.generate import Generate
 from tuneboard.builtin.mlm import Mlm
 from tuneboard.builtin.predict import Predict
+from tuneboard.builtin.preference import Preference
 from tuneboard.builtin.repeat import Repeat
 from tuneboard.builtin.single_step import SingleStep
 
@@ -33,6 +34,7 @@ BUILTIN_STAGES: tuple[type[Stage[Any]], ...] = (
     Predict,
     Distill,
     Feedback,
+    Preference,
     Repeat,
     Generate,
     Clm,
