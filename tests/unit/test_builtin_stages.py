@@ -58,6 +58,8 @@ def test_registration_and_every_parameter_has_help() -> None:
         "feedback",
         "preference",
         "repeat",
+        "generate",
+        "clm",
     ]
     for stage in stages:
         assert stage.description
