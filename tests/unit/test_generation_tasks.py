@@ -107,3 +107,40 @@ def test_seq2seq_labels_have_their_own_width(tokenizer: Any) -> None:
     assert list(features.label_lengths) == [3, 8]  # [CLS] ... [SEP] around the target
     assert features.labels.shape == (2, 8)
     assert features.labels[0, 3] == IGNORE_INDEX
+
+
+def test_packed_examples_do_not_see_each_other(tokenizer: Any) -> None:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    examples = [
+        GenerationExample(prompt="where is my order", response="it ships today"),
+        GenerationExample(prompt="hi", response="hello there"),
+        GenerationExample(prompt="refund", response="thirty days"),
+    ]
+    plain = encode_causal(examples, tokenizer, 64, "default", train_on_prompt=False)
+    packed = encode_causal(examples, tokenizer, 64, "default", False, packing=True)
+    assert len(packed) == 1 and packed.position_ids is not None
+    assert "packed 3 examples into 1 sequences" in packed.notes[-1]
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_layer=2, n_embd=32, n_head=2, n_positions=64)
+    model = GPT2LMHeadModel(config).eval()
+    ids = torch.from_numpy(packed.input_ids)
+    with torch.no_grad():
+        positions = torch.from_numpy(packed.position_ids)
+        together = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+    starts = [int(i) for i in (packed.position_ids[0] == 0).nonzero()[0]]
+    found = 0
+    for row in range(len(plain)):
+        length = int(plain.lengths[row])
+        alone_ids = torch.from_numpy(plain.input_ids[row : row + 1, :length])
+        with torch.no_grad():
+            alone = model(input_ids=alone_ids).logits[0]
+        for start in starts:
+            if torch.equal(ids[0, start : start + length], alone_ids[0]):
+                assert torch.allclose(together[0, start : start + length], alone, atol=1e-5)
+                found += 1
+                break
+    assert found == 3
+    # No example learns to follow the one before it: every example's first token is no target.
+    assert all(packed.labels[0, start] == IGNORE_INDEX for start in starts)

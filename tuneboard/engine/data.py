@@ -298,7 +298,8 @@ def batches(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield model inputs for `batch_size` rows at a time, in `order`, padded per batch.
 
-    Each batch is cut to its own longest row (dynamic padding) and moved to `device`.
+    Each batch is cut to its own longest row (dynamic padding) and moved to `device`. Packed
+    features get `position_ids` instead of an attention mask.
     """
     import numpy as np
     import torch
@@ -308,11 +309,12 @@ def batches(
         rows = order[start : start + batch_size]
         lengths = features.lengths[rows]
         width = int(lengths.max())
-        mask = np.arange(width) < lengths[:, None]
-        batch = {
-            "input_ids": torch.from_numpy(features.input_ids[rows, :width]),
-            "attention_mask": torch.from_numpy(mask.astype(np.int64)),
-        }
+        batch = {"input_ids": torch.from_numpy(features.input_ids[rows, :width])}
+        if features.position_ids is not None:
+            batch["position_ids"] = torch.from_numpy(features.position_ids[rows, :width])
+        else:
+            mask = np.arange(width) < lengths[:, None]
+            batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
         if features.token_type_ids is not None:
             batch["token_type_ids"] = torch.from_numpy(features.token_type_ids[rows, :width])
         labels = features.labels[rows]

@@ -243,6 +243,21 @@ def evaluate(
     return score(ctx, predictions, features, state.labels, prefix)
 
 
+@contextlib.contextmanager
+def _no_cache(model: Any) -> Iterator[None]:
+    """Training keeps no key/value cache: a decoder that keeps one would also ignore the
+    `position_ids` of packed rows (each example attending only to itself)."""
+    config = getattr(model, "config", None)
+    before = getattr(config, "use_cache", None)
+    if before:
+        config.use_cache = False  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        if before:
+            config.use_cache = before  # type: ignore[union-attr]
+
+
 def _report_notes(ctx: StageContext, split: str, features: Features) -> None:
     for note in features.notes:
         ctx.event(f"{split} split: {note}", "warning")
@@ -452,7 +467,8 @@ def fit(
     loop = _Loop(
         ctx, state, settings, strategy, model, train, validation, monitor, higher, own_evaluation
     )
-    loop.run()
+    with _no_cache(model):
+        loop.run()
     if loop.ema is not None:
         loop.ema.copy_to_model()  # the last average; replaced below by the best one, if older
 

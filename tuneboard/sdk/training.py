@@ -158,6 +158,10 @@ class Features:
     `token_type_ids` is set for text pairs. `label_lengths` is set when labels are a sequence
     of their own width (a seq2seq target): each batch then cuts labels to its longest target.
     `notes` are lines for the run's events about what encoding changed (e.g. truncation).
+    `position_ids` is set for packed rows (several examples one after the other): positions
+    restart at 0 with each example, and the model then keeps each example's attention to
+    itself (transformers builds a block-diagonal causal mask from them), so batches carry
+    `position_ids` instead of an attention mask.
 
     `group` keeps rows together: with ``group = 2`` rows ``2i`` and ``2i + 1`` (a preference
     pair's chosen and rejected response) are one unit that shuffling, length grouping and
@@ -173,6 +177,7 @@ class Features:
     label_lengths: np.ndarray | None = None
     notes: tuple[str, ...] = ()
     group: int = 1
+    position_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.group < 1 or len(self) % self.group:
