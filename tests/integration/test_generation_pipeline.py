@@ -4,12 +4,15 @@ fine-tuning on chat data, generation from a file, export; and what the tasks ref
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+
+from tests.integration.test_resume import PLUGIN, run_id_of
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +41,8 @@ def _write_project(root: Path) -> None:
                         json.dumps({"prompt": f"what is the {question}?", "response": answer})
                     )
                     out.write("\n")
+    (root / "plugins").mkdir()
+    (root / "plugins" / "crash.py").write_text(PLUGIN)
     (root / "corpus.txt").write_text("\n\n".join(f"the {q} is {a}" for q, a in ANSWERS.items()))
     (data / "cls.csv").write_text("text,label\n" + "good,pos\nbad,neg\n" * 5)
     (root / "prompts.txt").write_text("what is the refund policy?\nwhat is the store address?\n")
@@ -92,6 +97,28 @@ max_new_tokens = 6
 [[experiments.sft.stages]]
 plugin = "export"
 
+[experiments.resumable]
+task = {{ plugin = "causal-lm", packing = true }}
+metrics = ["exact_match", "perplexity"]
+max_length = 48
+seed = 3
+model = {TINY_GPT2}
+dataset = {dataset}
+
+[[experiments.resumable.stages]]
+plugin = "finetune"
+epochs = 2
+lr = 5e-3
+batch_size = 2
+grad_accum = 2
+ema_decay = 0.9
+eval_every = 2
+eval_generate_samples = 2
+strategy = "crash_at"
+
+[[experiments.resumable.stages]]
+plugin = "evaluate"
+
 [experiments.wrong]
 metrics = ["accuracy"]
 model = {TINY_GPT2}
@@ -103,10 +130,11 @@ plugin = "generate"
     )
 
 
-def _run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tuneboard.cli", *args],
         cwd=project,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
         capture_output=True,
         text=True,
         timeout=600,
@@ -175,3 +203,17 @@ def test_generating_with_a_classification_task_is_refused_in_one_line(project: P
     assert done.returncode != 0
     assert "generate: needs a generation task" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_failed_packed_run_resumes_to_the_same_result(project: Path) -> None:
+    """Gradient accumulation, EMA, packing and resume together: a run that fails half-way
+    and is resumed ends where the same run uninterrupted ends."""
+    baseline = _run(project, "run", "resumable")
+    assert baseline.returncode == 0, baseline.stdout + baseline.stderr
+    failed = _run(project, "run", "resumable", TB_FAIL_AT="5")
+    assert failed.returncode != 0 and "injected failure at step 5" in failed.stdout + failed.stderr
+    run_id = run_id_of(failed.stdout)
+    resumed = _run(project, "resume", run_id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    expected = _metric(project, run_id_of(baseline.stdout), "test/loss")
+    assert _metric(project, run_id, "test/loss") == pytest.approx(expected, rel=1e-5)
