@@ -53,7 +53,11 @@ def test_length_mismatch_is_an_error() -> None:
 def test_every_metric_is_registered_and_described() -> None:
     registered: list[type] = []
     register_metrics(registered.append)
-    assert {m.name for m in registered} == set(EXPECTED) | {"entity_f1", "token_accuracy"}
+    generation = {"exact_match", "bleu", "chrf", "rouge"}
+    assert {m.name for m in registered} == set(EXPECTED) | {
+        "entity_f1",
+        "token_accuracy",
+    } | generation
     for metric in BUILTIN_METRICS:
         assert metric.higher_is_better is True
         assert metric.description

@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "tuneboard"
 PLUGIN_PACKAGES = ("tuneboard-example", "tuneboard-ray", "tuneboard-contrastive")
-HEAVY = ("torch", "transformers", "textual", "peft")
+HEAVY = ("torch", "transformers", "textual", "peft", "sacrebleu", "rouge_score", "nltk")
 
 
 def test_cli_and_plugin_loading_do_not_import_heavy_frameworks() -> None:

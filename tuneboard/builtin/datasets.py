@@ -1,15 +1,14 @@
 """Built-in dataset plugins: CSV, TSV and JSON-lines files of texts and labels.
 
-The CoNLL plugin for token classification lives in `tuneboard.builtin.conll` and is
-registered here too.
+The CoNLL plugin for token classification (`tuneboard.builtin.conll`), the Hugging Face one
+(`tuneboard.builtin.hf_dataset`) and those for generation tasks (`tuneboard.builtin.gendata`)
+are registered here too.
 
 Standard library only. Every error is one line naming the file (and the line where known).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,7 +26,14 @@ from tuneboard import (
     param,
 )
 from tuneboard.builtin.conll import ConllDataset
-from tuneboard.builtin.textfiles import jsonl_objects, read_text
+from tuneboard.builtin.gendata import ChatDataset, CorpusDataset, PairsDataset
+from tuneboard.builtin.textfiles import (
+    check_columns,
+    delimited_rows,
+    jsonl_objects,
+    read_text,
+    text_cell,
+)
 
 Row = Mapping[str, Any]
 
@@ -77,9 +83,11 @@ class TableDataset(Dataset[TableParams]):
                 columns = _pick_columns(path, line, row, texts, p.text_pair_column, p.label_column)
             text_col, pair_col, label_col = columns
             yield TextExample(
-                text=_cell(path, line, row, text_col, "text"),
+                text=text_cell(path, line, row, text_col, "text"),
                 label=_label(path, line, row, label_col),
-                text_pair=None if pair_col is None else _cell(path, line, row, pair_col, "text"),
+                text_pair=None
+                if pair_col is None
+                else text_cell(path, line, row, pair_col, "text"),
             )
             count += 1
         if count == 0:
@@ -94,26 +102,9 @@ def _pick_columns(
     path: Path, line: int, row: Row, texts: list[str], pair: str | None, label: str
 ) -> tuple[str, str | None, str]:
     found = [c for c in texts if c in row]
-    missing = ([] if found else [" or ".join(texts)]) + [
-        c for c in (pair, label) if c is not None and c not in row
-    ]
-    if missing:
-        have = ", ".join(str(c) for c in row) or "none"
-        raise DataError(
-            f"{path}: line {line}: no column {', '.join(missing)} (columns found: {have})"
-        )
+    wanted = [found[0] if found else " or ".join(texts)]
+    check_columns(path, line, row, [*wanted, *(c for c in (pair, label) if c is not None)])
     return found[0], pair, label
-
-
-def _cell(path: Path, line: int, row: Row, column: str, what: str) -> str:
-    value = row.get(column)
-    if value is None:
-        raise DataError(f"{path}: line {line}: no value in {what} column {column!r}")
-    if not isinstance(value, str):
-        raise DataError(
-            f"{path}: line {line}: {what} column {column!r} must be text, got {value!r}"
-        )
-    return value
 
 
 def _label(path: Path, line: int, row: Row, column: str) -> str:
@@ -130,23 +121,7 @@ class _DelimitedDataset(TableDataset):
 
     def rows(self, path: Path, text: str) -> Iterator[tuple[int, Row]]:
         """Yield rows keyed by the header, with the line each record starts on."""
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise DataError(f"{path}: empty file")
-            start = reader.line_num + 1
-            for record in reader:
-                if record:
-                    if len(record) > len(header):
-                        raise DataError(
-                            f"{path}: line {start}: {len(record)} fields but the header has "
-                            f"{len(header)}"
-                        )
-                    yield start, dict(zip(header, record, strict=False))
-                start = reader.line_num + 1
-        except csv.Error as exc:
-            raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
+        return delimited_rows(path, text, self.delimiter)
 
 
 class CsvDataset(_DelimitedDataset):
@@ -181,5 +156,6 @@ def register_datasets(register: Callable[[type[Any]], None]) -> None:
     """Register the built-in dataset plugins."""
     from tuneboard.builtin.hf_dataset import HfDataset  # imports `datasets` only when loading
 
-    for dataset in (CsvDataset, TsvDataset, JsonlDataset, ConllDataset, HfDataset):
+    generation = (ChatDataset, PairsDataset, CorpusDataset)
+    for dataset in (CsvDataset, TsvDataset, JsonlDataset, ConllDataset, HfDataset, *generation):
         register(dataset)

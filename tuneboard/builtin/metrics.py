@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from tuneboard import Metric, hookimpl
 from tuneboard.builtin.entities import ENTITY_METRICS
+from tuneboard.builtin.generation_metrics import GENERATION_METRICS
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,6 @@ BUILTIN_METRICS: tuple[type[Metric], ...] = (
 
 @hookimpl
 def register_metrics(register: Callable[[type[Any]], None]) -> None:
-    """Register the built-in metrics (the token-classification ones from `entities` too)."""
-    for metric in (*BUILTIN_METRICS, *ENTITY_METRICS):
+    """Register the built-in metrics (the token-classification and generation ones too)."""
+    for metric in (*BUILTIN_METRICS, *ENTITY_METRICS, *GENERATION_METRICS):
         register(metric)

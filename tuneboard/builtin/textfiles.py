@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +36,47 @@ def jsonl_objects(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]
         if not isinstance(value, dict):
             raise DataError(f"{path}: line {number}: expected a JSON object")
         yield number, value
+
+
+def delimited_rows(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each record of a delimited file with a header row, keyed by the header, with the line
+    it starts on (a quoted field may span lines); DataError naming the line."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: empty file")
+        start = reader.line_num + 1
+        for record in reader:
+            if record:
+                if len(record) > len(header):
+                    raise DataError(
+                        f"{path}: line {start}: {len(record)} fields but the header has "
+                        f"{len(header)}"
+                    )
+                yield start, dict(zip(header, record, strict=False))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataError(f"{path}: line {reader.line_num}: {exc}") from None
+
+
+def check_columns(path: Path, line: int, row: Mapping[str, Any], columns: Iterable[str]) -> None:
+    """DataError naming the line and the columns missing from `row`, if any."""
+    missing = [column for column in columns if column not in row]
+    if missing:
+        have = ", ".join(str(c) for c in row) or "none"
+        raise DataError(
+            f"{path}: line {line}: no column {', '.join(missing)} (columns found: {have})"
+        )
+
+
+def text_cell(path: Path, line: int, row: Mapping[str, Any], column: str, what: str) -> str:
+    """The text in `row[column]`; DataError naming the line when it is absent or not text."""
+    value = row.get(column)
+    if value is None:
+        raise DataError(f"{path}: line {line}: no value in {what} column {column!r}")
+    if not isinstance(value, str):
+        raise DataError(
+            f"{path}: line {line}: {what} column {column!r} must be text, got {value!r}"
+        )
+    return value

@@ -22,6 +22,9 @@ from tuneboard.sdk.params import build_params, describe_params, did_you_mean, pa
 if TYPE_CHECKING:
     from tuneboard.config.project import Project
 
+LOSS_VALUES = ("loss", "perplexity")
+"""Values that tasks other than classification log at every evaluation, named like metrics."""
+
 _PACKAGE_SOURCE = re.compile(r"package:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(/.*)?")
 
 
@@ -247,6 +250,8 @@ def _metrics(names: list[str], task: str, registry: PluginRegistry, where: str) 
     if not names:
         raise ConfigError(f"{where}: key 'metrics' must name at least one metric")
     for name in names:
+        if name in LOSS_VALUES and task not in CLASSIFICATION_TASKS:
+            continue  # every evaluation of a generation task logs them
         try:
             metric_cls = registry.metric(name)
         except PluginError as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneboard.config import DEFAULT_CORRECTIONS, ExperimentConfig
+from tuneboard.config.experiment import LOSS_VALUES
 from tuneboard.engine.observer import RunObserver
 from tuneboard.engine.stage_training import StageTraining
 from tuneboard.plugins import PluginRegistry
@@ -88,7 +89,8 @@ class RunEnvironment:
     def metric_plugins(self) -> list[Metric]:
         """One instance of each metric plugin the experiment names."""
         if self._metric_plugins is None:
-            self._metric_plugins = [self.registry.metric(n)() for n in self.experiment.metrics]
+            names = [n for n in self.experiment.metrics if n not in LOSS_VALUES]
+            self._metric_plugins = [self.registry.metric(n)() for n in names]
         return self._metric_plugins
 
 

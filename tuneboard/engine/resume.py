@@ -35,7 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 from tuneboard.config import ExperimentConfig, ModelSpec, StageSpec, experiment_from_raw
 from tuneboard.engine import checkpoint
-from tuneboard.sdk.contracts import PipelineState, Splits, TextExample, TokenExample
+from tuneboard.sdk.contracts import (
+    ChatTurn,
+    Example,
+    GenerationExample,
+    PipelineState,
+    Splits,
+    TextExample,
+    TokenExample,
+)
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store.schema import ACTIVE_STATUSES, COMPLETED
 
@@ -137,8 +145,7 @@ def write_splits(path: Path, splits: Splits) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for name, rows in splits.items():
                 for example in rows:
-                    kind = "tokens" if isinstance(example, TokenExample) else "text"
-                    row = {"split": name, "kind": kind, **dataclasses.asdict(example)}
+                    row = {"split": name, "kind": _kind(example), **dataclasses.asdict(example)}
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
         os.replace(temporary, path)
     except BaseException:
@@ -153,17 +160,34 @@ def read_splits(path: Path) -> Splits:
         for line in f:
             row = json.loads(line)
             name, kind = row.pop("split"), row.pop("kind")
-            if kind == "tokens":
-                tags = row["tags"]
-                example: TextExample | TokenExample = TokenExample(
-                    tokens=tuple(row["tokens"]),
-                    tags=None if tags is None else tuple(tags),
-                    weight=row["weight"],
-                )
-            else:
-                example = TextExample(**row)
-            splits.setdefault(name, []).append(example)
+            splits.setdefault(name, []).append(_example(kind, row))
     return splits
+
+
+def _kind(example: Example) -> str:
+    if isinstance(example, TokenExample):
+        return "tokens"
+    return "generation" if isinstance(example, GenerationExample) else "text"
+
+
+def _example(kind: str, row: dict[str, Any]) -> Example:
+    """The example a `write_splits` row holds (lists back to tuples, turns to `ChatTurn`s)."""
+    if kind == "tokens":
+        tags = row["tags"]
+        return TokenExample(
+            tokens=tuple(row["tokens"]),
+            tags=None if tags is None else tuple(tags),
+            weight=row["weight"],
+        )
+    if kind == "generation":
+        messages = row["messages"]
+        return GenerationExample(
+            prompt=row["prompt"],
+            response=row["response"],
+            messages=None if messages is None else tuple(ChatTurn(**t) for t in messages),
+            weight=row["weight"],
+        )
+    return TextExample(**row)
 
 
 def splits_key(splits: Splits) -> str:

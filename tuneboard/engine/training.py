@@ -226,6 +226,7 @@ def evaluate(
     model = _require_model(state)
     model.to(ctx.device)
     features = split_features(state, split, ctx.max_length, ctx.task)
+    _report_notes(ctx, split, features)
     if ctx.task is not None:
         values = task_evaluate(
             ctx,
@@ -249,6 +250,11 @@ def evaluate(
         check_stop=ctx.check_stop,
     )
     return score(ctx, predictions, features, state.labels, prefix)
+
+
+def _report_notes(ctx: StageContext, split: str, features: Features) -> None:
+    for note in features.notes:
+        ctx.event(f"{split} split: {note}", "warning")
 
 
 def require_task(ctx: StageContext, what: str) -> Task[Any]:
@@ -382,8 +388,10 @@ def _changing_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
 def resolve_monitor(ctx: StageContext, settings: TrainParams) -> tuple[str, bool]:
     """The monitored value's name and whether higher is better."""
     default = f"val/{ctx.metric_names[0]}" if ctx.metric_names else "val/loss"
-    if ctx.task is not None and settings.eval_generate_samples == 0:
-        default = "val/loss"  # no generation at evaluations: no generation metrics
+    if ctx.task is not None:
+        # Generation metrics come from a capped sample (eval_generate_samples): the loss over
+        # the whole split is the steadier guide, unless the stage names a metric.
+        default = "val/loss"
     monitor = settings.monitor or default
     if not monitor.startswith("val/"):
         raise ConfigError(
@@ -412,9 +420,11 @@ def fit(
     model = _require_model(state)
     torch.manual_seed(ctx.seed)
     train = split_features(state, "train", ctx.max_length, ctx.task)
+    _report_notes(ctx, "train", train)
     validation = None
     if state.splits.get("validation"):
         validation = split_features(state, "validation", ctx.max_length, ctx.task)
+        _report_notes(ctx, "validation", validation)
     else:
         ctx.event("no validation split: no evaluation, the last weights are kept", "warning")
     monitor, higher = resolve_monitor(ctx, settings)

@@ -77,6 +77,7 @@ BUILTIN_ENTRY_POINTS: Mapping[str, str] = {
     "builtin_metrics": "tuneboard.builtin.metrics",
     "builtin_stages": "tuneboard.builtin.stages",
     "builtin_strategies": "tuneboard.builtin.strategies",
+    "builtin_tasks": "tuneboard.builtin.generation",
 }
 
 # Names of plugins and of the classes they register: they appear in tuneboard.toml, in

@@ -91,6 +91,7 @@ def _reference_lines(registry: PluginRegistry) -> Iterator[str]:
         ("Stages", registry.stages),
         ("Datasets", registry.datasets),
         ("Strategies", registry.strategies),
+        ("Tasks", registry.tasks),
     ]
     for title, plugins in kinds:
         yield f"## {title}"
@@ -103,6 +104,9 @@ def _reference_lines(registry: PluginRegistry) -> Iterator[str]:
             yield ""
             if cls.description:
                 yield cls.description
+                yield ""
+            if title == "Tasks":
+                yield "The keys of an `[experiments.NAME.task]` table with this `plugin`:"
                 yield ""
             yield from _param_table(describe_params(cls.Params))
             yield ""
@@ -121,15 +125,17 @@ def _reference_lines(registry: PluginRegistry) -> Iterator[str]:
 # What the public names that are neither classes nor functions are for (their values have no
 # docstrings); `tests/unit/test_docs.py` checks that every one is here.
 VALUE_NOTES = {
-    "Example": "A `TextExample` or a `TokenExample`.",
+    "CAUSAL_LM": "The task of a decoder that continues text (instruction/chat SFT, pretraining).",
+    "Example": "A `TextExample`, a `TokenExample` or a `GenerationExample`.",
     "IGNORE_INDEX": "The label id of a position that does not count (padding, later sub-words).",
     "LogLevel": "The level of an event: `debug`, `info`, `warning` or `error`.",
     "PRECISION_HELP": "The help text of a `precision` parameter, for stages that declare one.",
     "Precision": "The numeric precision a stage runs in.",
+    "SEQ2SEQ": "The task of an encoder-decoder from source to target text.",
     "SEQUENCE_CLASSIFICATION": "The task of classifying a text (or text pair).",
     "SPLITS": "The split names, in order.",
     "Splits": "A dataset's examples by split name.",
-    "TASKS": "Every task tuneboard trains.",
+    "TASKS": "The built-in tasks (task plugins may add more).",
     "TOKEN_CLASSIFICATION": "The task of tagging each word of a sentence (NER).",
     "hookimpl": "The decorator that marks a plugin's hook implementations: `@tuneboard.hookimpl`.",
 }

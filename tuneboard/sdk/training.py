@@ -130,7 +130,9 @@ class TrainParams:
         0, "Evaluate every this many optimizer steps (0 = at the end of each epoch)", min=0
     )
     monitor: str = param(
-        "", "Value that picks the best checkpoint, e.g. val/loss (empty = val/<first metric>)"
+        "",
+        "Value that picks the best checkpoint, e.g. val/loss (empty = val/<first metric>; "
+        "val/loss for generation tasks)",
     )
     mode: Literal["auto", "max", "min"] = param(
         "auto", "Whether the monitored value should go up or down (auto = from the metric)"
@@ -191,6 +193,7 @@ class Features:
     token does not count (token classification, and the prompt of a causal-LM example);
     `token_type_ids` is set for text pairs. `label_lengths` is set when labels are a sequence
     of their own width (a seq2seq target): each batch then cuts labels to its longest target.
+    `notes` are lines for the run's events about what encoding changed (e.g. truncation).
     """
 
     input_ids: np.ndarray
@@ -199,6 +202,7 @@ class Features:
     token_type_ids: np.ndarray | None
     pad_id: int
     label_lengths: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
