@@ -12,6 +12,7 @@ Importing this module is cheap: peft and torch are imported inside the functions
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ _TASK_TYPES = {
     CAUSAL_LM: "CAUSAL_LM",
     SEQ2SEQ: "SEQ_2_SEQ_LM",
 }
+_PROMPT_LEARNING_PARTS = ("prompt_encoder.", "modules_to_save.")
+"""What trains in a prompt-learning `PeftModel`: the virtual tokens and a classifier head."""
 _PEFT_TYPES = {"prefix": "PREFIX_TUNING", "prompt": "PROMPT_TUNING", "p_tuning": "P_TUNING"}
 _TARGET_KEYS = {"lora": "lora_targets", "qlora": "lora_targets", "adalora": "lora_targets"}
 _TARGET_KEYS["ia3"] = "ia3_targets"
@@ -198,10 +201,17 @@ def add_adapters(model: Any, task: str, settings: TrainParams, total_steps: int)
                 f"train = {mode!r}: the model carries a {carried!r} adapter from an earlier "
                 f"stage, which cannot be merged; train it further with train = {carried!r}"
             )
+        for name, param in model.named_parameters():  # loaded adapters come frozen
+            param.requires_grad_(any(part in name for part in _PROMPT_LEARNING_PARTS))
         return model
     reason = unsupported(mode, task)
     if reason:
         raise ConfigError(reason)
+    if mode == "prefix" and not _takes_past_key_values(model, task):
+        raise ConfigError(
+            f"train = 'prefix' with {type(model).__name__}: the model takes no past key values,"
+            " which prefix tuning needs (use prompt or p_tuning)"
+        )
     from peft import get_peft_model
 
     if mode == "qlora":
@@ -223,6 +233,19 @@ def add_adapters(model: Any, task: str, settings: TrainParams, total_steps: int)
         if key is not None and getattr(settings, key):
             raise ConfigError(f"{key} {list(getattr(settings, key))!r}: {first}") from None
         raise ConfigError(f"train = {mode!r} with {type(model).__name__}: {first}") from None
+
+
+def _takes_past_key_values(model: Any, task: str) -> bool:
+    """Whether a classifier (or its backbone) takes the past key values prefix tuning feeds
+    it, as peft asks at the first forward pass (language models always do)."""
+    if task_type(model, task) not in ("SEQ_CLS", "TOKEN_CLS"):
+        return True
+    backbone = getattr(model, str(getattr(model, "base_model_prefix", "")), None)
+    return any(
+        "past_key_values" in inspect.signature(module.forward).parameters
+        for module in (model, backbone)
+        if module is not None
+    )
 
 
 def step_hook(model: Any, mode: str) -> Callable[[int], None] | None:
@@ -298,8 +321,9 @@ def is_adapter_folder(folder: Path) -> bool:
 
 def load_adapter_folder(factory: Any, folder: Path, **kwargs: Any) -> Any:
     """Load a kept adapter's checkpoint: the base with `factory.from_pretrained` (`kwargs`
-    passed on), then the adapter on top of it, ready to train further."""
+    passed on), then the adapter on top of it (frozen: peft loads prompt-learning adapters
+    only so; `add_adapters` makes them trainable again)."""
     from peft import PeftModel
 
     base = factory.from_pretrained(folder / BASE_FOLDER, local_files_only=True, **kwargs)
-    return PeftModel.from_pretrained(base, folder, is_trainable=True)
+    return PeftModel.from_pretrained(base, folder)

@@ -35,6 +35,9 @@ def token_loss(
             labels = batch.pop("labels") if shift else batch["labels"]
             with autocast():
                 logits = model(**batch).logits
+            # Prompt tuning and P-tuning put virtual tokens before the input: their logits
+            # come first and have no label.
+            logits = logits[:, logits.shape[1] - labels.shape[1] :]
             if shift:
                 logits, labels = logits[:, :-1], labels[:, 1:]
             total += F.cross_entropy(
