@@ -12,8 +12,9 @@ from helpers import RecordingContext, one_torch_thread, toy_state, weights
 
 from tuneboard import TrainParams
 from tuneboard.builtin.strategies import StandardStrategy
+from tuneboard.engine.adapters import add_adapters
 from tuneboard.engine.averaging import WeightAverage
-from tuneboard.engine.trainable import add_lora, decay_groups
+from tuneboard.engine.trainable import decay_groups
 from tuneboard.engine.training import evaluate, fit
 from tuneboard.sdk.contracts import NoParams
 
@@ -106,7 +107,10 @@ def test_layer_lr_decay_groups() -> None:
     assert decay_of[id(named["bert.encoder.layer.0.output.dense.weight"])] == 0.01
     assert len(lr_of) == len(named)
     assert groups[0]["lr"] == 1.0  # the learning rate the loop logs is the full one
-    lora = add_lora(model, "sequence-classification", 4, 8, 0.0, ("query", "value"))
+    lora_settings = TrainParams(
+        train="lora", lora_r=4, lora_dropout=0.0, lora_targets=["query", "value"]
+    )
+    lora = add_adapters(model, "sequence-classification", lora_settings, total_steps=1)
     trainable = {id(p) for p in lora.parameters() if p.requires_grad}
     lora_groups = decay_groups(lora, 0.0, lr=1.0, layer_lr_decay=0.5)
     assert {id(p) for g in lora_groups for p in g["params"]} == trainable

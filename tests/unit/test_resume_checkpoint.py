@@ -78,6 +78,8 @@ CASES = {
         4,
     ),
     "lora-early-stopping": ({"train": "lora", "patience": 1, "lr": 5e-2}, at_step(5), 5),
+    # A kept adapter: the checkpoint holds the virtual tokens and the head, not the base.
+    "prompt-tuning": ({"train": "prompt", "num_virtual_tokens": 4, "lr": 5e-2}, at_step(6), 6),
 }
 
 

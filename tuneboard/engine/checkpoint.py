@@ -2,7 +2,9 @@
 
 A checkpoint is a folder ``resume-<step>`` in the stage's folder:
 
-- ``model.safetensors``: the trained module's whole state dict;
+- ``model.safetensors``: the trained module's whole state dict, or for a model with peft
+  adapters only what trains (and the buffers): its frozen base does not change, and a 4-bit
+  base would not load back from a state dict;
 - ``best.safetensors`` and ``ema.safetensors``: named tensors (the best weights so far, the
   moving average of the weights), when there are any;
 - ``trainer.pt``: optimizer, lr-scheduler and grad-scaler state dicts and the torch RNG
@@ -84,8 +86,9 @@ def write(
 ) -> Path:
     """Write a checkpoint at `step` (atomically), remove the older ones, return its folder.
 
-    `model` is saved with safetensors' `save_model` (shared tensors handled), `trainer`
-    (state dicts, RNG tensors) with `torch.save`, `meta` as JSON with ``format`` added.
+    `model` (a module) is saved with safetensors' `save_model` (shared tensors handled), or
+    (a mapping of named tensors) with `save_file`; `trainer` (state dicts, RNG tensors) with
+    `torch.save`, `meta` as JSON with ``format`` added.
     """
     import torch
     from safetensors.torch import save_file, save_model
@@ -95,13 +98,13 @@ def write(
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(mode=0o700, parents=True)
     try:
-        save_model(model, str(temporary / MODEL))
+        if isinstance(model, Mapping):
+            save_file(_on_cpu(model), str(temporary / MODEL))
+        else:
+            save_model(model, str(temporary / MODEL))
         for name, tensors in ((BEST, best), (EMA, ema)):
             if tensors:
-                save_file(
-                    {key: value.detach().contiguous().cpu() for key, value in tensors.items()},
-                    str(temporary / name),
-                )
+                save_file(_on_cpu(tensors), str(temporary / name))
         torch.save(dict(trainer), temporary / TRAINER)
         text = json.dumps({"format": FORMAT, **meta}, indent=1)
         (temporary / META).write_text(text, encoding="utf-8")
@@ -117,11 +120,31 @@ def write(
     return final
 
 
-def load_model_into(model: Any, folder: Path) -> None:
-    """Load a checkpoint's ``model.safetensors`` into `model` (every key must match)."""
-    from safetensors.torch import load_model
+def _on_cpu(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value.detach().contiguous().cpu() for key, value in tensors.items()}
 
-    missing, unexpected = load_model(model, str(folder / MODEL), strict=False)
+
+def load_model_into(model: Any, folder: Path, into: Mapping[str, Any] | None = None) -> None:
+    """Load a checkpoint's ``model.safetensors`` into `model` (every key must match).
+
+    `into` (named tensors of `model`, as `write` got them for a model with adapters) loads
+    the checkpoint's tensors into those, in place, instead of into the whole model.
+    """
+    from safetensors.torch import load_file, load_model
+
+    if into is not None:
+        import torch
+
+        saved = load_file(str(folder / MODEL))
+        missing = sorted(set(into) - set(saved))
+        unexpected = sorted(set(saved) - set(into))
+        if not missing and not unexpected:
+            with torch.no_grad():
+                for name, tensor in into.items():
+                    tensor.copy_(saved[name])
+            return
+    else:
+        missing, unexpected = load_model(model, str(folder / MODEL), strict=False)
     if missing or unexpected:
         names = ", ".join([*missing, *unexpected][:3])
         raise TuneboardError(

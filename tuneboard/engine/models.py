@@ -107,16 +107,20 @@ def load_model_and_tokenizer(
     labels: list[str],
     project_dir: Path,
     task_plugin: Task[Any] | None = None,
+    *,
+    quantize_on: str | None = None,
 ) -> tuple[Any, Any]:
     """Load (or build from `spec.config`) the model for `task` with a head for `labels`.
 
     Return `(model, tokenizer)`. A pretrained model gets a freshly initialised head when its
     own head has another size. `task_plugin` (for tasks other than classification) picks the
-    model class and prepares the tokenizer. Errors are one-line `ConfigError`s naming the
-    model value.
+    model class and prepares the tokenizer. `quantize_on` (a CUDA device) loads the model
+    4-bit onto that device, for QLoRA. A folder holding a kept adapter (a prompt-learning
+    stage's checkpoint) loads as the `PeftModel` it was. Errors are one-line `ConfigError`s
+    naming the model value.
     """
     with MODEL_LOAD_LOCK:
-        return _load_model_and_tokenizer(spec, task, labels, project_dir, task_plugin)
+        return _load_model_and_tokenizer(spec, task, labels, project_dir, task_plugin, quantize_on)
 
 
 def _load_model_and_tokenizer(
@@ -125,6 +129,7 @@ def _load_model_and_tokenizer(
     labels: list[str],
     project_dir: Path,
     task_plugin: Task[Any] | None,
+    quantize_on: str | None = None,
 ) -> tuple[Any, Any]:
     quiet_transformers()
     from transformers import AutoConfig, AutoTokenizer
@@ -162,8 +167,16 @@ def _load_model_and_tokenizer(
         except (ValueError, TypeError, KeyError) as exc:
             raise ConfigError(f"model.config: {_first_line(exc)}") from None
         model = model_cls.from_config(config)
+        if quantize_on is not None:
+            from tuneboard.engine.quantization import reload_4bit
+
+            model = reload_4bit(model, quantize_on)
     else:
         assert spec.source is not None
+        if quantize_on is not None:
+            from tuneboard.engine.quantization import load_kwargs
+
+            label_kwargs.update(load_kwargs(quantize_on))
         model = _load(
             model_cls,
             spec.source,
@@ -189,9 +202,13 @@ def _model_class(task: str) -> Any:
 
 
 def _load(factory: Any, source: str, project_dir: Path, what: str, **kwargs: Any) -> Any:
+    from tuneboard.engine.adapters import is_adapter_folder, load_adapter_folder
+
     location = resolve_model_source(source, project_dir)
     local = Path(location).is_absolute()
     try:
+        if what == "model" and local and is_adapter_folder(Path(location)):
+            return load_adapter_folder(factory, Path(location), **kwargs)
         return factory.from_pretrained(location, local_files_only=local, **kwargs)
     except (OSError, ValueError) as exc:
         where = "local folder" if local else "Hugging Face id (not a local folder)"

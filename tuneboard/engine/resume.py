@@ -448,8 +448,9 @@ class RunRecovery:
         elif state.model is not None and model_key(state.model) != before.model:
             # The stage changed the model without saving it: keep a copy to restore.
             copy = folder / f"{MODEL_COPY}-{spec.index}"
-            state.model.save_pretrained(copy)
-            state.tokenizer.save_pretrained(copy)
+            from tuneboard.engine.adapters import save_model
+
+            save_model(state.model, state.tokenizer, copy)  # a kept adapter with its base
             self._model = _relative(copy, self.run_dir)
         if splits_key(state.splits) != before.splits:
             path = folder / f"splits-{spec.index}.jsonl"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneboard.config import ExperimentConfig, Project
+from tuneboard.config import LOCAL_EXECUTOR, ExperimentConfig, Project
 from tuneboard.engine.context import ProjectDatasetContext, RunContext, RunEnvironment
 from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
@@ -23,7 +23,7 @@ from tuneboard.engine.resume import ResumePlan, RunRecovery
 from tuneboard.engine.tasks import build_task
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.contracts import LogLevel, PipelineState, Splits
-from tuneboard.sdk.errors import PluginError, RunCancelled, TuneboardError
+from tuneboard.sdk.errors import ConfigError, PluginError, RunCancelled, TuneboardError
 from tuneboard.sdk.errors import one_line as _one_line
 from tuneboard.sdk.recording import RunRecorder
 from tuneboard.sdk.status import CANCELLED, COMPLETED, FAILED, RUNNING
@@ -74,7 +74,36 @@ def prepare_run(
             resolve_model_source(source, project.root)
     if experiment.model.source and experiment.model.config is None:
         check_safe_weights(experiment.model.source, project.root)
+    check_train_modes(project, experiment)
     return PreparedRun(project, experiment, splits, labels, tuple(ctx.files))
+
+
+def check_train_modes(project: Project, experiment: ExperimentConfig) -> None:
+    """Refuse, in one line naming the stage and key, a stage whose `train` mode cannot run:
+    peft adapters the experiment's task cannot take, or qlora on this machine when it lacks
+    a CUDA GPU or bitsandbytes (runs of the local executor execute here)."""
+    from tuneboard.engine.adapters import unsupported
+    from tuneboard.engine.quantization import QLORA, qlora_problem, train_mode
+
+    problem: str | None = None
+    checked = False
+    for spec in experiment.stages:
+        mode = train_mode(spec.params)
+        if mode is None:
+            continue
+        where = f"{project.file.name}: [experiments.{experiment.name}.stages.{spec.index}]"
+        where = f"{where} ({spec.name}): key 'train'"
+        reason = unsupported(mode, experiment.task)
+        if reason:
+            raise ConfigError(f"{where}: {reason}")
+        if mode == QLORA and project.executor.plugin == LOCAL_EXECUTOR:
+            if not checked:
+                problem, checked = qlora_problem(project.devices), True
+            if problem:
+                raise ConfigError(
+                    f"{where}: qlora needs a CUDA GPU and bitsandbytes, but {problem} "
+                    "(train = 'lora' needs neither)"
+                )
 
 
 class EngineJob:
@@ -206,12 +235,17 @@ class EngineJob:
         experiment = self.prepared.experiment
         started = time.perf_counter()
         torch.manual_seed(experiment.seed)  # a new head or model starts the same every time
+        from tuneboard.engine.quantization import loads_4bit
+
+        # A pipeline that starts with qlora loads its model 4-bit, never in full precision.
+        quantize = loads_4bit([spec.params for spec in experiment.stages])
         model, tokenizer = load_model_and_tokenizer(
             experiment.model,
             experiment.task,
             self.prepared.labels,
             self.prepared.project.root,
             env.task,
+            quantize_on=env.device if quantize else None,
         )
         model.to(env.device)
         sizes = ", ".join(f"{name} {len(rows)}" for name, rows in self.prepared.splits.items())

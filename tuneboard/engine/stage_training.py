@@ -159,6 +159,13 @@ class StageTraining(Training):
             autocast=lambda: autocast_context(device, precision),
         )
 
+    def save_model(self, state: PipelineState, folder: Path) -> bool:
+        """Save the model and tokenizer to `folder`; True for a kept adapter."""
+        from tuneboard.engine.adapters import is_peft_model, save_model
+
+        save_model(state.model, state.tokenizer, folder)
+        return is_peft_model(state.model)
+
     def save_checkpoint(self, state: PipelineState, name: str = "best") -> Path:
         """Save the model and tokenizer to the stage's folder and hand them on."""
         from tuneboard.engine.training import save_checkpoint

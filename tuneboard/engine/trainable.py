@@ -1,18 +1,18 @@
-"""Which parameters of a model train: all, the head, the top k layers, or LoRA adapters.
+"""Which parameters of a model train (all, the head, the top k layers; peft adapters are in
+`tuneboard.engine.adapters`), gradient checkpointing, and optimizer parameter groups.
 
 Imports torch at module level: import it lazily, from code that trains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from tuneboard.sdk.contracts import CAUSAL_LM, SEQ2SEQ, TOKEN_CLASSIFICATION
 from tuneboard.sdk.errors import ConfigError
 from tuneboard.sdk.training import TrainMode
 
@@ -81,36 +81,36 @@ def freeze_except(model: nn.Module, mode: TrainMode, top_k: int) -> None:
         param.requires_grad_(is_head(name, prefix) or name.startswith(layer_prefixes))
 
 
-def add_lora(
-    model: nn.Module, task: str, r: int, alpha: int, dropout: float, targets: Sequence[str]
-) -> Any:
-    """Wrap `model` with LoRA adapters on the `targets` modules; the head trains in full."""
-    from peft import LoraConfig, TaskType, get_peft_model
-
-    task_types = {
-        TOKEN_CLASSIFICATION: TaskType.TOKEN_CLS,
-        CAUSAL_LM: TaskType.CAUSAL_LM,
-        SEQ2SEQ: TaskType.SEQ_2_SEQ_LM,
-    }
-    config = LoraConfig(
-        task_type=task_types.get(task, TaskType.SEQ_CLS),
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        # None: peft's own choice for the model type (query/value for BERT, c_attn for GPT-2).
-        target_modules=list(targets) or None,
-    )
-    try:
-        return get_peft_model(model, config)
-    except ValueError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"lora_targets {list(targets)!r}: {first}") from None
+def enable_gradient_checkpointing(model: Any, adapters: bool) -> None:
+    """Recompute activations in the backward pass (non-reentrant checkpointing); with
+    `adapters` (a frozen base), make the embeddings' output need gradients, as peft needs."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"gradient_checkpointing: {type(model).__name__} does not support it")
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers 5 renamed it
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "use_cache"):
+        config.use_cache = False  # a cache is useless (and warned about) while training
+    if adapters:
+        model.enable_input_require_grads()
 
 
-def merge_lora(model: Any) -> nn.Module:
-    """Fold LoRA adapters into the weights and return the plain model underneath."""
-    merged: nn.Module = model.merge_and_unload()
-    return merged
+def disable_gradient_checkpointing(model: Any) -> None:
+    """Undo `enable_gradient_checkpointing` on `model` (a plain transformers model)."""
+    if hasattr(model, "activation_checkpointing_disable"):
+        model.activation_checkpointing_disable()
+    elif hasattr(model, "gradient_checkpointing_disable"):
+        model.gradient_checkpointing_disable()
+    if hasattr(model, "disable_input_require_grads"):
+        # Older transformers raise AttributeError when no hook was registered.
+        with contextlib.suppress(AttributeError):
+            model.disable_input_require_grads()
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "use_cache"):
+        config.use_cache = True
 
 
 def decay_groups(

@@ -17,6 +17,15 @@ import torch
 import torch.nn.functional as F
 
 from tuneboard.engine import checkpoint
+from tuneboard.engine.adapters import (
+    PEFT_MODES,
+    add_adapters,
+    finish,
+    is_peft_model,
+    kept_mode,
+    save_model,
+    step_hook,
+)
 from tuneboard.engine.averaging import WeightAverage
 from tuneboard.engine.data import (
     batch_order,
@@ -24,11 +33,12 @@ from tuneboard.engine.data import (
     num_batches,
     split_features,
 )
+from tuneboard.engine.quantization import QLORA, is_4bit, reload_4bit
 from tuneboard.engine.trainable import (
-    add_lora,
     decay_groups,
+    disable_gradient_checkpointing,
+    enable_gradient_checkpointing,
     freeze_except,
-    merge_lora,
     set_dropout,
 )
 from tuneboard.sdk.contracts import Example, PipelineState, StageContext, Strategy, TrainStep
@@ -423,9 +433,10 @@ def fit(
     `data` replaces the train and validation splits with a stage's own features and
     evaluation (see `tuneboard.FitData`).
 
-    On return `state.model` holds the best weights (LoRA adapters merged), saved with the
-    tokenizer to ``ctx.stage_dir / "best"``; `state.best_checkpoint` and `state.metrics`
-    are updated, and the best value is reported with `ctx.report_best`.
+    On return `state.model` holds the best weights (adapters merged, except prompt-learning
+    ones, which stay a `PeftModel`), saved with the tokenizer to ``ctx.stage_dir / "best"``;
+    `state.best_checkpoint` and `state.metrics` are updated, and the best value is reported
+    with `ctx.report_best`.
 
     With `settings.resumable`, it keeps a resume checkpoint in ``ctx.stage_dir`` (`checkpoint`)
     written after every evaluation (every epoch when there is no validation split) and when
@@ -449,19 +460,9 @@ def fit(
     monitor, higher = resolve_monitor(ctx, settings, own_evaluation=data is not None)
     if settings.dropout is not None:
         set_dropout(model, settings.dropout)
-    lora = settings.train == "lora"
-    if lora:
-        model = add_lora(
-            model,
-            state.task,
-            settings.lora_r,
-            settings.lora_alpha,
-            settings.lora_dropout,
-            settings.lora_targets,
-        )
-    else:
-        freeze_except(model, settings.train, settings.top_k)
-    model.to(ctx.device)
+    model = _trainable_model(
+        ctx, state, model, settings, step_plan(settings, len(train) // train.group)[3]
+    )
 
     own_evaluation = data.evaluate if data is not None else None
     loop = _Loop(
@@ -480,9 +481,7 @@ def fit(
         )
     if best.step is not None and best.step != loop.step:
         best.restore(model)
-    if lora:
-        model = merge_lora(model)
-    model.requires_grad_(True)
+    model = _after_training(model, settings)
     model.eval()
     state.model = model
     folder = save_checkpoint(ctx, state)
@@ -502,6 +501,59 @@ def fit(
         checkpoint=folder,
         history=loop.history,
     )
+
+
+def step_plan(settings: TrainParams, units: int) -> tuple[int, int, int, int]:
+    """How `units` training examples (row groups, for grouped features) make steps:
+    (micro-batches per epoch, micro-batches per optimizer step, optimizer steps per epoch,
+    optimizer steps in all)."""
+    micro_per_epoch = num_batches(units, settings.batch_size)
+    accum = settings.grad_accum if settings.grad_accum > 0 else micro_per_epoch
+    steps_per_epoch = num_batches(micro_per_epoch, accum)
+    total = settings.epochs * steps_per_epoch
+    total = min(total, settings.max_steps) if settings.max_steps > 0 else total
+    return micro_per_epoch, accum, steps_per_epoch, total
+
+
+def _trainable_model(
+    ctx: StageContext, state: PipelineState, model: Any, settings: TrainParams, total: int
+) -> Any:
+    """`model` set up to train what `settings.train` says, on the stage's device: its own
+    weights frozen but for the trained ones, or wrapped with peft adapters."""
+    mode = settings.train
+    carried = kept_mode(model)
+    if carried is not None and carried != mode:
+        raise ConfigError(
+            f"train = {mode!r}: the model carries a {carried!r} adapter from an earlier stage, "
+            f"which cannot be merged; train it further with train = {carried!r}"
+        )
+    if mode == QLORA and not is_4bit(model):
+        ctx.event("train = qlora: loading the model 4-bit")
+        model = reload_4bit(model, ctx.device)
+    if settings.gradient_checkpointing and mode != QLORA:  # qlora: peft's preparation does it
+        plain = model.get_base_model() if is_peft_model(model) else model
+        enable_gradient_checkpointing(plain, adapters=mode in PEFT_MODES)
+    if mode in PEFT_MODES:
+        model = add_adapters(model, state.task, settings, total)
+    else:
+        freeze_except(model, mode, settings.top_k)
+    if not is_4bit(model):  # a 4-bit model is loaded onto its device
+        model.to(ctx.device)
+    return model
+
+
+def _after_training(model: Any, settings: TrainParams) -> Any:
+    """The model a stage hands on: adapters merged (or kept, for prompt learning), gradient
+    checkpointing off again, every weight trainable again for the next stage (a kept
+    adapter stays as peft set it up, to go on training)."""
+    if settings.train in PEFT_MODES:
+        model = finish(model, settings.train)
+    plain = model.get_base_model() if is_peft_model(model) else model
+    if settings.gradient_checkpointing:
+        disable_gradient_checkpointing(plain)
+    if not is_peft_model(model):
+        model.requires_grad_(True)
+    return model
 
 
 class _Loop:
@@ -530,11 +582,8 @@ class _Loop:
         self.device = ctx.device
         # A batch holds `batch_size` groups of rows (one row each, but for grouped features).
         self.rows_per_batch = settings.batch_size * train.group
-        self.micro_per_epoch = num_batches(len(train), self.rows_per_batch)
-        self.accum = settings.grad_accum if settings.grad_accum > 0 else self.micro_per_epoch
-        self.steps_per_epoch = num_batches(self.micro_per_epoch, self.accum)
-        total = settings.epochs * self.steps_per_epoch
-        self.total = min(total, settings.max_steps) if settings.max_steps > 0 else total
+        plan = step_plan(settings, len(train) // train.group)
+        self.micro_per_epoch, self.accum, self.steps_per_epoch, self.total = plan
         self.epochs = num_batches(self.total, self.steps_per_epoch)
 
         self.dtype = autocast_dtype(settings.precision, self.device)
@@ -551,6 +600,7 @@ class _Loop:
         factor = lr_factor(settings.scheduler, warmup_steps(settings, self.total), self.total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.ema = WeightAverage(model, settings.ema_decay) if settings.ema_decay else None
+        self.adapter_step = step_hook(model, settings.train)  # AdaLoRA's rank allocation
 
         self.loss_scale = 1.0
         self.step = 0
@@ -689,7 +739,7 @@ class _Loop:
             checkpoint.write(
                 ctx.stage_dir,
                 self.step,
-                model=self.model,
+                model=self._resume_weights() or self.model,
                 trainer=trainer,
                 best={} if best_is_current else self.best.tensors(),
                 ema=ema,
@@ -701,6 +751,11 @@ class _Loop:
             )
             return
         self.saved_step = self.step
+
+    def _resume_weights(self) -> dict[str, torch.Tensor] | None:
+        """What a resume checkpoint holds of a model with peft adapters: the tensors that
+        change (None: the whole model)."""
+        return dict(_changing_tensors(self.model)) if is_peft_model(self.model) else None
 
     def restore(self) -> tuple[int, int]:
         """Continue from the stage's resume checkpoint, if it has one: load the weights,
@@ -723,7 +778,7 @@ class _Loop:
                 f"resume checkpoint {folder}: written for other data or settings ({what}); "
                 "launch the experiment again instead of resuming"
             )
-        checkpoint.load_model_into(self.model, folder)
+        checkpoint.load_model_into(self.model, folder, self._resume_weights())
         trainer = checkpoint.load_trainer(folder)
         self.optimizer.load_state_dict(trainer["optimizer"])
         self.scheduler.load_state_dict(trainer["scheduler"])
@@ -792,6 +847,8 @@ class _Loop:
             scaler.update()
         else:
             optimizer.step()
+        if self.adapter_step is not None:
+            self.adapter_step(self.step)  # reads the gradients: before they are cleared
         lr = float(self.scheduler.get_last_lr()[0])
         self.scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -866,11 +923,9 @@ class _Loop:
 
 def save_checkpoint(ctx: StageContext, state: PipelineState, name: str = "best") -> Path:
     """Save `state.model` and tokenizer (safetensors) to ``ctx.stage_dir / name`` and
-    record it as the best checkpoint."""
+    record it as the best checkpoint (a kept adapter as `adapters.save_model` says)."""
     folder = ctx.stage_dir / name
-    folder.mkdir(parents=True, exist_ok=True)
-    state.model.save_pretrained(folder)
-    state.tokenizer.save_pretrained(folder)
+    save_model(state.model, state.tokenizer, folder)
     state.best_checkpoint = folder
     ctx.artifact(folder, "checkpoint")
     return folder

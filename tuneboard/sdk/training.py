@@ -39,7 +39,15 @@ IGNORE_INDEX = -100
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISION_HELP = "Numeric precision: auto = bf16 on a GPU that supports it, else fp32"
 Schedule = Literal["linear", "cosine", "constant"]
-TrainMode = Literal["all", "head", "top_k", "lora"]
+TrainMode = Literal[
+    "all", "head", "top_k", "lora", "qlora", "adalora", "ia3", "prefix", "prompt", "p_tuning"
+]
+TRAIN_HELP = (
+    "What trains: all weights, the head only, the top_k layers + head, or peft adapters:"
+    " lora, qlora (LoRA on a 4-bit base; CUDA and bitsandbytes), adalora, ia3, or the"
+    " prompt-learning methods prefix, prompt and p_tuning (causal-lm and seq2seq; prompt and"
+    " p_tuning for sequence-classification too)"
+)
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -85,19 +93,38 @@ class TrainParams:
     max_grad_norm: float = param(1.0, "Clip the gradient norm to this (0 = no clipping)", min=0)
     grad_accum: int = param(1, "Micro-batches whose gradients add up to one optimizer step", min=1)
     precision: Precision = param("auto", PRECISION_HELP)
-    train: TrainMode = param(
-        "all", "What trains: all weights, the head only, the top_k layers + head, or LoRA"
-    )
+    train: TrainMode = param("all", TRAIN_HELP)
     top_k: int = param(2, "With train = top_k: how many of the top encoder layers train", min=1)
-    lora_r: int = param(8, "With train = lora: rank of the adapters", min=1)
-    lora_alpha: int = param(16, "With train = lora: scaling numerator (alpha / r)", min=1)
+    lora_r: int = param(8, "With train = lora or qlora: rank of the adapters", min=1)
+    lora_alpha: int = param(
+        16, "With train = lora, qlora or adalora: scaling numerator (alpha / r)", min=1
+    )
     lora_dropout: float = param(
-        0.1, "With train = lora: dropout on the adapter input", min=0, max=1
+        0.1, "With train = lora, qlora or adalora: dropout on the adapter input", min=0, max=1
     )
     lora_targets: list[str] = param(
         [],
-        "With train = lora: names of the modules that get adapters (empty = peft's default "
-        "for the model type, e.g. query and value for BERT, c_attn for GPT-2)",
+        "With train = lora, qlora or adalora: names of the modules that get adapters (empty ="
+        " peft's default for the model type, e.g. query and value for BERT, c_attn for GPT-2)",
+    )
+    adalora_init_r: int = param(
+        12, "With train = adalora: rank each adapter starts with before pruning", min=1
+    )
+    adalora_target_r: int = param(
+        4, "With train = adalora: average rank the adapters are pruned down to", min=1
+    )
+    ia3_targets: list[str] = param(
+        [],
+        "With train = ia3: names of the modules whose activations are rescaled (empty = peft's"
+        " default for the model type)",
+    )
+    num_virtual_tokens: int = param(
+        20, "With train = prefix, prompt or p_tuning: how many virtual tokens are learnt", min=1
+    )
+    gradient_checkpointing: bool = param(
+        False,
+        "Recompute activations in the backward pass instead of keeping them: much less memory"
+        " for longer sequences, about a third more time per step",
     )
     eval_every: int = param(
         0, "Evaluate every this many optimizer steps (0 = at the end of each epoch)", min=0
@@ -146,6 +173,15 @@ class TrainParams:
     eval_max_new_tokens: int = param(
         64, "Generation tasks: longest output generated at an evaluation, in tokens", min=1
     )
+
+    def __post_init__(self) -> None:
+        """Check values that depend on each other (a subclass that has its own
+        ``__post_init__`` calls this one too)."""
+        if self.train == "adalora" and self.adalora_target_r > self.adalora_init_r:
+            raise ValueError(
+                f"key 'adalora_target_r' ({self.adalora_target_r}) must not exceed "
+                f"'adalora_init_r' ({self.adalora_init_r}): AdaLoRA only prunes ranks"
+            )
 
 
 @dataclass(frozen=True)
@@ -257,7 +293,8 @@ class Training(ABC):
         It evaluates on the validation split every epoch (or `eval_every` steps), keeps the
         best weights by `params.monitor`, stops early after `patience` evaluations without
         improvement and writes resume checkpoints. On return `state.model` holds the best
-        weights (LoRA merged), saved with the tokenizer as the stage's `best` checkpoint;
+        weights (adapters merged, except prompt-learning ones), saved with the tokenizer as the
+        stage's `best` checkpoint;
         `state.best_checkpoint` and `state.metrics` are updated and the best value reported.
         `strategy` (default: the one `params.strategy` names) computes each step's gradients.
         `data` (a `FitData`) replaces the train and validation splits with features the stage
@@ -338,6 +375,18 @@ class Training(ABC):
         """What `state.model` generates for each example's prompt (a generation task's
         model; `ConfigError` for a classification task). `generation` says how to decode
         (default: greedy, 64 new tokens)."""
+
+    @abstractmethod
+    def save_model(self, state: PipelineState, folder: Path) -> bool:
+        """Save `state.model` and its tokenizer (safetensors) to `folder`, the way checkpoints
+        are saved, and return True when it is a kept adapter rather than a plain model.
+
+        A plain model loads back with ``AutoModelFor<Task>.from_pretrained(folder)``. A model
+        that keeps its adapter (prompt, prefix or P-tuning: they cannot be merged) is saved as
+        the adapter with its base model in ``folder/base``, which
+        ``peft.AutoPeftModelFor<Task>.from_pretrained(folder)`` loads, and
+        ``PeftModel.from_pretrained(AutoModelFor<Task>.from_pretrained(folder / "base"),
+        folder)`` too once the folder has moved."""
 
     @abstractmethod
     def save_checkpoint(self, state: PipelineState, name: str = "best") -> Path:

@@ -36,6 +36,9 @@ def token_loss(
             with autocast():
                 # No cache: a decoder keeping one would ignore packed rows' position_ids.
                 logits = model(**batch, use_cache=False).logits
+            # Prompt tuning and P-tuning put virtual tokens before the input: their logits
+            # come first and have no label.
+            logits = logits[:, logits.shape[1] - labels.shape[1] :]
             if shift:
                 logits, labels = logits[:, :-1], labels[:, 1:]
             total += F.cross_entropy(
