@@ -76,6 +76,7 @@ PROJECT_PLUGINS_DIR = "plugins"
 BUILTIN_ENTRY_POINTS: Mapping[str, str] = {
     "builtin_datasets": "tuneboard.builtin.datasets",
     "builtin_metrics": "tuneboard.builtin.metrics",
+    "builtin_prompt_tasks": "tuneboard.builtin.prompt_tasks",
     "builtin_stages": "tuneboard.builtin.stages",
     "builtin_strategies": "tuneboard.builtin.strategies",
     "builtin_tasks": "tuneboard.builtin.generation",
