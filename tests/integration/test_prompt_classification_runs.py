@@ -12,6 +12,8 @@ import pytest
 
 from tuneboard import ConfigError
 from tuneboard.config import load_project
+from tuneboard.engine.runner import prepare_run
+from tuneboard.plugins import load_plugins
 from tuneboard.store import Store
 from tuneboard.testing import TINY_TOKENIZER, ThrowawayProject
 from tuneboard.ui.render import toml_literal
@@ -108,3 +110,19 @@ def test_bad_task_tables_are_named(tmp_path: Path) -> None:
     assert result.status == "failed"
     assert "label_words names labels the data does not have: neutral" in (result.error or "")
 
+
+def test_the_docs_example_validates_and_its_data_loads(sentiment_project: Path) -> None:
+    page = (Path(__file__).parents[2] / "docs" / "prompt-classification.md").read_text("utf-8")
+    [block] = [b for b in page.split("```toml\n")[1:] if b.startswith("# Zero-shot, few-shot")]
+    toml = '[project]\nname = "sentiment"\n' + block.split("```")[0]
+    (sentiment_project / "tuneboard.toml").write_text(toml, encoding="utf-8")
+    loaded = load_project(sentiment_project)
+    registry = load_plugins(loaded.root)
+    shots = {}
+    for name in ("zeroshot", "fewshot", "tuned"):
+        experiment = loaded.experiment(name, registry)
+        prepared = prepare_run(loaded, experiment, registry)  # reads the data; no model yet
+        assert prepared.labels == ["negative", "positive"]
+        assert experiment.task == "prompt-classification"
+        shots[name] = experiment.task_params.shots
+    assert shots == {"zeroshot": 0, "fewshot": 4, "tuned": 0}
