@@ -4,7 +4,7 @@ zero-shot and few-shot evaluation, fine-tuning, and `predict` refusing it."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,40 +15,23 @@ from tuneboard.config import load_project
 from tuneboard.engine.runner import prepare_run
 from tuneboard.plugins import load_plugins
 from tuneboard.store import Store
-from tuneboard.testing import TINY_TOKENIZER, ThrowawayProject
-from tuneboard.ui.render import toml_literal
+from tuneboard.testing import TINY_TOKENIZER, RunResult, ThrowawayProject
 
 TINY_GPT2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 256}
 
 
 class PromptProject(ThrowawayProject):
-    """The throwaway project with a tiny random GPT-2 and the prompt-classification task."""
+    """The throwaway project's data, run with a tiny random GPT-2 and a prompt-classification
+    task table."""
 
     def __init__(self, root: Path, task: Mapping[str, Any]) -> None:
         super().__init__(root)
         self.task = dict(task)
 
-    def experiment_toml(
-        self,
-        name: str,
-        stages: Sequence[Mapping[str, Any]],
-        *,
-        metrics: Sequence[str] = ("accuracy",),
-        max_length: int = 32,
-        dataset: Mapping[str, Any] | None = None,
-    ) -> str:
-        """The base tables with this project's model and task."""
-        text = super().experiment_toml(
-            name, stages, metrics=metrics, max_length=max_length, dataset=dataset
-        )
+    def classify(self, *stages: Mapping[str, Any], **options: Any) -> RunResult:
+        """`run` with this project's task and model."""
         model = {"tokenizer": TINY_TOKENIZER, "config": TINY_GPT2}
-        lines = [
-            f"model = {toml_literal(model)}\ntask = {toml_literal(self.task)}"
-            if line.startswith("model = ")
-            else line
-            for line in text.splitlines()
-        ]
-        return "\n".join(lines) + "\n"
+        return self.run(*stages, task=self.task, model=model, **options)
 
 
 def project(folder: Path, **task: Any) -> PromptProject:
@@ -56,13 +39,13 @@ def project(folder: Path, **task: Any) -> PromptProject:
 
 
 def test_zero_and_few_shot_evaluation_give_metrics(tmp_path: Path) -> None:
-    zero = project(tmp_path).run({"plugin": "evaluate"}, metrics=["accuracy", "f1_macro"])
+    zero = project(tmp_path).classify({"plugin": "evaluate"}, metrics=["accuracy", "f1_macro"])
     assert zero.status == "completed", zero.error
     assert 0.0 <= zero.metrics["test/accuracy"] <= 1.0
     assert 0.0 <= zero.metrics["test/f1_macro"] <= 1.0
     assert math.isfinite(zero.metrics["test/loss"]) and zero.metrics["test/loss"] > 0
 
-    few = project(tmp_path / "few", shots=4, shot_separator=" | ").run(
+    few = project(tmp_path / "few", shots=4, shot_separator=" | ").classify(
         {"plugin": "evaluate", "split": "validation"}, max_length=96
     )
     assert few.status == "completed", few.error
@@ -81,7 +64,7 @@ def test_fine_tuning_learns_the_label_words(tmp_path: Path) -> None:
         "scheduler": "constant",
     }
     words = project(tmp_path, label_words={"positive": "good", "negative": "bad"})
-    result = words.run(finetune, {"plugin": "evaluate"})
+    result = words.classify(finetune, {"plugin": "evaluate"})
     assert result.status == "completed", result.error
     assert result.metrics["test/accuracy"] >= 0.9  # chance is 0.5 (the test split is balanced)
     assert result.metrics["test/loss"] < 3.0  # untrained: about ln(30522 tokens) = 10.3
@@ -98,15 +81,17 @@ def test_fine_tuning_learns_the_label_words(tmp_path: Path) -> None:
 
 
 def test_predict_refuses_the_task(tmp_path: Path) -> None:
-    result = project(tmp_path).run({"plugin": "predict"})
+    result = project(tmp_path).classify({"plugin": "predict"})
     assert result.status == "failed"
     assert result.error is not None and "use the `evaluate` stage" in result.error
 
 
 def test_bad_task_tables_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"template 'Sentiment:' has no \{text\} placeholder"):
-        project(tmp_path / "a", template="Sentiment:").run({"plugin": "evaluate"})
-    result = project(tmp_path / "b", label_words={"neutral": "meh"}).run({"plugin": "evaluate"})
+        project(tmp_path / "a", template="Sentiment:").classify({"plugin": "evaluate"})
+    result = project(tmp_path / "b", label_words={"neutral": "meh"}).classify(
+        {"plugin": "evaluate"}
+    )
     assert result.status == "failed"
     assert "label_words names labels the data does not have: neutral" in (result.error or "")
 
