@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tuneboard import (
-    SEQUENCE_CLASSIFICATION,
     DataError,
     Dataset,
     DatasetContext,
@@ -27,6 +26,7 @@ from tuneboard import (
 )
 from tuneboard.builtin.conll import ConllDataset
 from tuneboard.builtin.gendata import ChatDataset, CorpusDataset, PairsDataset
+from tuneboard.builtin.prompt_classification import LABEL_TASKS
 from tuneboard.builtin.textfiles import (
     check_columns,
     delimited_rows,
@@ -63,8 +63,8 @@ class TableDataset(Dataset[TableParams]):
 
     def load(self, ctx: DatasetContext) -> Splits:
         """Read each named file into a split of `TextExample`s."""
-        if ctx.task != SEQUENCE_CLASSIFICATION:
-            raise DataError(f"dataset {self.name!r} supports only {SEQUENCE_CLASSIFICATION}")
+        if ctx.task not in LABEL_TASKS:
+            raise DataError(f"dataset {self.name!r} supports only {', '.join(LABEL_TASKS)}")
         p = self.params
         splits: Splits = {}
         for split, name in (("train", p.train), ("validation", p.validation), ("test", p.test)):

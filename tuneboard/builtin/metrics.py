@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from tuneboard import Metric, hookimpl
 from tuneboard.builtin.entities import ENTITY_METRICS
 from tuneboard.builtin.generation_metrics import GENERATION_METRICS
+from tuneboard.builtin.prompt_classification import LABEL_TASKS
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Accuracy(Metric):
 
     name = "accuracy"
     description = "Share of examples whose predicted label is the reference label"
+    tasks = LABEL_TASKS
 
     def compute(
         self, predictions: Sequence[Any], references: Sequence[Any], label_names: Sequence[str]
@@ -91,6 +93,7 @@ class Accuracy(Metric):
 class _Averaged(Metric):
     average: ClassVar[Literal["macro", "micro"]]
     index: ClassVar[int]
+    tasks = LABEL_TASKS
 
     def compute(
         self, predictions: Sequence[Any], references: Sequence[Any], label_names: Sequence[str]

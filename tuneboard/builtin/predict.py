@@ -233,6 +233,11 @@ def run_predict(params: PredictParams, ctx: StageContext, state: PipelineState) 
     artifact."""
     if state.model is None or state.tokenizer is None:
         raise ConfigError("predict: no model in the pipeline state")
+    if ctx.task is not None:
+        raise ConfigError(
+            f"predict: writes classifier predictions; task {state.task!r} is not one (use the "
+            "`evaluate` stage for its metrics, or `generate` for its outputs)"
+        )
     if params.file:
         path = ctx.project_file(params.file, "file")
         examples = read_inputs(path, state.task, params.text_column, params.label_column)

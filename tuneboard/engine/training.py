@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +240,8 @@ def evaluate(
             batch_size=batch_size,
             dtype=autocast_dtype(precision, ctx.device),
             generate_samples=len(features),
+            labels=state.labels,
+            train=state.splits.get("train", ()),
         )
         return {f"{prefix}/{name}": value for name, value in values.items()}
     predictions = predict(
@@ -297,8 +299,11 @@ def task_evaluate(
     generate_samples: int,
     max_new_tokens: int = 64,
     step: int | None = None,
+    labels: Sequence[str] = (),
+    train: Sequence[Example] = (),
 ) -> dict[str, float]:
-    """A task plugin's values for `split` (without a prefix), model left in eval mode."""
+    """A task plugin's values for `split` (without a prefix), model left in eval mode;
+    `labels` (the label set) and `train` (the train split) are for labelled tasks."""
     model.eval()
     inputs = EvaluationInputs(
         model=model,
@@ -311,6 +316,8 @@ def task_evaluate(
         generate_samples=generate_samples,
         generation=GenerationParams(max_new_tokens=max_new_tokens),
         step=step,
+        labels=labels,
+        train=train,
     )
     return {name: float(value) for name, value in task.evaluate(ctx, inputs).items()}
 
@@ -577,6 +584,7 @@ class _Loop:
     ) -> None:
         self.ctx, self.labels, self.settings, self.strategy = ctx, state.labels, settings, strategy
         self.tokenizer, self.validation_examples = state.tokenizer, state.splits.get("validation")
+        self.train_examples = state.splits.get("train", [])
         self.model, self.train, self.validation = model, train, validation
         self.own_evaluation = own_evaluation  # a stage's FitData.evaluate, replacing the task's
         self.device = ctx.device
@@ -892,6 +900,8 @@ class _Loop:
                 generate_samples=self.settings.eval_generate_samples,
                 max_new_tokens=self.settings.eval_max_new_tokens,
                 step=self.step,
+                labels=self.labels,
+                train=self.train_examples,
             )
             return {f"val/{name}": value for name, value in values.items()}
         predictions = predict(

@@ -70,11 +70,13 @@ ALLOW_ENV = "TUNEBOARD_PLUGINS_ALLOW"
 BLOCK_ENV = "TUNEBOARD_PLUGINS_BLOCK"
 PROJECT_PLUGINS_DIR = "plugins"
 
-# Used only when tuneboard runs from a source tree that was never installed, so that its
-# entry points are missing; a test keeps this in step with pyproject.toml.
+# Used for those of them the installed metadata lacks: when tuneboard runs from a source tree
+# that was never installed, or whose editable install predates a built-in; a test keeps this
+# in step with pyproject.toml.
 BUILTIN_ENTRY_POINTS: Mapping[str, str] = {
     "builtin_datasets": "tuneboard.builtin.datasets",
     "builtin_metrics": "tuneboard.builtin.metrics",
+    "builtin_prompt_tasks": "tuneboard.builtin.prompt_tasks",
     "builtin_stages": "tuneboard.builtin.stages",
     "builtin_strategies": "tuneboard.builtin.strategies",
     "builtin_tasks": "tuneboard.builtin.generation",
@@ -600,15 +602,15 @@ def _entry_point_candidates() -> list[_Candidate]:
                 distribution=dist.name if dist else None,
             ),
         )
-    try:
-        importlib.metadata.distribution("tuneboard")
-    except importlib.metadata.PackageNotFoundError:
-        from tuneboard import __version__
+    # Built-ins the installed metadata lacks: a source tree never installed, or an editable
+    # install made before a built-in was added to pyproject.toml.
+    listed = {name for name, _ in candidates}
+    from tuneboard import __version__
 
-        for name, module in BUILTIN_ENTRY_POINTS.items():
-            candidates.setdefault(
-                (name, module),
-                _Candidate(name, "built-in", module, _importer(module), __version__, "tuneboard"),
+    for name, module in BUILTIN_ENTRY_POINTS.items():
+        if name not in listed:
+            candidates[(name, module)] = _Candidate(
+                name, "built-in", module, _importer(module), __version__, "tuneboard"
             )
     return sorted(candidates.values(), key=lambda c: (c.source != "built-in", c.name))
 

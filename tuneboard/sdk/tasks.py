@@ -57,7 +57,9 @@ class EvaluationInputs:
 
     `autocast()` runs forward passes in the configured precision; `generate_samples` caps how
     many examples (the first ones) are generated from, for generation metrics (0 = none);
-    `step` is the training step (None outside training).
+    `step` is the training step (None outside training). For a `labelled` task, `labels` are
+    the label names in index order (metrics take indices into them); `train` is the train
+    split's examples (e.g. for few-shot prompts; empty when there is none).
     """
 
     model: Any
@@ -70,6 +72,8 @@ class EvaluationInputs:
     generate_samples: int
     generation: GenerationParams
     step: int | None = None
+    labels: Sequence[str] = ()
+    train: Sequence[Example] = ()
 
 
 class Task(Plugin[P], ABC):
