@@ -20,6 +20,7 @@ from tuneboard.config.overrides import apply_overrides
 from tuneboard.config.project import (
     CONFIG_FILE,
     DEFAULT_CORRECTIONS,
+    DEFAULT_RESPONSES,
     DEFAULT_DATABASE,
     DEFAULT_RUNS_DIR,
     LOCAL_EXECUTOR,
@@ -33,6 +34,7 @@ from tuneboard.config.project import (
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_CORRECTIONS",
+    "DEFAULT_RESPONSES",
     "DEFAULT_DATABASE",
     "DEFAULT_RUNS_DIR",
     "LOCAL_EXECUTOR",
