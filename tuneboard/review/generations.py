@@ -19,6 +19,10 @@ The app's Review screen and `tuneboard review` both use this module. No Textual,
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+import os
+import tempfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,3 +290,88 @@ def describe(decision: Decision | None) -> str:
     if decision is None:
         return ""
     return {"accept": "accepted", "edit": "edited", "bad": "bad"}[decision.verdict]
+
+
+# --- the review file of `tuneboard review` --------------------------------------------------
+
+REVIEW_COLUMNS = ("run", "split", "index", "prompt", "reference", "output", "decision", "edited")
+
+
+def write_generation_review_file(path: Path, run_id: str, items: Sequence[GenerationItem]) -> None:
+    """Write `items` as a CSV to fill: `decision` ``accept`` or ``bad``, or the better output
+    in `edited` (an edit); both empty = skip. Written in one step, readable by its owner."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(REVIEW_COLUMNS)
+    for item in items:
+        reference = "" if item.reference is None else item.reference
+        writer.writerow(
+            [run_id, item.split, item.index, item.prompt, reference, item.output, "", ""]
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(buffer.getvalue())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def is_generation_review_file(header: Sequence[str]) -> bool:
+    """True when a review file's columns are those of a generations review."""
+    return "output" in header and "prompt" in header
+
+
+def read_generation_review_file(
+    path: Path,
+) -> tuple[str | None, dict[str, GenerationItem], dict[str, Decision]]:
+    """The run, the items and the decisions a person wrote into a generations review file.
+    Nothing is returned unless every filled `decision` is ``accept``, ``edit`` or ``bad``
+    (``edit`` needs `edited`); otherwise DataError naming the file, line and value."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read it ({exc})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in REVIEW_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(
+            f"{path}: not a generations review file from `tuneboard review` "
+            f"(missing columns: {', '.join(missing)})"
+        )
+    items: dict[str, GenerationItem] = {}
+    decisions: dict[str, Decision] = {}
+    run: str | None = None
+    start = 2
+    for record in reader:
+        verdict = (record.get("decision") or "").strip().lower()
+        edited = record.get("edited") or ""
+        if verdict or edited.strip():
+            if verdict not in ("", *VERDICTS):
+                raise DataError(
+                    f"{path}: line {start}: decision {verdict!r}: expected accept, edit or bad"
+                )
+            if verdict in ("", "edit") and not edited.strip():
+                raise DataError(f"{path}: line {start}: decision edit needs the 'edited' text")
+            prompt = record.get("prompt") or ""
+            reference = record.get("reference") or None
+            index = record.get("index") or "0"
+            items[prompt] = GenerationItem(
+                index=int(index) if index.isdigit() else 0,
+                split=record.get("split") or "",
+                prompt=prompt,
+                output=record.get("output") or "",
+                reference=reference,
+            )
+            if verdict in ("", "edit"):
+                decisions[prompt] = Decision("edit", edited)
+            else:
+                decisions[prompt] = Decision("accept" if verdict == "accept" else "bad")
+            run = run or record.get("run") or None
+        start = reader.line_num + 1
+    return run, items, decisions
