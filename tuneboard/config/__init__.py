@@ -20,8 +20,8 @@ from tuneboard.config.overrides import apply_overrides
 from tuneboard.config.project import (
     CONFIG_FILE,
     DEFAULT_CORRECTIONS,
-    DEFAULT_RESPONSES,
     DEFAULT_DATABASE,
+    DEFAULT_RESPONSES,
     DEFAULT_RUNS_DIR,
     LOCAL_EXECUTOR,
     ExecutorSpec,
@@ -34,8 +34,8 @@ from tuneboard.config.project import (
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_CORRECTIONS",
-    "DEFAULT_RESPONSES",
     "DEFAULT_DATABASE",
+    "DEFAULT_RESPONSES",
     "DEFAULT_RUNS_DIR",
     "LOCAL_EXECUTOR",
     "DatasetSpec",
