@@ -35,6 +35,7 @@ from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancell
 from tuneboard.sdk.execution import Executor, ProjectInfo, Replayer, RunJob
 from tuneboard.sdk.hookspecs import hookimpl
 from tuneboard.sdk.params import describe_params, param
+from tuneboard.sdk.preferences import PreferencePair, read_preferences
 from tuneboard.sdk.remote import RemoteExecutor, RemoteOutcome, RemoteSpec, remote_command
 from tuneboard.sdk.scheduler import Scheduler
 from tuneboard.sdk.status import RunStatus
@@ -43,6 +44,7 @@ from tuneboard.sdk.training import (
     IGNORE_INDEX,
     PRECISION_HELP,
     Features,
+    FitData,
     FitResult,
     NonFiniteLoss,
     Precision,
@@ -72,6 +74,7 @@ __all__ = [
     "Example",
     "Executor",
     "Features",
+    "FitData",
     "FitResult",
     "Generation",
     "GenerationExample",
@@ -84,6 +87,7 @@ __all__ = [
     "PluginError",
     "Precision",
     "Predictions",
+    "PreferencePair",
     "ProjectInfo",
     "RemoteExecutor",
     "RemoteOutcome",
@@ -108,6 +112,7 @@ __all__ = [
     "describe_params",
     "hookimpl",
     "param",
+    "read_preferences",
     "remote_command",
     "split_prefix",
 ]

@@ -126,10 +126,14 @@ class ThrowawayProject:
         metrics: Sequence[str] = ("accuracy",),
         max_length: int = 32,
         dataset: Mapping[str, Any] | None = None,
+        task: str | Mapping[str, Any] | None = None,
+        model: str | Mapping[str, Any] | None = None,
     ) -> str:
         """The ``[experiments.NAME]`` tables for `stages` on the tiny data and model.
 
         `dataset` is the ``dataset`` table; by default the tiny TSV files in ``data/``.
+        `task` (a task name or table) and `model` (a source or a model table) replace the
+        default sequence classification with the tiny random BERT.
         """
         if dataset is None:
             dataset = {"plugin": "tsv", **{split: f"data/{split}.tsv" for split in SPLIT_SIZES}}
@@ -139,8 +143,10 @@ class ThrowawayProject:
             f"max_length = {max_length}",
             f"seed = {self.seed}",
             f"dataset = {toml_literal(dataset)}",
-            f"model = {toml_literal({'tokenizer': TINY_TOKENIZER, 'config': TINY_BERT})}",
+            f"model = {toml_literal(model or {'tokenizer': TINY_TOKENIZER, 'config': TINY_BERT})}",
         ]
+        if task is not None:
+            lines.append(f"task = {toml_literal(task)}")
         for stage in stages:
             lines += ["", f"[[experiments.{name}.stages]]"]
             lines += [f"{key} = {toml_literal(value)}" for key, value in stage.items()]
@@ -152,15 +158,17 @@ class ThrowawayProject:
         metrics: Sequence[str] = ("accuracy",),
         max_length: int = 32,
         dataset: Mapping[str, Any] | None = None,
+        task: str | Mapping[str, Any] | None = None,
+        model: str | Mapping[str, Any] | None = None,
         timeout: float = 600,
         torch_threads: int | None = 1,
     ) -> RunResult:
         """Run one experiment of these stage tables (as in ``tuneboard.toml``) and wait for it.
 
         Each call adds an experiment ``run_N`` to the project's ``tuneboard.toml`` and runs it
-        on the CPU with the real engine and database; `metrics` and `dataset` (a dataset
-        table, to test a dataset plugin) are the experiment's. Bad input raises the same
-        `TuneboardError` that ``tuneboard run`` would show; a run that fails returns a
+        on the CPU with the real engine and database; `metrics`, `dataset` (a dataset table,
+        to test a dataset plugin), `task` and `model` are the experiment's. Bad input raises
+        the same `TuneboardError` that ``tuneboard run`` would show; a run that fails returns a
         result with status ``failed`` and its `error`.
         """
         from tuneboard.config import load_project
@@ -175,7 +183,13 @@ class ThrowawayProject:
         header = '[project]\nname = "throwaway"\ndevices = ["cpu"]\n'
         before = toml.read_text(encoding="utf-8") if toml.exists() else header
         experiment = self.experiment_toml(
-            name, stages, metrics=metrics, max_length=max_length, dataset=dataset
+            name,
+            stages,
+            metrics=metrics,
+            max_length=max_length,
+            dataset=dataset,
+            task=task,
+            model=model,
         )
         toml.write_text(f"{before}\n{experiment}", encoding="utf-8")
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuneboard.sdk.tasks import Generation
 from tuneboard.store import Store
 
 # Reads: each runs on the test database and returns rows.
@@ -17,9 +18,11 @@ READS = [
     "SUMMARIZE metrics",
     "EXPLAIN SELECT * FROM metrics",
     "EXPLAIN ANALYZE SELECT count(*) FROM metrics",
+    "-- a note\n/* and a block */ EXPLAIN SELECT count(*) FROM generations",
     "VALUES (1, 'a'), (2, 'b')",
     "SELECT 1 UNION ALL SELECT 2",
     "(SELECT count(*) FROM events)",
+    "SELECT split, idx, step, output FROM generations ORDER BY ALL",
     "UNPIVOT (SELECT 1 AS a, 2 AS b) ON a, b",
     "SELECT * FROM pragma_table_info('runs')",
     "SELECT * FROM duckdb_tables()",
@@ -33,6 +36,7 @@ WRITES = [
     "INSERT OR REPLACE INTO runs SELECT * FROM runs",
     "UPDATE runs SET status = 'failed'",
     "DELETE FROM metrics",
+    "UPDATE generations SET output = 'edited'",
     "TRUNCATE events",
     "WITH d AS (SELECT 1) DELETE FROM runs",
     "MERGE INTO runs USING (SELECT 1 AS x) s ON false WHEN NOT MATCHED THEN DO NOTHING",
@@ -109,7 +113,7 @@ ESCAPES = [
 
 def snapshot(store: Store) -> dict[str, Any]:
     """Everything a statement could change: every table's rows, the catalog, key settings."""
-    tables = ("runs", "stages", "metrics", "events", "artifacts")
+    tables = ("runs", "stages", "metrics", "events", "artifacts", "generations")
     with store.database.cursor() as cur:
         state: dict[str, Any] = {
             table: cur.execute(
@@ -133,12 +137,15 @@ def snapshot(store: Store) -> dict[str, Any]:
 
 
 def fill(store: Store) -> None:
-    """Two runs with stages, metric points, events and an artifact row's worth of data."""
+    """Two runs with stages, metric points, events and generations."""
     for run in ("r1", "r2"):
         store.create_run(run, "exp", {"lr": 0.1}, status="completed")
         store.stage_started(run, 0, name="finetune", plugin="finetune", params={"lr": 0.1})
         for step in range(30):
             store.log_metrics(run, 0, step, {"train/loss": 1.0 / (step + 1), "val/acc": step})
         store.log_event(run, "hello")
+        store.log_generations(
+            run, 0, [Generation("validation", i, f"q{i}", f"a{i}", step=29) for i in range(3)]
+        )
         store.stage_finished(run, 0, "completed")
     store.flush()

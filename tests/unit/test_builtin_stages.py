@@ -56,7 +56,10 @@ def test_registration_and_every_parameter_has_help() -> None:
         "predict",
         "distill",
         "feedback",
+        "preference",
         "repeat",
+        "generate",
+        "clm",
     ]
     for stage in stages:
         assert stage.description

@@ -409,7 +409,7 @@ def test_bad_stage(tmp_path: Path, table: str, expected: str) -> None:
         (BASE + "seed = '7'\n" + STAGE, "key 'seed' must be an integer, got '7'"),
         (BASE + "max_length = 4\n" + STAGE, "key 'max_length' must be >= 8, got 4"),
         (BASE + "max_length = 9000\n" + STAGE, "key 'max_length' must be <= 8192"),
-        (BASE + "task = 'qa'\n" + STAGE, "key 'task' must be one of"),
+        (BASE + "task = 'qa'\n" + STAGE, "key 'task': unknown task 'qa'; tasks: sequence-"),
         (BASE + "metrics = ['acc']\n" + STAGE, "unknown metric plugin 'acc'"),
         (BASE + "metrics = []\n" + STAGE, "key 'metrics' must name at least one metric"),
         (

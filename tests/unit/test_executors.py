@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +18,7 @@ from tuneboard.engine.executors import LocalExecutor, build_executor, executor_n
 from tuneboard.plugins import PluginRegistry
 from tuneboard.remote.records import RECORD_PREFIX, RecordReplayer, RecordWriter, RemoteRecorder
 from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.tasks import Generation
 from tuneboard.store import Store
 
 
@@ -227,3 +229,35 @@ def test_a_remote_run_records_its_writes_as_lines(tmp_path: Path) -> None:
 
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_remote_runs_generations_are_replayed_into_the_store(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    recorder = RemoteRecorder(RecordWriter(write))
+    outputs = [
+        Generation("validation", 0, 'Say "hi"\nnow', "hi", reference="hi", step=4),
+        Generation("validation", 1, "Ünï", "", reference=None, step=4),
+    ]
+    recorder.log_generations("r1", 1, outputs, at=5.0)
+    recorder.log_generations("r1", 1, [])  # nothing to write: no record
+    os.close(write)
+    with os.fdopen(read) as lines:
+        log = lines.read()
+    assert log.count(RECORD_PREFIX) == 1
+    with Store(tmp_path / "db.duckdb", flush_interval=0.05) as store:
+        store.create_run("r1", "exp", {})
+        # The replayer only needs the launched run's id and store for store records.
+        job = SimpleNamespace(run_id="r1", store=store, observer=None, lifecycle=None)
+        replayer = RecordReplayer(job, device_prefix="faraway")  # type: ignore[arg-type]
+        replayer.feed("noise\n" + log)
+        replayer.end()
+        store.flush()
+        assert replayer.records == 1 and list(replayer.tail) == ["noise"]
+        rows = store.generations("r1")
+    assert [
+        (g.stage_index, g.split, g.idx, g.prompt, g.output, g.reference, g.step, g.created_at)
+        for g in rows
+    ] == [
+        (1, "validation", 0, 'Say "hi"\nnow', "hi", "hi", 4, 5.0),
+        (1, "validation", 1, "Ünï", "", None, 4, 5.0),
+    ]

@@ -59,7 +59,15 @@ def test_migrations_are_applied_once_and_recorded(db_path: Path) -> None:
     finally:
         conn.close()
     assert [name for (name,) in recorded] == [name for name, _ in MIGRATIONS]
-    assert {"runs", "stages", "metrics", "events", "artifacts", "_migrations"} <= tables
+    assert {
+        "runs",
+        "stages",
+        "metrics",
+        "events",
+        "artifacts",
+        "generations",
+        "_migrations",
+    } <= tables
 
     # A fresh Database (as in a new process) opening the file again applies nothing new.
     Database._registry.pop(db_path.resolve())

@@ -34,6 +34,7 @@ from tuneboard import (
     Training,
     param,
 )
+from tuneboard.builtin.gendata.corpus import CorpusFileParams, corpus_split
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,8 +45,9 @@ KEEP_SHARE = 0.1
 
 
 @dataclass
-class MlmParams:
-    """Parameters of the `mlm` stage."""
+class MlmParams(CorpusFileParams):
+    """Parameters of the `mlm` stage (`corpus`: train on a text file instead of the task's
+    texts)."""
 
     epochs: int = param(1, "Passes over the texts", min=1)
     max_steps: int = param(0, "Stop after this many optimizer steps (0 = no limit)", min=0)
@@ -407,11 +409,16 @@ def run_mlm(params: MlmParams, ctx: StageContext, state: PipelineState) -> Pipel
         raise ConfigError("mlm: the tokenizer has no mask token")
     if params.whole_word_mask and not getattr(tokenizer, "is_fast", False):
         raise ConfigError("mlm: whole_word_mask needs a fast tokenizer (it reads word ids)")
-    examples = _texts(state, "train")
-    if params.include_validation:
-        examples += _texts(state, "validation")
+    if params.corpus:
+        documents, held_out = corpus_split(ctx, params)
+        examples: list[Example] = [TextExample(text=doc) for doc in documents]
+        val_examples: list[Example] = [TextExample(text=doc) for doc in held_out]
+    else:
+        examples = _texts(state, "train")
+        if params.include_validation:
+            examples += _texts(state, "validation")
+        val_examples = _texts(state, "validation")
     train = encode_texts(examples, tokenizer, ctx.max_length)
-    val_examples = _texts(state, "validation")
     validation = encode_texts(val_examples, tokenizer, ctx.max_length) if val_examples else None
     torch.manual_seed(ctx.seed)
     mlm = masked_lm_for(model, ctx.training).to(ctx.device)

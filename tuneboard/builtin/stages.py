@@ -11,13 +11,16 @@ from typing import Any
 
 from tuneboard import Stage, hookimpl
 from tuneboard.builtin.augment import Augment
+from tuneboard.builtin.clm import Clm
 from tuneboard.builtin.distill import Distill
 from tuneboard.builtin.evaluate import Evaluate
 from tuneboard.builtin.export import Export
 from tuneboard.builtin.feedback import Feedback
 from tuneboard.builtin.finetune import Finetune
+from tuneboard.builtin.generate import Generate
 from tuneboard.builtin.mlm import Mlm
 from tuneboard.builtin.predict import Predict
+from tuneboard.builtin.preference import Preference
 from tuneboard.builtin.repeat import Repeat
 from tuneboard.builtin.single_step import SingleStep
 
@@ -31,7 +34,10 @@ BUILTIN_STAGES: tuple[type[Stage[Any]], ...] = (
     Predict,
     Distill,
     Feedback,
+    Preference,
     Repeat,
+    Generate,
+    Clm,
 )
 
 

@@ -1,9 +1,10 @@
-"""`tuneboard show RUN`: one run's status, stages, metrics, events, artifacts and provenance."""
+"""`tuneboard show RUN`: one run's status, stages, metrics, generations, events, artifacts and
+provenance."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,12 @@ from tuneboard.cli.shared import (
 )
 
 if TYPE_CHECKING:
-    from tuneboard.store import Store
+    from rich.console import Console
+
+    from tuneboard.store import GenerationRow, Store
+
+# How many prompts the generations section shows.
+SHOWN_PROMPTS = 3
 
 
 @click.command()
@@ -35,7 +41,11 @@ if TYPE_CHECKING:
 )
 @friendly_errors
 def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int) -> None:
-    """Show one run: status, stages, final metrics, events and artifacts (an id prefix works)."""
+    """Show one run: status, stages, final metrics, generations, events and artifacts.
+
+    An id prefix works. Generations: a few prompts with their reference and the outputs of
+    the first and the latest evaluation.
+    """
     from dataclasses import asdict
 
     from tuneboard.ui.render import json_default
@@ -48,6 +58,7 @@ def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int)
     events = store.events(run_row.run_id)
     artifacts = store.artifacts(run_row.run_id)
     provenance = store.provenance(run_row.run_id)
+    generations = store.generations(run_row.run_id)
     if as_json:
         document = {
             "run": asdict(run_row),
@@ -55,12 +66,19 @@ def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int)
             "metrics": metrics,
             "events": [asdict(e) for e in events],
             "artifacts": [asdict(a) for a in artifacts],
+            "generations": [asdict(g) for g in generations],
             "provenance": provenance,
         }
         click.echo(json.dumps(document, default=json_default, indent=2))
         return
     _show_run(
-        store, run_row.run_id, events[-event_count:] if event_count else [], artifacts, metrics
+        store,
+        run_row.run_id,
+        events[-event_count:] if event_count else [],
+        artifacts,
+        metrics,
+        generations,
+        {stage.stage_index: stage.name for stage in stages},
     )
     if provenance:
         from tuneboard.engine.provenance import summary_lines
@@ -76,6 +94,8 @@ def _show_run(
     events: Sequence[Any],
     artifacts: Sequence[Any],
     metrics: dict[str, float],
+    generations: Sequence[GenerationRow],
+    stage_names: Mapping[int, str],
 ) -> None:
     from rich.console import Console
 
@@ -96,6 +116,8 @@ def _show_run(
         console.print(
             rich_table(["metric", "last value"], sorted(metrics.items()), title="metrics")
         )
+    if generations:
+        _show_generations(console, generations, stage_names)
     if artifacts:
         console.print(
             rich_table(
@@ -116,3 +138,50 @@ def _show_run(
             if event.level == "error":
                 for line in rest[-6:]:
                     console.print(f"      {line}", markup=False, highlight=False)
+
+
+def _show_generations(
+    console: Console, generations: Sequence[GenerationRow], stage_names: Mapping[int, str]
+) -> None:
+    """A few prompts: each with its reference and its first and latest outputs, one line each."""
+    from rich.cells import cell_len
+
+    from tuneboard.ui.render import clip
+
+    by_prompt: dict[tuple[str, int], list[GenerationRow]] = {}
+    for row in generations:  # ordered by stage, then step
+        by_prompt.setdefault((row.split, row.idx), []).append(row)
+    # The prompts watched over the most evaluations first, then in the order they came.
+    chosen = sorted(by_prompt, key=lambda key: -len(by_prompt[key]))[:SHOWN_PROMPTS]
+    several_stages = len({row.stage_index for row in generations}) > 1
+
+    def label(row: GenerationRow) -> str:
+        stage = stage_names.get(row.stage_index, f"stage {row.stage_index}")
+        if row.step is None:
+            return stage if several_stages else "output"
+        return f"{stage} step {row.step}" if several_stages else f"step {row.step}"
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False, emoji=False, no_wrap=True)
+
+    blocks: list[tuple[str, list[tuple[str, str]]]] = []
+    for split, idx in chosen:
+        rows = by_prompt[(split, idx)]
+        first, last = rows[0], rows[-1]
+        lines = [("prompt", last.prompt)]
+        reference = next((r.reference for r in reversed(rows) if r.reference is not None), None)
+        if reference is not None:
+            lines.append(("reference", reference))
+        if first is not last:
+            lines.append((label(first), first.output))
+        lines.append((label(last), last.output))
+        blocks.append((f"  {split} #{idx}", lines))
+    label_width = max(cell_len(name) for _, lines in blocks for name, _ in lines)
+
+    shown = f"{len(chosen)} of {len(by_prompt)} prompts" if len(by_prompt) > len(chosen) else ""
+    console.print(f"[bold]generations[/]{f' ({shown})' if shown else ''}")
+    for title, lines in blocks:
+        say(title)
+        for name, text in lines:
+            head = f"    {name:<{label_width}}  "
+            say(head + (clip(text, console.width - cell_len(head)) or "(empty)"))

@@ -57,7 +57,7 @@ def sql(
 ) -> None:
     """Run a read-only SQL QUERY over the project's database ('-' reads it from stdin).
 
-    Tables: runs, stages, metrics, events, artifacts (see the README for the schema); those
+    Tables: runs, stages, metrics, events, artifacts, generations (see docs/sql.md); those
     of an attached database as ALIAS.runs and so on.
     """
     import time

@@ -237,11 +237,13 @@ def _task(
         if table and set(table) != {"plugin"}:
             raise ConfigError(f"{where}: task {name!r} takes no keys besides 'plugin'")
         return name, None, ["accuracy" if name == SEQUENCE_CLASSIFICATION else "entity_f1"]
-    try:
-        task_cls = registry.task(name)
-    except PluginError as exc:
-        choices = ", ".join([*CLASSIFICATION_TASKS, *sorted(registry.tasks)])
-        raise ConfigError(f"{where}: key 'task': {exc} (tasks: {choices})") from None
+    if name not in registry.tasks:
+        choices = [*CLASSIFICATION_TASKS, *sorted(registry.tasks)]
+        raise ConfigError(
+            f"{where}: key 'task': unknown task {name!r}{did_you_mean(name, choices)}; "
+            f"tasks: {', '.join(choices)}"
+        )
+    task_cls = registry.task(name)
     params = _build(task_cls.Params, table, ("plugin",), f"{where} ({name})")
     return name, params, list(task_cls.default_metrics)
 

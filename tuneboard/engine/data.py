@@ -257,20 +257,37 @@ def batch_order(
     batch pads little) while the order stays random: the permutation is cut into groups of
     `GROUP_BATCHES` batches, each group is sorted by length and cut into batches of
     `group_batch_size`, and those batches are shuffled (a short last batch stays last).
+    Features with ``group > 1`` are ordered by whole groups (by their longest row), and
+    `group_batch_size` counts groups; the order returned is always of rows.
     """
+    import numpy as np
+
+    size = features.group
+    if size == 1:
+        return _unit_order(features.lengths, shuffle, seed, group_batch_size)
+    # Features whose rows come in groups (a preference pair): order the groups by their
+    # longest row, then list each group's rows together.
+    lengths = features.lengths.reshape(-1, size).max(axis=1)
+    units = _unit_order(lengths, shuffle, seed, group_batch_size)
+    rows: np.ndarray = (units[:, None] * size + np.arange(size)).reshape(-1)
+    return rows
+
+
+def _unit_order(lengths: np.ndarray, shuffle: bool, seed: int, group_batch_size: int) -> np.ndarray:
+    """`batch_order` over units (rows, or groups of rows) of these lengths."""
     import numpy as np
 
     if not shuffle:
         # Longest first: similar lengths share a batch (little padding) and memory peaks early.
-        return np.argsort(-features.lengths, kind="stable")
+        return np.argsort(-lengths, kind="stable")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(features))
+    order = rng.permutation(len(lengths))
     if group_batch_size <= 0:
         return order
     size = group_batch_size
     group = GROUP_BATCHES * size
     parts = [order[i : i + group] for i in range(0, len(order), group)]
-    grouped = np.concatenate([p[np.argsort(-features.lengths[p], kind="stable")] for p in parts])
+    grouped = np.concatenate([p[np.argsort(-lengths[p], kind="stable")] for p in parts])
     full = len(grouped) // size * size
     whole = grouped[:full].reshape(-1, size)[rng.permutation(full // size)]
     return np.concatenate([whole.reshape(-1), grouped[full:]])
@@ -281,7 +298,8 @@ def batches(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield model inputs for `batch_size` rows at a time, in `order`, padded per batch.
 
-    Each batch is cut to its own longest row (dynamic padding) and moved to `device`.
+    Each batch is cut to its own longest row (dynamic padding) and moved to `device`. Packed
+    features get `position_ids` instead of an attention mask.
     """
     import numpy as np
     import torch
@@ -291,11 +309,12 @@ def batches(
         rows = order[start : start + batch_size]
         lengths = features.lengths[rows]
         width = int(lengths.max())
-        mask = np.arange(width) < lengths[:, None]
-        batch = {
-            "input_ids": torch.from_numpy(features.input_ids[rows, :width]),
-            "attention_mask": torch.from_numpy(mask.astype(np.int64)),
-        }
+        batch = {"input_ids": torch.from_numpy(features.input_ids[rows, :width])}
+        if features.position_ids is not None:
+            batch["position_ids"] = torch.from_numpy(features.position_ids[rows, :width])
+        else:
+            mask = np.arange(width) < lengths[:, None]
+            batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
         if features.token_type_ids is not None:
             batch["token_type_ids"] = torch.from_numpy(features.token_type_ids[rows, :width])
         labels = features.labels[rows]

@@ -15,6 +15,7 @@ from tuneboard.sdk.contracts import Example, PipelineState, StageContext, Strate
 from tuneboard.sdk.tasks import GenerationParams
 from tuneboard.sdk.training import (
     Features,
+    FitData,
     FitResult,
     Precision,
     Predictions,
@@ -31,14 +32,19 @@ class StageTraining(Training):
         self._ctx = ctx
 
     def fit(
-        self, state: PipelineState, params: TrainParams, strategy: Strategy[Any] | None = None
+        self,
+        state: PipelineState,
+        params: TrainParams,
+        strategy: Strategy[Any] | None = None,
+        *,
+        data: FitData | None = None,
     ) -> FitResult:
         """Train with the one training loop (see `tuneboard.engine.training.fit`)."""
         from tuneboard.engine.training import fit
 
         if strategy is None:
             strategy = self._ctx.strategy(params.strategy, params.strategy_params)
-        return fit(self._ctx, state, params, strategy)
+        return fit(self._ctx, state, params, strategy, data)
 
     def evaluate(
         self,
@@ -160,13 +166,14 @@ class StageTraining(Training):
         return save_checkpoint(self._ctx, state, name)
 
     def batches(self, features: Features, batch_size: int) -> Iterator[dict[str, Any]]:
-        """Batches in the features' order, padded per batch, on the stage's device."""
+        """Batches in the features' order, padded per batch, on the stage's device;
+        `batch_size` counts the features' groups of rows."""
         import numpy as np
 
         from tuneboard.engine.data import batches
 
         order = np.arange(len(features))
-        return batches(features, batch_size, order, self._ctx.device)
+        return batches(features, batch_size * features.group, order, self._ctx.device)
 
     def autocast(self, precision: Precision) -> AbstractContextManager[Any]:
         """The training loop's autocast context for `precision` on the stage's device."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tuneboard.sdk.tasks import EvaluationInputs, GenerationParams, Task
 from tuneboard.sdk.training import (
     IGNORE_INDEX,
     Features,
+    FitData,
     FitResult,
     NonFiniteLoss,
     Precision,
@@ -242,6 +243,21 @@ def evaluate(
     return score(ctx, predictions, features, state.labels, prefix)
 
 
+@contextlib.contextmanager
+def _no_cache(model: Any) -> Iterator[None]:
+    """Training keeps no key/value cache: a decoder that keeps one would also ignore the
+    `position_ids` of packed rows (each example attending only to itself)."""
+    config = getattr(model, "config", None)
+    before = getattr(config, "use_cache", None)
+    if before:
+        config.use_cache = False  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        if before:
+            config.use_cache = before  # type: ignore[union-attr]
+
+
 def _report_notes(ctx: StageContext, split: str, features: Features) -> None:
     for note in features.notes:
         ctx.event(f"{split} split: {note}", "warning")
@@ -375,10 +391,13 @@ def _changing_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
 # --- the loop -----------------------------------------------------------------------------
 
 
-def resolve_monitor(ctx: StageContext, settings: TrainParams) -> tuple[str, bool]:
-    """The monitored value's name and whether higher is better."""
+def resolve_monitor(
+    ctx: StageContext, settings: TrainParams, own_evaluation: bool = False
+) -> tuple[str, bool]:
+    """The monitored value's name and whether higher is better (`own_evaluation`: a stage's
+    `FitData` evaluates, so the default is its ``val/loss``)."""
     default = f"val/{ctx.metric_names[0]}" if ctx.metric_names else "val/loss"
-    if ctx.task is not None:
+    if own_evaluation or ctx.task is not None:
         # Generation metrics come from a capped sample (eval_generate_samples): the loss over
         # the whole split is the steadier guide, unless the stage names a metric.
         default = "val/loss"
@@ -393,9 +412,16 @@ def resolve_monitor(ctx: StageContext, settings: TrainParams) -> tuple[str, bool
 
 
 def fit(
-    ctx: StageContext, state: PipelineState, settings: TrainParams, strategy: Strategy[Any]
+    ctx: StageContext,
+    state: PipelineState,
+    settings: TrainParams,
+    strategy: Strategy[Any],
+    data: FitData | None = None,
 ) -> FitResult:
     """Train `state.model` on the train split; evaluate, keep the best, stop early.
+
+    `data` replaces the train and validation splits with a stage's own features and
+    evaluation (see `tuneboard.FitData`).
 
     On return `state.model` holds the best weights (LoRA adapters merged), saved with the
     tokenizer to ``ctx.stage_dir / "best"``; `state.best_checkpoint` and `state.metrics`
@@ -408,15 +434,19 @@ def fit(
     """
     model = _require_model(state)
     torch.manual_seed(ctx.seed)
-    train = split_features(state, "train", ctx.max_length, ctx.task)
-    _report_notes(ctx, "train", train)
     validation = None
-    if state.splits.get("validation"):
-        validation = split_features(state, "validation", ctx.max_length, ctx.task)
-        _report_notes(ctx, "validation", validation)
+    if data is not None:
+        train, validation = data.train, data.validation
     else:
+        train = split_features(state, "train", ctx.max_length, ctx.task)
+        if state.splits.get("validation"):
+            validation = split_features(state, "validation", ctx.max_length, ctx.task)
+    _report_notes(ctx, "train", train)
+    if validation is not None:
+        _report_notes(ctx, "validation", validation)
+    if validation is None:
         ctx.event("no validation split: no evaluation, the last weights are kept", "warning")
-    monitor, higher = resolve_monitor(ctx, settings)
+    monitor, higher = resolve_monitor(ctx, settings, own_evaluation=data is not None)
     if settings.dropout is not None:
         set_dropout(model, settings.dropout)
     lora = settings.train == "lora"
@@ -433,8 +463,12 @@ def fit(
         freeze_except(model, settings.train, settings.top_k)
     model.to(ctx.device)
 
-    loop = _Loop(ctx, state, settings, strategy, model, train, validation, monitor, higher)
-    loop.run()
+    own_evaluation = data.evaluate if data is not None else None
+    loop = _Loop(
+        ctx, state, settings, strategy, model, train, validation, monitor, higher, own_evaluation
+    )
+    with _no_cache(model):
+        loop.run()
     if loop.ema is not None:
         loop.ema.copy_to_model()  # the last average; replaced below by the best one, if older
 
@@ -471,7 +505,10 @@ def fit(
 
 
 class _Loop:
-    """One training run over prepared features: optimizer steps, logging, evaluations."""
+    """One training run over prepared features: optimizer steps, logging, evaluations.
+
+    `own_evaluation` (a stage's `FitData.evaluate`) evaluates `validation` in place of the
+    task's or the classification evaluation."""
 
     def __init__(
         self,
@@ -484,12 +521,16 @@ class _Loop:
         validation: Features | None,
         monitor: str,
         higher: bool,
+        own_evaluation: Callable[[EvaluationInputs], Mapping[str, float]] | None = None,
     ) -> None:
         self.ctx, self.labels, self.settings, self.strategy = ctx, state.labels, settings, strategy
         self.tokenizer, self.validation_examples = state.tokenizer, state.splits.get("validation")
         self.model, self.train, self.validation = model, train, validation
+        self.own_evaluation = own_evaluation  # a stage's FitData.evaluate, replacing the task's
         self.device = ctx.device
-        self.micro_per_epoch = num_batches(len(train), settings.batch_size)
+        # A batch holds `batch_size` groups of rows (one row each, but for grouped features).
+        self.rows_per_batch = settings.batch_size * train.group
+        self.micro_per_epoch = num_batches(len(train), self.rows_per_batch)
         self.accum = settings.grad_accum if settings.grad_accum > 0 else self.micro_per_epoch
         self.steps_per_epoch = num_batches(self.micro_per_epoch, self.accum)
         total = settings.epochs * self.steps_per_epoch
@@ -556,7 +597,7 @@ class _Loop:
             first = start_micro if epoch == start_epoch else 0
             group_loss, group_done = 0.0, 0
             micro_batches = batches(
-                self.train, settings.batch_size, order[first * settings.batch_size :], self.device
+                self.train, self.rows_per_batch, order[first * self.rows_per_batch :], self.device
             )
             for micro, batch in enumerate(micro_batches, start=first):
                 if ctx.should_stop() and group_done == 0:
@@ -763,6 +804,22 @@ class _Loop:
         """Loss and metrics on the validation split, named ``val/<name>``."""
         assert self.validation is not None
         task = self.ctx.task
+        if self.own_evaluation is not None:
+            self.model.eval()
+            inputs = EvaluationInputs(
+                model=self.model,
+                tokenizer=self.tokenizer,
+                split="validation",
+                examples=[],
+                features=self.validation,
+                batch_size=self.settings.eval_batch_size,
+                autocast=self.autocast,
+                generate_samples=0,
+                generation=GenerationParams(max_new_tokens=self.settings.eval_max_new_tokens),
+                step=self.step,
+            )
+            values = self.own_evaluation(inputs)
+            return {f"val/{name}": float(value) for name, value in values.items()}
         if task is not None:
             assert self.validation_examples is not None
             values = task_evaluate(

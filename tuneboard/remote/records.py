@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
 from tuneboard.sdk.recording import RunRecorder
 from tuneboard.sdk.status import COMPLETED, FAILED, FINISHED_STATUSES, RUNNING
+from tuneboard.sdk.tasks import Generation
 from tuneboard.store.store import hash_path
 
 if TYPE_CHECKING:
@@ -168,6 +169,34 @@ class RemoteRecorder(RunRecorder):
         """Record an event."""
         self._records.write(
             "store.log_event", message=message, level=level, stage_index=stage_index, at=_now(at)
+        )
+
+    def log_generations(
+        self,
+        run_id: str,
+        stage_index: int,
+        generations: Sequence[Generation],
+        *,
+        at: float | None = None,
+    ) -> None:
+        """Record a stage's generations, all in one record."""
+        if not generations:
+            return
+        self._records.write(
+            "store.log_generations",
+            stage_index=stage_index,
+            generations=[
+                {
+                    "split": g.split,
+                    "index": g.index,
+                    "prompt": g.prompt,
+                    "output": g.output,
+                    "reference": g.reference,
+                    "step": g.step,
+                }
+                for g in generations
+            ],
+            at=_now(at),
         )
 
     def add_artifact(
@@ -340,6 +369,12 @@ class RecordReplayer:
                 at=float(r["at"]),
             ),
             "store.add_artifact": self._add_artifact,
+            "store.log_generations": lambda r: store.log_generations(
+                self.job.run_id,
+                int(r["stage_index"]),
+                _generations(r["generations"]),
+                at=float(r["at"]),
+            ),
             "observer.run_status": lambda r: job.observer.run_status(
                 self.job.run_id, str(r["status"]), _str(r["error"])
             ),
@@ -481,6 +516,22 @@ def _int(value: Any) -> int | None:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _generations(value: Any) -> list[Generation]:
+    if not isinstance(value, list):
+        raise TypeError(f"generations must be a list, got {type(value).__name__}")
+    return [
+        Generation(
+            split=str(row["split"]),
+            index=int(row["index"]),
+            prompt=str(row["prompt"]),
+            output=str(row["output"]),
+            reference=_str(row.get("reference")),
+            step=_int(row.get("step")),
+        )
+        for row in value
+    ]
 
 
 def _values(value: Any) -> dict[str, float]:

@@ -19,7 +19,7 @@ Nothing here imports torch or transformers; the engine imports them when a metho
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from tuneboard.sdk.params import param
 if TYPE_CHECKING:
     import numpy as np
 
-    from tuneboard.sdk.tasks import GenerationParams
+    from tuneboard.sdk.tasks import EvaluationInputs, GenerationParams
 
 IGNORE_INDEX = -100
 """The label id of a position that does not count (padding, a sub-word after the first)."""
@@ -158,6 +158,15 @@ class Features:
     `token_type_ids` is set for text pairs. `label_lengths` is set when labels are a sequence
     of their own width (a seq2seq target): each batch then cuts labels to its longest target.
     `notes` are lines for the run's events about what encoding changed (e.g. truncation).
+    `position_ids` is set for packed rows (several examples one after the other): positions
+    restart at 0 with each example, and the model then keeps each example's attention to
+    itself (transformers builds a block-diagonal causal mask from them), so batches carry
+    `position_ids` instead of an attention mask.
+
+    `group` keeps rows together: with ``group = 2`` rows ``2i`` and ``2i + 1`` (a preference
+    pair's chosen and rejected response) are one unit that shuffling, length grouping and
+    batching never split, and a batch size counts units (a batch of 8 holds 16 rows).
+    ``len(features)`` counts rows.
     """
 
     input_ids: np.ndarray
@@ -167,6 +176,12 @@ class Features:
     pad_id: int
     label_lengths: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+    group: int = 1
+    position_ids: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.group < 1 or len(self) % self.group:
+            raise ValueError(f"{len(self)} rows do not make whole groups of {self.group}")
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
@@ -180,6 +195,30 @@ class Predictions:
     label_ids: np.ndarray
     probabilities: np.ndarray | None
     loss: float
+
+
+@dataclass(frozen=True)
+class FitData:
+    """Training data a stage encodes itself, for `Training.fit` in place of the task's
+    encoding of the state's train and validation splits.
+
+    `train` is what the loop trains on (a `Features` with ``group > 1`` keeps its groups in
+    one micro-batch, e.g. the chosen and rejected rows of a preference pair). `validation`,
+    when given, is evaluated with `evaluate` at every evaluation: it gets an
+    `EvaluationInputs` (the model in eval mode, `validation` as `features`, no `examples`,
+    the loop's eval batch size, autocast and step) and returns values without a prefix,
+    which the loop logs as ``val/<name>``; the monitor defaults to ``val/loss``, so `evaluate`
+    should return a ``loss``. The strategy given to `fit` must know how to train on `train`'s
+    rows (the standard one takes the model's own loss on their ``labels``).
+    """
+
+    train: Features
+    validation: Features | None = None
+    evaluate: Callable[[EvaluationInputs], Mapping[str, float]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.validation is not None and self.evaluate is None:
+            raise ValueError("FitData: validation features need an evaluate function")
 
 
 @dataclass
@@ -206,7 +245,12 @@ class Training(ABC):
 
     @abstractmethod
     def fit(
-        self, state: PipelineState, params: TrainParams, strategy: Strategy[Any] | None = None
+        self,
+        state: PipelineState,
+        params: TrainParams,
+        strategy: Strategy[Any] | None = None,
+        *,
+        data: FitData | None = None,
     ) -> FitResult:
         """Train `state.model` on the train split with the one training loop.
 
@@ -216,6 +260,9 @@ class Training(ABC):
         weights (LoRA merged), saved with the tokenizer as the stage's `best` checkpoint;
         `state.best_checkpoint` and `state.metrics` are updated and the best value reported.
         `strategy` (default: the one `params.strategy` names) computes each step's gradients.
+        `data` (a `FitData`) replaces the train and validation splits with features the stage
+        encoded itself and its own evaluation of them (the `preference` stage trains on
+        preference pairs this way).
         """
 
     @abstractmethod
@@ -302,9 +349,10 @@ class Training(ABC):
 
     @abstractmethod
     def batches(self, features: Features, batch_size: int) -> Iterator[dict[str, Any]]:
-        """Model inputs for `batch_size` rows of `features` at a time, in their order: tensors
-        `input_ids`, `attention_mask`, `labels` (and `token_type_ids` for text pairs), each
-        batch cut to its longest row and on the stage's device."""
+        """Model inputs for `batch_size` rows of `features` at a time (groups of rows, for
+        features with ``group > 1``), in their order: tensors `input_ids`, `attention_mask`,
+        `labels` (and `token_type_ids` for text pairs), each batch cut to its longest row and
+        on the stage's device."""
 
     @abstractmethod
     def autocast(self, precision: Precision) -> AbstractContextManager[Any]:

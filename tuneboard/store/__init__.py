@@ -1,4 +1,5 @@
-"""The project database: one DuckDB file holding every run, stage, metric, event and artifact.
+"""The project database: one DuckDB file holding every run, stage, metric, event,
+artifact and generation.
 
 The rest of tuneboard uses only `Store` (and `run_query` / `start_query` for user SQL).
 """
@@ -15,6 +16,7 @@ from tuneboard.store.schema import (
     STATUSES,
     ArtifactRow,
     EventRow,
+    GenerationRow,
     RunRow,
     RunStatus,
     Series,
@@ -36,6 +38,7 @@ __all__ = [
     "STATUSES",
     "ArtifactRow",
     "EventRow",
+    "GenerationRow",
     "QueryJob",
     "QueryResult",
     "RunRow",

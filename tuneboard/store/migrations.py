@@ -84,10 +84,28 @@ M003_PROVENANCE = """
 ALTER TABLE runs ADD COLUMN provenance JSON;  -- reproducibility record, written at creation
 """
 
+# What generative models wrote: a stage's outputs for prompts of a split (see
+# `tuneboard.sdk.tasks.Generation`), at each evaluation during training or once after it.
+# Like `metrics`, without a key or index, so logging stays fast.
+M004_GENERATIONS = """
+CREATE TABLE generations (
+    run_id VARCHAR,                 -- the run whose model generated the output
+    stage_index INTEGER,            -- the stage that generated it
+    step BIGINT,                    -- training step of the evaluation; NULL outside training
+    split VARCHAR,                  -- where the prompt came from: validation, test, a file name
+    idx BIGINT,                     -- the prompt's row in that split, from 0
+    prompt VARCHAR,                 -- the prompt
+    output VARCHAR,                 -- what the model generated
+    reference VARCHAR,              -- the expected output, NULL when unknown
+    created_at TIMESTAMPTZ          -- when it was recorded
+);
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_cancel_requests", M002_CANCEL_REQUESTS),
     ("m003_provenance", M003_PROVENANCE),
+    ("m004_generations", M004_GENERATIONS),
 ]
 
 

@@ -90,6 +90,25 @@ class ArtifactRow:
 
 
 @dataclass(frozen=True)
+class GenerationRow:
+    """One row of `generations`: a stage's output for the prompt at row `idx` of `split`.
+
+    `step` is the training step of the evaluation that generated it (None outside training);
+    `reference` the expected output when known.
+    """
+
+    run_id: str
+    stage_index: int
+    step: int | None
+    split: str
+    idx: int
+    prompt: str
+    output: str
+    reference: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
 class Series:
     """The points of one metric, ordered by x (a step, or epoch seconds)."""
 
@@ -109,6 +128,7 @@ __all__ = [
     "STATUSES",
     "ArtifactRow",
     "EventRow",
+    "GenerationRow",
     "RunRow",
     "RunStatus",
     "Series",

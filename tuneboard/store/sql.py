@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 CANCELLED_MESSAGE = "the query was cancelled"
 
+# Comments may come first: a statement of a text is what follows the previous semicolon.
 _EXPLAIN_PREFIX = re.compile(
-    r"^\s*EXPLAIN\s*(?:\([^)]*\)\s*)?(?:ANALY[SZ]E\b\s*)?", re.IGNORECASE | re.DOTALL
+    r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*EXPLAIN\s*(?:\([^)]*\)\s*)?(?:ANALY[SZ]E\b\s*)?",
+    re.IGNORECASE | re.DOTALL,
 )
 
 

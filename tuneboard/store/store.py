@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import psutil
@@ -29,6 +29,7 @@ from tuneboard.store.schema import (
     STATUSES,
     ArtifactRow,
     EventRow,
+    GenerationRow,
     RunRow,
     RunStatus,
     Series,
@@ -39,12 +40,16 @@ from tuneboard.store.writer import (
     DELETE_RUN,
     EVENT,
     FLUSH_INTERVAL,
+    GENERATIONS,
     METRICS,
     PROGRESS,
     STATEMENT,
     Op,
     Writer,
 )
+
+if TYPE_CHECKING:
+    from tuneboard.sdk.tasks import Generation
 
 INTERRUPTED_ERROR = "the process running it ended unexpectedly"
 
@@ -92,7 +97,7 @@ ORDER BY x
 
 
 class Store(RunRecorder):
-    """A project's database: runs, stages, metric points, events and artifacts.
+    """A project's database: runs, stages, metric points, events, artifacts, generations.
 
     It is the `RunRecorder` of runs in this process, and what the CLI and the app read.
 
@@ -306,6 +311,21 @@ class Store(RunRecorder):
         """Record an event of a run (or of one of its stages)."""
         self._put((EVENT, run_id, stage_index, _now(at), level, message))
 
+    def log_generations(
+        self,
+        run_id: str,
+        stage_index: int,
+        generations: Sequence[Generation],
+        *,
+        at: float | None = None,
+    ) -> None:
+        """Record outputs a stage's model generated (one columnar insert per writer batch)."""
+        rows = tuple(
+            (g.split, g.index, g.prompt, g.output, g.reference, g.step) for g in generations
+        )
+        if rows:
+            self._put((GENERATIONS, run_id, stage_index, rows, _now(at)))
+
     def add_artifact(
         self, run_id: str, stage_index: int, kind: str, path: Path, *, at: float | None = None
     ) -> None:
@@ -354,14 +374,15 @@ class Store(RunRecorder):
         )
 
     def delete_metrics_after(self, run_id: str, stage_index: int, step: int | None) -> None:
-        """Delete, in one statement, the run's metric points of the stages after
-        `stage_index` and those of that stage after `step` (all of its points when None)."""
+        """Delete the run's metric points and generations of the stages after `stage_index`
+        and those of that stage after `step` (all of its rows when None), for a resume."""
         after = "" if step is None else f" AND step > {int(step)}"
-        self._statement(
-            "DELETE FROM metrics WHERE run_id = ?"
-            f" AND (stage_index > ? OR (stage_index = ?{after}))",
-            [run_id, stage_index, stage_index],
-        )
+        for table in ("metrics", "generations"):
+            self._statement(
+                f"DELETE FROM {table} WHERE run_id = ?"
+                f" AND (stage_index > ? OR (stage_index = ?{after}))",
+                [run_id, stage_index, stage_index],
+            )
 
     def delete_run(self, run_id: str) -> None:
         """Remove the run's rows from every table."""
@@ -490,6 +511,25 @@ class Store(RunRecorder):
             [run_id],
         )
         return [ArtifactRow(*row) for row in rows]
+
+    def generations(
+        self, run_id: str, *, split: str | None = None, stage_index: int | None = None
+    ) -> list[GenerationRow]:
+        """The run's generations (optionally of one split or stage): by stage, then step
+        (those outside training last), then split and row, then the order recorded."""
+        sql = (
+            "SELECT run_id, stage_index, step, split, idx, prompt, output, reference,"
+            " epoch(created_at) FROM generations WHERE run_id = $run_id"
+        )
+        params: dict[str, Any] = {"run_id": run_id}
+        if split is not None:
+            sql += " AND split = $split"
+            params["split"] = split
+        if stage_index is not None:
+            sql += " AND stage_index = $stage_index"
+            params["stage_index"] = stage_index
+        sql += " ORDER BY stage_index, step NULLS LAST, split, idx, created_at, rowid"
+        return [GenerationRow(*row) for row in self._fetch(sql, params)]
 
     def metric_names(self, run_id: str) -> list[str]:
         """The names of the metrics the run logged, sorted."""

@@ -1,16 +1,17 @@
 """Open data: export runs to Parquet, CSV or JSON-lines files, and import such an export.
 
 An export is a folder with one file per table (`runs`, `stages`, `metrics`, `events`,
-`artifacts`), each written by DuckDB's `COPY` from an Arrow table (columnar, no Python loop
-over rows), and a `manifest.json`: format version, tuneboard version, source project, file
-format, run ids and each table's file and row count.
+`artifacts`, `generations`), each written by DuckDB's `COPY` from an Arrow table (columnar, no
+Python loop over rows), and a `manifest.json`: format version, tuneboard version, source
+project, file format, run ids and each table's file and row count.
 
 Importing reads and checks every file before the project's database is touched, then inserts
 the runs it does not hold yet, with all their rows, in one transaction. A run whose id is
 already there is never replaced: it is skipped and counted as *identical* (same `runs` row,
 same number of rows in every table) or as a *conflict* (this project's version is kept).
 Runs that were still queued or running when exported arrive as `interrupted`: nothing in the
-importing project will ever finish them.
+importing project will ever finish them. Exports of format version 1 predate `generations`:
+their runs arrive without any.
 
 The files are read and written by a private in-memory DuckDB connection; the project's
 database is reached only through the store's connection (short-lived, with lock back-off).
@@ -40,11 +41,11 @@ if TYPE_CHECKING:
     from tuneboard.store.store import Store
 
 FORMAT_NAME = "tuneboard-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 FILE_FORMATS: dict[str, str] = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
 
-# The columns of each table in format version 1 and their types. JSON columns travel as text.
+# The columns of each table in the current format and their types. JSON columns travel as text.
 # `runs.cancel_requested` is left out: it is a request to a live process, not history.
 COLUMNS: dict[str, dict[str, str]] = {
     "runs": {
@@ -104,9 +105,23 @@ COLUMNS: dict[str, dict[str, str]] = {
         "sha256": "VARCHAR",
         "created_at": "TIMESTAMPTZ",
     },
+    "generations": {
+        "run_id": "VARCHAR",
+        "stage_index": "INTEGER",
+        "step": "BIGINT",
+        "split": "VARCHAR",
+        "idx": "BIGINT",
+        "prompt": "VARCHAR",
+        "output": "VARCHAR",
+        "reference": "VARCHAR",
+        "created_at": "TIMESTAMPTZ",
+    },
 }
 TABLES: tuple[str, ...] = tuple(COLUMNS)
 CHILD_TABLES: tuple[str, ...] = TABLES[1:]
+# Tables added after format version 1, with the version that added them: an older export has
+# no file for them and imports as if the file were empty.
+SINCE_VERSION: dict[str, int] = {"generations": 2}
 
 # Rows in a stable order, so the same runs always export to the same files.
 _ORDER = {
@@ -115,6 +130,7 @@ _ORDER = {
     "metrics": "run_id, stage_index, step, name, wall_time",
     "events": "run_id, time, stage_index, level, message",
     "artifacts": "run_id, created_at, stage_index, path",
+    "generations": "run_id, stage_index, step NULLS LAST, split, idx, created_at",
 }
 _COPY_OPTIONS = {
     "parquet": "FORMAT parquet, COMPRESSION zstd",
@@ -225,13 +241,16 @@ def _read_runs(store: Store, run_ids: list[str]) -> dict[str, pa.Table]:
                     " WHERE table_catalog = current_database() AND table_schema = 'main'"
                 ).fetchall()
             )
+            held = {entry.split(".")[0] for (entry,) in present}
             for name, columns in COLUMNS.items():
                 select = ", ".join(
                     _export_column(column, kind, (f"{name}.{column}",) in present)
                     for column, kind in columns.items()
                 )
+                # ... or a newer table (a file opened read-only is not migrated): no rows.
+                source = name if name in held else "(SELECT NULL::VARCHAR AS run_id LIMIT 0)"
                 tables[name] = cur.sql(
-                    f"SELECT {select} FROM {name} WHERE list_contains($ids, run_id)"
+                    f"SELECT {select} FROM {source} WHERE list_contains($ids, run_id)"
                     f" ORDER BY {_ORDER[name]}",
                     params={"ids": run_ids},
                 ).to_arrow_table()
@@ -286,9 +305,16 @@ def read_export(folder: Path) -> LoadedExport:
     manifest_path = folder / MANIFEST
     manifest = _read_manifest(manifest_path)
     file_format = manifest["file_format"]
-    files = {name: folder / manifest["tables"][name]["file"] for name in TABLES}
+    held = _tables_of(manifest["format_version"])
+    files = {
+        name: folder / (manifest["tables"][name]["file"] if name in held else name)
+        for name in TABLES
+    }
     with _converter() as conn:
         for name in TABLES:
+            if name not in held:  # an older export, made before the table existed
+                conn.execute(f"CREATE TABLE {name} ({_declared(COLUMNS[name])})")
+                continue
             _load_table(conn, name, files[name], file_format)
             rows = conn.execute(f"SELECT count(*) FROM {name}").fetchone()
             expected = manifest["tables"][name]["rows"]
@@ -378,7 +404,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(run_ids, list) or not all(isinstance(r, str) for r in run_ids):
         raise TuneboardError(f"{path}: 'run_ids' must be a list of run ids")
     tables = manifest.get("tables")
-    for name in TABLES:
+    for name in _tables_of(version):
         entry = tables.get(name) if isinstance(tables, dict) else None
         if not isinstance(entry, dict):
             raise TuneboardError(f"{path}: 'tables' has no entry for table {name!r}")
@@ -389,6 +415,18 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
             raise TuneboardError(f"{path}: tables.{name}.rows must be a row count")
     return manifest
+
+
+def _tables_of(version: int) -> list[str]:
+    """The tables an export of format `version` holds."""
+    return [name for name in TABLES if SINCE_VERSION.get(name, 1) <= version]
+
+
+def _declared(columns: Mapping[str, str]) -> str:
+    """Column definitions for CREATE TABLE (JSON kept as text, as the converter holds it)."""
+    return ", ".join(
+        f"{column} {'VARCHAR' if kind == 'JSON' else kind}" for column, kind in columns.items()
+    )
 
 
 def _load_table(conn: duckdb.DuckDBPyConnection, name: str, file: Path, file_format: str) -> None:

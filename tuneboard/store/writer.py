@@ -2,10 +2,11 @@
 
 Callers only put a tuple on a `queue.SimpleQueue` (a few microseconds, no I/O). At least
 every `flush_interval` seconds the thread takes everything queued and applies it in one
-connection use and one transaction: statements in order, metric points and events as one
-columnar Arrow insert each, progress updates coalesced to the latest per stage. Then it
-lets go of the file so other processes can open it. A batch that fails is kept and retried
-with back-off; nothing is dropped unless it can never succeed, and then it is logged.
+connection use and one transaction: statements in order, metric points, events and
+generations as one columnar Arrow insert each, progress updates coalesced to the latest per
+stage. Then it lets go of the file so other processes can open it. A batch that fails is kept
+and retried with back-off; nothing is dropped unless it can never succeed, and then it is
+logged.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ METRICS = "metrics"  # (METRICS, run_id, stage_index, step, {name: value}, wall_
 PROGRESS = "progress"  # (PROGRESS, run_id, stage_index, completed, total)
 EVENT = "event"  # (EVENT, run_id, stage_index, time, level, message)
 ARTIFACT = "artifact"  # (ARTIFACT, run_id, stage_index, kind, path, bytes, sha256, time)
+# (GENERATIONS, run_id, stage_index, ((split, idx, prompt, output, reference, step), ...), time)
+GENERATIONS = "generations"
 STATEMENT = "statement"  # (STATEMENT, sql, params)
 DELETE_RUN = "delete_run"  # (DELETE_RUN, run_id)
 _FLUSH = "flush"  # (_FLUSH, threading.Event set once everything before it is committed)
@@ -57,7 +60,7 @@ _STOP = "stop"  # (_STOP, threading.Event)
 
 Op = tuple[Any, ...]
 
-RUN_TABLES = ("metrics", "events", "artifacts", "stages", "runs")
+RUN_TABLES = ("metrics", "events", "artifacts", "generations", "stages", "runs")
 
 _RETRY_FIRST = 0.05
 _RETRY_MAX = 2.0
@@ -335,6 +338,7 @@ class _Batch:
         self._metrics: list[Op] = []
         self._events: tuple[list[Any], ...] = ([], [], [], [], [])
         self._artifacts: list[tuple[Any, ...]] = []
+        self._generations: list[Op] = []
         self._progress: dict[tuple[str, int], tuple[int, int | None]] = {}
 
     def add(self, op: Op) -> None:
@@ -348,6 +352,8 @@ class _Batch:
                 column.append(value)
         elif tag == ARTIFACT:
             self._artifacts.append(op[1:])
+        elif tag == GENERATIONS:
+            self._generations.append(op)  # turned into columns in `_write_generations`
         elif tag == STATEMENT:
             self._write_progress()
             self.cur.execute(op[1], op[2])
@@ -363,6 +369,7 @@ class _Batch:
         self._write_progress()
         self._write_metrics()
         self._write_events()
+        self._write_generations()
         if self._artifacts:
             self.cur.executemany(
                 "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, to_timestamp(?))",
@@ -419,6 +426,19 @@ class _Batch:
         )
         self._events = ([], [], [], [], [])
 
+    def _write_generations(self) -> None:
+        ops, self._generations = self._generations, []
+        if not ops:
+            return
+        table = generations_table(ops)
+        if not table.num_rows:
+            return
+        self._insert(
+            table,
+            "INSERT INTO generations SELECT run_id, stage_index, step, split, idx, prompt,"
+            " output, reference, to_timestamp(created_at) FROM _tuneboard_batch",
+        )
+
     def _insert(self, table: pa.Table, sql: str) -> None:
         self.cur.register("_tuneboard_batch", table)
         try:
@@ -461,6 +481,54 @@ def metrics_table(ops: list[Op]) -> pa.Table:
         map(float, chain.from_iterable(map(dict.values, values))), np.float64, total
     )
     return per_op.append_column("name", names).append_column("value", pa.array(floats))
+
+
+def generations_table(ops: list[Op]) -> pa.Table:
+    """The rows of GENERATIONS operations as one Arrow table.
+
+    A value of the wrong type (an output that is not text) fails the whole table, so a bad
+    batch leaves no partial rows behind.
+    """
+    import pyarrow as pa  # here, not at import: see `metrics_table`
+
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
+    run_ids, stage_indexes, steps, splits, idxs, prompts, outputs, references, times = columns
+    for _, run_id, stage_index, rows, at in ops:
+        for split, idx, prompt, output, reference, step in rows:
+            run_ids.append(run_id)
+            stage_indexes.append(stage_index)
+            steps.append(step)
+            splits.append(split)
+            idxs.append(idx)
+            prompts.append(prompt)
+            outputs.append(output)
+            references.append(reference)
+            times.append(at)
+    types = (
+        pa.string(),
+        pa.int32(),
+        pa.int64(),
+        pa.string(),
+        pa.int64(),
+        pa.string(),
+        pa.string(),
+        pa.string(),
+        pa.float64(),
+    )
+    return pa.Table.from_arrays(
+        [pa.array(column, kind) for column, kind in zip(columns, types, strict=True)],
+        names=[
+            "run_id",
+            "stage_index",
+            "step",
+            "split",
+            "idx",
+            "prompt",
+            "output",
+            "reference",
+            "created_at",
+        ],
+    )
 
 
 def _describe(op: Op) -> str:

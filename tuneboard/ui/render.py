@@ -108,6 +108,19 @@ def _key(key: Any) -> str:
     return json.dumps(text)
 
 
+def clip(text: str, width: int) -> str:
+    """`text` on one line, cut to `width` terminal cells with an ellipsis when longer.
+
+    Line breaks show as ``⏎`` and other runs of white space as one space.
+    """
+    from rich.text import Text  # lazily: rich costs start-up time
+
+    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
+    flat = Text(" ⏎ ".join(line for line in lines if line))
+    flat.truncate(max(width, 1), overflow="ellipsis")
+    return flat.plain
+
+
 def json_default(value: Any) -> Any:
     """`json.dumps` fallback for dates and other non-JSON values."""
     if isinstance(value, datetime | date):

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tuneboard import Dataset, DatasetContext, GenerationExample, Splits, param
+from tuneboard import (
+    DataError,
+    Dataset,
+    DatasetContext,
+    GenerationExample,
+    Splits,
+    StageContext,
+    param,
+)
 from tuneboard.builtin.gendata.common import check_generation_task, load_splits
 from tuneboard.builtin.textfiles import read_text
 
@@ -71,3 +80,32 @@ def documents(text: str, split_on: SplitOn) -> Iterator[str]:
         elif current:
             yield "\n".join(current)
             current = []
+
+
+@dataclass
+class CorpusFileParams:
+    """The keys of a stage that trains on a corpus file of its own (`clm`, `mlm`)."""
+
+    corpus: str | None = param(
+        None, "A text file of documents to train on (relative to the project folder)"
+    )
+    split_on: SplitOn = param(
+        "blank_line", "What ends a document in the corpus file: blank_line, line or file"
+    )
+    corpus_validation: float = param(
+        0.05, "Share of the corpus's documents held out to measure val/loss", min=0, max=0.5
+    )
+
+
+def corpus_split(ctx: StageContext, params: CorpusFileParams) -> tuple[list[str], list[str]]:
+    """The corpus file's documents, shuffled with the stage's seed and cut into training and
+    held-out ones; `DataError` naming the file when it holds none."""
+    assert params.corpus is not None
+    path = ctx.project_file(params.corpus, "corpus")
+    found = list(documents(read_text(path, "utf-8"), params.split_on))
+    if not found:
+        raise DataError(f"{path}: no documents in the corpus file")
+    random.Random(ctx.seed).shuffle(found)
+    held = round(len(found) * params.corpus_validation)
+    held = min(held, len(found) - 1)
+    return found[held:], found[:held]

@@ -34,7 +34,8 @@ def token_loss(
             ctx.check_stop()
             labels = batch.pop("labels") if shift else batch["labels"]
             with autocast():
-                logits = model(**batch).logits
+                # No cache: a decoder keeping one would ignore packed rows' position_ids.
+                logits = model(**batch, use_cache=False).logits
             if shift:
                 logits, labels = logits[:, :-1], labels[:, 1:]
             total += F.cross_entropy(

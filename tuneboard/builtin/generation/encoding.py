@@ -77,6 +77,7 @@ def encode_causal(
     max_length: int,
     template: Template,
     train_on_prompt: bool,
+    packing: bool = False,
 ) -> Features:
     """Features for a causal LM: the whole text as input; labels on the replies only (or on
     everything with `train_on_prompt`). Documents longer than `max_length` are cut into
@@ -111,9 +112,52 @@ def encode_causal(
         for r in rows
     ]
     pad = pad_id(tokenizer)
+    if packing:
+        return _packed(rows, labels_rows, max_length, pad, cut.notes())
     input_ids, lengths = pad_rows([r.ids for r in rows], pad)
     labels, _ = pad_rows(labels_rows, IGNORE_INDEX)
     return Features(input_ids, lengths, labels, None, pad, notes=cut.notes())
+
+
+def _packed(
+    rows: Sequence[_Row],
+    labels_rows: Sequence[list[int]],
+    max_length: int,
+    pad: int,
+    notes: tuple[str, ...],
+) -> Features:
+    """Examples packed first-fit, longest first, into sequences of at most `max_length`.
+
+    Positions restart at 0 with each example; its first token is never a target, so no
+    example learns to follow the one before it.
+    """
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(rows)), key=lambda i: -len(rows[i].ids)):
+        size = len(rows[i].ids)
+        place = next((b for b, free in enumerate(room) if free >= size), None)
+        if place is None:
+            bins.append([])
+            room.append(max_length)
+            place = len(bins) - 1
+        bins[place].append(i)
+        room[place] -= size
+    ids, labels, positions = [], [], []
+    for members in bins:
+        ids.append([t for i in members for t in rows[i].ids])
+        labels.append([t for i in members for t in [IGNORE_INDEX, *labels_rows[i][1:]]])
+        positions.append([p for i in members for p in range(len(rows[i].ids))])
+    input_ids, lengths = pad_rows(ids, pad)
+    note = f"packed {len(rows)} examples into {len(bins)} sequences of up to {max_length} tokens"
+    return Features(
+        input_ids,
+        lengths,
+        pad_rows(labels, IGNORE_INDEX)[0],
+        None,
+        pad,
+        notes=(*notes, note),
+        position_ids=pad_rows(positions, 0)[0],
+    )
 
 
 def _chat(tokenizer: Any, template: Template) -> bool:

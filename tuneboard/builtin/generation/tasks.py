@@ -58,6 +58,11 @@ class CausalLMParams:
     train_on_prompt: bool = param(
         False, "Take the loss on the prompt's tokens too (default: on the responses only)"
     )
+    packing: bool = param(
+        False,
+        "Pack short examples one after another into sequences of up to max_length tokens "
+        "(fewer padded tokens); each example still attends only to itself",
+    )
 
 
 @dataclass
@@ -180,8 +185,9 @@ class CausalLM(_GenerationTask):
 
     def encode(self, examples: Sequence[Example], tokenizer: Any, max_length: int) -> Features:
         """Prompt and reply as one text; labels on the reply (see `CausalLMParams`)."""
+        p = self.params
         return encode_causal(
-            examples, tokenizer, max_length, self.params.template, self.params.train_on_prompt
+            examples, tokenizer, max_length, p.template, p.train_on_prompt, p.packing
         )
 
     def prompt_ids(self, example: GenerationExample, tokenizer: Any, max_length: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""Two or more runs side by side: one metric overlaid, final and best values, config differences."""
+"""Two or more runs side by side: one metric overlaid, final and best values, config differences,
+and the latest outputs of generative runs for the same prompt."""
 
 from __future__ import annotations
 
@@ -9,13 +10,22 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Header, Label, Select, Static, TabbedContent, TabPane, Tabs
 
 from tuneboard.engine.context import metric_higher_is_better
 from tuneboard.sdk.errors import TuneboardError
-from tuneboard.store import ACTIVE_STATUSES, RunRow, Series
+from tuneboard.store import ACTIVE_STATUSES, GenerationRow, RunRow, Series
 from tuneboard.tui.configs import config_differences
+from tuneboard.tui.generations import (
+    GenerationReader,
+    PromptKey,
+    body,
+    compared_prompts,
+    evaluation_label,
+    heading,
+    latest_outputs,
+)
 from tuneboard.tui.metrics import best_index, default_metric, direction_word
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
@@ -37,6 +47,7 @@ class Comparison:
     names: list[str] = field(default_factory=list)
     metric: str | None = None
     series: dict[str, Series] = field(default_factory=dict)
+    generations: dict[str, list[GenerationRow]] = field(default_factory=dict)
 
 
 class CompareScreen(LiveScreen):
@@ -46,6 +57,8 @@ class CompareScreen(LiveScreen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("m", "pick_metric", "Metric"),
         Binding("t", "toggle_x", "Step/time"),
+        Binding("left_square_bracket", "prompt(-1)", "Prev prompt"),
+        Binding("right_square_bracket", "prompt(1)", "Next prompt"),
     ]
 
     def __init__(self, run_ids: list[str]) -> None:
@@ -55,6 +68,12 @@ class CompareScreen(LiveScreen):
         self.x_axis: XAxis = "step"
         self._names: list[str] = []
         self._runs: list[RunRow] = []
+        self._reader = GenerationReader()
+        self.prompts: list[PromptKey] = []
+        self.prompt_index = 0
+        self._latest: dict[str, dict[PromptKey, GenerationRow]] = {}
+        self._generations_drawn: object = None
+        self.output_columns: dict[str, Static] = {}
 
     def compose(self) -> ComposeResult:
         """Metric picker, then the chart, the metrics table and the config differences."""
@@ -70,11 +89,23 @@ class CompareScreen(LiveScreen):
                 yield DataTable(id="metrics", cursor_type="row")
             with TabPane("Config diff", id="config-tab"):
                 yield DataTable(id="config-diff", cursor_type="row")
+            with (
+                TabPane("Generations", id="generations-tab"),
+                VerticalScroll(),
+                Horizontal(id="generations-row"),
+            ):
+                yield Static(id="generations-prompt", classes="generation-column")
+                for run_id in self.run_ids:
+                    column = Static(classes="generation-column")
+                    self.output_columns[run_id] = column
+                    yield column
         yield WrappingFooter()
 
     def on_mount(self) -> None:
         """Title and focus (`LiveScreen.on_mount` then does the first load)."""
         self.sub_title = f"comparing {len(self.run_ids)} runs"
+        # Shown once a run has generations: never when comparing classification runs.
+        self.query_one("#compare-tabs", TabbedContent).hide_tab("generations-tab")
         self.query_one(Tabs).focus()
 
     def higher_is_better(self, name: str) -> bool:
@@ -103,6 +134,19 @@ class CompareScreen(LiveScreen):
                 data.last[run.run_id] = store.last_metrics(run.run_id)
                 data.best[run.run_id] = store.best_metrics(run.run_id, self.higher_is_better)
                 names.update(dict.fromkeys(data.last[run.run_id]))
+                # New generations come with new validation values or a stage's end.
+                version = (
+                    run.status,
+                    run.current_stage,
+                    tuple(
+                        sorted(
+                            (name, value)
+                            for name, value in data.last[run.run_id].items()
+                            if name.startswith("val/")
+                        )
+                    ),
+                )
+                data.generations[run.run_id] = self._reader.read(store, run.run_id, version)
             data.names = sorted(names)
             headlines = [run.headline for run in runs]
             metric = self.metric if self.metric in names else None
@@ -139,6 +183,7 @@ class CompareScreen(LiveScreen):
             self.query_one("#compare-note", Static).update(note)
         self._show_metrics(data)
         self._show_config(data.runs)
+        self._show_generations(data)
         if all(run.status not in ACTIVE_STATUSES for run in data.runs):
             self.stop_polling()
 
@@ -177,7 +222,86 @@ class CompareScreen(LiveScreen):
         if not differences:
             table.add_row(Text("(the configs are the same)"), *(Text("") for _ in runs))
 
+    def _show_generations(self, data: Comparison) -> None:
+        """Keep each run's latest output per prompt; the tab appears with the first ones."""
+        prompts = compared_prompts(data.generations)
+        latest = {run_id: latest_outputs(rows) for run_id, rows in data.generations.items()}
+        if prompts and self.prompts:
+            # Stay on the prompt shown, wherever it is now in the list.
+            current = self.prompts[self.prompt_index]
+            self.prompt_index = prompts.index(current) if current in prompts else 0
+        shown = bool(self.prompts)
+        self.prompts = prompts
+        self._latest = latest
+        if shown != bool(prompts):
+            tabs = self.query_one("#compare-tabs", TabbedContent)
+            if prompts:
+                tabs.show_tab("generations-tab")
+            else:  # the runs' generations were removed
+                tabs.hide_tab("generations-tab")
+                self.prompt_index = 0
+            self.refresh_bindings()
+        self._draw_generations()
+
+    def _draw_generations(self) -> None:
+        """The prompt and its reference, then each run's latest output for it."""
+        if not self.prompts:
+            self._generations_drawn = None
+            return
+        key = self.prompts[self.prompt_index]
+        shown = [
+            (run_id, self._latest[run_id].get(key))
+            for run_id in self.run_ids
+            if run_id in self._latest
+        ]
+        drawn = (self.prompt_index, len(self.prompts), shown)
+        if drawn == self._generations_drawn:
+            return
+        self._generations_drawn = drawn
+        rows = [row for _, row in shown if row is not None]
+        first = rows[0]
+        reference = next((row.reference for row in rows if row.reference), None)
+        text = Text()
+        text.append(f"prompt {self.prompt_index + 1} of {len(self.prompts)}", style="bold")
+        text.append(f"\n{key[0]} #{key[1]} · [ ] other prompts\n\n", style="dim")
+        text.append_text(heading("prompt"))
+        text.append_text(body(first.prompt))
+        text.append_text(heading("\nreference"))
+        text.append_text(body(reference))
+        self.query_one("#generations-prompt", Static).update(text)
+        for run_id, column in self.output_columns.items():
+            column.display = run_id in self._latest
+            if run_id in self._latest:
+                column.update(self._output_text(run_id, self._latest[run_id].get(key), first))
+
+    @staticmethod
+    def _output_text(run_id: str, row: GenerationRow | None, shown: GenerationRow) -> Text:
+        text = heading(run_id)
+        if row is None:
+            text.append("no output for this prompt\n", style="dim")
+            return text
+        text.append(f"latest: {evaluation_label(row, {}, several=False)}\n\n", style="dim")
+        text.append_text(body(row.output))
+        if row.prompt != shown.prompt:
+            text.append("\n(this run's prompt differs:)\n", style="dim")
+            text.append_text(body(row.prompt))
+        return text
+
     # --- actions ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The prompt keys only when a run has generations (not in the footer otherwise)."""
+        if action == "prompt":
+            return bool(self.prompts)
+        return True
+
+    def action_prompt(self, delta: int) -> None:
+        """Show the previous or next prompt (and the Generations tab)."""
+        if not self.prompts:
+            return
+        self.prompt_index = (self.prompt_index + delta) % len(self.prompts)
+        self.query_one("#compare-tabs", TabbedContent).active = "generations-tab"
+        self._draw_generations()
 
     @on(Select.Changed, "#metric")
     def _metric_chosen(self, event: Select.Changed) -> None:

@@ -1,4 +1,5 @@
-"""One run: its stages, live charts of every metric, the tail of its events and its config."""
+"""One run: its stages, live charts of every metric, what a generative model wrote, the tail of
+its events and its config."""
 
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ from textual.containers import Grid, VerticalScroll
 from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane, Tabs
 
 from tuneboard.sdk.errors import TuneboardError
-from tuneboard.store import ACTIVE_STATUSES, EventRow, RunRow, Series, StageRow
+from tuneboard.store import ACTIVE_STATUSES, EventRow, GenerationRow, RunRow, Series, StageRow
 from tuneboard.tui.cells import duration_cell, progress_bar, status_cell
 from tuneboard.tui.configs import flatten_config, toml_literal
+from tuneboard.tui.generations import (
+    GenerationReader,
+    PromptHistory,
+    history_text,
+    prompt_histories,
+)
 from tuneboard.tui.metrics import metric_families
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
@@ -39,6 +46,7 @@ class RunDetail:
     stages: list[StageRow] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
     series: dict[str, Series] = field(default_factory=dict)
+    generations: list[GenerationRow] = field(default_factory=list)
 
 
 class ChartArea(VerticalScroll):
@@ -60,6 +68,8 @@ class DetailScreen(LiveScreen):
         Binding("r", "relaunch", "Re-launch"),
         Binding("t", "toggle_x", "Step/time"),
         Binding("v", "review", "Review"),
+        Binding("left_square_bracket", "prompt(-1)", "Prev prompt"),
+        Binding("right_square_bracket", "prompt(1)", "Next prompt"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -74,9 +84,13 @@ class DetailScreen(LiveScreen):
         self._summary_lines = 0
         self._stage_cells: list[tuple[Any, ...]] = []
         self._stage_theme: object = None
+        self._reader = GenerationReader()
+        self.histories: list[PromptHistory] = []
+        self.prompt_index = 0
 
     def compose(self) -> ComposeResult:
-        """Summary, error banner, stage timeline, then charts, events and config as tabs."""
+        """Summary, error banner, stage timeline, then charts, generations, events and config as
+        tabs (generations only once the run has some)."""
         yield Header()
         yield Static(id="summary")
         yield Static(id="error", classes="error-banner")
@@ -88,6 +102,8 @@ class DetailScreen(LiveScreen):
             with TabPane("Charts", id="charts-tab"), ChartArea(id="charts-scroll"):
                 yield Static("no metrics logged yet", id="no-charts", classes="hint")
                 yield Grid(id="charts")
+            with TabPane("Generations", id="generations-tab"), VerticalScroll():
+                yield Static(id="generations")
             with TabPane("Events", id="events-tab"), VerticalScroll():
                 yield Static(id="events")
             with TabPane("Config", id="config-tab"), VerticalScroll():
@@ -98,6 +114,8 @@ class DetailScreen(LiveScreen):
         """Title and layout (`LiveScreen.on_mount` then does the first load)."""
         self.sub_title = f"run {self.run_id}"
         self.query_one("#error").display = False
+        # Shown once the run has generations: classification runs never show it.
+        self.query_one("#tabs", TabbedContent).hide_tab("generations-tab")
         self._fit_charts(self.size.width)
         self.query_one(Tabs).focus()
 
@@ -133,14 +151,27 @@ class DetailScreen(LiveScreen):
             except TuneboardError:
                 return RunDetail(None)
             names = store.metric_names(self.run_id)
+            stages = store.stages(self.run_id)
+            series = {
+                name: store.series(self.run_id, name, max_points=MAX_POINTS, x=self.x_axis)
+                for name in names
+            }
+            # Generations are written just before the validation metrics of the same
+            # evaluation, or by a stage before it ends: read them again only then.
+            version = (
+                tuple((stage.stage_index, stage.status) for stage in stages),
+                tuple(
+                    (name, s.xs[-1])
+                    for name, s in series.items()
+                    if name.startswith("val/") and s.xs
+                ),
+            )
             return RunDetail(
                 run=run,
-                stages=store.stages(self.run_id),
+                stages=stages,
                 events=store.events(self.run_id, limit=EVENT_TAIL),
-                series={
-                    name: store.series(self.run_id, name, max_points=MAX_POINTS, x=self.x_axis)
-                    for name in names
-                },
+                series=series,
+                generations=self._reader.read(store, self.run_id, version),
             )
 
     def show(self, data: RunDetail) -> None:
@@ -154,6 +185,7 @@ class DetailScreen(LiveScreen):
         self._show_summary(data.run)
         self._show_stages(data.stages)
         self._show_charts(data.series)
+        self._show_generations(data.stages, data.generations)
         self._show_events(data.events)
         if not self._config_shown:
             self._show_config(data.run)
@@ -256,6 +288,33 @@ class DetailScreen(LiveScreen):
         """The x-axis label of the charts."""
         return "step" if self.x_axis == "step" else "seconds since start"
 
+    def _show_generations(self, stages: list[StageRow], rows: list[GenerationRow]) -> None:
+        """The chosen prompt with its outputs at every evaluation; the tab appears with the
+        run's first generations."""
+        names = {stage.stage_index: stage.name for stage in stages}
+        histories = prompt_histories(rows, names)
+        if histories == self.histories:
+            return
+        shown = bool(self.histories)
+        self.histories = histories
+        if shown != bool(histories):
+            tabs = self.query_one("#tabs", TabbedContent)
+            if histories:
+                tabs.show_tab("generations-tab")
+            else:  # a resume removed them
+                tabs.hide_tab("generations-tab")
+            self.refresh_bindings()
+        self._draw_generations()
+
+    def _draw_generations(self) -> None:
+        if not self.histories:
+            return
+        self.prompt_index = min(self.prompt_index, len(self.histories) - 1)
+        text = history_text(
+            self.histories[self.prompt_index], self.prompt_index, len(self.histories)
+        )
+        self.query_one("#generations", Static).update(text)
+
     def _show_events(self, events_: list[EventRow]) -> None:
         key = (len(events_), events_[-1].time if events_ else None)
         if key == self._events_key:
@@ -280,6 +339,20 @@ class DetailScreen(LiveScreen):
         self._config_shown = True
 
     # --- actions ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The prompt keys only for a run with generations (not in the footer otherwise)."""
+        if action == "prompt":
+            return bool(self.histories)
+        return True
+
+    def action_prompt(self, delta: int) -> None:
+        """Show the previous or next prompt's generations (and the Generations tab)."""
+        if not self.histories:
+            return
+        self.prompt_index = (self.prompt_index + delta) % len(self.histories)
+        self.query_one("#tabs", TabbedContent).active = "generations-tab"
+        self._draw_generations()
 
     def action_toggle_x(self) -> None:
         """Plot against the step or the wall-clock time."""
