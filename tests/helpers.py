@@ -13,10 +13,12 @@ from tuneboard.builtin.strategies import StandardStrategy
 from tuneboard.config import ModelSpec
 from tuneboard.engine.stage_training import StageTraining
 from tuneboard.review.corrections import read_corrections
+from tuneboard.review.generations import read_responses
 from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
     Correction,
     DatasetContext,
+    GenerationExample,
     LogLevel,
     Metric,
     PipelineState,
@@ -146,6 +148,13 @@ class RecordingContext(StageContext):
 
     def corrections(self, file: str | None = None) -> list[Correction]:
         return list(read_corrections(self.corrections_path(file)).values())
+
+    def responses_path(self, file: str | None = None) -> Path:
+        return self.project_dir / (file or "responses.jsonl")
+
+    def responses(self, file: str | None = None) -> list[GenerationExample]:
+        rows = read_responses(self.responses_path(file)).values()
+        return [GenerationExample(r["prompt"], r["response"]) for r in rows]
 
     # --- queries --------------------------------------------------------------------------
 

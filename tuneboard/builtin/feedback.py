@@ -1,14 +1,18 @@
-"""The `feedback` stage: people's label corrections (and rules) go into the training split.
+"""The `feedback` stage: what people corrected in reviews (and rules) goes into the training split.
 
-It reads the project's corrections file (written by the app's Review screen and
-`tuneboard review --apply`) each time it runs, so inside a `repeat` round it picks up what
-was corrected since the round before. A corrected example already in the training split gets
-its new label; one in the validation or test split is moved into training (`eval_overlap =
-"move"`) or only relabelled there (``"relabel"``); any other is added. Each corrected example
-is in the training split `weight` times. Training examples whose text matches one of
-`drop_patterns` are dropped. Running it again (the next round) first undoes what it changed
-the time before, so nothing counts twice and a correction taken back is gone. Sequence
-classification. Standard library only.
+For sequence classification it reads the project's corrections file (labels), for the
+generation tasks (`ctx.task` set) its responses file (outputs accepted or edited while
+reviewing generations; `ctx.responses()`), both written by the app's Review screen and
+`tuneboard review --apply`, each time it runs, so inside a `repeat` round it picks up what was
+reviewed since the round before. Both go through one path: an example is its text and text
+pair (classification) or its prompt (generation). A corrected example already in the
+training split gets its new label (response); one in the validation or test split is moved
+into training (`eval_overlap = "move"`) or only corrected there (``"relabel"``); any other
+is added. Each corrected example is in the training split `weight` times. Training examples
+whose text (prompt or response) matches one of `drop_patterns` are dropped. Running it again
+(the next round) first undoes what it changed the time before, so nothing counts twice and a
+correction taken back is gone. The stage trains nothing itself: a training stage after it
+(`finetune`) trains on the new split. Standard library only.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from typing import Any, Literal
 from tuneboard import (
     SEQUENCE_CLASSIFICATION,
     ConfigError,
-    Correction,
     Example,
+    GenerationExample,
     PipelineState,
     Stage,
     StageContext,
@@ -41,22 +45,25 @@ class FeedbackParams:
 
     file: str = param(
         "",
-        "Corrections file, relative to the project folder (empty = the project's `corrections`"
-        " setting, corrections.jsonl by default); a missing file merges nothing",
+        "Corrections file (classification) or reviewed responses file (generation tasks), "
+        "relative to the project folder (empty = the project's `corrections` setting, "
+        "corrections.jsonl, or `responses` setting, responses.jsonl); a missing file merges "
+        "nothing",
     )
     weight: int = param(
         1, "How many times each corrected example is in the training split", min=1, max=100
     )
     drop_patterns: list[str] = param(
         [],
-        "Regular expressions (Python syntax); training examples whose text matches one are "
-        "dropped, corrected ones too",
+        "Regular expressions (Python syntax); training examples whose text (or prompt or "
+        "response) matches one are dropped, corrected ones too",
     )
     ignore_case: bool = param(True, "Match drop_patterns ignoring case")
     eval_overlap: Literal["move", "relabel"] = param(
         "move",
         "A corrected example found in the validation or test split: move it into training "
-        "with its new label, or only relabel it where it is (it is then not trained on)",
+        "with its new label (response), or only correct it where it is (it is then not "
+        "trained on)",
     )
 
     def __post_init__(self) -> None:
@@ -74,7 +81,10 @@ class Feedback(Stage[FeedbackParams]):
 
     name = "feedback"
     Params = FeedbackParams
-    description = "Add reviewed label corrections to training; drop examples matching patterns"
+    description = (
+        "Add reviewed label corrections (or reviewed responses) to training; drop examples "
+        "matching patterns"
+    )
 
     def run(self, ctx: StageContext, state: PipelineState) -> PipelineState:
         """Change the splits; log `feedback/*` counts."""
@@ -93,12 +103,19 @@ class _Applied:
 
 
 def run_feedback(params: FeedbackParams, ctx: StageContext, state: PipelineState) -> PipelineState:
-    """Merge the corrections into the splits and apply the drop patterns."""
-    if state.task != SEQUENCE_CLASSIFICATION:
-        raise ConfigError(f"feedback: supports {SEQUENCE_CLASSIFICATION} only")
-    path = ctx.corrections_path(params.file or None)
-    saved = {c.key: c for c in ctx.corrections(params.file or None)}
-    corrections = _usable(saved, state.labels, ctx)
+    """Merge the corrections (or reviewed responses) into the splits; apply the drop patterns."""
+    file = params.file or None
+    if ctx.task is not None:
+        path = ctx.responses_path(file)
+        corrections = _reviewed(ctx.responses(file))
+        what = "reviewed responses"
+    elif state.task == SEQUENCE_CLASSIFICATION:
+        path = ctx.corrections_path(file)
+        saved = {c.key: TextExample(c.text, c.label, c.text_pair) for c in ctx.corrections(file)}
+        corrections = _usable(saved, state.labels, ctx)
+        what = "corrections"
+    else:
+        raise ConfigError(f"feedback: supports {SEQUENCE_CLASSIFICATION} and generation tasks")
     memory = f"{_APPLIED}.{ctx.pipeline_index}"  # this stage's, whichever round runs it
     previous = state.extras.get(memory)
     if isinstance(previous, _Applied):
@@ -113,22 +130,18 @@ def run_feedback(params: FeedbackParams, ctx: StageContext, state: PipelineState
             )
     stay_in_eval = {_key(new) for _, new, _ in applied.replaced}
     train = list(state.splits.get("train", []))
-    in_train = {_key(ex) for ex in train if isinstance(ex, TextExample)}
+    in_train = {_key(ex) for ex in train}
     to_train = {k: c for k, c in corrections.items() if k not in stay_in_eval or k in in_train}
     kept: list[Example] = []
     for ex in train:
-        correction = to_train.get(_key(ex)) if isinstance(ex, TextExample) else None
+        correction = _find(to_train, ex)
         if correction is None:
             kept.append(ex)
             continue
         applied.removed.append(("train", ex))
-        if isinstance(ex, TextExample) and ex.label != correction.label:
+        if _target(ex) != _target(correction):
             counts["relabelled"] += 1
-    added: list[Example] = [
-        TextExample(text=c.text, label=c.label, text_pair=c.text_pair)
-        for c in to_train.values()
-        for _ in range(params.weight)
-    ]
+    added: list[Example] = [c for c in to_train.values() for _ in range(params.weight)]
     train, dropped = _drop([*kept, *added], params.drop_patterns, params.ignore_case, ctx)
     added_ids = {id(ex) for ex in added}
     applied.removed += [("train", ex) for ex in dropped if id(ex) not in added_ids]
@@ -150,9 +163,9 @@ def run_feedback(params: FeedbackParams, ctx: StageContext, state: PipelineState
     ctx.progress(1, 1, "merged feedback")
     where = path.name if path.exists() else f"{path.name} (not there yet)"
     ctx.event(
-        f"{len(corrections)} corrections from {where}: {counts['relabelled']} training examples "
+        f"{len(corrections)} {what} from {where}: {counts['relabelled']} training examples "
         f"relabelled, {counts['moved']} moved from validation/test, {counts['eval_relabelled']} "
-        f"relabelled there; {len(applied.added)} training rows from corrections (weight "
+        f"relabelled there; {len(applied.added)} training rows from {what} (weight "
         f"{params.weight}); {len(dropped)} dropped by patterns; train has {len(train)}"
     )
     return state
@@ -170,8 +183,8 @@ def _undo(state: PipelineState, applied: _Applied) -> None:
 
 
 def _usable(
-    corrections: dict[Key, Correction], labels: list[str], ctx: StageContext
-) -> dict[Key, Correction]:
+    corrections: dict[Key, TextExample], labels: list[str], ctx: StageContext
+) -> dict[Key, Example]:
     """The corrections whose label the model has; a warning names the others' labels."""
     known = set(labels)
     unknown = Counter(c.label for c in corrections.values() if c.label not in known)
@@ -181,10 +194,15 @@ def _usable(
     return {key: c for key, c in corrections.items() if c.label in known}
 
 
+def _reviewed(responses: list[GenerationExample]) -> dict[Key, Example]:
+    """The reviewed responses by example key (their prompt)."""
+    return {(ex.prompt, None): ex for ex in responses if ex.response}
+
+
 def _merge_eval(
     split: str,
     examples: list[Example],
-    corrections: dict[Key, Correction],
+    corrections: dict[Key, Example],
     overlap: str,
     applied: _Applied,
     counts: Counter[str],
@@ -193,16 +211,16 @@ def _merge_eval(
     place (``relabel``), each change recorded in `applied`."""
     out: list[Example] = []
     for ex in examples:
-        correction = corrections.get(_key(ex)) if isinstance(ex, TextExample) else None
-        if correction is None or not isinstance(ex, TextExample):
+        correction = _find(corrections, ex)
+        if correction is None:
             out.append(ex)
         elif overlap == "move":
             applied.removed.append((split, ex))
             counts["moved"] += 1
         else:
-            new = replace(ex, label=correction.label)
+            new = _corrected(ex, correction)
             applied.replaced.append((split, new, ex))
-            counts["eval_relabelled"] += ex.label != correction.label
+            counts["eval_relabelled"] += _target(ex) != _target(correction)
             out.append(new)
     return out
 
@@ -232,15 +250,47 @@ def _drop(
 
 
 def _matching(example: Example, patterns: list[re.Pattern[str]]) -> str | None:
-    if not isinstance(example, TextExample):
+    if isinstance(example, TextExample):
+        texts = [example.text, example.text_pair]
+    elif isinstance(example, GenerationExample):
+        texts = [example.prompt, example.reference]
+    else:
         return None
     for pattern in patterns:
-        if pattern.search(example.text) or (
-            example.text_pair is not None and pattern.search(example.text_pair)
-        ):
+        if any(text is not None and pattern.search(text) for text in texts):
             return pattern.pattern
     return None
 
 
-def _key(example: Any) -> Key:
-    return (example.text, example.text_pair)
+def _key(example: Any) -> Key | None:
+    """What identifies an example across splits and the corrections: its text and text pair,
+    or a generation example's prompt (a chat example with `messages` has none)."""
+    if isinstance(example, TextExample):
+        return (example.text, example.text_pair)
+    if isinstance(example, GenerationExample) and example.messages is None:
+        return (example.prompt, None)
+    return None
+
+
+def _find(corrections: dict[Key, Example], example: Example) -> Example | None:
+    """The correction of `example`, if any."""
+    key = _key(example)
+    return None if key is None else corrections.get(key)
+
+
+def _target(example: Any) -> str | None:
+    """What a correction changes: the label, or the response."""
+    if isinstance(example, TextExample):
+        return example.label
+    if isinstance(example, GenerationExample):
+        return example.reference
+    return None
+
+
+def _corrected(example: Example, correction: Example) -> Example:
+    """`example` with the label (response) of `correction`, its weight kept."""
+    if isinstance(example, TextExample) and isinstance(correction, TextExample):
+        return replace(example, label=correction.label)
+    if isinstance(example, GenerationExample) and isinstance(correction, GenerationExample):
+        return replace(example, response=correction.response)
+    return example

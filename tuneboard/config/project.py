@@ -24,6 +24,8 @@ from tuneboard.sdk.params import build_params, did_you_mean, param
 
 CONFIG_FILE = "tuneboard.toml"
 DEFAULT_CORRECTIONS = "corrections.jsonl"
+DEFAULT_RESPONSES = "responses.jsonl"
+DEFAULT_PREFERENCES = "preferences.jsonl"
 DEFAULT_DATABASE = ".tuneboard/tuneboard.duckdb"
 DEFAULT_RUNS_DIR = ".tuneboard/runs"
 LOCAL_EXECUTOR = "local"
@@ -41,6 +43,16 @@ class _ProjectKeys:
     cpu_slots: int = param(1, "runs at once on the CPU", min=1)
     corrections: str = param(
         DEFAULT_CORRECTIONS, "label corrections from reviews (JSON lines), relative to the project"
+    )
+    responses: str = param(
+        DEFAULT_RESPONSES,
+        "outputs accepted or edited in reviews of generations (JSON lines of prompt and "
+        "response), relative to the project",
+    )
+    preferences: str = param(
+        DEFAULT_PREFERENCES,
+        "preference pairs from reviews of generations (JSON lines of prompt, chosen and "
+        "rejected), relative to the project",
     )
     executor: str | dict[str, Any] = param(
         LOCAL_EXECUTOR,
@@ -79,7 +91,9 @@ class Project:
     `devices` is ``"auto"`` or a tuple like ``("cuda:0", "cuda:1")``; paths are absolute.
     Experiments are validated only when asked for, against the loaded plugins.
     `corrections` is the file reviews write label corrections to (None: the default,
-    ``corrections.jsonl`` in the project folder; see `corrections_file`).
+    ``corrections.jsonl`` in the project folder; see `corrections_file`). `responses` and
+    `preferences` are the files reviews of generations write (`responses_file`,
+    `preferences_file`).
     """
 
     root: Path
@@ -91,6 +105,8 @@ class Project:
     slots_per_device: int = 1
     cpu_slots: int = 1
     corrections: Path | None = None
+    responses: Path | None = None
+    preferences: Path | None = None
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     experiment_tables: Mapping[str, Mapping[str, Any]] = field(
         default_factory=dict, repr=False, compare=False
@@ -100,6 +116,16 @@ class Project:
     def corrections_file(self) -> Path:
         """The project's corrections file (it may not exist yet)."""
         return self.corrections or self.root / DEFAULT_CORRECTIONS
+
+    @property
+    def responses_file(self) -> Path:
+        """The file reviews of generations write accepted and edited outputs to."""
+        return self.responses or self.root / DEFAULT_RESPONSES
+
+    @property
+    def preferences_file(self) -> Path:
+        """The file reviews of generations write preference pairs to."""
+        return self.preferences or self.root / DEFAULT_PREFERENCES
 
     @property
     def experiment_names(self) -> tuple[str, ...]:
@@ -162,6 +188,8 @@ def load_project(root_or_file: Path) -> Project:
         slots_per_device=keys.slots_per_device,
         cpu_slots=keys.cpu_slots,
         corrections=_inside(root, keys.corrections, f"{label}: [project]", "corrections"),
+        responses=_inside(root, keys.responses, f"{label}: [project]", "responses"),
+        preferences=_inside(root, keys.preferences, f"{label}: [project]", "preferences"),
         executor=_executor(keys.executor, f"{label}: [project.executor]"),
         experiment_tables=_experiment_tables(data.get("experiments", {}), label),
     )

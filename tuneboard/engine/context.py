@@ -11,15 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuneboard.config import DEFAULT_CORRECTIONS, ExperimentConfig
+from tuneboard.config import DEFAULT_CORRECTIONS, DEFAULT_RESPONSES, ExperimentConfig
 from tuneboard.config.experiment import LOSS_VALUES
 from tuneboard.engine.observer import RunObserver
 from tuneboard.engine.stage_training import StageTraining
 from tuneboard.plugins import PluginRegistry
 from tuneboard.review.corrections import read_corrections
+from tuneboard.review.generations import read_responses
 from tuneboard.sdk.contracts import (
     Correction,
     DatasetContext,
+    GenerationExample,
     LogLevel,
     Metric,
     PipelineState,
@@ -84,6 +86,7 @@ class RunEnvironment:
     stage_runner: Callable[[int, PipelineState, str], PipelineState] | None = None
     next_row: int = 0
     corrections_file: Path | None = None
+    responses_file: Path | None = None
     task: Task[Any] | None = None
 
     def metric_plugins(self) -> list[Metric]:
@@ -215,6 +218,17 @@ class RunContext(StageContext):
     def corrections(self, file: str | None = None) -> list[Correction]:
         """The label corrections in `corrections_path(file)`, the latest per example."""
         return list(read_corrections(self.corrections_path(file)).values())
+
+    def responses_path(self, file: str | None = None) -> Path:
+        """`file` in the project folder, else the project's responses file."""
+        if file:
+            return (self.project_dir / Path(file).expanduser()).resolve()
+        return self._env.responses_file or self.project_dir / DEFAULT_RESPONSES
+
+    def responses(self, file: str | None = None) -> list[GenerationExample]:
+        """The reviewed responses in `responses_path(file)`, the latest per prompt."""
+        rows = read_responses(self.responses_path(file)).values()
+        return [GenerationExample(prompt=row["prompt"], response=row["response"]) for row in rows]
 
     def run_stages(
         self, positions: Sequence[int], state: PipelineState, suffix: str = ""

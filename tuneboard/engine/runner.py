@@ -186,6 +186,7 @@ class EngineJob:
             cancel=cancel,
             project_dir=self.prepared.project.root,
             corrections_file=self.prepared.project.corrections_file,
+            responses_file=self.prepared.project.responses_file,
             task=build_task(experiment, self.registry),
         )
         self._set_status(RUNNING, device=device)

@@ -14,9 +14,10 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tuneboard.sdk.contracts import Correction
 from tuneboard.sdk.errors import DataError
@@ -84,7 +85,7 @@ def save_corrections(path: Path, new: Iterable[Correction]) -> tuple[int, int]:
     A malformed existing file raises DataError and is left as it is.
     """
     new = list(new)
-    with _save_lock, _locked(path.parent):
+    with _save_lock, locked(path.parent):
         before = read_corrections(path)
         merged = dict(before)
         for correction in new:
@@ -96,23 +97,58 @@ def save_corrections(path: Path, new: Iterable[Correction]) -> tuple[int, int]:
 
 
 def _write_atomically(path: Path, corrections: Iterable[Correction]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    write_json_lines({path: [correction.to_json() for correction in corrections]})
+
+
+def write_json_lines(files: Mapping[Path, Iterable[Mapping[str, Any]]]) -> None:
+    """Replace each file of `files` by its JSON objects, one per line, all or none.
+
+    Every file is first written in full to a temporary file beside it (flushed to disk); only
+    then are they renamed over the files, one after the other. When a rename fails, the files
+    already replaced get their previous contents back, so an error leaves no file changed and
+    no temporary file behind. New files are readable by their owner only.
+    """
+    temporaries: dict[Path, str] = {}
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for correction in corrections:
-                out.write(json.dumps(correction.to_json(), ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        for path, documents in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            temporaries[path] = temporary
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                for document in documents:
+                    out.write(json.dumps(document, ensure_ascii=False) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+        before = {path: path.read_bytes() if path.exists() else None for path in files}
+        replaced: list[Path] = []
+        try:
+            for path, temporary in temporaries.items():
+                os.replace(temporary, path)
+                replaced.append(path)
+        except BaseException:
+            for path in replaced:
+                _restore(path, before[path])
+            raise
+    finally:
+        for temporary in temporaries.values():
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+
+def _restore(path: Path, content: bytes | None) -> None:
+    """Put `content` back in `path` (remove it when it did not exist), best effort."""
+    with contextlib.suppress(OSError):
+        if content is None:
+            path.unlink()
+        else:
+            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            with os.fdopen(handle, "wb") as out:
+                out.write(content)
+            os.replace(temporary, path)
 
 
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on `folder` (POSIX), so two processes do not merge at once."""
     try:
         import fcntl

@@ -291,8 +291,8 @@ class StageContext(ABC):
     in order) and `pipeline_index` (this stage's position in `pipeline`).
 
     `training` is the training facade (`tuneboard.Training`): the training loop,
-    evaluation, prediction, model loading and checkpoints; `corrections()` and
-    `project_file()` reach the project's files.
+    evaluation, prediction, model loading and checkpoints; `corrections()`, `responses()`
+    and `project_file()` reach the project's files.
     """
 
     run_id: str
@@ -384,6 +384,20 @@ class StageContext(ABC):
         (relative to the project folder) when given; a missing file gives ``[]``. A bad line
         raises `DataError` naming the file and line. Read anew on each call, so a stage that
         runs again (a `repeat` round) sees what was corrected since.
+        """
+
+    @abstractmethod
+    def responses_path(self, file: str | None = None) -> Path:
+        """The project's responses file (its `responses` setting in `[project]`), or `file`
+        taken from the project folder when given. It may not exist yet."""
+
+    @abstractmethod
+    def responses(self, file: str | None = None) -> list[GenerationExample]:
+        """The model outputs people accepted or edited while reviewing generations, as
+        examples (`prompt`, `response`: the edited text when edited), the latest per prompt.
+
+        Read from `responses_path(file)`; a missing file gives ``[]``. A bad line raises
+        `DataError` naming the file and line. Read anew on each call, like `corrections`.
         """
 
     def project_file(self, path: str, key: str) -> Path:

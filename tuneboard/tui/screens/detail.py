@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual import events
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, VerticalScroll
@@ -376,8 +376,19 @@ class DetailScreen(LiveScreen):
         if self.run is not None:
             self.relaunch(self.run)
 
+    @work(thread=True, exit_on_error=False, name="opening the review")
     def action_review(self) -> None:
-        """Review this run's predictions: accept or correct their labels."""
+        """Review this run's predictions (accept or correct their labels), or its generations
+        (accept, edit or reject outputs) when those are the newest it wrote."""
+        from tuneboard.review.generations import reviews_generations
         from tuneboard.tui.screens.review import ReviewScreen
+        from tuneboard.tui.screens.review_generations import GenerationReviewScreen
 
-        self.app.push_screen(ReviewScreen(self.run_id))
+        try:
+            with self.tb.store.hold():
+                run_id = self.tb.store.get_run(self.run_id).run_id
+                generations = reviews_generations(self.tb.store, run_id)
+        except TuneboardError:
+            generations = False  # the Review screen says what went wrong
+        screen = GenerationReviewScreen if generations else ReviewScreen
+        self.app.call_from_thread(self.app.push_screen, screen(self.run_id))
