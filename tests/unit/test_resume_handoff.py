@@ -58,7 +58,7 @@ def environment() -> Any:
     events: list[str] = []
     store = SimpleNamespace(log_event=lambda run_id, message, **kw: events.append(message))
     return SimpleNamespace(
-        run_id="r", device="cpu", next_row=0, last_values={}, store=store, events=events
+        run_id="r", device="cpu", next_row=0, last_values={}, store=store, events=events, task=None
     )
 
 

@@ -23,6 +23,7 @@ from tuneboard import (
     Precision,
     Stage,
     StageContext,
+    TextExample,
     param,
 )
 from tuneboard.builtin.textfiles import jsonl_objects, read_text
@@ -81,7 +82,7 @@ class Generate(Stage[GenerateParams]):
                 index=i,
                 prompt=_display(example),
                 output=output,
-                reference=example.reference if isinstance(example, GenerationExample) else None,
+                reference=_reference(example),
             )
             for i, (example, output) in enumerate(zip(examples, outputs, strict=True))
         ]
@@ -94,10 +95,20 @@ class Generate(Stage[GenerateParams]):
         return state
 
 
-def _display(example: Any) -> str:
+def _display(example: Example) -> str:
+    """The prompt as people read it: a text to classify, or the conversation so far."""
+    if isinstance(example, TextExample):
+        return example.text
     if isinstance(example, GenerationExample) and example.messages is not None:
         return "\n".join(f"{turn.role}: {turn.content}" for turn in example.context())
-    return str(getattr(example, "prompt", ""))
+    return getattr(example, "prompt", "")
+
+
+def _reference(example: Example) -> str | None:
+    """The expected output: a generation example's reference, a text's label."""
+    if isinstance(example, TextExample):
+        return example.label
+    return example.reference if isinstance(example, GenerationExample) else None
 
 
 def _write(path: Path, rows: list[Generation]) -> None:

@@ -162,7 +162,7 @@ def task_type(model: Any, task: str) -> str:
         return _TASK_TYPES[task]
     if getattr(model.config, "is_encoder_decoder", False):
         return "SEQ_2_SEQ_LM"
-    if type(model).__name__.endswith("ForCausalLM"):
+    if type(model).__name__.endswith(("ForCausalLM", "LMHeadModel")):
         return "CAUSAL_LM"
     return "SEQ_CLS"
 
