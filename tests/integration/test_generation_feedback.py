@@ -97,3 +97,62 @@ def test_feedback_trains_a_causal_lm_on_reviewed_responses(tmp_path: Path) -> No
     # Same seed, same model and steps: only the reviewed pair differs, and the model that
     # trained on it gives its response a much lower loss.
     assert fed["val/loss"] < plain["val/loss"] - 0.5, (fed["val/loss"], plain["val/loss"])
+
+
+LOOP_TOML = (
+    TOML.replace("[experiments.sft]", "[experiments.loop]").replace(
+        "experiments.sft.", "experiments.loop."
+    )
+    + """
+[[experiments.loop.stages]]
+plugin = "preference"
+epochs = 2
+batch_size = 2
+lr = 1e-2
+validation_share = 0.0
+"""
+)
+
+
+def test_a_saved_review_feeds_feedback_and_preference_in_the_next_run(tmp_path: Path) -> None:
+    """What a review saves (edits and rejections) is what the next run's `feedback` trains on
+    and what its `preference` stage (no `pairs` key: the project's file) optimises."""
+    from tuneboard.review.generations import Decision, GenerationItem, save_review
+
+    folder = tmp_path / "loop"
+    write_project(folder)
+    (folder / "tuneboard.toml").write_text(LOOP_TOML)
+    items = {
+        "where is my parcel": GenerationItem(
+            0, "validation", "where is my parcel", "no idea", None
+        ),
+        "hello": GenerationItem(1, "validation", "hello", "bye", "good morning to you"),
+    }
+    decisions = {
+        "where is my parcel": Decision("edit", REVIEWED["response"]),
+        "hello": Decision("bad"),
+    }
+    project = load_project(folder)
+    outcome = save_review(
+        project.responses_file, project.preferences_file, items, decisions, "earlier-run"
+    )
+    assert (outcome.responses, outcome.preferences) == (1, 2)
+
+    project = load_project(folder)
+    registry = load_plugins(folder, reload=True)
+    prepared = prepare_run(project, project.experiment("loop", registry), registry)
+    store = Store(project.database)
+    engine = Engine(project, store, registry)
+    try:
+        run_id = engine.launch(prepared)
+        assert engine.wait([run_id], timeout=300)
+        engine.shutdown(cancel=False)
+        row = store.get_run(run_id)
+        assert row.status == "completed", row.error
+        metrics = store.last_metrics(run_id)
+        events = [event.message for event in store.events(run_id)]
+    finally:
+        store.close()
+    assert metrics["feedback/corrections"] == 1.0
+    assert metrics["preference/train_pairs"] == 2.0
+    assert any("preferences.jsonl" in message for message in events), events

@@ -68,9 +68,10 @@ class PreferenceParams(TrainParams):
         max=1,
     )
     pairs: str = param(
-        "preferences.jsonl",
+        "",
         "Preference pairs, relative to the project folder: JSON lines with prompt, chosen and "
-        "rejected (what the app's review of generations writes)",
+        "rejected (empty = the project's `preferences` file, where the app's review of "
+        "generations writes them)",
     )
     beta: float = param(
         0.1,
@@ -104,7 +105,15 @@ class Preference(Stage[PreferenceParams]):
                 'preference: needs a generation task (task = "causal-lm" or "seq2seq"), '
                 "not a classification one"
             )
-        path = ctx.project_file(params.pairs, "pairs")
+        if params.pairs:
+            path = ctx.project_file(params.pairs, "pairs")
+        else:
+            path = ctx.preferences_path()
+            if not path.is_file():
+                raise DataError(
+                    f"preference: no preference pairs yet ({path}): review generations in the "
+                    "app (edits and rejections become pairs) or name a file with key 'pairs'"
+                )
         pairs = _distinct(read_preferences(path), ctx)
         if not pairs:
             raise DataError(f"{path}: no preference pairs")

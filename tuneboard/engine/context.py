@@ -87,6 +87,7 @@ class RunEnvironment:
     next_row: int = 0
     corrections_file: Path | None = None
     responses_file: Path | None = None
+    preferences_file: Path | None = None
     task: Task[Any] | None = None
 
     def metric_plugins(self) -> list[Metric]:
@@ -224,6 +225,12 @@ class RunContext(StageContext):
         if file:
             return (self.project_dir / Path(file).expanduser()).resolve()
         return self._env.responses_file or self.project_dir / DEFAULT_RESPONSES
+
+    def preferences_path(self, file: str | None = None) -> Path:
+        """`file` in the project folder, else the project's preference pairs file."""
+        if file or self._env.preferences_file is None:
+            return super().preferences_path(file)
+        return self._env.preferences_file
 
     def responses(self, file: str | None = None) -> list[GenerationExample]:
         """The reviewed responses in `responses_path(file)`, the latest per prompt."""

@@ -187,6 +187,7 @@ class EngineJob:
             project_dir=self.prepared.project.root,
             corrections_file=self.prepared.project.corrections_file,
             responses_file=self.prepared.project.responses_file,
+            preferences_file=self.prepared.project.preferences_file,
             task=build_task(experiment, self.registry),
         )
         self._set_status(RUNNING, device=device)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tuneboard.builtin.textfiles import jsonl_objects
 from tuneboard.review.corrections import _save_lock, locked, now_iso, write_json_lines
 from tuneboard.sdk.errors import DataError, TuneboardError
+from tuneboard.sdk.preferences import read_preferences
 
 if TYPE_CHECKING:
     from tuneboard.store import Store
@@ -193,13 +194,12 @@ def read_preference_rows(path: Path) -> dict[tuple[str, str, str], dict[str, Any
     """The preference pairs in `path` by (prompt, chosen, rejected), the last repeat winning;
     empty when the file does not exist; DataError naming the file and line for a bad line."""
     pairs: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for where, row in _rows(path):
-        for key in ("prompt", "chosen", "rejected"):
-            if not isinstance(row.get(key), str):
-                raise DataError(f"{where}: {key!r} must be a string, got {row.get(key)!r}")
-        key3 = (row["prompt"], row["chosen"], row["rejected"])
-        pairs.pop(key3, None)
-        pairs[key3] = row
+    if not path.exists():
+        return pairs
+    for pair in read_preferences(path):
+        key = (pair.prompt, pair.chosen, pair.rejected)
+        pairs.pop(key, None)
+        pairs[key] = pair.to_json()
     return pairs
 
 

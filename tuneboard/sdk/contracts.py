@@ -400,6 +400,12 @@ class StageContext(ABC):
         `DataError` naming the file and line. Read anew on each call, like `corrections`.
         """
 
+    def preferences_path(self, file: str | None = None) -> Path:
+        """The project's preference pairs file (its `preferences` setting in `[project]`,
+        where reviews of generations write chosen/rejected pairs), or `file` taken from the
+        project folder when given. It may not exist yet."""
+        return (self.project_dir / Path(file or "preferences.jsonl").expanduser()).resolve()
+
     def project_file(self, path: str, key: str) -> Path:
         """The absolute path of a file that the stage parameter `key` names.
 
