@@ -104,9 +104,25 @@ def test_form_sections_come_from_the_stage_declarations(
     assert fields["stages.0.epochs"].initial == 8  # from tuneboard.toml
     assert fields["stages.0.weight_decay"].initial == 0.01  # the declared default
     assert fields["stages.0.scheduler"].kind == "select"
-    assert fields["stages.0.lora_targets"].initial_text == '["query", "value"]'
+    assert fields["stages.0.lora_targets"].initial_text == "[]"
     assert fields["stages.0.dropout"].initial_text == ""
     assert fields["seed"].initial == 7
+
+
+def test_a_task_plugin_gets_a_section_of_its_keys(
+    tiny_form: tuple[object, object, dict[str, object]],
+) -> None:
+    _, registry, raw = tiny_form
+    generation = {**raw, "task": "causal-lm", "metrics": ["exact_match"]}
+    sections = form_sections(generation, registry)  # type: ignore[arg-type]
+    assert [s.title for s in sections][:2] == ["experiment", "task · causal-lm"]
+    fields = {f.key: f for s in sections for f in s.fields}
+    assert fields["task.template"].kind == "select" and fields["task.template"].initial == "auto"
+    assert override_for(fields["task.packing"], True) == "task.packing=true"
+    assert check_override(generation, "task.packing=true", registry) is None  # type: ignore[arg-type]
+    message = check_override(generation, 'task.template="fancy"', registry)  # type: ignore[arg-type]
+    assert message is not None and "template" in message and "fancy" in message
+    assert "task · " not in " ".join(s.title for s in form_sections(raw, registry))  # type: ignore[arg-type]
 
 
 def test_overrides_are_checked_by_the_config_code(

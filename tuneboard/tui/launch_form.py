@@ -74,6 +74,7 @@ def form_sections(raw: Mapping[str, Any], registry: PluginRegistry) -> list[Form
             ),
         )
     ]
+    sections.extend(_task_section(raw.get("task"), registry))
     stages = raw.get("stages")
     if not isinstance(stages, list):
         return sections
@@ -97,6 +98,21 @@ def form_sections(raw: Mapping[str, Any], registry: PluginRegistry) -> list[Form
         title = f"stage {index} · {name}" + (f" ({plugin})" if name != plugin else "")
         sections.append(FormSection(title, fields))
     return sections
+
+
+def _task_section(task: Any, registry: PluginRegistry) -> list[FormSection]:
+    """The task plugin's keys (``task.template`` ...), when the experiment's task is one."""
+    table = task if isinstance(task, Mapping) else {"plugin": task}
+    plugin = table.get("plugin")
+    if not isinstance(plugin, str) or plugin not in registry.tasks:
+        return []
+    specs = describe_params(registry.tasks[plugin].Params)
+    if not specs:
+        return []
+    fields = tuple(
+        FormField(f"task.{spec.name}", spec, table.get(spec.name, spec.default)) for spec in specs
+    )
+    return [FormSection(f"task · {plugin}", fields)]
 
 
 def override_for(form_field: FormField, value: Any) -> str | None:
