@@ -59,10 +59,10 @@ def write_project(folder: Path) -> None:
     (folder / "validation.jsonl").write_text(json.dumps(held_out) + "\n")
 
 
-def run(folder: Path) -> tuple[dict[str, float], list[str]]:
+def run(folder: Path, experiment: str = "sft") -> tuple[dict[str, float], list[str]]:
     project = load_project(folder)
     registry = load_plugins(folder, reload=True)
-    prepared = prepare_run(project, project.experiment("sft", registry), registry)
+    prepared = prepare_run(project, project.experiment(experiment, registry), registry)
     store = Store(project.database)
     engine = Engine(project, store, registry)
     try:
@@ -138,21 +138,7 @@ def test_a_saved_review_feeds_feedback_and_preference_in_the_next_run(tmp_path: 
     )
     assert (outcome.responses, outcome.preferences) == (1, 2)
 
-    project = load_project(folder)
-    registry = load_plugins(folder, reload=True)
-    prepared = prepare_run(project, project.experiment("loop", registry), registry)
-    store = Store(project.database)
-    engine = Engine(project, store, registry)
-    try:
-        run_id = engine.launch(prepared)
-        assert engine.wait([run_id], timeout=300)
-        engine.shutdown(cancel=False)
-        row = store.get_run(run_id)
-        assert row.status == "completed", row.error
-        metrics = store.last_metrics(run_id)
-        events = [event.message for event in store.events(run_id)]
-    finally:
-        store.close()
+    metrics, events = run(folder, "loop")
     assert metrics["feedback/corrections"] == 1.0
     assert metrics["preference/train_pairs"] == 2.0
     assert any("preferences.jsonl" in message for message in events), events
