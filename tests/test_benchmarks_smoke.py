@@ -47,3 +47,38 @@ def test_a_failing_script_leaves_a_document_saying_so(tmp_path: Path) -> None:
 def test_command_line_leaves_out_the_results_folder() -> None:
     line = common.command_line("benchmarks.queries", ["--smoke", "--out", "/tmp/x", "--out=/y"])
     assert line == "python -m benchmarks.queries --smoke"
+
+
+def test_causal_lm_plain_loop_trains_on_the_tokens_tuneboard_trains_on() -> None:
+    # The comparison is fair only if the plain loop's ids and loss labels are tuneboard's.
+    from benchmarks import causal_lm
+    from tuneboard import GenerationExample
+    from tuneboard.builtin.generation.tasks import CausalLM, CausalLMParams
+
+    pairs = causal_lm.make_pairs(40, seed=3)
+    tokenizer = causal_lm.load_tokenizer()
+    rows = causal_lm.encode(tokenizer, pairs, 128)
+    task = CausalLM(CausalLMParams(template="default"))
+    task.prepare(tokenizer, {})
+    features = task.encode([GenerationExample(p, r) for p, r in pairs], tokenizer, 128)
+    assert len(rows) == len(features) == 40
+    for i, (ids, labels) in enumerate(rows):
+        width = int(features.lengths[i])
+        assert ids.tolist() == features.input_ids[i, :width].tolist()
+        assert labels.tolist() == features.labels[i, :width].tolist()
+        # the response and the end of sequence carry the loss, the prompt does not
+        assert labels.tolist()[-1] == tokenizer.eos_token_id and labels.tolist()[0] == -100
+    prompt, response = pairs[0]
+    assert tokenizer.decode(rows[0][0][: len(causal_lm.prompt_ids(tokenizer, prompt))]) == (
+        tokenizer.decode(task.prompt_ids(GenerationExample(prompt, response), tokenizer, 128))
+    )
+
+
+def test_instruction_pairs_are_deterministic_and_distinct() -> None:
+    from benchmarks.instructions import make_pairs, split_pairs
+
+    pairs = make_pairs(400, seed=13)
+    assert pairs == make_pairs(400, seed=13) and pairs != make_pairs(400, seed=14)
+    assert len({p for p, _ in pairs}) == 400
+    splits = split_pairs(pairs, 50, 50)
+    assert [len(splits[s]) for s in ("train", "validation", "test")] == [300, 50, 50]
