@@ -281,6 +281,7 @@ def tuneboard_toml(size: str, hyper: Hyper, device: str) -> str:
         max_grad_norm = {hyper.max_grad_norm}
         patience = 0
         eval_generate_samples = 0
+        resumable = false
 
         [[experiments.bench.stages]]
         plugin = "evaluate"
