@@ -21,6 +21,7 @@ from typing import Any
 
 from tuneboard.sdk.contracts import Correction
 from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.textfiles import read_utf8
 
 Key = tuple[str, str | None]
 
@@ -38,12 +39,7 @@ def read_corrections(path: Path) -> dict[Key, Correction]:
     is not a correction."""
     if not path.exists():
         return {}
-    try:
-        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid utf-8 ({exc.reason})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    text = read_utf8(path)
     corrections: dict[Key, Correction] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():

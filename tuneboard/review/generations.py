@@ -19,16 +19,13 @@ The app's Review screen and `tuneboard review` both use this module. No Textual,
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import os
-import tempfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tuneboard.builtin.textfiles import jsonl_objects
+from tuneboard.review import files as shared
 from tuneboard.review.corrections import _save_lock, locked, now_iso, write_json_lines
 from tuneboard.sdk.errors import DataError, TuneboardError
 from tuneboard.sdk.preferences import read_preferences
@@ -91,12 +88,7 @@ def _squeeze(text: str) -> str:
 
 def generation_files(store: Store, run_id: str) -> list[Path]:
     """The run's generations files that still exist, newest first."""
-    seen: list[Path] = []
-    for artifact in reversed(store.artifacts(run_id)):
-        path = Path(artifact.path)
-        if artifact.kind == GENERATIONS and path.is_file() and path not in seen:
-            seen.append(path)
-    return seen
+    return shared.artifact_files(store, run_id, GENERATIONS)
 
 
 def reviews_generations(store: Store, run_id: str) -> bool:
@@ -116,20 +108,17 @@ def pick_generation_file(files: Sequence[Path], run_id: str, name: str | None) -
         )
     if name is None:
         return files[0]
-    for path in files:
-        if path.name == name or path.as_posix().endswith("/" + name.lstrip("/")):
-            return path
-    names = ", ".join(sorted({f"{path.parent.name}/{path.name}" for path in files}))
-    raise TuneboardError(f"run {run_id} has no generations file {name!r}; it has: {names}")
+    return shared.named_file(files, run_id, name, "generations", _folder_and_name)
+
+
+def _folder_and_name(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
 
 
 def read_generations(path: Path) -> list[GenerationItem]:
     """The outputs in a generations file, in file order; DataError naming the file and line
     when a line is not a generation."""
-    try:
-        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read it ({exc})") from None
+    text = shared.read_text(path)
     items = [_item(f"{path}: line {number}", row) for number, row in jsonl_objects(path, text)]
     if not items:
         raise DataError(f"{path}: no generations in it")
@@ -161,12 +150,7 @@ def select_generations(
     """The outputs to review, at most `limit`: those that differ from their reference first,
     then the others, each in file order; prompts in `skip` (reviewed already) and repeats of
     a prompt are left out."""
-    seen = set(skip)
-    fresh: list[GenerationItem] = []
-    for item in items:
-        if item.key not in seen:
-            seen.add(item.key)
-            fresh.append(item)
+    fresh = shared.unseen(items, skip)
     chosen = [i for i in fresh if i.differs] + [i for i in fresh if not i.differs]
     return chosen if limit is None else chosen[:limit]
 
@@ -206,10 +190,7 @@ def read_preference_rows(path: Path) -> dict[tuple[str, str, str], dict[str, Any
 def _rows(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
     if not path.exists():
         return []
-    try:
-        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read it ({exc})") from None
+    text = shared.read_text(path)
     return [(f"{path}: line {n}", row) for n, row in jsonl_objects(path, text)]
 
 
@@ -300,24 +281,11 @@ REVIEW_COLUMNS = ("run", "split", "index", "prompt", "reference", "output", "dec
 def write_generation_review_file(path: Path, run_id: str, items: Sequence[GenerationItem]) -> None:
     """Write `items` as a CSV to fill: `decision` ``accept`` or ``bad``, or the better output
     in `edited` (an edit); both empty = skip. Written in one step, readable by its owner."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(REVIEW_COLUMNS)
-    for item in items:
-        reference = "" if item.reference is None else item.reference
-        writer.writerow(
-            [run_id, item.split, item.index, item.prompt, reference, item.output, "", ""]
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(buffer.getvalue())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    rows = (
+        [run_id, item.split, item.index, item.prompt, item.reference or "", item.output, "", ""]
+        for item in items
+    )
+    shared.write_review_csv(path, REVIEW_COLUMNS, rows)
 
 
 def is_generation_review_file(header: Sequence[str]) -> bool:
@@ -331,13 +299,7 @@ def read_generation_review_file(
     """The run, the items and the decisions a person wrote into a generations review file.
     Nothing is returned unless every filled `decision` is ``accept``, ``edit`` or ``bad``
     (``edit`` needs `edited`); otherwise DataError naming the file, line and value."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read it ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = shared.review_csv(path)
     missing = [c for c in REVIEW_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise DataError(

@@ -12,17 +12,15 @@ No Textual, no torch.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tuneboard.builtin.textfiles import jsonl_objects
+from tuneboard.review import files as shared
 from tuneboard.review.corrections import Key, now_iso
 from tuneboard.sdk.contracts import Correction
 from tuneboard.sdk.errors import DataError, TuneboardError
@@ -73,12 +71,7 @@ class PredictionFile:
 
 def prediction_files(store: Store, run_id: str) -> list[Path]:
     """The run's predictions files that still exist, newest first."""
-    seen: list[Path] = []
-    for artifact in reversed(store.artifacts(run_id)):
-        path = Path(artifact.path)
-        if artifact.kind == "predictions" and path.is_file() and path not in seen:
-            seen.append(path)
-    return seen
+    return shared.artifact_files(store, run_id, "predictions")
 
 
 def pick_prediction_file(files: Sequence[Path], run_id: str, name: str | None) -> Path:
@@ -92,19 +85,12 @@ def pick_prediction_file(files: Sequence[Path], run_id: str, name: str | None) -
         )
     if name is None:
         return next((f for f in files if not f.name.startswith("predictions-test.")), files[0])
-    for path in files:
-        if path.name == name or path.as_posix().endswith("/" + name.lstrip("/")):
-            return path
-    names = ", ".join(sorted({path.name for path in files}))
-    raise TuneboardError(f"run {run_id} has no predictions file {name!r}; it has: {names}")
+    return shared.named_file(files, run_id, name, "predictions", lambda path: path.name)
 
 
 def read_predictions(path: Path) -> PredictionFile:
     """Read a `predict` or `evaluate` predictions file (.jsonl or .csv) of texts."""
-    try:
-        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read it ({exc})") from None
+    text = shared.read_text(path)
     if path.suffix.lower() == ".jsonl":
         rows = list(_jsonl_rows(path, text))
     elif path.suffix.lower() == ".csv":
@@ -182,12 +168,7 @@ def select_items(
     """
     if by not in REVIEW_BY:
         raise TuneboardError(f"review by {by!r}: expected one of {', '.join(REVIEW_BY)}")
-    seen = set(skip)
-    fresh: list[ReviewItem] = []
-    for item in items:
-        if item.key not in seen:
-            seen.add(item.key)
-            fresh.append(item)
+    fresh = shared.unseen(items, skip)
     wrong = sorted((i for i in fresh if i.wrong), key=lambda i: -i.confidence)
     unsure = sorted(fresh, key=lambda i: i.confidence)
     if by == "wrong":
@@ -232,37 +213,20 @@ def write_review_file(
     """Write `items` as a CSV to edit: fill `corrected_label` where the label should be another
     (or confirm one), leave it empty to skip. Written in one step, readable by its owner only."""
     pairs = any(item.text_pair is not None for item in items)
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(review_header(labels, pairs))
+    rows = []
     for item in items:
         pair = [item.text_pair or ""] if pairs else []
         probs = [f"{item.probabilities[label]:.4f}" for label in labels]
         row = [run_id, item.text, *pair, item.label or "", item.prediction]
-        writer.writerow([*row, f"{item.confidence:.4f}", *probs, ""])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(buffer.getvalue())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        rows.append([*row, f"{item.confidence:.4f}", *probs, ""])
+    shared.write_review_csv(path, review_header(labels, pairs), rows)
 
 
 def read_review_file(path: Path) -> list[Correction]:
     """The corrections a person wrote into a review file: every row whose `corrected_label`
     is filled. Nothing is returned unless every filled label is one of the file's labels (its
     ``prob_<label>`` columns); otherwise DataError naming the file, line and value."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read it ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = shared.review_csv(path)
     header = reader.fieldnames or []
     labels = [name[len(PROB_PREFIX) :] for name in header if name.startswith(PROB_PREFIX)]
     missing = [c for c in ("text", CORRECTED) if c not in header]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.textfiles import read_utf8
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,7 @@ def read_preferences(path: Path) -> list[PreferencePair]:
     Raises `DataError` naming the file (and the line) when it cannot be read, is not UTF-8,
     or a line is not valid JSON or not a pair.
     """
-    try:
-        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid utf-8 ({exc.reason})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    text = read_utf8(path)
     pairs: list[PreferencePair] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
