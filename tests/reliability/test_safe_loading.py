@@ -100,4 +100,20 @@ def test_audit_no_unpickling_anywhere_in_tuneboard() -> None:
                     problems.append(f"{where}:{call.lineno}: from_pretrained outside models.py")
     assert problems == []
     models = (PACKAGE / "engine" / "models.py").read_text(encoding="utf-8")
-    assert loads == 1 and "use_safetensors=True" in models
+    # transformers' load of every model, and peft's of a kept adapter (safetensors checked).
+    assert loads == 2 and "use_safetensors=True" in models
+    assert 'folder / "adapter_model.safetensors"' in models
+
+
+def test_a_kept_adapter_in_a_pickle_file_is_refused(tmp_path: Path) -> None:
+    """A checkpoint folder whose adapter is only an ``adapter_model.bin`` is not loaded."""
+    from transformers import AutoModelForCausalLM
+
+    from tuneboard.engine.models import _load
+
+    folder = tmp_path / "adapter"
+    (folder / "base").mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ConfigError, match=r"adapter_model\.safetensors"):
+        _load(AutoModelForCausalLM, str(folder), tmp_path, "model", use_safetensors=True)

@@ -170,5 +170,7 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"corrections.jsonl: line 2: 'text' must be"):
         run(RecordingContext(tmp_path), state())
     tokens = PipelineState(task=TOKEN_CLASSIFICATION, labels=["O"], splits={"train": []})
-    with pytest.raises(ConfigError, match="feedback: supports sequence-classification and generation tasks"):
+    with pytest.raises(
+        ConfigError, match="feedback: supports sequence-classification and generation tasks"
+    ):
         run(RecordingContext(tmp_path), tokens)

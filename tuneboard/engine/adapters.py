@@ -5,7 +5,7 @@ LoRA, QLoRA, AdaLoRA and IA3 adapters are merged into the weights once a stage h
 so the stage hands on a plain transformers model. The prompt-learning methods (prefix, prompt
 and P-tuning) add virtual tokens that cannot be merged: the stage hands on the `PeftModel`,
 and its checkpoint is the adapter (``adapter_config.json`` + weights) with the base model in
-``base/`` (see `save_model`), which `load_adapter_folder` and peft's ``AutoPeftModel*`` load.
+``base/`` (see `save_model`), which tuneboard's model loader and peft's ``AutoPeftModel*`` load.
 
 Importing this module is cheap: peft and torch are imported inside the functions that use them.
 """
@@ -317,13 +317,3 @@ def _base_state_dict(base: Any) -> dict[str, Any]:
 def is_adapter_folder(folder: Path) -> bool:
     """Whether `folder` is a kept adapter's checkpoint (see `save_model`)."""
     return (folder / ADAPTER_CONFIG).is_file() and (folder / BASE_FOLDER).is_dir()
-
-
-def load_adapter_folder(factory: Any, folder: Path, **kwargs: Any) -> Any:
-    """Load a kept adapter's checkpoint: the base with `factory.from_pretrained` (`kwargs`
-    passed on), then the adapter on top of it (frozen: peft loads prompt-learning adapters
-    only so; `add_adapters` makes them trainable again)."""
-    from peft import PeftModel
-
-    base = factory.from_pretrained(folder / BASE_FOLDER, local_files_only=True, **kwargs)
-    return PeftModel.from_pretrained(base, folder)

@@ -202,17 +202,41 @@ def _model_class(task: str) -> Any:
 
 
 def _load(factory: Any, source: str, project_dir: Path, what: str, **kwargs: Any) -> Any:
-    from tuneboard.engine.adapters import is_adapter_folder, load_adapter_folder
+    from tuneboard.engine.adapters import is_adapter_folder
 
     location = resolve_model_source(source, project_dir)
     local = Path(location).is_absolute()
     try:
         if what == "model" and local and is_adapter_folder(Path(location)):
-            return load_adapter_folder(factory, Path(location), **kwargs)
+            return _load_adapter_folder(factory, Path(location), **kwargs)
+        # The one place transformers loads weights; model loads pass use_safetensors=True.
         return factory.from_pretrained(location, local_files_only=local, **kwargs)
     except (OSError, ValueError) as exc:
         where = "local folder" if local else "Hugging Face id (not a local folder)"
         raise ConfigError(f"{what} {source!r}: cannot load {where}: {_first_line(exc)}") from None
+
+
+def _load_adapter_folder(factory: Any, folder: Path, **kwargs: Any) -> Any:
+    """A kept adapter's checkpoint (see `tuneboard.engine.adapters.save_model`): the base in
+    ``base/``, loaded like any model, then the adapter on it (frozen: peft loads
+    prompt-learning adapters only so; `add_adapters` makes them trainable again). Only a
+    safetensors adapter is loaded: peft would unpickle an ``adapter_model.bin``."""
+    from peft import PeftModel
+
+    from tuneboard.engine.adapters import BASE_FOLDER
+
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise ConfigError(
+            f"model {str(folder)!r}: the adapter is not in adapter_model.safetensors; "
+            "tuneboard loads weights only from safetensors files, since unpickling can run code"
+        )
+    base = _load(factory, str(folder / BASE_FOLDER), folder, "model", **kwargs)
+    return PeftModel.from_pretrained(base, folder)
+
+
+def reload_saved(model_cls: Any, folder: Path, **kwargs: Any) -> Any:
+    """A model tuneboard just saved to `folder`, loaded again with `kwargs` (e.g. 4-bit)."""
+    return _load(model_cls, str(folder), folder, "model", use_safetensors=True, **kwargs)
 
 
 def _first_line(exc: BaseException) -> str:

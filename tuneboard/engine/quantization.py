@@ -85,10 +85,12 @@ def load_kwargs(device: str) -> dict[str, Any]:
 def reload_4bit(model: Any, device: str) -> Any:
     """`model` re-loaded 4-bit on `device` (through a temporary folder): for a model built
     from a config, or trained in full precision by an earlier stage."""
+    from tuneboard.engine.models import reload_saved
+
     kwargs = load_kwargs(device)
     with tempfile.TemporaryDirectory(prefix="tuneboard-4bit-") as folder:
         model.save_pretrained(folder)
-        reloaded = type(model).from_pretrained(Path(folder), local_files_only=True, **kwargs)
+        reloaded = reload_saved(type(model), Path(folder), **kwargs)
     return reloaded
 
 
