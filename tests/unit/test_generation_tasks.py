@@ -144,3 +144,34 @@ def test_packed_examples_do_not_see_each_other(tokenizer: Any) -> None:
     assert found == 3
     # No example learns to follow the one before it: every example's first token is no target.
     assert all(packed.labels[0, start] == IGNORE_INDEX for start in starts)
+
+
+def test_generation_fits_in_the_models_positions(tokenizer: Any) -> None:
+    """A prompt near the model's position limit, or longer, still generates (no index error):
+    the prompt keeps its end and the output gets the positions that are left."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tuneboard import GenerationParams
+    from tuneboard.builtin.generation.decoding import generate
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_embd=16, n_head=2, n_positions=16)
+    model = GPT2LMHeadModel(config)
+    ctx: Any = SimpleNamespace(device="cpu", check_stop=lambda: None)
+    prompts = [list(range(1000, 1012)), list(range(1000, 1030))]
+    outputs = generate(
+        ctx,
+        model,
+        tokenizer,
+        prompts,
+        GenerationParams(max_new_tokens=64),
+        batch_size=2,
+        autocast=contextlib.nullcontext,
+        decoder_only=True,
+    )
+    assert len(outputs) == 2
+    assert all(len(tokenizer(o, add_special_tokens=False)["input_ids"]) <= 4 for o in outputs)

@@ -14,6 +14,7 @@ from tuneboard import (
     PRECISION_HELP,
     SEQUENCE_CLASSIFICATION,
     ConfigError,
+    GenerationParams,
     PipelineState,
     Precision,
     Stage,
@@ -37,6 +38,10 @@ class EvaluateParams:
         "Write each example's label, prediction and probabilities to predictions-<split>.jsonl "
         "in the stage's folder (what `tuneboard review` reads; sequence classification)",
     )
+    max_new_tokens: int = param(
+        64, "Generation tasks: longest output generated for the metrics, in tokens", min=1
+    )
+    num_beams: int = param(1, "Generation tasks: beam search width (1 = greedy)", min=1)
 
 
 class Evaluate(Stage[EvaluateParams]):
@@ -52,8 +57,13 @@ class Evaluate(Stage[EvaluateParams]):
         if p.predictions and state.task == SEQUENCE_CLASSIFICATION:
             values = _evaluate_and_write(p, ctx, state)
         else:
+            generation = GenerationParams(max_new_tokens=p.max_new_tokens, num_beams=p.num_beams)
             values = ctx.training.evaluate(
-                state, p.split, batch_size=p.batch_size, precision=p.precision
+                state,
+                p.split,
+                batch_size=p.batch_size,
+                precision=p.precision,
+                generation=generation,
             )
         ctx.log(values, 0)
         ctx.progress(1, 1, f"evaluated on {p.split}")

@@ -54,6 +54,7 @@ class StageTraining(Training):
         prefix: str | None = None,
         batch_size: int = 64,
         precision: Precision = "auto",
+        generation: GenerationParams | None = None,
     ) -> dict[str, float]:
         """Loss and metrics of `state.model` on `split`."""
         from tuneboard.engine.training import evaluate
@@ -65,6 +66,7 @@ class StageTraining(Training):
             prefix or split_prefix(split),
             batch_size=batch_size,
             precision=precision,
+            generation=generation,
         )
 
     def features(self, state: PipelineState, split: str) -> Features:

@@ -222,8 +222,10 @@ def evaluate(
     *,
     batch_size: int = 64,
     precision: Precision = "auto",
+    generation: GenerationParams | None = None,
 ) -> dict[str, float]:
-    """Evaluate `state.model` on `split`: ``<prefix>/loss`` and every configured metric."""
+    """Evaluate `state.model` on `split`: ``<prefix>/loss`` and every configured metric
+    (for a generation task, from outputs decoded as `generation` says, for every example)."""
     model = _require_model(state)
     model.to(ctx.device)
     features = split_features(state, split, ctx.max_length, ctx.task)
@@ -239,7 +241,8 @@ def evaluate(
             features,
             batch_size=batch_size,
             dtype=autocast_dtype(precision, ctx.device),
-            generate_samples=len(features),
+            generate_samples=len(state.splits[split]),
+            generation=generation,
             labels=state.labels,
             train=state.splits.get("train", ()),
         )
@@ -297,7 +300,7 @@ def task_evaluate(
     batch_size: int,
     dtype: torch.dtype | None,
     generate_samples: int,
-    max_new_tokens: int = 64,
+    generation: GenerationParams | None = None,
     step: int | None = None,
     labels: Sequence[str] = (),
     train: Sequence[Example] = (),
@@ -314,7 +317,7 @@ def task_evaluate(
         batch_size=batch_size,
         autocast=_autocast(ctx.device, dtype),
         generate_samples=generate_samples,
-        generation=GenerationParams(max_new_tokens=max_new_tokens),
+        generation=generation or GenerationParams(),
         step=step,
         labels=labels,
         train=train,
@@ -898,7 +901,7 @@ class _Loop:
                 batch_size=self.settings.eval_batch_size,
                 dtype=self.dtype,
                 generate_samples=self.settings.eval_generate_samples,
-                max_new_tokens=self.settings.eval_max_new_tokens,
+                generation=GenerationParams(max_new_tokens=self.settings.eval_max_new_tokens),
                 step=self.step,
                 labels=self.labels,
                 train=self.train_examples,

@@ -311,9 +311,12 @@ class Training(ABC):
         prefix: str | None = None,
         batch_size: int = 64,
         precision: Precision = "auto",
+        generation: GenerationParams | None = None,
     ) -> dict[str, float]:
         """Loss and every configured metric of `state.model` on `split`, named
-        ``<prefix>/<name>`` (default prefix: ``train``, ``val`` or ``test``)."""
+        ``<prefix>/<name>`` (default prefix: ``train``, ``val`` or ``test``). A generation
+        task's metrics come from outputs for every example, decoded as `generation` says
+        (default: greedy, 64 new tokens)."""
 
     @abstractmethod
     def features(self, state: PipelineState, split: str) -> Features:

@@ -92,10 +92,19 @@ def generate(
         options["eos_token_id"] = eos
     if generation.do_sample:
         options.update(temperature=generation.temperature, top_p=generation.top_p)
+    limit = _positions(model)
     model.eval()
     for start in range(0, len(order), batch_size):
         ctx.check_stop()
         rows = [list(prompts[i]) for i in order[start : start + batch_size]]
+        if limit is not None and decoder_only:
+            # Prompt and output share the model's positions: keep room for one new token
+            # at least, and never ask for more new tokens than there are positions left.
+            rows = [row[-(limit - 1) :] for row in rows]
+            room = limit - max(len(r) for r in rows)
+            options["max_new_tokens"] = min(generation.max_new_tokens, room)
+        elif limit is not None:
+            options["max_new_tokens"] = min(generation.max_new_tokens, limit - 1)
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -112,3 +121,10 @@ def generate(
         for i, text in zip(order[start : start + batch_size], texts, strict=True):
             outputs[int(i)] = text.strip()
     return outputs
+
+
+def _positions(model: Any) -> int | None:
+    """How many positions the model (its decoder) has, when it says (absolute position
+    embeddings); None for models without such a limit in their config."""
+    value = getattr(model.config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 1 else None
