@@ -95,6 +95,7 @@ class Hyper:
     max_length: int = 128
     max_new_tokens: int = 64  # what the `evaluate` stage generates at most
     seed: int = 13
+    packing: bool = False  # tuneboard and SFTTrainer pack examples; the plain loop cannot
 
 
 # --- data and model (shared by the contenders) ---------------------------------------------
@@ -259,6 +260,7 @@ def tuneboard_toml(size: str, hyper: Hyper, device: str) -> str:
         [experiments.bench.task]
         plugin = "causal-lm"
         template = "default"
+        packing = {str(hyper.packing).lower()}
 
         [experiments.bench.model]
         tokenizer = "{MINILM}"
@@ -511,6 +513,7 @@ def run_sft(
         report_to="none",
         disable_tqdm=True,
         seed=hyper.seed,
+        packing=hyper.packing,
         bf16=bf16,  # its default (True) refuses to start on a CPU
         use_cpu=not cuda,
     )
@@ -532,7 +535,12 @@ def run_sft(
     train_tokens = sum(len(row["input_ids"]) for row in trainer.train_dataset)
 
     test = trainer._prepare_dataset(  # its own tokenisation, for the prompts it trained on
-        rows(data["test"]), tokenizer, args, args.packing, None, "test"
+        rows(data["test"]),
+        tokenizer,
+        args,
+        False,
+        None,
+        "test",  # one prompt per row
     )
     prompts = [row["input_ids"][: _first_label(row["labels"])] for row in test]
     started = time.perf_counter()
@@ -776,6 +784,9 @@ def main(argv: Sequence[str] | None = None, name: str = "causal_lm") -> None:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hyper", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--packing", action="store_true", help="tuneboard and SFTTrainer pack examples"
+    )
     args = parser.parse_args(argv)
     if args.worker:
         _worker(args)
@@ -789,6 +800,7 @@ def main(argv: Sequence[str] | None = None, name: str = "causal_lm") -> None:
         "pairs": args.pairs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "packing": args.packing or None,
     }
     hyper = replace(hyper, **{k: v for k, v in changes.items() if v is not None})
     contenders = [c for c in args.contenders.split(",") if c]

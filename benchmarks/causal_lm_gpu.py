@@ -4,7 +4,8 @@ The same contenders (tuneboard's `finetune` on ``causal-lm``, the plain loop, TR
 SFTTrainer with its defaults) on a GPT-2-style decoder of ~0.51B parameters built from a
 config (24 layers, n_embd 1280; the MiniLM tokenizer), bf16 autocast (tuneboard's
 ``precision = "auto"``; the plain loop the same; SFTTrainer's default ``bf16 = True``),
-packing off (tuneboard has no packing yet). Reports tokens/s and model FLOPs utilisation
+packing off, or on with ``--packing`` (tuneboard's and SFTTrainer's; the plain loop has
+none). Reports tokens/s and model FLOPs utilisation
 = 6 x parameters x tokens/s / the GPU's dense bf16 peak (`causal_lm.PEAK_TFLOPS`).
 
 On a machine without CUDA it keeps the figures already in ``results/causal_lm_gpu.json``
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--size", default="0.5b")
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--packing", action="store_true", help="tuneboard and SFTTrainer pack")
     parser.add_argument("--no-wait", action="store_true", help="accepted; a GPU run never waits")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -59,9 +61,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         forwarded += ["--size", args.size, "--pairs", str(args.pairs), "--reps", str(args.reps)]
         forwarded += ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
         forwarded += ["--lr", str(args.lr)]
+    if args.packing:
+        forwarded += ["--packing"]
     if args.out:
         forwarded += ["--out", args.out]
-    causal_lm.main(forwarded, name=NAME)
+    causal_lm.main(forwarded, name=NAME + ("_packed" if args.packing else ""))
 
 
 if __name__ == "__main__":
