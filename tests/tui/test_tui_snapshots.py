@@ -120,6 +120,15 @@ def test_launch_80x24(app: TuneboardApp, snap_compare: SnapCompare) -> None:
         screen: Any = app.screen
         screen.query_one("#experiment", Select).value = "tiny"
         await wait_for(pilot, lambda: screen.form_ready == "tiny")
+        form = screen.query_one("#launch-form")
+        # The scrollbar follows the new fields' height only once the form is laid out again,
+        # which a loaded machine can delay past form_ready: wait until the scrollbar agrees.
+        await wait_for(
+            pilot,
+            lambda: form.vertical_scrollbar.window_virtual_size == form.virtual_size.height
+            and form.vertical_scrollbar.window_size == form.scrollable_content_region.height
+            and form.scroll_y == 0,
+        )
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
