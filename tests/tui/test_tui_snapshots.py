@@ -125,9 +125,11 @@ def test_launch_80x24(app: TuneboardApp, snap_compare: SnapCompare) -> None:
         # which a loaded machine can delay past form_ready: wait until the scrollbar agrees.
         await wait_for(
             pilot,
-            lambda: form.vertical_scrollbar.window_virtual_size == form.virtual_size.height
-            and form.vertical_scrollbar.window_size == form.scrollable_content_region.height
-            and form.scroll_y == 0,
+            lambda: (
+                form.vertical_scrollbar.window_virtual_size == form.virtual_size.height
+                and form.vertical_scrollbar.window_size == form.scrollable_content_region.height
+                and form.scroll_y == 0
+            ),
         )
         await pilot.pause()
 
