@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuneboard import IGNORE_INDEX, ChatTurn, DataError, Example, Features, GenerationExample
-from tuneboard.builtin.generation.templates import Template, is_document, segments
+from tuneboard.builtin.generation.templates import (
+    Template,
+    is_document,
+    segments,
+    uses_chat_template,
+)
 
 
 def generation_examples(examples: Sequence[Example]) -> list[GenerationExample]:
@@ -85,15 +90,12 @@ def encode_causal(
     its response, so some of every response stays."""
     cut = _Truncation(max_length)
     rows: list[_Row] = []
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     eos = eos_text(tokenizer)
     for i, example in enumerate(generation_examples(examples)):
         cut.total += 1
         row = _Row()
         pieces = segments(example, tokenizer, template, eos)
-        chat = template != "plain" and not is_document(example) and _chat(tokenizer, template)
-        if not chat:
-            row.add(bos, False)
+        row.add(bos_ids(tokenizer, template, is_document(example)), False)
         for text, trained in pieces:
             row.add(token_ids(tokenizer, text), trained)
         if is_document(example):
@@ -160,10 +162,14 @@ def _packed(
     )
 
 
-def _chat(tokenizer: Any, template: Template) -> bool:
-    from tuneboard.builtin.generation.templates import uses_chat_template
-
-    return uses_chat_template(tokenizer, template)
+def bos_ids(tokenizer: Any, template: Template, document: bool = False) -> list[int]:
+    """The beginning-of-sequence token a text starts with: none when a chat template renders
+    it (the template puts in its own special tokens; a `document` is never rendered) or the
+    tokenizer has none."""
+    chat = template != "plain" and not document
+    if (chat and uses_chat_template(tokenizer, template)) or tokenizer.bos_token_id is None:
+        return []
+    return [tokenizer.bos_token_id]
 
 
 def _chunks(row: _Row, max_length: int, cut: _Truncation) -> list[_Row]:

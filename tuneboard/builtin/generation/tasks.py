@@ -28,6 +28,7 @@ from tuneboard import (
 )
 from tuneboard.builtin.generation.decoding import generate, perplexity, token_loss
 from tuneboard.builtin.generation.encoding import (
+    bos_ids,
     encode_causal,
     encode_seq2seq,
     eos_text,
@@ -39,7 +40,6 @@ from tuneboard.builtin.generation.templates import (
     Template,
     is_document,
     prompt_text,
-    uses_chat_template,
 )
 
 GENERATION_METRICS_DEFAULT = ("exact_match", "rouge")
@@ -193,10 +193,7 @@ class CausalLM(_GenerationTask):
     def prompt_ids(self, example: GenerationExample, tokenizer: Any, max_length: int) -> list[int]:
         """The rendered prompt, ending where the reply starts (its end, when too long)."""
         text = prompt_text(example, tokenizer, self.params.template)
-        chat = self.params.template != "plain" and uses_chat_template(
-            tokenizer, self.params.template
-        )
-        bos = [] if chat or tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
+        bos = bos_ids(tokenizer, self.params.template)
         return (bos + token_ids(tokenizer, text))[-max_length:]
 
     def display_prompt(self, example: GenerationExample) -> str:
