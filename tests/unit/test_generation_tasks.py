@@ -175,3 +175,24 @@ def test_generation_fits_in_the_models_positions(tokenizer: Any) -> None:
     )
     assert len(outputs) == 2
     assert all(len(tokenizer(o, add_special_tokens=False)["input_ids"]) <= 4 for o in outputs)
+
+
+def test_clm_names_what_it_needs(tmp_path: Any) -> None:
+    """`clm` refuses a classification experiment and a missing corpus in one line each."""
+    from tuneboard.testing import ThrowawayProject
+
+    project = ThrowawayProject(tmp_path)
+    classify = project.run({"plugin": "clm", "corpus": "corpus.txt"})
+    assert classify.status == "failed"
+    assert classify.error is not None and "clm: continues pretraining a decoder" in classify.error
+    (tmp_path / "docs.jsonl").write_text('{"prompt": "hi", "response": "hello"}\n' * 4)
+    gpt2 = {"model_type": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 64}
+    no_corpus = project.run(
+        {"plugin": "clm"},
+        task="causal-lm",
+        metrics=["perplexity"],
+        model={"tokenizer": TINY_TOKENIZER, "config": gpt2},
+        dataset={"plugin": "chat", "train": "docs.jsonl"},
+    )
+    assert no_corpus.status == "failed"
+    assert no_corpus.error == "clm: key 'corpus': name the text file of documents to train on"
