@@ -30,6 +30,7 @@ from tuneboard.tui.metrics import best_index, default_metric, direction_word
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
+from tuneboard.tui.widgets.table import Table
 from tuneboard.ui.render import format_number
 
 MAX_POINTS = 300
@@ -86,9 +87,9 @@ class CompareScreen(LiveScreen):
             with TabPane("Chart", id="chart-tab"):
                 yield MetricChart("", id="compare-chart")
             with TabPane("Metrics", id="metrics-tab"):
-                yield DataTable(id="metrics", cursor_type="row")
+                yield Table(id="metrics", cursor_type="row")
             with TabPane("Config diff", id="config-tab"):
-                yield DataTable(id="config-diff", cursor_type="row")
+                yield Table(id="config-diff", cursor_type="row")
             with (
                 TabPane("Generations", id="generations-tab"),
                 VerticalScroll(),

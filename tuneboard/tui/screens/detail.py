@@ -28,6 +28,7 @@ from tuneboard.tui.metrics import metric_families
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
+from tuneboard.tui.widgets.table import Table
 from tuneboard.ui.render import elapsed, format_duration, format_number, format_time, status_text
 
 MAX_POINTS = 300
@@ -94,7 +95,7 @@ class DetailScreen(LiveScreen):
         yield Header()
         yield Static(id="summary")
         yield Static(id="error", classes="error-banner")
-        stages: DataTable[Any] = DataTable(id="stages", cursor_type="none")
+        stages: DataTable[Any] = Table(id="stages", cursor_type="none")
         for label in STAGE_COLUMNS:
             stages.add_column(label, key=label)
         yield stages

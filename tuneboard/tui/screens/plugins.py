@@ -21,6 +21,7 @@ from tuneboard.tui.screens.base import BaseScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
+from tuneboard.tui.widgets.table import Table
 
 
 class PluginsScreen(BaseScreen):
@@ -44,7 +45,7 @@ class PluginsScreen(BaseScreen):
             id="plugin-target",
             compact=True,
         )
-        table: DataTable[Any] = DataTable(id="plugins", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = Table(id="plugins", cursor_type="row", zebra_stripes=True)
         for label in ("plugin", "version", "source", "provides", "location"):
             table.add_column(label, key=label)
         yield table

@@ -21,6 +21,7 @@ from tuneboard.tui.messages import RunsChanged
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter
+from tuneboard.tui.widgets.table import Table
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
@@ -91,7 +92,7 @@ class ReviewScreenBase(LiveScreen, Generic[ItemT, DecisionT]):
         """Summary, the items, the highlighted item's panels (`compose_item`), the keys."""
         yield Header()
         yield Static(id="review-summary")
-        table: DataTable[Any] = DataTable(id="review-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = Table(id="review-table", cursor_type="row", zebra_stripes=True)
         for label in self.columns:
             table.add_column(label, key=label)
         yield table

@@ -27,6 +27,7 @@ from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
+from tuneboard.tui.widgets.table import Table
 from tuneboard.ui.render import format_time
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class RunsScreen(LiveScreen):
                 id="experiment",
                 compact=True,
             )
-        table: DataTable[Any] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = Table(id="runs", cursor_type="row", zebra_stripes=True)
         for column in COLUMNS:
             table.add_column(column.label, key=column.key)
         yield table

@@ -35,6 +35,7 @@ from tuneboard.tui.screens.base import BaseScreen
 from tuneboard.tui.screens.dialogs import TextPrompt
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
+from tuneboard.tui.widgets.table import Table
 
 ROW_LIMIT = 1000
 VIEW_KEYS = Binding.Group("views")
@@ -115,7 +116,7 @@ class SqlScreen(BaseScreen):
                 with TabPane("Saved", id="saved-tab"):
                     yield OptionList(id="saved")
         yield Static("ctrl+r runs the query; only read statements run", id="sql-status")
-        yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
+        yield Table(id="results", cursor_type="row", zebra_stripes=True)
         yield WrappingFooter()
 
     def on_mount(self) -> None:
