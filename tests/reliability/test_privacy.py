@@ -85,3 +85,28 @@ def test_a_run_keeps_its_files_private_and_opens_no_socket(
     me = psutil.Process()
     assert [c for c in me.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN] == []
     assert me.net_connections(kind="inet") == []
+
+
+def test_exports_and_checkpoints_are_owner_only_under_umask_000(
+    tmp_path: Path, one_thread: None
+) -> None:
+    from tests.helpers import RecordingContext, toy_state
+    from tuneboard.builtin.export import ExportParams, run_export
+    from tuneboard.engine import checkpoint
+
+    ctx = RecordingContext(tmp_path)
+    state = toy_state(n_train=4, n_val=2, n_test=2)
+    umask = os.umask(0)
+    try:
+        best = ctx.training.save_checkpoint(state, "best")
+        resume = checkpoint.write(
+            ctx.stage_dir, 1, model=state.model, trainer={}, best={}, ema={}, meta={}
+        )
+        run_export(ExportParams(folder="models/export"), ctx, state)
+    finally:
+        os.umask(umask)
+    written = [best, resume, ctx.run_dir / "models"]
+    paths = [p for top in written for p in (top, *top.rglob("*"))]
+    assert len(paths) > 8  # weights, configs, tokenizer files, README ...
+    wrong = {str(p): oct(mode(p)) for p in paths if mode(p) != (0o700 if p.is_dir() else 0o600)}
+    assert wrong == {}

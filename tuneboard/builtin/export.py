@@ -18,6 +18,7 @@ from tuneboard import (
     StageContext,
     param,
 )
+from tuneboard.sdk.files import is_inside, make_private, private_folder
 
 _AUTO_CLASSES = {
     CAUSAL_LM: "AutoModelForCausalLM",
@@ -61,12 +62,10 @@ def run_export(params: ExportParams, ctx: StageContext, state: PipelineState) ->
     """Write model (safetensors), tokenizer, `labels.json`, `metrics.json`, `README.md`."""
     if state.model is None or state.tokenizer is None:
         raise ConfigError("export: no model in the pipeline state")
-    run_dir = ctx.run_dir.resolve()
-    folder = (run_dir / params.folder).resolve()
-    if not folder.is_relative_to(run_dir) or folder == run_dir:
+    if not is_inside(ctx.run_dir / params.folder, ctx.run_dir):
         # Checked again here, after symbolic links are followed.
         raise ConfigError(f"export: folder {params.folder!r} is not inside the run's folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(ctx.run_dir / params.folder, ctx.run_dir, "export: key 'folder'")
     adapter = ctx.training.save_model(state, folder)
     labels = {str(i): label for i, label in enumerate(state.labels)}
     (folder / "labels.json").write_text(json.dumps(labels, indent=2) + "\n", encoding="utf-8")
@@ -74,6 +73,7 @@ def run_export(params: ExportParams, ctx: StageContext, state: PipelineState) ->
     (folder / "metrics.json").write_text(metrics + "\n", encoding="utf-8")
     readme = loading_note(auto_class(ctx, state), adapter)
     (folder / "README.md").write_text(readme, encoding="utf-8")
+    make_private(folder)
     ctx.artifact(folder, "model")
     ctx.event(f"model exported to {folder}")
     ctx.progress(1, 1, "exported")

@@ -27,6 +27,7 @@ from tuneboard import (
     param,
 )
 from tuneboard.builtin.textfiles import jsonl_objects, read_text
+from tuneboard.sdk.files import open_private
 
 OUTPUT = "generations.jsonl"
 
@@ -114,7 +115,7 @@ def _reference(example: Example) -> str | None:
 def _write(path: Path, rows: list[Generation]) -> None:
     """Write the rows as JSON lines, all or nothing (a temporary file renamed into place)."""
     partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as out:
+    with open_private(partial) as out:
         for row in rows:
             record = {
                 "index": row.index,

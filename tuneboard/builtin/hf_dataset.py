@@ -26,6 +26,7 @@ from tuneboard import (
     TokenExample,
     param,
 )
+from tuneboard.sdk.files import private_folder, project_path, readable_file, readable_path
 
 DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("train",),
@@ -90,7 +91,9 @@ class HfDataset(Dataset[HfParams]):
         if p.data_files is not None:
             kwargs["data_files"] = _resolve_files(p.data_files, ctx.project_dir)
         if p.cache_dir is not None:
-            kwargs["cache_dir"] = str(ctx.project_dir / p.cache_dir)
+            where = "dataset 'hf': key 'cache_dir'"
+            cache = project_path(ctx.project_dir, p.cache_dir, "dataset 'hf'", "cache_dir")
+            kwargs["cache_dir"] = str(private_folder(cache, ctx.project_dir, where))
         source = _source(p.path, ctx.project_dir)
         try:
             if p.splits:
@@ -123,7 +126,9 @@ def _import_datasets() -> Any:
 def _source(path: str, project_dir: Path) -> str:
     """A local folder or file (relative to the project) as an absolute path, else `path`."""
     local = project_dir / Path(path).expanduser()
-    return str(local.resolve()) if path.strip() and local.exists() else path
+    if path.strip() and local.exists():
+        return str(readable_path(project_dir, path, "dataset 'hf'", "path"))
+    return path
 
 
 def _resolve_files(files: str | list[str] | dict[str, Any], project_dir: Path) -> Any:
@@ -133,10 +138,7 @@ def _resolve_files(files: str | list[str] | dict[str, Any], project_dir: Path) -
         return [_resolve_files(value, project_dir) for value in files]
     if not isinstance(files, str) or any(mark in files for mark in _REMOTE):
         return files  # a URL or a glob pattern: for the datasets library to expand
-    path = (project_dir / Path(files).expanduser()).resolve()
-    if not path.is_file():
-        raise DataError(f"dataset 'hf': key 'data_files': file not found: {files}")
-    return str(path)
+    return str(readable_file(project_dir, files, "dataset 'hf'", "data_files"))
 
 
 def _default_splits(loaded: Any, path: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from tuneboard import (
 )
 from tuneboard.builtin.conll import read_conll
 from tuneboard.builtin.textfiles import jsonl_objects
+from tuneboard.sdk.files import is_inside, open_private, private_folder
 
 Row = dict[str, Any]
 
@@ -200,7 +201,7 @@ def text_row(
 
 def write_jsonl(path: Path, rows: Sequence[Row]) -> None:
     """One JSON object per row."""
-    with path.open("w", encoding="utf-8") as out:
+    with open_private(path) as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -215,7 +216,7 @@ def write_csv(path: Path, rows: Sequence[Row], labels: Sequence[str]) -> None:
     else:
         header = ["text"] + [k for k in ("text_pair", "label") if any(k in r for r in rows)]
         header += ["prediction", *(f"prob_{label}" for label in labels)]
-    with path.open("w", encoding="utf-8", newline="") as out:
+    with open_private(path, newline="") as out:
         writer = csv.writer(out)
         writer.writerow(header)
         for n, row in enumerate(rows):
@@ -247,12 +248,14 @@ def run_predict(params: PredictParams, ctx: StageContext, state: PipelineState) 
         if not examples:
             raise DataError(f"predict: no {params.split!r} split, or it is empty")
         source = params.split
-    run_dir = ctx.run_dir.resolve()
-    target = (run_dir / (params.output or f"predictions-{source}.{params.format}")).resolve()
-    if not target.is_relative_to(run_dir) or target == run_dir:
+    target = ctx.run_dir / (params.output or f"predictions-{source}.{params.format}")
+    if not is_inside(target, ctx.run_dir):
         raise ConfigError(f"predict: output {params.output!r} is not inside the run's folder")
     rows = prediction_rows(examples, state, ctx, params)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(target.parent, ctx.run_dir, "predict: key 'output'")
+    target = folder / target.name
+    if not is_inside(target, ctx.run_dir):  # a link planted in the folder meanwhile
+        raise ConfigError(f"predict: output {params.output!r} is not inside the run's folder")
     if params.format == "jsonl":
         write_jsonl(target, rows)
     else:

@@ -169,7 +169,13 @@ def _write_generations(
 
 
 def _target(project: Project, run_id: str, output: Path | None, force: bool) -> Path:
-    target = output or project.root / "reviews" / f"{run_id}.csv"
+    if output is None:  # in the project: never through a link that leads out of it
+        from tuneboard.sdk.files import private_folder
+
+        reviews = private_folder(project.root / "reviews", project.root, "review file")
+        target = reviews / f"{run_id}.csv"
+    else:
+        target = output
     if target.exists() and not force:
         raise TuneboardError(
             f"{_shown(target)} exists: apply it with `tuneboard review --apply {_shown(target)}`, "

@@ -7,7 +7,6 @@ one experiment against the loaded plugins, after applying `--set KEY=VALUE` over
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from tuneboard.config.overrides import apply_overrides
 from tuneboard.config.toml import parse_value, read_toml
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.files import project_path
 from tuneboard.sdk.params import build_params, did_you_mean, param
 
 CONFIG_FILE = "tuneboard.toml"
@@ -182,27 +182,17 @@ def load_project(root_or_file: Path) -> Project:
         root=root,
         file=file,
         name=keys.name or root.name,
-        database=_inside(root, keys.database, f"{label}: [project]", "database"),
-        runs_dir=_inside(root, keys.runs_dir, f"{label}: [project]", "runs_dir"),
+        database=project_path(root, keys.database, f"{label}: [project]", "database"),
+        runs_dir=project_path(root, keys.runs_dir, f"{label}: [project]", "runs_dir"),
         devices=_devices(keys.devices, f"{label}: [project]"),
         slots_per_device=keys.slots_per_device,
         cpu_slots=keys.cpu_slots,
-        corrections=_inside(root, keys.corrections, f"{label}: [project]", "corrections"),
-        responses=_inside(root, keys.responses, f"{label}: [project]", "responses"),
-        preferences=_inside(root, keys.preferences, f"{label}: [project]", "preferences"),
+        corrections=project_path(root, keys.corrections, f"{label}: [project]", "corrections"),
+        responses=project_path(root, keys.responses, f"{label}: [project]", "responses"),
+        preferences=project_path(root, keys.preferences, f"{label}: [project]", "preferences"),
         executor=_executor(keys.executor, f"{label}: [project.executor]"),
         experiment_tables=_experiment_tables(data.get("experiments", {}), label),
     )
-
-
-def _inside(root: Path, value: str, where: str, key: str) -> Path:
-    """`value` as an absolute path, which must lie inside the project folder `root`."""
-    path = Path(os.path.normpath(root / value)) if value.strip() else root
-    if path == root or not path.is_relative_to(root):
-        raise ConfigError(
-            f"{where}: key {key!r} must be a path inside the project folder, got {value!r}"
-        )
-    return path
 
 
 def _devices(value: str | list[str], where: str) -> str | tuple[str, ...]:

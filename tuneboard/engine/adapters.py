@@ -25,6 +25,7 @@ from tuneboard.sdk.contracts import (
     TOKEN_CLASSIFICATION,
 )
 from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.files import make_private
 from tuneboard.sdk.training import TrainParams
 
 PEFT_MODES = frozenset({"lora", "qlora", "adalora", "ia3", "prefix", "prompt", "p_tuning"})
@@ -283,7 +284,14 @@ def save_model(model: Any, tokenizer: Any, folder: Path) -> None:
     loads it, and ``PeftModel.from_pretrained(AutoModel...from_pretrained(folder / "base"),
     folder)`` does too after the folder moves.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        _save_model(model, tokenizer, folder)
+    finally:  # transformers and safetensors create files with the umask's modes
+        make_private(folder)
+
+
+def _save_model(model: Any, tokenizer: Any, folder: Path) -> None:
     if not is_peft_model(model):
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)

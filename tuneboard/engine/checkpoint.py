@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneboard.sdk.errors import TuneboardError
+from tuneboard.sdk.files import make_private
 
 if TYPE_CHECKING:
     import torch
@@ -110,6 +111,7 @@ def write(
         (temporary / META).write_text(text, encoding="utf-8")
         if final.exists():  # the same step again (a cancel right after an evaluation)
             shutil.rmtree(final)
+        make_private(temporary)  # safetensors and torch.save create files with the umask's modes
         temporary.rename(final)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)

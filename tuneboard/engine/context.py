@@ -28,7 +28,8 @@ from tuneboard.sdk.contracts import (
     StageContext,
     Strategy,
 )
-from tuneboard.sdk.errors import ConfigError, DataError, PluginError, RunCancelled, TuneboardError
+from tuneboard.sdk.errors import ConfigError, PluginError, RunCancelled, TuneboardError
+from tuneboard.sdk.files import private_folder, readable_file, readable_path
 from tuneboard.sdk.params import build_params
 from tuneboard.sdk.recording import RunRecorder
 from tuneboard.sdk.tasks import Generation, Task
@@ -56,9 +57,7 @@ class ProjectDatasetContext(DatasetContext):
 
     def resolve(self, path: str, key: str) -> Path:
         """The absolute path of a data file; DataError naming the key when it does not exist."""
-        resolved = (self.project_dir / Path(path).expanduser()).resolve()
-        if not resolved.is_file():
-            raise DataError(f"{self._where}: key {key!r}: file not found: {path}")
+        resolved = readable_file(self.project_dir, path, self._where, key)
         self.files.append((key, resolved))
         return resolved
 
@@ -113,8 +112,10 @@ class RunContext(StageContext):
         self.seed = env.experiment.seed + stage_index
         self.rng = random.Random(self.seed)
         self.run_dir = env.run_dir
-        self.stage_dir = env.run_dir / f"stage-{stage_index}"
-        self.stage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Checked against the runs folder: a run folder replaced by a link is not followed.
+        self.stage_dir = private_folder(
+            env.run_dir / f"stage-{stage_index}", env.run_dir.parent, f"run {env.run_id}"
+        )
         self.project_dir = env.project_dir or Path.cwd()
         self.max_length = env.experiment.max_length
         self.metric_names = env.experiment.metrics
@@ -213,7 +214,7 @@ class RunContext(StageContext):
     def corrections_path(self, file: str | None = None) -> Path:
         """`file` in the project folder, else the project's corrections file."""
         if file:
-            return (self.project_dir / Path(file).expanduser()).resolve()
+            return readable_path(self.project_dir, file, self._stage_label(), "corrections")
         return self._env.corrections_file or self.project_dir / DEFAULT_CORRECTIONS
 
     def corrections(self, file: str | None = None) -> list[Correction]:
@@ -223,7 +224,7 @@ class RunContext(StageContext):
     def responses_path(self, file: str | None = None) -> Path:
         """`file` in the project folder, else the project's responses file."""
         if file:
-            return (self.project_dir / Path(file).expanduser()).resolve()
+            return readable_path(self.project_dir, file, self._stage_label(), "responses")
         return self._env.responses_file or self.project_dir / DEFAULT_RESPONSES
 
     def preferences_path(self, file: str | None = None) -> Path:

@@ -18,9 +18,9 @@ from tuneboard.engine.resume import ResumePlan
 from tuneboard.engine.runner import EngineJob, PreparedRun, prepare_run
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.execution import Executor
+from tuneboard.sdk.files import private_folder
 from tuneboard.sdk.scheduler import Scheduler
 from tuneboard.store import ACTIVE_STATUSES, Store
-from tuneboard.store.privacy import private_files
 from tuneboard.store.writer import import_batch_libraries
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,9 @@ class Engine:
             run_id = new_run_id()
             while self._run_dir(run_id).exists():
                 run_id = new_run_id()
-            run_dir = self._run_dir(run_id)
-            with private_files():  # the runs folder too, when this creates it
-                run_dir.mkdir(mode=0o700, parents=True)
+            run_dir = private_folder(
+                self._run_dir(run_id), self.project.root, f"{self.project.file.name}: runs_dir"
+            )
         self.store.create_run(
             run_id,
             experiment.name,

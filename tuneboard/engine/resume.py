@@ -45,6 +45,7 @@ from tuneboard.sdk.contracts import (
     TokenExample,
 )
 from tuneboard.sdk.errors import TuneboardError
+from tuneboard.sdk.files import is_inside
 from tuneboard.store.schema import ACTIVE_STATUSES, COMPLETED
 
 if TYPE_CHECKING:
@@ -323,6 +324,8 @@ def prepare_resume(
     experiment = experiment_from_raw(project, run.experiment, run.config, registry)
     prepared = prepare_run(project, experiment, registry)
     run_dir = project.runs_dir / run_id
+    if run_dir.is_symlink() or (run_dir.exists() and not is_inside(run_dir, project.runs_dir)):
+        raise TuneboardError(f"run {run_id}: its folder {run_dir} is a symbolic link; not resumed")
     plan = plan_resume(run_id, run_dir, experiment)
     if plan.handoff is not None and plan.handoff.labels != prepared.labels:
         raise TuneboardError(

@@ -25,6 +25,7 @@ from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.contracts import LogLevel, PipelineState, Splits
 from tuneboard.sdk.errors import ConfigError, PluginError, RunCancelled, TuneboardError
 from tuneboard.sdk.errors import one_line as _one_line
+from tuneboard.sdk.files import make_private
 from tuneboard.sdk.recording import RunRecorder
 from tuneboard.sdk.status import CANCELLED, COMPLETED, FAILED, RUNNING
 
@@ -308,6 +309,8 @@ class EngineJob:
     def _finish_stage(
         self, ctx: RunContext, name: str, plugin: str, status: str, seconds: float
     ) -> None:
+        # Owner-only, whatever wrote the stage's files (a plugin, a library) and the umask.
+        make_private(ctx.run_dir)
         step, value = ctx.best if ctx.best else (None, None)
         metric = (
             (ctx.best_metric or _default_monitor(self.prepared.experiment)) if ctx.best else None

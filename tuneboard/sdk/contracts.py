@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from tuneboard.sdk.errors import DataError
+from tuneboard.sdk.files import readable_file, readable_path
 
 if TYPE_CHECKING:
     from tuneboard.sdk.tasks import Generation, Task
@@ -404,19 +404,22 @@ class StageContext(ABC):
         """The project's preference pairs file (its `preferences` setting in `[project]`,
         where reviews of generations write chosen/rejected pairs), or `file` taken from the
         project folder when given. It may not exist yet."""
-        return (self.project_dir / Path(file or "preferences.jsonl").expanduser()).resolve()
+        return readable_path(
+            self.project_dir, file or "preferences.jsonl", self._stage_label(), "preferences"
+        )
 
     def project_file(self, path: str, key: str) -> Path:
         """The absolute path of a file that the stage parameter `key` names.
 
         Relative paths are taken from the project folder. Raises `DataError` naming the key
-        and the path when the file does not exist.
+        and the path when the file does not exist, `ConfigError` when it lies outside the
+        project (see `tuneboard.sdk.files.readable_file`).
         """
-        resolved = (self.project_dir / Path(path).expanduser()).resolve()
-        if not resolved.is_file():
-            where = self.pipeline[self.pipeline_index] if self.pipeline else "stage"
-            raise DataError(f"{where}: key {key!r}: file not found: {path}")
-        return resolved
+        return readable_file(self.project_dir, path, self._stage_label(), key)
+
+    def _stage_label(self) -> str:
+        """This stage's name in the pipeline, as error messages name it."""
+        return self.pipeline[self.pipeline_index] if self.pipeline else "stage"
 
     def run_stages(
         self, positions: Sequence[int], state: PipelineState, suffix: str = ""
