@@ -15,7 +15,8 @@ from tests.helpers import RecordingContext
 from tuneboard.builtin.export import ExportParams, run_export
 from tuneboard.cli import main
 from tuneboard.config import load_project
-from tuneboard.engine.engine import new_run_id
+from tuneboard.engine.engine import Engine, new_run_id
+from tuneboard.plugins import load_plugins
 from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, PipelineState
 from tuneboard.sdk.errors import ConfigError
 from tuneboard.sdk.files import private_folder
@@ -132,16 +133,21 @@ def test_a_link_out_of_the_project_is_refused_before_anything_is_written(
 def test_folders_are_not_created_through_a_link_planted_after_the_check(tmp_path: Path) -> None:
     root = _linked_project(tmp_path, "")
     project = load_project(root)
+    registry = load_plugins(root)
     runs = project.runs_dir
-    runs.parent.mkdir(parents=True)
-    runs.symlink_to(tmp_path / "outside")  # after the project file was checked
-    with pytest.raises(ConfigError, match="runs_dir: .* leads outside .* symbolic link"):
-        private_folder(runs / "run-1", project.root, "tuneboard.toml: runs_dir")
+    with Store(project.database) as store:
+        engine = Engine(project, store, registry)
+        prepared = engine.prepare(project.experiment("tiny", registry))
+        runs.symlink_to(tmp_path / "outside")  # after the project file was checked
+        with pytest.raises(ConfigError, match=r"key 'runs_dir': .* leads outside .* link"):
+            engine.launch(prepared)
+        engine.shutdown()
+        assert store.list_runs() == []
     assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["train.tsv"]
     # A run's folder replaced by a link: its stage folders are refused the same way.
     runs.unlink()
     runs.mkdir()
     (runs / "run-2").symlink_to(tmp_path / "outside")
-    with pytest.raises(ConfigError, match="run run-2: .* leads outside"):
+    with pytest.raises(ConfigError, match=r"run run-2: .* leads outside"):
         private_folder(runs / "run-2" / "stage-0", runs, "run run-2")
     assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["train.tsv"]

@@ -92,7 +92,9 @@ class Engine:
             while self._run_dir(run_id).exists():
                 run_id = new_run_id()
             run_dir = private_folder(
-                self._run_dir(run_id), self.project.root, f"{self.project.file.name}: runs_dir"
+                self._run_dir(run_id),
+                self.project.root,
+                f"{self.project.file.name}: [project]: key 'runs_dir'",
             )
         self.store.create_run(
             run_id,

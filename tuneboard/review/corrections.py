@@ -107,7 +107,7 @@ def write_json_lines(files: Mapping[Path, Iterable[Mapping[str, Any]]]) -> None:
     temporaries: dict[Path, str] = {}
     try:
         for path, documents in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             temporaries[path] = temporary
             with os.fdopen(handle, "w", encoding="utf-8") as out:

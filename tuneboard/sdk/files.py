@@ -149,5 +149,7 @@ def _chmod(path: Path, mode: int) -> None:
     try:
         if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
             os.fchmod(fd, mode)
+    except OSError:
+        pass  # not ours to change: best effort, like the walk itself
     finally:
         os.close(fd)
