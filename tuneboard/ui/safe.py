@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # formatting characters (which reorder what a terminal shows, "Trojan source"), the line
 # and paragraph separators, and lone surrogates (which cannot be encoded at all).
 _CONTROL = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
 )
 _CONTROL_KEEP_LINES = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
@@ -82,8 +82,10 @@ def _format(value: Any, *, nested: bool) -> str:
     if isinstance(value, Mapping):
         items = (f"{_format(k, nested=True)}: {_format(v, nested=True)}" for k, v in value.items())
         return "{" + ", ".join(items) + "}"
-    if type(value) in (list, tuple):  # not named tuples such as an interval
+    if type(value) is list:
         return "[" + ", ".join(_format(v, nested=True) for v in value) + "]"
+    if type(value) is tuple:  # a map's (key, value) pairs; not named tuples (intervals)
+        return "(" + ", ".join(_format(v, nested=True) for v in value) + ")"
     return str(value)
 
 
