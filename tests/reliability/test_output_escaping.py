@@ -8,8 +8,13 @@ terminal. Every value DuckDB can return formats to a cell, `'infinity'::TIMESTAM
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import pty
 import re
+import subprocess
+import sys
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,3 +240,30 @@ def test_cli_runs_and_show_print_hostile_names_as_text(
     assert show.returncode == 0, text
     assert text.count(visible(HOSTILE)) >= 5  # experiment, stage, metric, event, error
     assert "second [/line]" in text
+
+
+def test_cli_csv_is_exact_when_piped_and_escaped_on_a_terminal(
+    cli: CliRunner, sentiment_project: Path
+) -> None:
+    query = "SELECT chr(27) || '[2J[/x]' AS c"
+    piped = cli("sql", query, "--format", "csv", cwd=sentiment_project)
+    assert piped.returncode == 0 and piped.stdout == "c\n\x1b[2J[/x]\n"
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tuneboard.cli", "sql", query, "--format", "csv"],
+            cwd=sentiment_project,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO: the terminal has nothing more to read
+            while chunk := os.read(leader, 65536):
+                shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0, done.stderr
+    assert shown.decode().splitlines() == ["c", "\\x1b[2J[/x]"]

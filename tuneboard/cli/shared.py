@@ -116,7 +116,11 @@ def open_store(project: Project, *, read_only: bool = False) -> Store:
 def emit(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, *, title: str | None = None
 ) -> None:
-    """Print rows as a rich table (``fmt`` "table") or as csv/json on stdout for scripts."""
+    """Print rows as a rich table (``fmt`` "table") or as csv/json on stdout for scripts.
+
+    CSV is exact when piped; on a terminal its text has control characters escaped, as `ls`
+    does with file names (JSON escapes them itself).
+    """
     if fmt == "table":
         from rich.console import Console
 
@@ -126,6 +130,11 @@ def emit(
     else:
         from tuneboard.ui.render import write_rows
 
+        if fmt == "csv" and sys.stdout.isatty():
+            from tuneboard.ui.safe import visible
+
+            columns = [visible(name) for name in columns]
+            rows = [[visible(v) if isinstance(v, str) else v for v in row] for row in rows]
         write_rows(columns, rows, fmt, sys.stdout)
 
 
