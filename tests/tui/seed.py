@@ -175,3 +175,26 @@ def seed_many(project_dir: Path, count: int) -> None:
                 )
             store.set_headline_value(run_id, 0.5 + (number % 50) / 100)
             store.set_run_status(run_id, "completed", at=at + 30)
+
+
+# Text that breaks or hijacks output printed as it is: Rich markup (a closing tag with no
+# opening one crashes the parser, a style tag vanishes), a terminal escape that clears the
+# screen, a bidi override, a C1 control and DEL.
+HOSTILE = "[/x] [blink red]hi \x1b[2J\u202e\x9b\x7f"
+HOSTILE_RUN = "20260101-180000-[/x]"
+
+
+def seed_hostile_run(project_dir: Path) -> str:
+    """A failed run whose experiment, stage, device, metric, event and error are `HOSTILE`."""
+    project = load_project(project_dir)
+    with Store(project.database) as store:
+        store.create_run(HOSTILE_RUN, HOSTILE, {"stages": []}, headline="test/[/acc]", at=T0)
+        store.set_run_status(HOSTILE_RUN, "running", device=f"cpu{HOSTILE}", at=T0 + 1)
+        store.stage_started(HOSTILE_RUN, 0, name=HOSTILE, plugin="[/p]", params={}, at=T0 + 2)
+        store.log_metrics(HOSTILE_RUN, 0, 1, {f"test/{HOSTILE}": 0.5}, wall_time=T0 + 2)
+        store.log_event(HOSTILE_RUN, f"{HOSTILE}\nsecond [/line]", level="error", at=T0 + 3)
+        store.stage_finished(
+            HOSTILE_RUN, 0, "failed", best_metric=f"val/{HOSTILE}", best_value=0.5, at=T0 + 4
+        )
+        store.set_run_status(HOSTILE_RUN, "failed", error=HOSTILE, at=T0 + 5)
+    return HOSTILE_RUN

@@ -9,6 +9,7 @@ import click
 
 from tuneboard.cli.shared import (
     EXIT_RUN_FAILED,
+    echo,
     friendly_errors,
     load_project_from,
     open_store,
@@ -33,17 +34,17 @@ def cancel(run_ids: tuple[str, ...], project_dir: Path | None, wait: bool) -> No
     for given in run_ids:
         row = store.get_run(given)
         if row.status not in ACTIVE_STATUSES:
-            click.echo(f"run {row.run_id} is already {row.status}")
+            echo(f"run {row.run_id} is already {row.status}")
             continue
         store.request_cancel(row.run_id)
         asked.append(row.run_id)
-        click.echo(f"run {row.run_id}: cancel requested")
+        echo(f"run {row.run_id}: cancel requested")
     store.flush()
     deadline = time.monotonic() + 120
     while wait and asked and time.monotonic() < deadline:
         time.sleep(0.5)
         asked = [r for r in asked if store.get_run(r).status in ACTIVE_STATUSES]
     for run_id in asked if wait else []:
-        click.echo(f"run {run_id} has not stopped yet (is its process busy or hung?)", err=True)
+        echo(f"run {run_id} has not stopped yet (is its process busy or hung?)", err=True)
     store.close()
     sys.exit(EXIT_RUN_FAILED if wait and asked else 0)

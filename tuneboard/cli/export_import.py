@@ -12,7 +12,13 @@ from pathlib import Path
 
 import click
 
-from tuneboard.cli.shared import friendly_errors, load_project_from, open_store, project_option
+from tuneboard.cli.shared import (
+    echo,
+    friendly_errors,
+    load_project_from,
+    open_store,
+    project_option,
+)
 from tuneboard.sdk.errors import TuneboardError
 
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")
@@ -78,9 +84,7 @@ def export_command(
         out = Path(f"tuneboard-export-{name}-{datetime.now():%Y%m%d-%H%M%S}")
     result = export_runs(store, sorted(set(chosen)), out, file_format, source_project=project.name)
     counts = ", ".join(f"{result.rows[name]} {name}" for name in list(result.rows)[1:])
-    click.echo(
-        f"exported {len(result.run_ids)} runs ({counts}) as {file_format} to {result.folder}"
-    )
+    echo(f"exported {len(result.run_ids)} runs ({counts}) as {file_format} to {result.folder}")
 
 
 @click.command("import")
@@ -104,15 +108,15 @@ def import_command(folder: Path, project_dir: Path | None) -> None:
     finally:
         store.close()
     counts = ", ".join(f"{result.rows.get(name, 0)} {name}" for name in list(result.rows)[1:])
-    click.echo(
+    echo(
         f"imported {len(result.imported)} runs ({counts}) from {result.folder}"
         f" (project {result.source_project!r})"
     )
     if result.identical:
-        click.echo(f"skipped {len(result.identical)} runs already here (identical)")
+        echo(f"skipped {len(result.identical)} runs already here (identical)")
     if result.conflicting:
         ids = ", ".join(result.conflicting)
-        click.secho(
+        echo(
             f"skipped {len(result.conflicting)} runs whose id is here with different data"
             f" (this project's version kept): {ids}",
             fg="yellow",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tuneboard.cli.shared import plugins_root
+from tuneboard.cli.shared import echo, plugins_root
 
 if TYPE_CHECKING:  # tuneboard.plugins is imported only when plugin commands are needed
     from tuneboard.plugins import PluginFailure, PluginRegistry
@@ -95,7 +95,7 @@ class TuneboardGroup(click.Group):
             added = self._load(root.params.get("project_dir"))
             for failure in added.failures:
                 message = f"warning: plugin {failure.name!r}: {failure.error}"
-                click.secho(message, fg="yellow", err=True)
+                echo(message, fg="yellow", err=True)
             root.meta[_CACHE_KEY] = added
         return added
 
@@ -106,5 +106,5 @@ class TuneboardGroup(click.Group):
             registry = load_plugins(plugins_root(project_dir), builtins=False)  # they add none
             return added_commands(registry, self.commands)
         except Exception as exc:  # plugins must never take tuneboard's own commands down
-            click.secho(f"warning: plugin commands left out: {exc}", fg="yellow", err=True)
+            echo(f"warning: plugin commands left out: {exc}", fg="yellow", err=True)
             return AddedCommands({}, [])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tuneboard.cli.shared import friendly_errors, plugins_root, project_option
+from tuneboard.cli.shared import echo, friendly_errors, plugins_root, project_option
 
 if TYPE_CHECKING:
     from tuneboard.plugins import PluginFailure, PluginRegistry
@@ -38,11 +38,12 @@ def plugins(ctx: click.Context, project_dir: Path | None, as_json: bool) -> None
             "plugins": [asdict(p) for p in registry.plugins],
             "failures": [asdict(f) for f in failures],
         }
-        click.echo(json.dumps(document, indent=2, default=str))
+        echo(json.dumps(document, indent=2, default=str))
         return
     from rich.console import Console
 
     from tuneboard.ui.render import rich_table
+    from tuneboard.ui.safe import safe_text
 
     console = Console()
     rows = [
@@ -59,9 +60,9 @@ def plugins(ctx: click.Context, project_dir: Path | None, as_json: bool) -> None
     columns = ["plugin", "package", "version", "source", "provides", "location"]
     console.print(rich_table(columns, rows, title="plugins"))
     for failure in failures:
+        line = safe_text(f"✗ {failure.name}", "red")
         console.print(
-            f"[red]✗ {failure.name}[/] ({failure.source}, {failure.location}): {failure.error}",
-            highlight=False,
+            line.append_text(safe_text(f" ({failure.source}, {failure.location}): {failure.error}"))
         )
 
 
@@ -108,7 +109,7 @@ def plugins_install(
     before = Listing.of(registry)
     # As `tuneboard plugins --json` lists them, so that only new failures are reported.
     before.failures.update({f.name: asdict(f) for f in command_failures(registry)})
-    install_plugins(targets, options, before=before, project_dir=root, echo=click.echo)
+    install_plugins(targets, options, before=before, project_dir=root, echo=echo)
 
 
 @plugins.command("uninstall")
@@ -124,4 +125,4 @@ def plugins_uninstall(
     from tuneboard.plugins.install import uninstall_plugins
 
     root = plugins_root(project_dir or group_project)
-    uninstall_plugins(names, load_plugins(root), project_dir=root, echo=click.echo)
+    uninstall_plugins(names, load_plugins(root), project_dir=root, echo=echo)

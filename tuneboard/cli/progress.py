@@ -6,7 +6,6 @@ import threading
 from types import TracebackType
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +19,7 @@ from rich.table import Column
 
 from tuneboard.engine.observer import RunObserver, StageSummary
 from tuneboard.ui.render import format_number, status_text
+from tuneboard.ui.safe import visible
 
 # Shown beside a bar, in this order, when the stage logs them.
 SHOWN_METRICS = ("train/loss", "val/loss")
@@ -36,12 +36,13 @@ class ProgressObserver(RunObserver):
         self.console = console or Console(stderr=True)
         self.enabled = enabled
         self._progress = Progress(
-            TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+            # Names and metrics are user data: never read as markup.
+            TextColumn("{task.description}", markup=False, table_column=Column(no_wrap=True)),
             BarColumn(bar_width=30),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[metrics]}"),
+            TextColumn("{task.fields[metrics]}", markup=False),
             console=self.console,
             disable=not enabled,
         )
@@ -66,10 +67,10 @@ class ProgressObserver(RunObserver):
         """Add a bar for the stage."""
         label = f"{stage_index} {name}" if name == plugin else f"{stage_index} {name} ({plugin})"
         if run_id in self.run_labels:
-            label = f"{escape(self.run_labels[run_id])} · {label}"
+            label = f"{self.run_labels[run_id]} · {label}"
         with self._lock:
             self._tasks[(run_id, stage_index)] = self._progress.add_task(
-                label, total=None, metrics=""
+                visible(label), total=None, metrics=""
             )
 
     def progress(
@@ -91,7 +92,7 @@ class ProgressObserver(RunObserver):
         shown = [name for name in SHOWN_METRICS if name in latest]
         shown += sorted(n for n in latest if n.startswith("val/") and n not in SHOWN_METRICS)[:2]
         text = "  ".join(f"{name} {format_number(latest[name])}" for name in shown)
-        self._progress.update(task, metrics=text)
+        self._progress.update(task, metrics=visible(text))
 
     def stage_finished(self, run_id: str, stage_index: int, summary: StageSummary) -> None:
         """Complete the bar and print a line about the stage."""
@@ -108,8 +109,10 @@ class ProgressObserver(RunObserver):
             status = status_text(summary.status)
             run = f"{self.run_labels[run_id]} · " if run_id in self.run_labels else ""
             self._progress.console.print(
-                f"  {run}stage {stage_index} {summary.name}: {status} in "
-                f"{summary.seconds:.1f}s{best}",
+                visible(
+                    f"  {run}stage {stage_index} {summary.name}: {status} in "
+                    f"{summary.seconds:.1f}s{best}"
+                ),
                 highlight=False,
                 markup=False,
             )

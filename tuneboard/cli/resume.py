@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from tuneboard.cli.shared import (
+    echo,
     follow_run,
     friendly_errors,
     load_project_from,
@@ -39,7 +40,7 @@ def resume(run_id: str, project_dir: Path | None, quiet: bool) -> None:
 
     def start() -> str:
         plan = engine.resume(run_id)
-        click.echo(f"run {plan.run_id}: resuming from {plan.describe()}")
+        echo(f"run {plan.run_id}: resuming from {plan.describe()}")
         return plan.run_id
 
     follow_run(engine, store, observer, start)

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tuneboard.cli.shared import friendly_errors, load_project_from, open_store, project_option
+from tuneboard.cli.shared import (
+    echo,
+    friendly_errors,
+    load_project_from,
+    open_store,
+    project_option,
+)
 from tuneboard.review.items import REVIEW_BY, ReviewBy
 from tuneboard.sdk.errors import TuneboardError
 
@@ -121,15 +127,15 @@ def _write(
     done = read_corrections(project.corrections_file)
     items = select_items(predictions.items, by, limit, skip=done.keys())
     if not items:
-        click.echo(f"nothing to review in {predictions.path.name} ({describe_selection(by)})")
+        echo(f"nothing to review in {predictions.path.name} ({describe_selection(by)})")
         return
     target = _target(project, run.run_id, output, force)
     write_review_file(target, run.run_id, predictions.labels, items)
-    click.echo(
+    echo(
         f"wrote {len(items)} examples of {predictions.path.name} ({describe_selection(by)}) "
         f"to {_shown(target)}"
     )
-    click.echo(
+    echo(
         f"fill its corrected_label column (labels: {', '.join(predictions.labels)}; empty = "
         f"skip), then run: tuneboard review --apply {_shown(target)}"
     )
@@ -157,12 +163,12 @@ def _write_generations(
     done = reviewed_prompts(project.responses_file, project.preferences_file)
     items = select_generations(read_generations(path), limit, skip=done)
     if not items:
-        click.echo(f"nothing left to review in {path.name}")
+        echo(f"nothing left to review in {path.name}")
         return
     target = _target(project, run_id, output, force)
     write_generation_review_file(target, run_id, items)
-    click.echo(f"wrote {len(items)} outputs of {path.name} to {_shown(target)}")
-    click.echo(
+    echo(f"wrote {len(items)} outputs of {path.name} to {_shown(target)}")
+    echo(
         "write accept or bad in its decision column, or a better output in its edited column "
         f"(empty = skip), then run: tuneboard review --apply {_shown(target)}"
     )
@@ -194,10 +200,10 @@ def _apply(project_dir: Path | None, path: Path) -> None:
         return
     corrections = read_review_file(path)
     if not corrections:
-        click.echo(f"no corrected_label filled in {path}; nothing saved")
+        echo(f"no corrected_label filled in {path}; nothing saved")
         return
     added, changed = save_corrections(project.corrections_file, corrections)
-    click.echo(
+    echo(
         f"saved {len(corrections)} corrections to {_shown(project.corrections_file)} "
         f"({added} new, {changed} changed label)"
     )
@@ -220,12 +226,12 @@ def _apply_generations(project: Project, path: Path) -> None:
 
     run, items, decisions = read_generation_review_file(path)
     if not decisions:
-        click.echo(f"no decision or edited output filled in {path}; nothing saved")
+        echo(f"no decision or edited output filled in {path}; nothing saved")
         return
     outcome = save_review(
         project.responses_file, project.preferences_file, items, decisions, run or ""
     )
-    click.echo(
+    echo(
         f"saved {outcome.responses} responses to {_shown(project.responses_file)} and "
         f"{outcome.preferences} preference pairs to {_shown(project.preferences_file)}"
         + (

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from tuneboard.cli.shared import (
+    echo,
     follow_run,
     friendly_errors,
     load_project_from,
@@ -95,7 +96,7 @@ def run(
 
     def start() -> str:
         run_id = engine.launch(prepared)
-        click.echo(f"run {run_id}: experiment {experiment!r} ({len(config.stages)} stages)")
+        echo(f"run {run_id}: experiment {experiment!r} ({len(config.stages)} stages)")
         return run_id
 
     follow_run(engine, store, observer, start)

@@ -39,13 +39,24 @@ def friendly_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except TuneboardError as error:
-            click.secho(f"error: {error}", fg="red", err=True)
+            echo(f"error: {error}", fg="red", err=True)
             sys.exit(EXIT_BAD_INPUT)
         except KeyboardInterrupt:  # Ctrl-C outside a command's own handling: no traceback
             click.echo("\ninterrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def echo(message: str, *, err: bool = False, fg: str | None = None) -> None:
+    """Print a line that may hold user data (names, paths, errors), control characters escaped.
+
+    Every plain line the commands print goes through here; Rich output goes through
+    `tuneboard.ui.safe` (`safe_text`), as it must also never read user data as markup.
+    """
+    from tuneboard.ui.safe import visible
+
+    click.secho(visible(message, multiline=True), fg=fg, err=err)
 
 
 def _project_option(*, eager: bool) -> Callable[[F], F]:
@@ -105,7 +116,11 @@ def open_store(project: Project, *, read_only: bool = False) -> Store:
 def emit(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, *, title: str | None = None
 ) -> None:
-    """Print rows as a rich table (``fmt`` "table") or as csv/json on stdout for scripts."""
+    """Print rows as a rich table (``fmt`` "table") or as csv/json on stdout for scripts.
+
+    CSV is exact when piped; on a terminal its text has control characters escaped, as `ls`
+    does with file names (JSON escapes them itself).
+    """
     if fmt == "table":
         from rich.console import Console
 
@@ -115,6 +130,11 @@ def emit(
     else:
         from tuneboard.ui.render import write_rows
 
+        if fmt == "csv" and sys.stdout.isatty():
+            from tuneboard.ui.safe import visible
+
+            columns = [visible(name) for name in columns]
+            rows = [[visible(v) if isinstance(v, str) else v for v in row] for row in rows]
         write_rows(columns, rows, fmt, sys.stdout)
 
 
@@ -150,8 +170,10 @@ def follow_run(
 def print_run_summary(store: Store, run_id: str) -> str:
     """Print the run's stages as a table, its test metrics and error; return its status."""
     from rich.console import Console
+    from rich.text import Text
 
     from tuneboard.ui.render import elapsed, format_duration, format_number, rich_table, status_text
+    from tuneboard.ui.safe import safe_text
 
     console = Console()
     run_row = store.get_run(run_id)
@@ -173,10 +195,13 @@ def print_run_summary(store: Store, run_id: str) -> str:
     console.print(rich_table(columns, rows, title=f"run {run_id} — {status_text(run_row.status)}"))
     final = {k: v for k, v in store.last_metrics(run_id).items() if k.startswith("test/")}
     if final:
-        console.print(
-            "  ".join(f"{name} [bold]{value:.4f}[/]" for name, value in sorted(final.items()))
-        )
+        line = Text()
+        for name, value in sorted(final.items()):
+            line.append_text(safe_text(f"{name} " if not line else f"  {name} "))
+            line.append(f"{value:.4f}", style="bold")
+        console.print(line)
     if run_row.error:
         # Not wrapped at the console's width: scripts grep for the message.
-        console.print(f"[red]error:[/] {run_row.error}", soft_wrap=True)
+        error = safe_text(f" {run_row.error}", multiline=True)
+        console.print(Text("error:", style="red").append_text(error), soft_wrap=True)
     return run_row.status

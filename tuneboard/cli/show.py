@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tuneboard.cli.shared import (
+    echo,
     friendly_errors,
     load_project_from,
     open_store,
@@ -83,9 +84,9 @@ def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int)
     if provenance:
         from tuneboard.engine.provenance import summary_lines
 
-        click.echo("reproduce with:")
+        echo("reproduce with:")
         for line in summary_lines(provenance):
-            click.echo(f"  {line}")
+            echo(f"  {line}")
 
 
 def _show_run(
@@ -98,18 +99,22 @@ def _show_run(
     stage_names: Mapping[int, str],
 ) -> None:
     from rich.console import Console
+    from rich.text import Text
 
     from tuneboard.ui.render import format_time, rich_table
+    from tuneboard.ui.safe import safe_text
 
     console = Console()
     run_row = store.get_run(run_id)
-    console.print(
-        f"[bold]{run_row.run_id}[/]  experiment {run_row.experiment}  "
-        f"device {run_row.device or '-'}"
+    head = safe_text(run_row.run_id, "bold")
+    head.append_text(
+        safe_text(f"  experiment {run_row.experiment}  device {run_row.device or '-'}")
     )
+    console.print(head)
     console.print(
         f"created {format_time(run_row.created_at)}  started {format_time(run_row.started_at)}  "
-        f"finished {format_time(run_row.finished_at)}"
+        f"finished {format_time(run_row.finished_at)}",
+        highlight=False,
     )
     print_run_summary(store, run_id)
     if metrics:
@@ -127,17 +132,13 @@ def _show_run(
             )
         )
     if events:
-        console.print("[bold]events[/]")
+        console.print(Text("events", style="bold"))
         for event in events:
             first, *rest = event.message.splitlines() or [""]
-            console.print(
-                f"  {format_time(event.time)}  {event.level:<7} {first}",
-                markup=False,
-                highlight=False,
-            )
+            console.print(safe_text(f"  {format_time(event.time)}  {event.level:<7} {first}"))
             if event.level == "error":
                 for line in rest[-6:]:
-                    console.print(f"      {line}", markup=False, highlight=False)
+                    console.print(safe_text(f"      {line}"))
 
 
 def _show_generations(
@@ -145,8 +146,10 @@ def _show_generations(
 ) -> None:
     """A few prompts: each with its reference and its first and latest outputs, one line each."""
     from rich.cells import cell_len
+    from rich.text import Text
 
     from tuneboard.ui.render import clip
+    from tuneboard.ui.safe import safe_text, visible
 
     by_prompt: dict[tuple[str, int], list[GenerationRow]] = {}
     for row in generations:  # ordered by stage, then step
@@ -162,7 +165,7 @@ def _show_generations(
         return f"{stage} step {row.step}" if several_stages else f"step {row.step}"
 
     def say(text: str) -> None:
-        console.print(text, markup=False, highlight=False, emoji=False, no_wrap=True)
+        console.print(safe_text(text), no_wrap=True)
 
     blocks: list[tuple[str, list[tuple[str, str]]]] = []
     for split, idx in chosen:
@@ -179,9 +182,12 @@ def _show_generations(
     label_width = max(cell_len(name) for _, lines in blocks for name, _ in lines)
 
     shown = f"{len(chosen)} of {len(by_prompt)} prompts" if len(by_prompt) > len(chosen) else ""
-    console.print(f"[bold]generations[/]{f' ({shown})' if shown else ''}")
+    console.print(Text("generations", style="bold").append(f" ({shown})" if shown else ""))
     for title, lines in blocks:
         say(title)
         for name, text in lines:
             head = f"    {name:<{label_width}}  "
-            say(head + (clip(text, console.width - cell_len(head)) or "(empty)"))
+            say(
+                head
+                + (clip(visible(text, multiline=True), console.width - cell_len(head)) or "(empty)")
+            )

@@ -10,6 +10,7 @@ import click
 
 from tuneboard.cli.shared import (
     EXIT_INTERRUPTED,
+    echo,
     emit,
     format_option,
     friendly_errors,
@@ -81,11 +82,11 @@ def sql(
         job.cancel()
         with contextlib.suppress(QueryError):
             job.result(timeout=10)
-        click.echo("\nquery cancelled", err=True)
+        echo("\nquery cancelled", err=True)
         sys.exit(EXIT_INTERRUPTED)
     result = job.result()
     emit(result.columns, result.rows, fmt)
     if fmt == "table":
         page = f"rows {offset + 1}-{offset + limit}" if offset else f"first {limit}"
         more = f" ({page}; use --limit or --offset for more)" if result.truncated else ""
-        click.echo(f"{len(result.rows)} rows{more} in {result.elapsed * 1000:.0f} ms", err=True)
+        echo(f"{len(result.rows)} rows{more} in {result.elapsed * 1000:.0f} ms", err=True)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import click
 from rich.console import Console
+from rich.text import Text
 
 from tuneboard.cli.progress import ProgressObserver
-from tuneboard.cli.shared import EXIT_INTERRUPTED, EXIT_RUN_FAILED
+from tuneboard.cli.shared import EXIT_INTERRUPTED, EXIT_RUN_FAILED, echo
 from tuneboard.config import Project
 from tuneboard.config.sweeps import plan_sweep, run_count
 from tuneboard.engine.context import metric_higher_is_better
@@ -21,6 +21,7 @@ from tuneboard.plugins import PluginRegistry
 from tuneboard.store import Store
 from tuneboard.store.schema import COMPLETED
 from tuneboard.ui.render import format_number, rich_table, status_text
+from tuneboard.ui.safe import safe_text
 
 
 def run_sweep(
@@ -40,23 +41,23 @@ def run_sweep(
     store = Store(project.database)
     engine = Engine(project, store, registry, observer=observer)
     at_once = f", at most {spec.max_parallel} at once" if spec.max_parallel else ""
-    click.echo(
+    echo(
         f"sweep of {experiment!r}: {spec.describe()}: {run_count(spec)} runs{at_once}",
     )
 
     def launched(member: SweepMember) -> None:
         observer.run_labels[member.run_id] = member_label(member)
-        click.echo(f"run {member.run_id}: {member_label(member)}")
+        echo(f"run {member.run_id}: {member_label(member)}")
 
     sweep: Sweep | None = None
     try:
         sweep = launch_sweep(engine, prepared, on_launch=launched)
-        click.echo(f"sweep id {sweep.sweep_id}")
+        echo(f"sweep id {sweep.sweep_id}")
         with observer:
             while not sweep.wait(timeout=0.25):
                 pass
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: cancelling the sweep…", err=True)
+        echo("\ninterrupted: cancelling the sweep…", err=True)
         if sweep is not None:
             sweep.stop()
         engine.shutdown(cancel=True)
@@ -101,13 +102,10 @@ def print_sweep_table(store: Store, sweep: Sweep, registry: PluginRegistry) -> b
         higher = metric_higher_is_better(headline, registry)
         best = (max if higher else min)(scored, key=lambda run: float(run.headline_value or 0))
         member = members[runs.index(best)]
-        console.print(
-            f"best: run {best.run_id} ({member_label(member)}) "
-            f"{headline} [bold]{format_number(best.headline_value)}[/]",
-            highlight=False,
-        )
+        line = safe_text(f"best: run {best.run_id} ({member_label(member)}) {headline} ")
+        console.print(line.append(format_number(best.headline_value), style="bold"))
     if sweep.error:
-        console.print(f"[red]error:[/] {sweep.error}", highlight=False)
+        console.print(Text("error:", style="red").append_text(safe_text(f" {sweep.error}")))
     failed = [
         member.run_id
         for member, run in zip(members, runs, strict=True)

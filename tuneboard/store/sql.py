@@ -22,6 +22,7 @@ import duckdb
 
 from tuneboard.sdk.errors import QueryError, TuneboardError
 from tuneboard.store.database import first_line
+from tuneboard.store.values import column_values
 
 if TYPE_CHECKING:
     from tuneboard.store.store import Store
@@ -200,7 +201,7 @@ class QueryJob:
             return [], [], [], False
         # Arrow, not fetchall(): DuckDB's own conversion of TIMESTAMPTZ needs pytz.
         table = relation.limit(self.limit + 1, offset=self.offset).to_arrow_table()
-        columns = [column.to_pylist() for column in table.columns]
+        columns = [column_values(cur, column) for column in table.columns]
         rows = list(zip(*columns, strict=True)) if columns else []
         truncated = len(rows) > self.limit
         return (

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -29,6 +31,7 @@ from tuneboard.sdk.errors import TuneboardError
 from tuneboard.tui.messages import AppObserver, RunsChanged, RunStatusChanged
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.screens.runs import RunsScreen
+from tuneboard.ui.safe import visible
 
 if TYPE_CHECKING:
     from tuneboard.engine.engine import Engine
@@ -113,6 +116,30 @@ class TuneboardApp(App[None]):
     def on_mount(self) -> None:
         """Name the project in the header."""
         self.sub_title = self.project.name
+
+    # --- user text ------------------------------------------------------------------------
+    # Run ids, names and errors reach notifications and titles: never as markup, and with
+    # control characters escaped (see tuneboard.ui.safe).
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A notification whose text is shown as it is (user data: never read as markup)."""
+        if not markup:
+            message = visible(str(message), multiline=True)
+        super().notify(
+            message, title=visible(title), severity=severity, timeout=timeout, markup=markup
+        )
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """The header's title and sub-title (the project's name) with control codes escaped."""
+        return super().format_title(visible(title), visible(sub_title))
 
     def on_ready(self) -> None:
         """After the first paint, open the database in the background (the plugins and the

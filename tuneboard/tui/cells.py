@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from tuneboard.ui.render import elapsed, format_duration, format_number, status_text
+from tuneboard.ui.safe import cell_text, safe_text
 
 if TYPE_CHECKING:
     from tuneboard.store import RunRow
@@ -37,7 +38,7 @@ def is_active(status: str) -> bool:
 def status_cell(status: str, variables: Mapping[str, str]) -> Text:
     """`✓ completed`, coloured with the theme's colour for the status."""
     colour = variables.get(STATUS_VARIABLES.get(status, "foreground"), "")
-    return Text(status_text(status), style=f"bold {colour}".strip())
+    return safe_text(status_text(status), f"bold {colour}".strip())
 
 
 def progress_bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
@@ -77,5 +78,6 @@ def headline_cell(run: RunRow) -> str:
 
 
 def plain(value: object) -> Text:
-    """A value as text that is never read as markup (user data can hold `[` and `]`)."""
-    return Text(format_number(value))
+    """A value as text that is never read as markup (user data can hold `[` and `]`), with
+    control characters escaped: one cell of any type a query returns."""
+    return safe_text(cell_text(value))

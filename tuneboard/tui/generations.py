@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from tuneboard.ui.safe import safe_text, visible
+
 if TYPE_CHECKING:
     from tuneboard.store import GenerationRow, Store
 
@@ -110,21 +112,22 @@ def compared_prompts(per_run: Mapping[str, Sequence[GenerationRow]]) -> list[Pro
 
 def heading(text: str) -> Text:
     """A bold line."""
-    return Text(text + "\n", style="bold")
+    return safe_text(text + "\n", "bold", multiline=True)
 
 
 def body(text: str | None) -> Text:
     """User text, never read as markup; `(empty)` dimmed when there is none."""
     if not text or not text.strip():
         return Text("(empty)\n", style="dim")
-    return Text(text.rstrip() + "\n")
+    return safe_text(text.rstrip() + "\n", multiline=True)
 
 
 def history_text(history: PromptHistory, position: int, count: int) -> Text:
     """One prompt's panel: the prompt, its reference, then the outputs, latest first."""
     text = Text()
     text.append(f"prompt {position + 1} of {count}", style="bold")
-    text.append(f" · {history.split} #{history.idx} · [ ] other prompts\n\n", style="dim")
+    where = visible(f" · {history.split} #{history.idx}")
+    text.append(f"{where} · [ ] other prompts\n\n", style="dim")
     text.append_text(heading("prompt"))
     text.append_text(body(history.prompt))
     if history.reference is not None:

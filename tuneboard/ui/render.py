@@ -63,18 +63,13 @@ def elapsed(start: float | None, end: float | None) -> float | None:
 
 
 def format_number(value: Any) -> str:
-    """Numbers to 4 significant digits for floats; other values as text; None empty."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
-            return f"{value:.3e}"
-        return f"{value:.4g}"
-    if isinstance(value, datetime):
-        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
+    """Numbers to 4 significant digits for floats; other values as text; None empty.
+
+    Total: every value a query can return gives a string (see `tuneboard.ui.safe`).
+    """
+    from tuneboard.ui.safe import format_value
+
+    return format_value(value)
 
 
 def toml_literal(value: Any) -> str:
@@ -155,12 +150,22 @@ def write_rows(
 def rich_table(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
 ) -> Any:
-    """A `rich.table.Table` of the rows (imported lazily: rich costs start-up time)."""
+    """A `rich.table.Table` of the rows (imported lazily: rich costs start-up time).
+
+    Title, headers and cells are user data: plain text with control characters escaped,
+    never read as markup.
+    """
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    from tuneboard.ui.safe import cell_text, safe_text
+
+    table = Table(
+        title=None if title is None else safe_text(title),
+        title_justify="left",
+        header_style="bold",
+    )
     for column in columns:
-        table.add_column(column)
+        table.add_column(safe_text(column))
     for row in rows:
-        table.add_row(*(format_number(v) for v in row))
+        table.add_row(*(safe_text(cell_text(v)) for v in row))
     return table

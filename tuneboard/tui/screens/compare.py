@@ -32,6 +32,7 @@ from tuneboard.tui.widgets.chart import MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.table import Table
 from tuneboard.ui.render import format_number
+from tuneboard.ui.safe import safe_text, visible
 
 MAX_POINTS = 300
 
@@ -171,7 +172,7 @@ class CompareScreen(LiveScreen):
             self._names = data.names
             select = self.query_one("#metric", Select)
             with select.prevent(Select.Changed):
-                select.set_options([(name, name) for name in data.names])
+                select.set_options([(safe_text(name), name) for name in data.names])
                 if data.metric is not None:
                     select.value = data.metric
         chart = self.query_one("#compare-chart", MetricChart)
@@ -181,7 +182,7 @@ class CompareScreen(LiveScreen):
         if data.metric is not None:
             arrow = direction_word(data.metric, self.higher_is_better)
             note = f"  {arrow} {'higher' if arrow == '↑' else 'lower'} is better · x: {self.x_axis}"
-            self.query_one("#compare-note", Static).update(note)
+            self.query_one("#compare-note", Static).update(Text(note))
         self._show_metrics(data)
         self._show_config(data.runs)
         self._show_generations(data)
@@ -194,12 +195,12 @@ class CompareScreen(LiveScreen):
         table.add_column("metric", key="metric")
         table.add_column("", key="direction")
         for run in data.runs:
-            table.add_column(run.run_id, key=run.run_id)
+            table.add_column(safe_text(run.run_id), key=run.run_id)
         for name in data.names:
             higher = self.higher_is_better(name)
             bests = [data.best.get(run.run_id, {}).get(name) for run in data.runs]
             winner = best_index(bests, higher) if len(data.runs) > 1 else None
-            cells: list[Any] = [Text(name), "↑" if higher else "↓"]
+            cells: list[Any] = [safe_text(name), "↑" if higher else "↓"]
             for index, run in enumerate(data.runs):
                 last = data.last.get(run.run_id, {}).get(name)
                 best = bests[index]
@@ -216,10 +217,10 @@ class CompareScreen(LiveScreen):
         table.clear(columns=True)
         table.add_column("key", key="key")
         for run in runs:
-            table.add_column(run.run_id, key=run.run_id)
+            table.add_column(safe_text(run.run_id), key=run.run_id)
         differences = config_differences([run.config for run in runs])
         for key, values in differences:
-            table.add_row(Text(key), *(Text(value) for value in values), key=key)
+            table.add_row(safe_text(key), *(safe_text(value) for value in values), key=key)
         if not differences:
             table.add_row(Text("(the configs are the same)"), *(Text("") for _ in runs))
 
@@ -264,7 +265,7 @@ class CompareScreen(LiveScreen):
         reference = next((row.reference for row in rows if row.reference), None)
         text = Text()
         text.append(f"prompt {self.prompt_index + 1} of {len(self.prompts)}", style="bold")
-        text.append(f"\n{key[0]} #{key[1]} · [ ] other prompts\n\n", style="dim")
+        text.append(f"\n{visible(key[0])} #{key[1]} · [ ] other prompts\n\n", style="dim")
         text.append_text(heading("prompt"))
         text.append_text(body(first.prompt))
         text.append_text(heading("\nreference"))
@@ -281,7 +282,8 @@ class CompareScreen(LiveScreen):
         if row is None:
             text.append("no output for this prompt\n", style="dim")
             return text
-        text.append(f"latest: {evaluation_label(row, {}, several=False)}\n\n", style="dim")
+        label = visible(evaluation_label(row, {}, several=False))
+        text.append(f"latest: {label}\n\n", style="dim")
         text.append_text(body(row.output))
         if row.prompt != shown.prompt:
             text.append("\n(this run's prompt differs:)\n", style="dim")

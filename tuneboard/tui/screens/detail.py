@@ -30,6 +30,7 @@ from tuneboard.tui.widgets.chart import MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.table import Table
 from tuneboard.ui.render import elapsed, format_duration, format_number, format_time, status_text
+from tuneboard.ui.safe import safe_text, visible
 
 MAX_POINTS = 300
 EVENT_TAIL = 40
@@ -196,8 +197,8 @@ class DetailScreen(LiveScreen):
     def _show_summary(self, run: RunRow) -> None:
         now = self.tb.clock()
         text = Text()
-        text.append(run.run_id, style="bold")
-        text.append(f"  {run.experiment}  ")
+        text.append(visible(run.run_id), style="bold")
+        text.append(visible(f"  {run.experiment}  "))
         text.append_text(status_cell(run.status, self.app.theme_variables))
         details = [run.device or "no device yet"]
         if run.started_at is not None:
@@ -205,16 +206,17 @@ class DetailScreen(LiveScreen):
         details.append(duration_cell(run, now))
         if run.headline_value is not None:
             details.append(f"{run.headline} {format_number(run.headline_value)}")
-        text.append("\n" + " · ".join(d for d in details if d))
+        text.append("\n" + visible(" · ".join(d for d in details if d)))
         if run.status == "running" and run.current_stage:
-            text.append(f"\nstage {run.current_stage} {progress_bar(run.progress)}")
+            stage = visible(f"stage {run.current_stage} {progress_bar(run.progress)}")
+            text.append(f"\n{stage}")
         summary = self.query_one("#summary", Static)
         summary.update(text, layout=self._summary_resized(text, summary.content_size.width))
         banner = self.query_one("#error", Static)
         failed = run.status in ("failed", "interrupted") and bool(run.error)
         banner.display = failed
         if failed:
-            banner.update(Text(f"{status_text(run.status)}: {run.error}"))
+            banner.update(safe_text(f"{status_text(run.status)}: {run.error}", multiline=True))
 
     def _summary_resized(self, text: Text, width: int) -> bool:
         """Whether the summary's height may change: another number of lines, or a line
@@ -256,11 +258,11 @@ class DetailScreen(LiveScreen):
         end = stage.finished_at if stage.finished_at is not None else self.tb.clock()
         return (
             str(stage.stage_index),
-            Text(stage.name),
-            Text(stage.plugin),
+            safe_text(stage.name),
+            safe_text(stage.plugin),
             status_cell(stage.status, variables),
             steps,
-            Text(best),
+            safe_text(best),
             format_duration(elapsed(stage.started_at, end)),
         )
 
@@ -326,17 +328,17 @@ class DetailScreen(LiveScreen):
             first, *rest = event.message.splitlines() or [""]
             style = "bold" if event.level in ("error", "warning") else ""
             text.append(f"{format_time(event.time)}  {event.level:<7} ", style="dim")
-            text.append(f"{first}\n", style=style)
+            text.append(f"{visible(first)}\n", style=style)
             if event.level == "error":
                 for line in rest[-8:]:
-                    text.append(f"    {line}\n")
+                    text.append(f"    {visible(line)}\n")
         self.query_one("#events", Static).update(text)
 
     def _show_config(self, run: RunRow) -> None:
         lines = [
             f"{key} = {toml_literal(value)}" for key, value in flatten_config(run.config).items()
         ]
-        self.query_one("#config", Static).update(Text("\n".join(lines)))
+        self.query_one("#config", Static).update(safe_text("\n".join(lines), multiline=True))
         self._config_shown = True
 
     # --- actions ------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from tuneboard.ui.safe import safe_text
+
 
 class ConfirmDialog(ModalScreen[bool]):
     """Asks a yes/no question; dismisses with True for yes."""
@@ -28,7 +30,7 @@ class ConfirmDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         """The question and two buttons."""
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="question")
+            yield Label(safe_text(self.question, multiline=True), classes="question")
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error", compact=True)
                 yield Button(f"{self.no} (n)", id="no", variant="primary", compact=True)
@@ -59,7 +61,7 @@ class TextPrompt(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         """The question and an input."""
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="question")
+            yield Label(safe_text(self.question, multiline=True), classes="question")
             yield Input(self.value, id="answer")
             yield Label("enter to accept, escape to cancel", classes="hint")
 

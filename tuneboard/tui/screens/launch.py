@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -30,6 +29,7 @@ from tuneboard.tui.launching import launch_all
 from tuneboard.tui.messages import RunsChanged
 from tuneboard.tui.screens.base import BaseScreen
 from tuneboard.tui.widgets.footer import WrappingFooter
+from tuneboard.ui.safe import safe_text
 
 
 class LaunchScreen(BaseScreen):
@@ -62,7 +62,7 @@ class LaunchScreen(BaseScreen):
             with Horizontal(classes="field"):
                 yield Label("experiment", classes="field-name")
                 yield Select(
-                    [(n, n) for n in self.names],
+                    [(safe_text(n), n) for n in self.names],
                     value=self.experiment,
                     allow_blank=False,
                     id="experiment",
@@ -111,7 +111,9 @@ class LaunchScreen(BaseScreen):
 
     async def _build_form(self, name: str) -> None:
         raw = self.tb.project.raw_experiment(name)
-        self.query_one("#description", Static).update(Text(str(raw.get("description", ""))))
+        self.query_one("#description", Static).update(
+            safe_text(str(raw.get("description", "")), multiline=True)
+        )
         self.sections = form_sections(raw, self.tb.registry)
         container = self.query_one("#fields", Vertical)
         await container.remove_children()
@@ -120,17 +122,17 @@ class LaunchScreen(BaseScreen):
         rows: list[Widget] = []
         number = 0
         for section in self.sections:
-            rows.append(Label(section.title, classes="section"))
+            rows.append(Label(safe_text(section.title), classes="section"))
             for form_field in section.fields:
                 number += 1
                 editor = _editor(form_field, f"field-{number}")
                 # One line of help per field, which shows the field's error instead when
                 # there is one (fewer widgets: the form of a big pipeline builds fast).
-                note = Static(Text(_help(form_field)), classes="field-help")
+                note = Static(safe_text(_help(form_field)), classes="field-help")
                 self.widgets[editor.id or ""] = (form_field, editor, note)
                 rows.append(
                     Horizontal(
-                        Label(form_field.spec.name, classes="field-name"),
+                        Label(safe_text(form_field.spec.name), classes="field-name"),
                         editor,
                         note,
                         classes="field",
@@ -138,7 +140,7 @@ class LaunchScreen(BaseScreen):
                 )
         await container.mount_all(rows)
         grid = self.query_one("#grid-key", Select)
-        grid.set_options([(key, key) for key in grid_keys(self.sections)])
+        grid.set_options([(safe_text(key), key) for key in grid_keys(self.sections)])
         self._show_sweep(raw)
         self._show_error(None)
 
@@ -153,7 +155,7 @@ class LaunchScreen(BaseScreen):
             text = f"{plan.spec.describe()}: {run_count(plan.spec)} runs"
         except ConfigError as error:
             text = f"✗ {error}"
-        self.query_one("#sweep-note", Static).update(Text(text))
+        self.query_one("#sweep-note", Static).update(safe_text(text))
 
     @property
     def runs_sweep(self) -> bool:
@@ -193,9 +195,9 @@ class LaunchScreen(BaseScreen):
         message = check_override(self.raw, override, self.tb.registry) if override else None
         if message:
             self.errors[form_field.key] = message
-            note.update(Text(f"✗ {message}"))
+            note.update(safe_text(f"✗ {message}"))
         elif self.errors.pop(form_field.key, None) is not None:
-            note.update(Text(_help(form_field)))
+            note.update(safe_text(_help(form_field)))
         note.set_class(bool(message), "field-error")
         editor.set_class(bool(message), "-invalid-field")
 
@@ -216,7 +218,7 @@ class LaunchScreen(BaseScreen):
         banner = self.query_one("#form-error", Static)
         banner.display = bool(message)
         if message:
-            banner.update(Text(f"✗ {message}"))
+            banner.update(safe_text(f"✗ {message}", multiline=True))
             self.query_one("#launch-form", VerticalScroll).scroll_home(animate=False)
 
     # --- launching ------------------------------------------------------------------------
@@ -273,7 +275,7 @@ class LaunchScreen(BaseScreen):
         self._show_error(None)
         self.launching = True
         self.query_one("#launch", Button).disabled = True
-        self.query_one("#launch-note", Static).update(note)
+        self.query_one("#launch-note", Static).update(safe_text(note))
 
     @work(thread=True, exit_on_error=False, name="launching runs")
     def _launch_sweep(self, plan: SweepPlan) -> None:
@@ -337,7 +339,7 @@ def _editor(form_field: FormField, widget_id: str) -> Widget:
         choices = spec.choices or ()
         initial = form_field.initial if form_field.initial in choices else Select.NULL
         return Select(
-            [(str(c), c) for c in choices],
+            [(safe_text(str(c)), c) for c in choices],
             value=initial,
             allow_blank=form_field.initial not in choices,
             id=widget_id,
@@ -348,5 +350,5 @@ def _editor(form_field: FormField, widget_id: str) -> Widget:
         id=widget_id,
         compact=True,
         placeholder="(unset)" if form_field.initial is None else spec.type_name,
-        tooltip=spec.help,
+        tooltip=safe_text(spec.help) if spec.help else None,
     )

@@ -22,6 +22,7 @@ from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
+from tuneboard.ui.safe import safe_text, visible
 
 
 class PluginsScreen(BaseScreen):
@@ -69,17 +70,18 @@ class PluginsScreen(BaseScreen):
         table.clear()
         for info in registry.plugins:
             table.add_row(
-                Text(info.name),
-                Text(info.version or ""),
-                Text(info.source),
-                Text(info.describe() or "(nothing)"),
-                Text(info.location),
+                safe_text(info.name),
+                safe_text(info.version or ""),
+                safe_text(info.source),
+                safe_text(info.describe() or "(nothing)"),
+                safe_text(info.location),
                 key=info.name,
             )
         failures = Text()
         for failure in registry.failures:
-            failures.append(f"✗ {failure.name}", style="bold")
-            failures.append(f" ({failure.source}, {failure.location})\n    {failure.error}\n")
+            failures.append(visible(f"✗ {failure.name}"), style="bold")
+            failures.append(visible(f" ({failure.source}, {failure.location})") + "\n    ")
+            failures.append(visible(f"{failure.error}", multiline=True) + "\n")
         box = self.query_one("#failures-box")
         box.display = bool(registry.failures)
         self.query_one("#failures", Static).update(failures)
@@ -170,7 +172,7 @@ class PluginsScreen(BaseScreen):
         log = self._log
 
         def echo(line: str) -> None:
-            app.call_from_thread(log.write_line, line)
+            app.call_from_thread(log.write_line, visible(line))
 
         known_pth = pth_files()
         error: str | None = "pip stopped unexpectedly"  # unless it ends one of the ways below
@@ -208,7 +210,7 @@ class PluginsScreen(BaseScreen):
         self.pip_running = False
         self.show_registry(registry)
         if error is not None:
-            self._log.write_line(f"error: {error}")
+            self._log.write_line(visible(f"error: {error}"))
             self.notify(error, severity="error", title=action, timeout=15)
             return
         self.query_one("#plugin-target", Input).value = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from textual import on
@@ -14,6 +15,7 @@ from textual.widgets import Label, Select
 from tuneboard.store import QueryResult, Series
 from tuneboard.tui.screens.sql import numeric_columns
 from tuneboard.tui.widgets.chart import MetricChart
+from tuneboard.ui.safe import safe_text
 
 
 class ResultChartScreen(ModalScreen[None]):
@@ -36,7 +38,7 @@ class ResultChartScreen(ModalScreen[None]):
             with Horizontal(classes="field"):
                 yield Label("x ", classes="field-name")
                 yield Select(
-                    [("(row number)", ""), *((c, c) for c in xs)],
+                    [("(row number)", ""), *((safe_text(c), c) for c in xs)],
                     value=x_default or "",
                     allow_blank=False,
                     id="x",
@@ -44,7 +46,11 @@ class ResultChartScreen(ModalScreen[None]):
                 )
                 yield Label("  y ", classes="field-name")
                 yield Select(
-                    [(c, c) for c in ys], value=y_default, allow_blank=False, id="y", compact=True
+                    [(safe_text(c), c) for c in ys],
+                    value=y_default,
+                    allow_blank=False,
+                    id="y",
+                    compact=True,
                 )
             yield MetricChart("", id="result-chart")
             yield Label("escape closes", classes="hint")
@@ -66,9 +72,14 @@ class ResultChartScreen(ModalScreen[None]):
         for number, row in enumerate(self.result.rows):
             xv = number if xi is None else row[xi]
             yv = row[yi]
-            if isinstance(xv, int | float) and isinstance(yv, int | float):
+            if _finite(xv) and _finite(yv):
                 xs.append(float(xv))
                 ys.append(float(yv))
         chart = self.query_one("#result-chart", MetricChart)
         chart.title = f"{y} by {x or 'row'}"
         chart.set_series({str(y): Series(xs, ys)}, str(x or "row"))
+
+
+def _finite(value: object) -> bool:
+    """A number the chart can draw (not NaN or infinite, which plotext cannot place)."""
+    return isinstance(value, int | float) and math.isfinite(value)

@@ -24,6 +24,7 @@ from tuneboard.review.items import (
 )
 from tuneboard.sdk.contracts import Correction
 from tuneboard.tui.screens.review_base import LIMIT, ReviewFiles, ReviewScreenBase, review_bindings
+from tuneboard.ui.safe import safe_text, visible
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -97,11 +98,11 @@ class ReviewScreen(ReviewScreenBase[ReviewItem, str]):
         """Number, text (clipped), label, prediction (bold when wrong), its probability, the
         new label."""
         text = item.text if len(item.text) <= TEXT_WIDTH else item.text[: TEXT_WIDTH - 1] + "…"
-        predicted = Text(item.prediction, style="bold" if item.wrong else "")
+        predicted = safe_text(item.prediction, "bold" if item.wrong else "")
         return [
             str(number),
-            Text(text),
-            Text(item.label or "–"),
+            safe_text(text),
+            safe_text(item.label or "–"),
             predicted,
             f"{item.confidence:.2f}",
             self.decision_cell(item),
@@ -124,15 +125,16 @@ class ReviewScreen(ReviewScreenBase[ReviewItem, str]):
         item = self.current
         text = Text()
         if item is not None:
-            text.append(item.text + "\n", style="bold")
+            text.append(visible(item.text, multiline=True) + "\n", style="bold")
             if item.text_pair is not None:
-                text.append(item.text_pair + "\n", style="bold")
-            text.append(f"label {item.label or '(none)'} · predicted {item.prediction}\n")
+                text.append(visible(item.text_pair, multiline=True) + "\n", style="bold")
+            text.append(visible(f"label {item.label or '(none)'} · predicted {item.prediction}"))
+            text.append("\n")
             for number, label in enumerate(self.data.labels, start=1):
                 key = f"{number}" if number <= 9 else " "
                 mark = "▶" if self.decisions.get(item.key) == label else " "
                 probability = item.probabilities.get(label, 0.0)
-                text.append(f"{mark} {key} {label}  {probability:.3f}\n")
+                text.append(f"{mark} {key} {visible(label)}  {probability:.3f}\n")
         self.query_one("#review-example", Static).update(text)
 
     # --- decisions ----------------------------------------------------------------------

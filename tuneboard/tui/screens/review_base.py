@@ -22,6 +22,7 @@ from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.table import Table
+from tuneboard.ui.safe import safe_text, visible
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
@@ -170,24 +171,24 @@ class ReviewScreenBase(LiveScreen, Generic[ItemT, DecisionT]):
     def decision_cell(self, item: ItemT) -> Text:
         """The item's decision: pending in bold, saved (✓) dim."""
         if item.key in self.decisions:
-            return Text(self.describe_decision(self.decisions[item.key]), style="bold")
+            return safe_text(self.describe_decision(self.decisions[item.key]), "bold")
         if item.key in self.saved:
-            return Text(f"✓ {self.describe_decision(self.saved[item.key])}", style="dim")
+            return safe_text(f"✓ {self.describe_decision(self.saved[item.key])}", "dim")
         return Text("")
 
     def _show_summary(self) -> None:
         data = self.data
         text = Text()
         if data.error:
-            text.append(data.error, style="bold")
+            text.append(visible(data.error), style="bold")
         elif data.file is not None:
-            text.append(self.file_title(data.file), style="bold")
+            text.append(visible(self.file_title(data.file)), style="bold")
             text.append(f" · {len(data.items)} {self.selection()}")
             if len(data.files) > 1:
                 text.append(f" · file {data.files.index(data.file) + 1} of {len(data.files)}")
             pending = len(self.decisions)
             text.append(f"\n{pending} decided, not saved" if pending else "\nnothing to save")
-            text.append(f" · {self.destination()}")
+            text.append(f" · {visible(self.destination())}")
             if not data.items:
                 text.append(f"\n{self.empty_note}")
         self.query_one("#review-summary", Static).update(text)

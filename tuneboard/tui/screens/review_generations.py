@@ -28,6 +28,7 @@ from tuneboard.review.generations import (
 )
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.tui.screens.review_base import ReviewFiles, ReviewScreenBase, review_bindings
+from tuneboard.ui.safe import safe_text, visible
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
@@ -44,7 +45,7 @@ class GenerationReviewData(ReviewFiles[GenerationItem]):
 
 
 def _clip(text: str, width: int = CELL_WIDTH) -> Text:
-    line = " ".join(text.split())
+    line = visible(" ".join(text.split()))
     return Text(line if len(line) <= width else line[: width - 1] + "…")
 
 
@@ -64,7 +65,7 @@ class EditOutputDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         """The prompt, the output to edit, the keys."""
         with Vertical(classes="dialog edit-dialog"):
-            yield Label(Text(self.prompt, style="bold"), classes="question")
+            yield Label(safe_text(self.prompt, "bold", multiline=True), classes="question")
             yield TextArea(self.text, id="edit-output", soft_wrap=True)
             yield Label("ctrl+s: save the edit · escape: cancel", classes="hint")
 
@@ -170,14 +171,16 @@ class GenerationReviewScreen(ReviewScreenBase[GenerationItem, Decision]):
         decision = None if item is None else self.decisions.get(item.key)
         prompt = output = reference = Text()
         if item is not None:
-            prompt = Text(item.prompt)
-            output = Text(item.output)
+            prompt = safe_text(item.prompt, multiline=True)
+            output = safe_text(item.output, multiline=True)
             if decision is not None and decision.verdict == "edit":
-                output = Text(decision.text or "", style="bold")
+                output = safe_text(decision.text or "", "bold", multiline=True)
                 output.append("\n\nwas: ", style="dim")
-                output.append(item.output, style="dim strike")
+                output.append(visible(item.output, multiline=True), style="dim strike")
             missing = item.reference is None
-            reference = Text(item.reference or "(no reference)", style="dim" if missing else "")
+            reference = safe_text(
+                item.reference or "(no reference)", "dim" if missing else "", multiline=True
+            )
         self.query_one("#generation-prompt", Static).update(prompt)
         panel = self.query_one("#generation-output", Static)
         panel.update(output)

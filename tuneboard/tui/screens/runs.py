@@ -29,6 +29,7 @@ from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
 from tuneboard.ui.render import format_time
+from tuneboard.ui.safe import safe_text
 
 if TYPE_CHECKING:
     from tuneboard.store import RunRow
@@ -248,13 +249,13 @@ class RunsScreen(LiveScreen):
         return (
             Text("✓" if run.run_id in self.selected else " ", style="bold"),
             status_cell(run.status, variables),
-            Text(run.run_id),
-            Text(run.experiment),
-            Text(stage_cell(run)),
-            Text(headline_cell(run)),
+            safe_text(run.run_id),
+            safe_text(run.experiment),
+            safe_text(stage_cell(run)),
+            safe_text(headline_cell(run)),
             Text(duration_cell(run, now)),
             Text(format_time(run.started_at)),
-            Text(run.device or ""),
+            safe_text(run.device or ""),
         )
 
     def _update_summary(self, visible: int) -> None:
@@ -274,7 +275,7 @@ class RunsScreen(LiveScreen):
         self._experiments = tuple(names)
         select = self.query_one("#experiment", Select)
         value = select.value
-        select.set_options([("all experiments", ALL), *((n, n) for n in names)])
+        select.set_options([("all experiments", ALL), *((safe_text(n), n) for n in names)])
         select.value = value if value in names else ALL
 
     def current_run_id(self) -> str | None:

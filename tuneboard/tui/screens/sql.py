@@ -36,6 +36,7 @@ from tuneboard.tui.screens.dialogs import TextPrompt
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
+from tuneboard.ui.safe import safe_text
 
 ROW_LIMIT = 1000
 VIEW_KEYS = Binding.Group("views")
@@ -140,8 +141,8 @@ class SqlScreen(BaseScreen):
         for table, column, kind in result.rows:
             node = tables.get(table)
             if node is None:
-                node = tables[table] = tree.root.add(str(table), data=str(table))
-            node.add_leaf(Text(f"{column}  {kind}"), data=str(column))
+                node = tables[table] = tree.root.add(safe_text(str(table)), data=str(table))
+            node.add_leaf(safe_text(f"{column}  {kind}"), data=str(column))
 
     @work(thread=True, exit_on_error=False, name="reading saved queries")
     def load_lists(self) -> None:
@@ -153,12 +154,12 @@ class SqlScreen(BaseScreen):
     def _show_lists(self, history: list[str], saved: dict[str, str]) -> None:
         history_list = self.query_one("#history", OptionList)
         history_list.clear_options()
-        history_list.add_options([Option(Text(_one_line(sql)), id=None) for sql in history])
+        history_list.add_options([Option(safe_text(_one_line(sql)), id=None) for sql in history])
         self._history = history
         saved_list = self.query_one("#saved", OptionList)
         saved_list.clear_options()
         saved_list.add_options(
-            [Option(Text(f"{name}: {_one_line(sql)}")) for name, sql in saved.items()]
+            [Option(safe_text(f"{name}: {_one_line(sql)}")) for name, sql in saved.items()]
         )
         self._saved = list(saved.values())
 
@@ -209,7 +210,7 @@ class SqlScreen(BaseScreen):
             if alias.lower() in (name.lower() for name in self.attachments):
                 self._show_error(f"{alias!r} is attached already; .detach {alias} first")
                 return
-            self._set_status(Text(f"attaching {path}…"))
+            self._set_status(safe_text(f"attaching {path}…"))
             self._try_attach(alias, path.absolute())
         elif command == ".detach":
             names = [n for n in self.attachments if not argument or n.lower() == argument.lower()]
@@ -218,7 +219,7 @@ class SqlScreen(BaseScreen):
                 return
             for name in names:
                 del self.attachments[name]
-            self._set_status(Text(f"detached {', '.join(names)}"))
+            self._set_status(safe_text(f"detached {', '.join(names)}"))
             self.load_schema()
         else:
             self._show_error("unknown command; use .attach [ALIAS=]PATH or .detach [ALIAS]")
@@ -236,7 +237,7 @@ class SqlScreen(BaseScreen):
 
     def _attached(self, alias: str, path: Path) -> None:
         self.attachments[alias] = path
-        self._set_status(Text(f"attached {path} as {alias}: query its tables as {alias}.runs"))
+        self._set_status(safe_text(f"attached {path} as {alias}: query its tables as {alias}.runs"))
         self.load_schema()
 
     def _finished(self, job: QueryJob, result: QueryResult | None, error: str | None) -> None:
@@ -250,7 +251,7 @@ class SqlScreen(BaseScreen):
         table = self.query_one("#results", DataTable)
         table.clear(columns=True)
         for index, column in enumerate(result.columns):
-            table.add_column(Text(column), key=f"c{index}")
+            table.add_column(safe_text(column), key=f"c{index}")
         table.add_rows([[plain(value) for value in row] for row in result.rows])
         count = len(result.rows)
         more = f" (the first {ROW_LIMIT}; more left out)" if result.truncated else ""
@@ -260,7 +261,7 @@ class SqlScreen(BaseScreen):
 
     def _show_error(self, message: str) -> None:
         self.error = message
-        self._set_status(Text(f"✗ {message}"), error=True)
+        self._set_status(safe_text(f"✗ {message}", multiline=True), error=True)
 
     def _set_status(self, text: Text, *, error: bool = False) -> None:
         status = self.query_one("#sql-status", Static)

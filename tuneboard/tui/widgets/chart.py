@@ -8,6 +8,7 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from tuneboard.store import Series
+from tuneboard.ui.safe import visible
 
 # A different marker per series, so lines differ by shape as well as by colour.
 MARKERS = ("braille", "x", "o", "+", "*", "#")
@@ -80,13 +81,14 @@ class MetricChart(PlotextPlot):
     def _plot_series(self) -> None:
         plt = self.plt
         plt.clear_figure()
-        plt.title(self.title)
-        plt.xlabel(self.xlabel)
+        # Metric and run names are user data: plotext output is read back as ANSI codes.
+        plt.title(visible(self.title))
+        plt.xlabel(visible(self.xlabel))
         for index, (name, points) in enumerate(self.series.items()):
             if not points.xs:
                 continue
             marker = MARKERS[index % len(MARKERS)]
             if len(points.xs) == 1:
-                plt.scatter(points.xs, points.ys, label=name, marker=marker)
+                plt.scatter(points.xs, points.ys, label=visible(name), marker=marker)
             else:
-                plt.plot(points.xs, points.ys, label=name, marker=marker)
+                plt.plot(points.xs, points.ys, label=visible(name), marker=marker)
