@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from tests.reliability.conftest import wait_for
 from tuneboard.sdk.tasks import Generation
 from tuneboard.store import Store
+
+BACKGROUND_RUN = "bg"
 
 # Reads: each runs on the test database and returns rows.
 READS = [
@@ -112,12 +118,15 @@ ESCAPES = [
 
 
 def snapshot(store: Store) -> dict[str, Any]:
-    """Everything a statement could change: every table's rows, the catalog, key settings."""
+    """Everything a statement could change: every table's rows (but those of the background
+    run, see `active_writer`), the catalog, key settings."""
     tables = ("runs", "stages", "metrics", "events", "artifacts", "generations")
     with store.database.cursor() as cur:
         state: dict[str, Any] = {
             table: cur.execute(
-                f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table} ORDER BY ALL"
+                f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table}"
+                " WHERE run_id IS DISTINCT FROM ? ORDER BY ALL",
+                [BACKGROUND_RUN],
             ).fetchall()
             for table in tables
         }
@@ -149,3 +158,35 @@ def fill(store: Store) -> None:
         )
         store.stage_finished(run, 0, "completed")
     store.flush()
+
+
+@contextmanager
+def active_writer(store: Store) -> Iterator[None]:
+    """Keep the store's writer busy for the block: a thread logs a metric point of the run
+    `BACKGROUND_RUN` every few milliseconds, as a training run does in the app's process."""
+    store.create_run(BACKGROUND_RUN, "exp", {}, status="running")
+    stop = threading.Event()
+    logged = [0]
+
+    def log() -> None:
+        while not stop.is_set():
+            store.log_metrics(BACKGROUND_RUN, 0, logged[0], {"train/loss": 1.0})
+            logged[0] += 1
+            stop.wait(0.005)
+
+    thread = threading.Thread(target=log, name="background-run")
+    thread.start()
+    try:
+        wait_for(lambda: _points(store) > 0, 60, "the background run's first metric point")
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    store.flush()
+    assert _points(store) == logged[0]  # nothing the writer had was lost
+
+
+def _points(store: Store) -> int:
+    with store.database.cursor() as cur:
+        row = cur.execute("SELECT count(*) FROM metrics WHERE run_id = ?", [BACKGROUND_RUN])
+        return int(row.fetchall()[0][0])

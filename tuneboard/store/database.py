@@ -9,8 +9,10 @@ holds the lock.
 file), and "closing" detaches it, which checkpoints and lets go of the lock just as closing a
 connection does. A new instance costs 15-30 ms (it builds its catalog of built-in functions)
 where attaching costs a few ms, and the writer opens the file twice a second while runs
-train (BENCHMARKS.md, section 1). Only a use that attaches other files (`tuneboard sql
---attach`) opens a connection of its own.
+train (BENCHMARKS.md, section 1).
+
+User SQL never runs there: it gets a connection of its own (`query_cursor`), see
+`QUERY_LOCKDOWN`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,48 @@ INSTANCE_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     if key not in ("enable_external_access", "lock_configuration")
 } | {"threads": 1}
 
+# User SQL runs on a connection of its own: a new in-memory instance with the file attached
+# read-only (so no statement can write, whatever the statement check let through), a memory
+# bound, and no file system at all. A connection can always read its own database file as
+# bytes (`read_blob`, `read_text`): DuckDB adds the files of every attached database to
+# `allowed_paths` when external access is turned off. Only disabling the local file system
+# stops that, and that also stops spilling to a temporary folder (measured, DuckDB 2.0.1), so
+# a user query gets no temporary space: past `query_memory_limit()` it fails "Out of Memory".
+# While one instance in a process holds the file read-write, DuckDB refuses to attach it to
+# any other, even read-only; so the query waits for the shared instance's current uses to end,
+# and writers in this process wait for the query (their rows stay queued). The new instance
+# costs ~15-50 ms, once per query.
+QUERY_LOCKDOWN = (
+    "SET enable_external_access = false",
+    "SET disabled_filesystems = 'LocalFileSystem'",
+    "SET lock_configuration = true",
+)
+
+
+def query_memory_limit() -> int:
+    """Bytes a user query may use: a quarter of the machine's memory, at most 2 GiB."""
+    cap = 2 * 1024**3
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return cap
+    return max(64 * 1024**2, min(cap, total // 4))
+
+
+def query_config() -> dict[str, str | bool | int | float | list[str]]:
+    """The configuration a user-SQL connection opens with (locked by `QUERY_LOCKDOWN`)."""
+    return {
+        **CONNECTION_CONFIG,
+        # On until tuneboard has attached the files the user asked for (`attach`).
+        "enable_external_access": True,
+        "lock_configuration": False,
+        "memory_limit": f"{query_memory_limit() // 1024**2}MiB",
+        "temp_directory": "",  # no spilling: the local file system is off (QUERY_LOCKDOWN)
+        "max_temp_directory_size": "0KiB",
+        "allow_persistent_secrets": False,
+    }
+
+
 _FIRST_DELAY = 0.002
 _MAX_DELAY = 0.1
 _PID = re.compile(r"\(PID (\d+)\)")
@@ -83,6 +127,7 @@ class Database:
     if needed (read-only unless `write=True` or a writer is waiting), yields a cursor of the
     calling thread's own, and closes the connection when the last user leaves, so other
     processes can open the file. Migrations are applied on the first read-write open.
+    `with db.query_cursor() as cur:` is the same for user SQL, on a connection of its own.
     """
 
     _registry: ClassVar[dict[Path, Database]] = {}
@@ -101,9 +146,10 @@ class Database:
         self._opening = False
         self._migrated = False
         self._attached: dict[str, Path] = {}  # other files attached to the open connection
-        self._attachers_waiting = 0
+        self._queries_waiting = 0
         self._root: duckdb.DuckDBPyConnection | None = None  # the in-memory instance
-        self._direct = False  # True while `_conn` is a connection of its own, not `_root`
+        # True while `_conn` is a user-SQL connection of its own (`query_cursor`), not `_root`.
+        self._direct = False
         stem = path.stem
         # The catalog name a plain connection to the file would have.
         self._catalog = "tuneboard" if stem.lower() in RESERVED_ALIASES else stem
@@ -143,26 +189,15 @@ class Database:
 
     @contextmanager
     def cursor(
-        self,
-        *,
-        write: bool = False,
-        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-        attach: Mapping[str, Path] | None = None,
+        self, *, write: bool = False, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a cursor on the file, opening the connection first if needed.
 
-        `attach` maps aliases to other DuckDB files that the cursor must see read-only (as
-        `alias.table`). External access is off on the connection, so they can only be
-        attached while it opens: a connection open without them is first let go of.
         Raises `TuneboardError` if the file stays locked by another process (or busy in this
-        one, for a read-write use or an attach) for `lock_timeout` seconds, or if a file to
-        attach is missing or not a DuckDB database.
+        one, for a read-write use) for `lock_timeout` seconds.
         """
-        wanted = {alias: Path(path) for alias, path in (attach or {}).items()}
-        if wanted:
-            self._check_attach(wanted)
         with private_files() if write else nullcontext():
-            cur = self._acquire(write, lock_timeout, wanted)
+            cur = self._acquire(write, lock_timeout, {}, query=False)
             try:
                 yield cur
             finally:
@@ -171,28 +206,57 @@ class Database:
                 finally:
                     self._release()
 
+    @contextmanager
+    def query_cursor(
+        self,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        attach: Mapping[str, Path] | None = None,
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a cursor for user SQL: on a read-only connection of its own (`QUERY_LOCKDOWN`).
+
+        `attach` maps aliases to other DuckDB files that the cursor must see read-only (as
+        `alias.table`); they are attached while the connection opens, before its file system
+        is turned off. The connection of the process's other uses is let go of first (this
+        thread must hold none). Raises `TuneboardError` if the file stays locked by another
+        process (or busy in this one) for `lock_timeout` seconds, or if a file to attach is
+        missing or not a DuckDB database.
+        """
+        wanted = {alias: Path(path) for alias, path in (attach or {}).items()}
+        if wanted:
+            self._check_attach(wanted)
+        cur = self._acquire(False, lock_timeout, wanted, query=True)
+        try:
+            yield cur
+        finally:
+            try:
+                cur.close()
+            finally:
+                self._release()
+
     def _acquire(
-        self, write: bool, lock_timeout: float, attach: dict[str, Path]
+        self, write: bool, lock_timeout: float, attach: dict[str, Path], *, query: bool
     ) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + lock_timeout
         with self._cond:
             if write:
                 self._writers_waiting += 1
-            if attach:
-                self._attachers_waiting += 1
+            if query:
+                self._queries_waiting += 1
             try:
                 while True:
                     conn = self._conn
                     nested = getattr(self._held, "depth", 0) > 0
                     if nested and write and conn is not None and not self._writable:
                         raise RuntimeError("cannot write while this thread holds a read-only use")
-                    fits = attach.items() <= self._attached.items()
+                    # Tuneboard's own reads may share a user-SQL connection; not the reverse.
+                    fits = not query or (self._direct and attach.items() <= self._attached.items())
                     if nested and conn is not None and not fits:
-                        raise RuntimeError("cannot attach while this thread holds a use")
-                    # Readers yield to a waiting writer (or attacher) so it is not starved by
+                        raise RuntimeError("cannot run user SQL while this thread holds a use")
+                    # Readers yield to a waiting writer (or query) so it is not starved by
                     # a stream of overlapping read-only uses; not a thread already holding a
                     # use, though, or it would wait for a writer that waits for it.
-                    waiting = self._writers_waiting or self._attachers_waiting
+                    waiting = self._writers_waiting or self._queries_waiting
                     if (
                         conn is not None
                         and fits
@@ -202,8 +266,10 @@ class Database:
                     if conn is None and not self._opening:
                         # The opener always uses what it opened: left unused, a read-only
                         # connection would keep a waiting writer out forever.
-                        writable = write or self._writers_waiting > 0
-                        opened = self._open_unlocked(writable, deadline, lock_timeout, attach)
+                        writable = not query and (write or self._writers_waiting > 0)
+                        opened = self._open_unlocked(
+                            writable, deadline, lock_timeout, attach, query=query
+                        )
                         return self._use(opened)
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -214,20 +280,19 @@ class Database:
             finally:
                 if write:
                     self._writers_waiting -= 1
-                if attach:
-                    self._attachers_waiting -= 1
+                if query:
+                    self._queries_waiting -= 1
 
     def _use(self, conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         """A new cursor on the open connection, counted as one more user (lock held)."""
         self._users += 1
         try:
             cur = conn.cursor()
-            if not self._direct:
-                try:
-                    cur.execute(f"USE {_quoted_name(self._catalog)}")
-                except BaseException:
-                    cur.close()
-                    raise
+            try:
+                cur.execute(f"USE {_quoted_name(self._catalog)}")
+            except BaseException:
+                cur.close()
+                raise
         except BaseException:
             self._users -= 1
             if self._users == 0:
@@ -237,19 +302,28 @@ class Database:
         return cur
 
     def _open_unlocked(
-        self, writable: bool, deadline: float, lock_timeout: float, attach: dict[str, Path]
+        self,
+        writable: bool,
+        deadline: float,
+        lock_timeout: float,
+        attach: dict[str, Path],
+        *,
+        query: bool,
     ) -> duckdb.DuckDBPyConnection:
         """Open the connection, releasing the condition's lock meanwhile (held on entry)."""
         self._opening = True
         self._cond.release()
         try:
-            conn = self._connect(writable, deadline, lock_timeout, attach)
+            if query:
+                conn = self._connect_query(deadline, lock_timeout, attach)
+            else:
+                conn = self._connect(writable, deadline, lock_timeout)
         finally:
             self._cond.acquire()
             self._opening = False
             self._cond.notify_all()
         self._conn, self._writable, self._attached = conn, writable, dict(attach)
-        self._direct = bool(attach)
+        self._direct = query
         return conn
 
     def _release(self) -> None:
@@ -308,11 +382,9 @@ class Database:
         return self._root
 
     def _connect(
-        self, writable: bool, deadline: float, lock_timeout: float, attach: dict[str, Path]
+        self, writable: bool, deadline: float, lock_timeout: float
     ) -> duckdb.DuckDBPyConnection:
-        """Open the file: attached to the instance, or (to attach others) a connection."""
-        if attach:
-            return self._connect_direct(writable, deadline, lock_timeout, attach)
+        """Open the file: attach it to the process's instance."""
         self._prepare_path(writable)
         created = not self.path.exists()
         root = self._instance()
@@ -361,34 +433,25 @@ class Database:
 
         retry_while_locked(attempt, self.path, deadline, lock_timeout, failed)
 
-    def _connect_direct(
-        self, writable: bool, deadline: float, lock_timeout: float, attach: dict[str, Path]
+    def _connect_query(
+        self, deadline: float, lock_timeout: float, attach: dict[str, Path]
     ) -> duckdb.DuckDBPyConnection:
-        """A connection of its own to the file, with the `attach` files attached read-only."""
-        # External access stays on until the other files are attached; then it is turned off
-        # and the settings locked, before any caller gets a cursor.
-        config = {**CONNECTION_CONFIG, "enable_external_access": True, "lock_configuration": False}
-        self._prepare_path(writable)
-        created = not self.path.exists()
-        opened: list[duckdb.DuckDBPyConnection] = []
-
-        def connect() -> None:
-            opened.append(duckdb.connect(str(self.path), read_only=not writable, config=config))
-
-        self._retry_locked(connect, writable, deadline, lock_timeout)
-        conn = opened[0]
-        self.opens += 1
+        """A read-only connection of its own for user SQL, `attach` files attached read-only."""
+        self._prepare_path(False)
+        # The instance is made once and the file attached to it, so that each try while another
+        # process holds the file costs an ATTACH, not a new instance (under two writing
+        # processes, connecting to the file instead made a query ~7x slower).
+        conn = duckdb.connect(":memory:", config=query_config())
         try:
-            if created:
-                os.chmod(self.path, 0o600)
-            if writable and not self._migrated:
-                with private_files():
-                    migrate(conn)
-                self._migrated = True
+            statement = f"ATTACH {_quoted_path(self.path)} AS {_quoted_name(self._catalog)}"
+            self._retry_locked(
+                lambda: conn.execute(f"{statement} (READ_ONLY)"), False, deadline, lock_timeout
+            )
+            self.opens += 1
             for alias, other in attach.items():
                 _attach(conn, alias, other, deadline, lock_timeout)
-            conn.execute("SET enable_external_access = false")
-            conn.execute("SET lock_configuration = true")
+            for setting in QUERY_LOCKDOWN:
+                conn.execute(setting)
         except BaseException:
             conn.close()
             raise
@@ -396,14 +459,14 @@ class Database:
 
     def _check_attach(self, attach: Mapping[str, Path]) -> None:
         """Refuse, naming the file, what cannot be attached, before anything is opened."""
-        main = self.path.stem
+        main = {self.path.stem.lower(), self._catalog.lower()}
         for alias, path in attach.items():
             if not _ALIAS.fullmatch(alias) or alias.lower() in RESERVED_ALIASES:
                 raise TuneboardError(
                     f"cannot attach {path} as {alias!r}: an alias is a plain name "
                     f"(letters, digits, _) other than {', '.join(sorted(RESERVED_ALIASES))}"
                 )
-            if alias.lower() == main.lower():
+            if alias.lower() in main:
                 raise TuneboardError(
                     f"cannot attach {path} as {alias!r}: that is the name of this database"
                     " (pick another alias)"

@@ -257,7 +257,10 @@ class SqlScreen(BaseScreen):
         more = f" (the first {ROW_LIMIT}; more left out)" if result.truncated else ""
         chart = " · ctrl+g charts it" if numeric_columns(result) else ""
         rows = f"{count} row{'s' if count != 1 else ''}{more}"
-        self._set_status(Text(f"{rows} in {result.elapsed * 1000:.0f} ms{chart}"))
+        # Several statements: each ran, and the last one's result is shown.
+        statements = len(job.results())
+        last = f"the last of {statements} statements: " if statements > 1 else ""
+        self._set_status(Text(f"{last}{rows} in {result.elapsed * 1000:.0f} ms{chart}"))
 
     def _show_error(self, message: str) -> None:
         self.error = message
