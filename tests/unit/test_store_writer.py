@@ -219,7 +219,9 @@ def test_two_processes_write_while_a_third_reads(tmp_path: Path) -> None:
         store.list_runs()
         count(store, "SELECT count(*) FROM metrics")
         reads += 1
-        time.sleep(0.01)
+        # A user query opens the file on a connection of its own (tens of ms): leave the
+        # writers gaps to take the lock in, as a person at the SQL prompt would.
+        time.sleep(0.05)
     for child in children:
         _, err = child.communicate()
         assert child.returncode == 0, err
