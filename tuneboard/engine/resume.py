@@ -338,7 +338,7 @@ def prepare_resume(
     process, with its metric points after the resume point deleted (one statement).
 
     Raise `TuneboardError` (nothing changed) for an unknown run, a completed one, one that
-    runs in a live process, bad input, or a run that left nothing to resume from.
+    runs in a live process, bad input, or handoffs that cannot be used.
     """
     from tuneboard.engine.runner import prepare_run
 
