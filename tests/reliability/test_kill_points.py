@@ -296,8 +296,8 @@ def test_a_real_kill_9_after_the_id_and_after_a_handoff_resumes_to_the_uninterru
     run_id = the_new_run(project, before)
     assert (project.runs_dir / run_id).is_dir()
     check_interrupted(project, run_id)
-    # `tuneboard resume` starts it over; killed just after the warm-up's handoff, when the
-    # stage's completion is not committed yet (the writer commits every 0.5 s).
+    # `tuneboard resume` starts it over; killed once the warm-up's handoff is written, before
+    # the stage's completion is recorded: the window the issue found.
     killed = cli(
         "resume", run_id, "--quiet", cwd=project.root, **{killpoints.ENV: "handoff.written:1"}
     )
