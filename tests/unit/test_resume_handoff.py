@@ -18,6 +18,8 @@ from tuneboard.config import DatasetSpec, ExperimentConfig, ModelSpec, StageSpec
 from tuneboard.engine import checkpoint
 from tuneboard.engine.resume import (
     RunRecovery,
+    StageCompleted,
+    StageOutcome,
     handoff_path,
     plan_resume,
     read_handoff,
@@ -62,9 +64,18 @@ def environment() -> Any:
     )
 
 
-def run_stage(env: Any, position: int, state: PipelineState) -> PipelineState:
-    """What the stages of `PLUGINS` do, numbering rows as the runner does."""
-    env.next_row = max(position, env.next_row) + 1
+def run_stage(
+    env: Any,
+    position: int,
+    state: PipelineState,
+    suffix: str = "",
+    *,
+    completed: StageCompleted | None = None,
+) -> PipelineState:
+    """What the stages of `PLUGINS` do, numbering rows and calling `completed` as the
+    runner does."""
+    row = max(position, env.next_row)
+    env.next_row = row + 1
     env.last_values[f"s{position}/value"] = float(position)
     if position == 0:
         with torch.no_grad():
@@ -72,6 +83,8 @@ def run_stage(env: Any, position: int, state: PipelineState) -> PipelineState:
     if position == 2:
         state.splits["train"] = [*state.splits["train"][:5]]
         state.extras.update({"note": "kept", "object": object()})
+    if completed is not None:
+        completed(state, StageOutcome(row, "val/accuracy", 7, 0.5 + position))
     return state
 
 
@@ -97,6 +110,12 @@ def test_handoffs_restore_what_each_stage_handed_on(tmp_path: Path) -> None:
     assert third.extras == {"note": "kept"}  # not JSON: left out
     assert third.last_values == {"s0/value": 0.0, "s1/value": 1.0, "s2/value": 2.0}
     assert third.next_row == 3 and third.labels == ["neg", "pos"]
+    assert (third.row, third.best_metric, third.best_step, third.best_value) == (
+        2,
+        "val/accuracy",
+        7,
+        2.5,
+    )
 
     # Stage 3 had started and written a resume checkpoint when the run stopped.
     (run_dir / "stage-3" / "resume-00000004").mkdir(parents=True)
@@ -105,6 +124,7 @@ def test_handoffs_restore_what_each_stage_handed_on(tmp_path: Path) -> None:
     )
     plan = plan_resume("r", run_dir, exp)
     assert (plan.position, plan.row, plan.step) == (3, 3, 4)
+    assert plan.completed == (first, second, third)
     assert plan.describe() == "stage 3 s3 at step 4"
 
     resumed_env = environment()
@@ -125,9 +145,16 @@ def test_handoffs_restore_what_each_stage_handed_on(tmp_path: Path) -> None:
         assert skipped.run_stage(env, spec, restored, lambda *a: pytest.fail("ran")) is restored
 
 
-def test_plan_resume_refuses_a_run_with_nothing_to_resume(tmp_path: Path) -> None:
-    with pytest.raises(TuneboardError, match="run r has no checkpoint to resume from"):
-        plan_resume("r", tmp_path, experiment())
+def test_a_run_that_saved_nothing_starts_over_from_its_first_stage(tmp_path: Path) -> None:
+    plan = plan_resume("r", tmp_path, experiment())
+    assert (plan.position, plan.row, plan.step, plan.handoff, plan.completed) == (
+        0,
+        0,
+        None,
+        None,
+        (),
+    )
+    assert plan.describe() == "stage 0 s0 (from its beginning)"
 
 
 def test_plan_resume_refuses_a_handoff_whose_model_is_gone(tmp_path: Path) -> None:

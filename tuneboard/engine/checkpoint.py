@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneboard.engine import killpoints
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.sdk.files import make_private
 
@@ -109,6 +110,7 @@ def write(
         torch.save(dict(trainer), temporary / TRAINER)
         text = json.dumps({"format": FORMAT, **meta}, indent=1)
         (temporary / META).write_text(text, encoding="utf-8")
+        killpoints.reached("checkpoint.writing", _point_key(stage_dir, step))
         if final.exists():  # the same step again (a cancel right after an evaluation)
             shutil.rmtree(final)
         make_private(temporary)  # safetensors and torch.save create files with the umask's modes
@@ -116,10 +118,16 @@ def write(
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+    killpoints.reached("checkpoint.written", _point_key(stage_dir, step))
     for path in stage_dir.glob(f"{PREFIX}*"):
         if path != final:
             shutil.rmtree(path, ignore_errors=True)
     return final
+
+
+def _point_key(stage_dir: Path, step: int) -> str:
+    """``<row>/<step>``: a stage's folder is ``stage-<row>``."""
+    return f"{stage_dir.name.removeprefix('stage-')}/{step}"
 
 
 def _on_cpu(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

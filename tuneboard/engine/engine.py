@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneboard.config import ExperimentConfig, Project
+from tuneboard.engine import killpoints
 from tuneboard.engine.executors import build_executor
 from tuneboard.engine.observer import ObserverGroup, RunObserver
 from tuneboard.engine.provenance import build_record
@@ -105,6 +106,10 @@ class Engine:
             provenance=provenance,
         )
         self.store.log_event(run_id, f"queued experiment {experiment.name!r}")
+        # Committed before the id is returned (and shown): a process killed at any moment
+        # after that leaves a run that `tuneboard resume` finds.
+        self.store.flush()
+        killpoints.reached("run.created")
         observer = self.observer if watcher is None else ObserverGroup([self.observer, watcher])
         observer.run_status(run_id, "queued", None)
         job = EngineJob(

@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tuneboard.config import ExperimentConfig, ModelSpec, StageSpec, experiment_from_raw
-from tuneboard.engine import checkpoint
+from tuneboard.engine import checkpoint, killpoints
 from tuneboard.sdk.contracts import (
     ChatTurn,
     Example,
@@ -87,6 +87,41 @@ class Handoff:
     metrics: dict[str, float] = field(default_factory=dict)
     last_values: dict[str, float] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    # The stage's own row and how it ended (None in handoffs of older versions): what
+    # `prepare_resume` records when the process ended before the row's completion was.
+    row: int | None = None
+    best_metric: str | None = None
+    best_step: int | None = None
+    best_value: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """How a stage row ended: its best metric, at which step, and the value (None: none)."""
+
+    row: int
+    metric: str | None
+    step: int | None
+    value: float | None
+
+
+StageCompleted = Callable[[PipelineState, StageOutcome], None]
+"""Called by the runner once a stage returned (the handoff writer)."""
+
+
+class StageRunner(Protocol):
+    """Runs the pipeline stage at a position as the run's next row (`EngineJob._run_stage`)."""
+
+    def __call__(
+        self,
+        env: RunEnvironment,
+        position: int,
+        state: PipelineState,
+        suffix: str = "",
+        *,
+        completed: StageCompleted | None = None,
+    ) -> PipelineState: ...
 
 
 def handoff_path(run_dir: Path, position: int) -> Path:
@@ -237,8 +272,9 @@ def _weights_digest(model: Any) -> str:
 @dataclass(frozen=True)
 class ResumePlan:
     """Where a resumed run goes on: the pipeline `position` (and stage `row`) to continue,
-    the resume checkpoint's `step` in it (None: that stage starts over), and the `handoff`
-    of the stage before it (None: nothing completed)."""
+    the resume checkpoint's `step` in it (None: that stage starts over), the `handoff`
+    of the stage before it (None: nothing completed), and the handoffs of every stage that
+    completed (`completed`, in pipeline order)."""
 
     run_id: str
     position: int
@@ -246,6 +282,7 @@ class ResumePlan:
     stage_name: str | None
     step: int | None
     handoff: Handoff | None
+    completed: tuple[Handoff, ...] = ()
 
     def describe(self) -> str:
         """Where the run goes on, in words: ``stage 1 full at step 10``."""
@@ -258,12 +295,13 @@ class ResumePlan:
 
 
 def plan_resume(run_id: str, run_dir: Path, experiment: ExperimentConfig) -> ResumePlan:
-    """Read what a run left on disk and say where it goes on.
+    """Read what a run left on disk and say where it goes on: a run that saved nothing (it
+    was killed before its first stage completed or checkpointed) starts over from stage 0.
 
-    Raise `TuneboardError` when there is nothing to resume from: no stage completed and the
-    first one left no resume checkpoint.
+    Raise `TuneboardError` when a handoff cannot be read or names files that are gone.
     """
     handoff: Handoff | None = None
+    completed: list[Handoff] = []
     position = 0
     for spec in experiment.stages:
         found = read_handoff(run_dir, spec.index)
@@ -282,6 +320,7 @@ def plan_resume(run_id: str, run_dir: Path, experiment: ExperimentConfig) -> Res
                     "handed on) is gone; the run cannot be resumed"
                 )
         handoff, position = found, spec.index + 1
+        completed.append(found)
     row = max(position, handoff.next_row if handoff else 0)
     step: int | None = None
     name: str | None = None
@@ -290,14 +329,7 @@ def plan_resume(run_id: str, run_dir: Path, experiment: ExperimentConfig) -> Res
         folder = checkpoint.latest(run_dir / f"stage-{row}")
         if folder is not None:
             step = int(checkpoint.read_meta(folder)["step"])
-    if handoff is None and step is None:
-        first = experiment.stages[0] if experiment.stages else None
-        what = f"stage 0 {first.name} ({first.plugin})" if first else "its first stage"
-        raise TuneboardError(
-            f"run {run_id} has no checkpoint to resume from: no stage completed and {what} "
-            f"saved none; start it again with `tuneboard run {experiment.name}`"
-        )
-    return ResumePlan(run_id, position, row, name, step, handoff)
+    return ResumePlan(run_id, position, row, name, step, handoff, tuple(completed))
 
 
 def prepare_resume(
@@ -307,7 +339,7 @@ def prepare_resume(
     process, with its metric points after the resume point deleted (one statement).
 
     Raise `TuneboardError` (nothing changed) for an unknown run, a completed one, one that
-    runs in a live process, bad input, or a run that left nothing to resume from.
+    runs in a live process, bad input, or handoffs that cannot be used.
     """
     from tuneboard.engine.runner import prepare_run
 
@@ -337,15 +369,43 @@ def prepare_resume(
     claimed = store.get_run(run_id)
     if (claimed.owner_host, claimed.owner_pid) != (socket.gethostname(), os.getpid()):
         raise TuneboardError(f"run {run_id} is being resumed by another process")
+    killpoints.reached("resume.claimed")
     # Stages after the resume point start over: their leftover checkpoints and points go.
     for folder in run_dir.glob("stage-*"):
         suffix = folder.name.removeprefix("stage-")
         if suffix.isdigit() and int(suffix) > plan.row:
             checkpoint.clear(folder)
     store.delete_metrics_after(run_id, plan.row, plan.step)
+    _complete_handed_on_rows(store, run_id, plan.completed)
     store.log_event(run_id, f"resumed from {plan.describe()}")
     store.flush()
     return prepared, plan
+
+
+def _complete_handed_on_rows(store: Store, run_id: str, handoffs: Iterable[Handoff]) -> None:
+    """Record as completed, from its handoff, each stage row whose process was killed after
+    the handoff was written and before the row's completion was committed (the handoff is
+    what says a stage completed: such a stage is skipped, never run twice)."""
+    status = {row.stage_index: row.status for row in store.stages(run_id)}
+    for handoff in handoffs:
+        row = handoff.row
+        if row is None or status.get(row, COMPLETED) == COMPLETED:
+            continue
+        store.stage_finished(
+            run_id,
+            row,
+            COMPLETED,
+            best_metric=handoff.best_metric,
+            best_step=handoff.best_step,
+            best_value=handoff.best_value,
+            at=handoff.finished_at,
+        )
+        store.log_event(
+            run_id,
+            f"stage {row} {handoff.name} completed (recorded from its handoff: the process "
+            "ended before it could record it)",
+            stage_index=row,
+        )
 
 
 # --- the runner's side --------------------------------------------------------------------
@@ -419,31 +479,35 @@ class RunRecovery:
         return state
 
     def run_stage(
+        self, env: RunEnvironment, spec: StageSpec, state: PipelineState, run: StageRunner
+    ) -> PipelineState:
+        """Run the pipeline stage `spec` with `run`, which writes its handoff once it returns;
+        a stage that completed before the run was resumed is skipped (its state is restored
+        already)."""
+        if self.plan is not None and spec.index < self.plan.position:
+            return state
+        before = _Before(model_key(state.model), state.best_checkpoint, splits_key(state.splits))
+
+        def completed(state: PipelineState, outcome: StageOutcome) -> None:
+            try:
+                self._write_handoff(env, spec, state, before, outcome)
+            except Exception as error:  # never fails a stage that completed
+                env.store.log_event(
+                    env.run_id,
+                    f"could not save what stage {spec.index} {spec.name} handed on, so a "
+                    f"resumed run will run it again: {error}",
+                    level="warning",
+                )
+
+        return run(env, spec.index, state, completed=completed)
+
+    def _write_handoff(
         self,
         env: RunEnvironment,
         spec: StageSpec,
         state: PipelineState,
-        run: Callable[[RunEnvironment, int, PipelineState], PipelineState],
-    ) -> PipelineState:
-        """Run the pipeline stage `spec` with `run`, then write its handoff; a stage that
-        completed before the run was resumed is skipped (its state is restored already)."""
-        if self.plan is not None and spec.index < self.plan.position:
-            return state
-        before = _Before(model_key(state.model), state.best_checkpoint, splits_key(state.splits))
-        state = run(env, spec.index, state)
-        try:
-            self._write_handoff(env, spec, state, before)
-        except Exception as error:  # never fails a stage that completed
-            env.store.log_event(
-                env.run_id,
-                f"could not save what stage {spec.index} {spec.name} handed on, so a resumed "
-                f"run will run it again: {error}",
-                level="warning",
-            )
-        return state
-
-    def _write_handoff(
-        self, env: RunEnvironment, spec: StageSpec, state: PipelineState, before: _Before
+        before: _Before,
+        outcome: StageOutcome,
     ) -> None:
         folder = self.run_dir / HANDOFF_DIR
         if state.best_checkpoint != before.best_checkpoint:
@@ -471,6 +535,11 @@ class RunRecovery:
             metrics=dict(state.metrics),
             last_values=dict(env.last_values),
             extras=dict(_plain_extras(state.extras.items())),
+            row=outcome.row,
+            best_metric=outcome.metric,
+            best_step=outcome.step,
+            best_value=outcome.value,
+            finished_at=time.time(),
         )
         value = {"format": HANDOFF_FORMAT, **dataclasses.asdict(handoff)}
         _write_json(handoff_path(self.run_dir, spec.index), value)

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneboard.config import LOCAL_EXECUTOR, ExperimentConfig, Project
+from tuneboard.engine import killpoints
 from tuneboard.engine.context import ProjectDatasetContext, RunContext, RunEnvironment
 from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
-from tuneboard.engine.resume import ResumePlan, RunRecovery
+from tuneboard.engine.resume import ResumePlan, RunRecovery, StageCompleted, StageOutcome
 from tuneboard.engine.tasks import build_task
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.contracts import LogLevel, PipelineState, Splits
@@ -196,7 +197,9 @@ class EngineJob:
         self._final_metrics = env.last_values
         self.lifecycle.started(device)
         try:
+            killpoints.reached("run.started")
             state = self.recovery.initial_state(env, self._initial_state)
+            killpoints.reached("run.loaded")
             env.stage_runner = functools.partial(self._run_stage, env)  # for ctx.run_stages
             for spec in experiment.stages:
                 state = self.recovery.run_stage(env, spec, state, self._run_stage)
@@ -205,8 +208,10 @@ class EngineJob:
             )
             if headline is not None:
                 self.store.set_headline_value(self.run_id, headline)
+            killpoints.reached("run.completing")
             self.store.log_event(self.run_id, "run completed")
             self._set_status(COMPLETED)
+            killpoints.reached("run.completed")
         except RunCancelled:
             self.store.log_event(self.run_id, "run cancelled", level="warning")
             self._set_status(CANCELLED, error="cancelled by the user")
@@ -266,13 +271,23 @@ class EngineJob:
         )
 
     def _run_stage(
-        self, env: RunEnvironment, position: int, state: PipelineState, suffix: str = ""
+        self,
+        env: RunEnvironment,
+        position: int,
+        state: PipelineState,
+        suffix: str = "",
+        *,
+        completed: StageCompleted | None = None,
     ) -> PipelineState:
         """Run the pipeline's stage at `position` as the run's next stage row.
 
         Rows are numbered in the order stages start: the row is the stage's position in the
         pipeline unless a stage (such as `repeat`) ran stages again before it, each again run
         being a row of its own named ``<name><suffix>``.
+
+        `completed` (the handoff writer) is called once the stage returns, after everything
+        the stage recorded is committed and before its completion is recorded: a process
+        killed in between leaves a handoff that `tuneboard resume` completes the row from.
         """
         spec = self.prepared.experiment.stages[position]
         stage_cls = self.registry.stage(spec.plugin)
@@ -286,11 +301,17 @@ class EngineJob:
         self.store.log_event(
             self.run_id, f"stage {index} {name} ({spec.plugin}) started", stage_index=index
         )
+        killpoints.reached("stage.started", index)
         started = time.perf_counter()
         status = FAILED
         try:
             ctx.check_stop()
             state = stage_cls(spec.params).run(ctx, state)
+            killpoints.reached("stage.returned", index)
+            if completed is not None:
+                self.store.flush()
+                completed(state, self._outcome(ctx))
+                killpoints.reached("handoff.written", index)
             status = COMPLETED
             return state
         except RunCancelled:
@@ -306,19 +327,25 @@ class EngineJob:
         finally:
             self._finish_stage(ctx, name, spec.plugin, status, time.perf_counter() - started)
 
+    def _outcome(self, ctx: RunContext) -> StageOutcome:
+        step, value = ctx.best if ctx.best else (None, None)
+        metric = (
+            (ctx.best_metric or _default_monitor(self.prepared.experiment)) if ctx.best else None
+        )
+        return StageOutcome(ctx.stage_index, metric, step, value)
+
     def _finish_stage(
         self, ctx: RunContext, name: str, plugin: str, status: str, seconds: float
     ) -> None:
         # Owner-only, whatever wrote the stage's files (a plugin, a library) and the umask.
         make_private(ctx.run_dir)
-        step, value = ctx.best if ctx.best else (None, None)
-        metric = (
-            (ctx.best_metric or _default_monitor(self.prepared.experiment)) if ctx.best else None
-        )
-        index = ctx.stage_index
+        outcome = self._outcome(ctx)
+        index, metric, step, value = outcome.row, outcome.metric, outcome.step, outcome.value
         self.store.stage_finished(
             self.run_id, index, status, best_metric=metric, best_step=step, best_value=value
         )
+        if status == COMPLETED:
+            killpoints.reached("stage.finished", index)
         self.store.log_event(
             self.run_id, f"stage {index} {name} {status} in {seconds:.1f} s", stage_index=index
         )

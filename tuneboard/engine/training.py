@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tuneboard.engine import checkpoint
+from tuneboard.engine import checkpoint, killpoints
 from tuneboard.engine.adapters import (
     PEFT_MODES,
     add_adapters,
@@ -693,6 +693,7 @@ class _Loop:
                     window_samples, window_start = 0, now
                 ctx.log(values, self.step)
                 ctx.progress(self.step, self.total, description)
+                killpoints.reached("train.step", f"{ctx.stage_index}/{self.step}")
                 if settings.eval_every > 0:
                     due = self.step % settings.eval_every == 0
                 else:

@@ -118,6 +118,7 @@ class Writer:
         self.cancel_requested: frozenset[str] = frozenset()
         self.cancel_read_at = -math.inf
         self._users = 0
+        self._abandoned = False
         self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
         self.put: Callable[[Op], None] = self._queue.put
         self._wake = threading.Event()
@@ -198,6 +199,15 @@ class Writer:
             raise self._not_written(timeout)
         self._thread.join(timeout)
 
+    def abandon(self) -> None:
+        """Stop at once, dropping every write not committed yet and every later one: what
+        a killed process loses. The crash tests simulate `kill -9` in process with it."""
+        with self._live_lock:
+            if self._live.get(self.db) is self:
+                del self._live[self.db]
+        self._abandoned = True
+        self.close()
+
     def _not_written(self, timeout: float | None) -> TuneboardError:
         if self._thread.is_alive():
             return TuneboardError(
@@ -249,7 +259,7 @@ class Writer:
             else:
                 ops.append(op)
         try:
-            if ops:
+            if ops and not self._abandoned:
                 self._write(ops)
         except Exception:
             logger.exception("tuneboard writer: unexpected error writing to %s", self.db.path)
