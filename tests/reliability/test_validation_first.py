@@ -177,11 +177,12 @@ def test_the_apps_launch_refuses_before_writing(make_project: ProjectFactory) ->
 
 SAMPLE = tomllib.loads((SAMPLES / "sentiment" / "tuneboard.toml").read_text(encoding="utf-8"))
 REGISTRY = load_plugins(None)
-WILD_NUMBERS = [
-    0, -1, 2**31, 2**63 - 1, -(2**63), 1e308, -1e308, 1e-320, math.inf, -math.inf, math.nan,
-]  # fmt: skip
-NUMERIC_KEYS = ["epochs", "max_steps", "batch_size", "lr", "patience", "top_k", "seed",
-                "max_length", "cpu_slots", "slots_per_device", "warmup_ratio", "grad_accum"]  # fmt: skip
+# Numbers past any sane setting, of each type (an int where a float goes is taken as a float).
+WILD_INTS = [2**31, 2**62, 2**63 - 1, -(2**63), 0, -1]
+WILD_FLOATS = [math.inf, 1e308, -math.inf, math.nan, 1e-320, -1e308]
+STAGE_NUMBERS = {"epochs": WILD_INTS, "max_steps": WILD_INTS, "batch_size": WILD_INTS,
+                 "patience": WILD_INTS, "top_k": WILD_INTS, "grad_accum": WILD_INTS,
+                 "lr": WILD_FLOATS, "warmup_ratio": WILD_FLOATS, "weight_decay": WILD_FLOATS}  # fmt: skip
 garbage = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 plain = st.one_of(
     garbage,
@@ -220,26 +221,44 @@ def at(node: Any, path: Path_) -> Any:
     return node
 
 
+def numeric(document: dict[str, Any]) -> list[Path_]:
+    """The paths of the document's numbers."""
+    return [
+        path
+        for path in paths(document)
+        if isinstance(at(document, path), int | float) and not isinstance(at(document, path), bool)
+    ]
+
+
+def stage_tables(document: dict[str, Any]) -> list[Path_]:
+    """The paths of the document's stage tables."""
+    return [path for path in tables(document) if len(path) == 4 and path[2] == "stages"]
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
     """The sample's document with one to three random deletions, type swaps, wild numbers
-    (on its own keys or on numeric keys it adds) and garbage strings."""
+    (on its own numbers, or on numeric keys it adds to a stage) and garbage strings."""
     document = copy.deepcopy(SAMPLE)
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["delete", "swap", "number", "add", "garbage"]))
-        if kind == "add":
-            table = at(document, draw(st.sampled_from(sorted(tables(document), key=str))))
-            table[draw(st.sampled_from(NUMERIC_KEYS))] = draw(st.sampled_from(WILD_NUMBERS))
-            continue
-        every = list(paths(document))
+        kind = draw(
+            st.sampled_from(["number", "number", "add", "add", "delete", "swap", "garbage"])
+        )
+        candidates = {"number": numeric(document), "add": stage_tables(document)}.get(kind)
+        every = candidates if candidates is not None else list(paths(document))
         if not every:
-            break
+            continue
         path = draw(st.sampled_from(every))
+        if kind == "add":
+            key = draw(st.sampled_from(sorted(STAGE_NUMBERS)))
+            at(document, path)[key] = draw(st.sampled_from(STAGE_NUMBERS[key]))
+            continue
         parent, key = at(document, path[:-1]), path[-1]
         if kind == "delete":
             del parent[key]
         elif kind == "number":
-            parent[key] = draw(st.sampled_from(WILD_NUMBERS))
+            wild = WILD_INTS if isinstance(parent[key], int) else WILD_FLOATS
+            parent[key] = draw(st.sampled_from(wild))
         elif kind == "garbage":
             parent[key] = draw(garbage)
         else:
