@@ -46,7 +46,9 @@ class _EmbeddingAttack(Strategy[A]):
 class FgmParams:
     """Parameters of the `fgm` strategy."""
 
-    epsilon: float = param(1.0, "L2 norm of each example's perturbation of the embeddings", min=0)
+    epsilon: float = param(
+        1.0, "L2 norm of each example's perturbation of the embeddings", min=0, max=100
+    )
     embedding: str = param("word_embeddings", EMBEDDING_HELP)
 
 
@@ -69,9 +71,11 @@ class FgmStrategy(_EmbeddingAttack[FgmParams]):
 class PgdParams:
     """Parameters of the `pgd` strategy."""
 
-    epsilon: float = param(1.0, "Radius (L2, per example) the perturbation stays within", min=0)
-    alpha: float = param(0.3, "Size of each ascent step of the perturbation", min=0)
-    steps: int = param(3, "Ascent steps; the last one's gradients are added", min=1)
+    epsilon: float = param(
+        1.0, "Radius (L2, per example) the perturbation stays within", min=0, max=100
+    )
+    alpha: float = param(0.3, "Size of each ascent step of the perturbation", min=0, max=100)
+    steps: int = param(3, "Ascent steps; the last one's gradients are added", min=1, max=100)
     embedding: str = param("word_embeddings", EMBEDDING_HELP)
 
 
@@ -96,12 +100,20 @@ class FreelbParams:
     """Parameters of the `freelb` strategy."""
 
     adv_init_mag: float = param(
-        0.05, "L2 norm (about, per example) of the random starting perturbation (0 = none)", min=0
+        0.05,
+        "L2 norm (about, per example) of the random starting perturbation (0 = none)",
+        min=0,
+        max=100,
     )
-    adv_lr: float = param(0.1, "Size of each ascent step of the perturbation", min=0)
-    adv_steps: int = param(3, "Passes per micro-batch; their gradients are averaged", min=1)
+    adv_lr: float = param(0.1, "Size of each ascent step of the perturbation", min=0, max=100)
+    adv_steps: int = param(
+        3, "Passes per micro-batch; their gradients are averaged", min=1, max=100
+    )
     max_norm: float = param(
-        0.0, "Radius (L2, per example) the perturbation stays within (0 = no limit)", min=0
+        0.0,
+        "Radius (L2, per example) the perturbation stays within (0 = no limit)",
+        min=0,
+        max=1_000_000,
     )
     embedding: str = param("word_embeddings", EMBEDDING_HELP)
 
@@ -127,7 +139,10 @@ class RdropParams:
     """Parameters of the `rdrop` strategy."""
 
     alpha: float = param(
-        1.0, "Weight of the symmetric KL between the two dropout passes' predictions", min=0
+        1.0,
+        "Weight of the symmetric KL between the two dropout passes' predictions",
+        min=0,
+        max=100,
     )
 
 

@@ -51,7 +51,10 @@ class AugmentParams:
         "word, replace words by synonyms (synonym needs the synonyms file)",
     )
     ratio: float = param(
-        0.5, "New examples to try to make, as a share of the training split (1.0 doubles it)", min=0
+        0.5,
+        "New examples to try to make, as a share of the training split (1.0 doubles it)",
+        min=0,
+        max=100,
     )
     changes: float = param(
         0.1, "Share of an example's words each operation changes (at least one)", min=0, max=1

@@ -49,7 +49,7 @@ class DistillParams(TrainParams):
         "teacher's tokenizer), a model source sharing the teacher's tokenizer, or {} for the "
         "teacher with every other encoder layer (initialised from the teacher's)",
     )
-    temperature: float = param(2.0, "Softmax temperature of the soft targets", min=0.01)
+    temperature: float = param(2.0, "Softmax temperature of the soft targets", min=0.01, max=100)
     alpha: float = param(
         0.5,
         "Weight of the soft-target loss (KL to the teacher, times temperature²); the rest "

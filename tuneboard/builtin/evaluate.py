@@ -31,7 +31,7 @@ class EvaluateParams:
     """Parameters of the `evaluate` stage."""
 
     split: Literal["test", "validation", "train"] = param("test", "Split to evaluate on")
-    batch_size: int = param(64, "Examples per batch", min=1)
+    batch_size: int = param(64, "Examples per batch", min=1, max=65_536)
     precision: Precision = param("auto", PRECISION_HELP)
     predictions: bool = param(
         True,
@@ -39,9 +39,12 @@ class EvaluateParams:
         "in the stage's folder (what `tuneboard review` reads; sequence classification)",
     )
     max_new_tokens: int = param(
-        64, "Generation tasks: longest output generated for the metrics, in tokens", min=1
+        64,
+        "Generation tasks: longest output generated for the metrics, in tokens",
+        min=1,
+        max=8_192,
     )
-    num_beams: int = param(1, "Generation tasks: beam search width (1 = greedy)", min=1)
+    num_beams: int = param(1, "Generation tasks: beam search width (1 = greedy)", min=1, max=64)
 
 
 class Evaluate(Stage[EvaluateParams]):

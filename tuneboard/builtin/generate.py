@@ -45,9 +45,12 @@ class GenerateParams(GenerationParams):
         'prompt per line, or .jsonl with "prompt" (or "messages") and an optional "response"',
     )
     limit: int = param(
-        0, "Generate for at most this many examples, the first ones (0 = all)", min=0
+        0,
+        "Generate for at most this many examples, the first ones (0 = all)",
+        min=0,
+        max=100_000_000,
     )
-    batch_size: int = param(16, "Prompts per batch", min=1)
+    batch_size: int = param(16, "Prompts per batch", min=1, max=65_536)
     precision: Precision = param("auto", PRECISION_HELP)
 
 

@@ -49,16 +49,22 @@ class MlmParams(CorpusFileParams):
     """Parameters of the `mlm` stage (`corpus`: train on a text file instead of the task's
     texts)."""
 
-    epochs: int = param(1, "Passes over the texts", min=1)
-    max_steps: int = param(0, "Stop after this many optimizer steps (0 = no limit)", min=0)
-    batch_size: int = param(16, "Texts per batch", min=1)
-    eval_batch_size: int = param(64, "Texts per batch when measuring validation perplexity", min=1)
-    lr: float = param(5e-5, "Peak learning rate (AdamW)", min=0)
-    weight_decay: float = param(0.01, "AdamW weight decay (not on biases and norms)", min=0)
+    epochs: int = param(1, "Passes over the texts", min=1, max=10_000)
+    max_steps: int = param(
+        0, "Stop after this many optimizer steps (0 = no limit)", min=0, max=100_000_000
+    )
+    batch_size: int = param(16, "Texts per batch", min=1, max=65_536)
+    eval_batch_size: int = param(
+        64, "Texts per batch when measuring validation perplexity", min=1, max=65_536
+    )
+    lr: float = param(5e-5, "Peak learning rate (AdamW)", min=0, max=10)
+    weight_decay: float = param(0.01, "AdamW weight decay (not on biases and norms)", min=0, max=10)
     warmup_ratio: float = param(
         0.1, "Share of the optimizer steps spent warming the learning rate up", min=0, max=1
     )
-    max_grad_norm: float = param(1.0, "Clip the gradient norm to this (0 = no clipping)", min=0)
+    max_grad_norm: float = param(
+        1.0, "Clip the gradient norm to this (0 = no clipping)", min=0, max=1_000_000
+    )
     mask_probability: float = param(
         0.15,
         "Share of tokens (or words) to predict; of those 80% become [MASK], 10% a random "

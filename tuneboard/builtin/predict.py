@@ -63,7 +63,7 @@ class PredictParams:
     output: str = param(
         "", "File inside the run's folder (empty = predictions-<split or file name>.<format>)"
     )
-    batch_size: int = param(64, "Examples per batch", min=1)
+    batch_size: int = param(64, "Examples per batch", min=1, max=65_536)
     precision: Precision = param("auto", PRECISION_HELP)
 
     def __post_init__(self) -> None:

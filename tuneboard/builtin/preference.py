@@ -77,6 +77,7 @@ class PreferenceParams(TrainParams):
         0.1,
         "DPO temperature: how far the model may move from the reference (higher = stays closer)",
         min=0,
+        max=100,
     )
     validation_share: float = param(
         0.1,

@@ -69,9 +69,12 @@ class PromptParams:
         "At evaluation, put this many solved train examples before each prompt (0 = "
         "zero-shot); the same seeded choice for every prompt, balanced across labels",
         min=0,
+        max=1_000,
     )
     shot_separator: str = param("\n\n", "What goes between the shots and the prompt")
-    shot_seed: int | None = param(None, "Seed of the shots' choice (unset = the stage's seed)")
+    shot_seed: int | None = param(
+        None, "Seed of the shots' choice (unset = the stage's seed)", min=0, max=2**32 - 1
+    )
     scoring: Literal["sum", "mean"] = param(
         "sum",
         "A label's score: the sum of its word's token log-likelihoods (the word's "

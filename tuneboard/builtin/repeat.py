@@ -24,7 +24,9 @@ from tuneboard import ConfigError, PipelineState, Stage, StageContext, param
 class RepeatParams:
     """Parameters of the `repeat` stage."""
 
-    stages: int = param(1, "How many of the stages just before this one make a round", min=1)
+    stages: int = param(
+        1, "How many of the stages just before this one make a round", min=1, max=1_000
+    )
     from_stage: str = param(
         "", "Or: the name of the first stage of a round (it and the stages after it, up to here)"
     )
@@ -39,9 +41,11 @@ class RepeatParams:
         "auto", "Whether the metric should go up or down (auto = from the metric)"
     )
     patience: int = param(
-        0, "Stop after this many rounds in a row without improvement (0 = never)", min=0
+        0, "Stop after this many rounds in a row without improvement (0 = never)", min=0, max=1_000
     )
-    min_delta: float = param(0.0, "Smallest improvement of the metric that counts", min=0)
+    min_delta: float = param(
+        0.0, "Smallest improvement of the metric that counts", min=0, max=1_000_000
+    )
 
 
 @dataclass

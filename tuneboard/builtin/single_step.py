@@ -20,11 +20,15 @@ from tuneboard import (
 class SingleStepParams:
     """Parameters of the `single_step` stage."""
 
-    lr: float = param(5e-5, "Learning rate of the one update (AdamW)", min=0)
-    batch_size: int = param(16, "Examples per micro-batch (gradients add up over all)", min=1)
-    eval_batch_size: int = param(64, "Examples per batch when evaluating", min=1)
-    weight_decay: float = param(0.01, "AdamW weight decay", min=0)
-    max_grad_norm: float = param(1.0, "Clip the gradient norm to this (0 = no clipping)", min=0)
+    lr: float = param(5e-5, "Learning rate of the one update (AdamW)", min=0, max=10)
+    batch_size: int = param(
+        16, "Examples per micro-batch (gradients add up over all)", min=1, max=65_536
+    )
+    eval_batch_size: int = param(64, "Examples per batch when evaluating", min=1, max=65_536)
+    weight_decay: float = param(0.01, "AdamW weight decay", min=0, max=10)
+    max_grad_norm: float = param(
+        1.0, "Clip the gradient norm to this (0 = no clipping)", min=0, max=1_000_000
+    )
     precision: Precision = param("auto", PRECISION_HELP)
 
 

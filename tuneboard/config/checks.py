@@ -31,8 +31,8 @@ def check_plain(value: Any, where: str, path: str) -> None:
     """Refuse the TOML values that JSON can't store or that make no sense as settings."""
     if isinstance(value, datetime.date | datetime.time):
         raise ConfigError(f"{where}: key {path!r}: dates and times are not supported; quote it")
-    if isinstance(value, float) and math.isnan(value):
-        raise ConfigError(f"{where}: key {path!r}: nan is not a valid value")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: key {path!r}: {value!r} is not a valid value (not finite)")
     if isinstance(value, dict):
         for key, item in value.items():
             check_plain(item, where, f"{path}.{key}" if path else key)

@@ -39,8 +39,8 @@ class _ProjectKeys:
     database: str = param(DEFAULT_DATABASE, "the DuckDB file, relative to the project folder")
     runs_dir: str = param(DEFAULT_RUNS_DIR, "folder of run outputs, relative to the project")
     devices: str | list[str] = param("auto", 'devices: "auto", or a list like ["cuda:0"]')
-    slots_per_device: int = param(1, "runs at once on each GPU", min=1)
-    cpu_slots: int = param(1, "runs at once on the CPU", min=1)
+    slots_per_device: int = param(1, "runs at once on each GPU", min=1, max=64)
+    cpu_slots: int = param(1, "runs at once on the CPU", min=1, max=1_024)
     corrections: str = param(
         DEFAULT_CORRECTIONS, "label corrections from reviews (JSON lines), relative to the project"
     )

@@ -41,7 +41,9 @@ class SweepKeys:
     parameters: dict[str, Any] = param(
         help="override key -> list of values, or a range { low = 1e-5, high = 1e-3, log = true }"
     )
-    seeds: list[int] = param([], "run every combination once per seed (grid and random)")
+    seeds: list[int] = param(
+        [], "run every combination once per seed (grid and random)", max=2**32 - 1
+    )
     trials: int | None = param(None, "random and optuna: how many runs", min=1, max=MAX_RUNS)
     max_parallel: int | None = param(
         None, "most runs of the sweep at once (default: every free slot)", min=1
@@ -53,7 +55,10 @@ class SweepKeys:
         "auto", "optuna: auto takes the metric's own direction"
     )
     sampler_seed: int | None = param(
-        None, "random and optuna: seed of the draws (default: the experiment's seed)", min=0
+        None,
+        "random and optuna: seed of the draws (default: the experiment's seed)",
+        min=0,
+        max=2**32 - 1,
     )
     pruner: Literal["median", "none"] = param(
         "median", "optuna: stop a trial whose metric is worse than the median at an evaluation"

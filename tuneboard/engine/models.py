@@ -12,7 +12,7 @@ from typing import Any
 
 from tuneboard.config import ModelSpec
 from tuneboard.sdk.contracts import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION
-from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.errors import ConfigError, shorten
 from tuneboard.sdk.tasks import Task
 
 PACKAGE_PREFIX = "package:"
@@ -134,17 +134,8 @@ def _load_model_and_tokenizer(
     quiet_transformers()
     from transformers import AutoConfig, AutoTokenizer
 
-    model_cls = task_plugin.model_class() if task_plugin is not None else _model_class(task)
-    label_kwargs: dict[str, Any] = {}
-    if task_plugin is None:
-        label_kwargs = {
-            "num_labels": len(labels),
-            "id2label": dict(enumerate(labels)),
-            "label2id": {label: i for i, label in enumerate(labels)},
-        }
-    if task == SEQUENCE_CLASSIFICATION:
-        # With one label transformers would silently switch to regression.
-        label_kwargs["problem_type"] = "single_label_classification"
+    model_cls = task_plugin.model_class() if task_plugin is not None else model_class(task)
+    labelling = label_kwargs(task, labels) if task_plugin is None else {}
 
     tokenizer_source = spec.tokenizer or spec.source
     if tokenizer_source is None:
@@ -163,7 +154,7 @@ def _load_model_and_tokenizer(
         values.setdefault("vocab_size", len(tokenizer))
         values.setdefault("pad_token_id", tokenizer.pad_token_id)
         try:
-            config = AutoConfig.for_model(model_type, **values, **label_kwargs)
+            config = AutoConfig.for_model(model_type, **values, **labelling)
         except (ValueError, TypeError, KeyError) as exc:
             raise ConfigError(f"model.config: {_first_line(exc)}") from None
         model = model_cls.from_config(config)
@@ -176,7 +167,7 @@ def _load_model_and_tokenizer(
         if quantize_on is not None:
             from tuneboard.engine.quantization import load_kwargs
 
-            label_kwargs.update(load_kwargs(quantize_on))
+            labelling.update(load_kwargs(quantize_on))
         model = _load(
             model_cls,
             spec.source,
@@ -184,14 +175,28 @@ def _load_model_and_tokenizer(
             "model",
             use_safetensors=True,  # never unpickle weights: a pickle can run any code
             ignore_mismatched_sizes=True,
-            **label_kwargs,
+            **labelling,
         )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
 
-def _model_class(task: str) -> Any:
+def label_kwargs(task: str, labels: list[str]) -> dict[str, Any]:
+    """The config keys that give a classification model a head for `labels`."""
+    kwargs: dict[str, Any] = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
+    if task == SEQUENCE_CLASSIFICATION:
+        # With one label transformers would silently switch to regression.
+        kwargs["problem_type"] = "single_label_classification"
+    return kwargs
+
+
+def model_class(task: str) -> Any:
+    """The transformers auto class of a classification `task`."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     if task == SEQUENCE_CLASSIFICATION:
@@ -206,11 +211,14 @@ def _load(factory: Any, source: str, project_dir: Path, what: str, **kwargs: Any
 
     location = resolve_model_source(source, project_dir)
     local = Path(location).is_absolute()
+    # A cached Hugging Face id loads from the cache without asking the Hub (which, without
+    # network, retries for half a minute); `preflight` refused the ids in neither place.
+    offline = local or hub_cache_folder(location) is not None
     try:
         if what == "model" and local and is_adapter_folder(Path(location)):
             return _load_adapter_folder(factory, Path(location), **kwargs)
         # The one place transformers loads weights; model loads pass use_safetensors=True.
-        return factory.from_pretrained(location, local_files_only=local, **kwargs)
+        return factory.from_pretrained(location, local_files_only=offline, **kwargs)
     except (OSError, ValueError) as exc:
         where = "local folder" if local else "Hugging Face id (not a local folder)"
         raise ConfigError(f"{what} {source!r}: cannot load {where}: {_first_line(exc)}") from None
@@ -239,6 +247,17 @@ def reload_saved(model_cls: Any, folder: Path, **kwargs: Any) -> Any:
     return _load(model_cls, str(folder), folder, "model", use_safetensors=True, **kwargs)
 
 
+def hub_cache_folder(repo_id: str) -> str | None:
+    """The local Hugging Face cache's folder of model `repo_id`, or None when it is not there
+    (or `repo_id` is no valid id). Never asks the Hub."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return str(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # not cached (LocalEntryNotFoundError), or not an id at all
+        return None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return shorten(text.splitlines()[0]) if text else type(exc).__name__

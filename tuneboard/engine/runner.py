@@ -50,9 +50,12 @@ class PreparedRun:
 def prepare_run(
     project: Project, experiment: ExperimentConfig, registry: PluginRegistry
 ) -> PreparedRun:
-    """Load and check the experiment's dataset and model location; raise on bad input."""
+    """Load and check the experiment's dataset, model and devices; raise on bad input.
+
+    Everything that can be checked without training is (see `tuneboard.engine.preflight`),
+    so a run is written only for input that can run."""
     from tuneboard.engine.data import auto_split, infer_labels
-    from tuneboard.engine.models import check_safe_weights, resolve_model_source
+    from tuneboard.engine.preflight import check_devices, check_model
 
     where = f"{project.file.name}: [experiments.{experiment.name}.dataset]"
     dataset_cls = registry.dataset(experiment.dataset.plugin)
@@ -71,12 +74,9 @@ def prepare_run(
         splits = auto_split(splits["train"], experiment.seed)
     task = build_task(experiment, registry)
     labels = infer_labels(splits) if task is None or task.labelled else []
-    for source in (experiment.model.source, experiment.model.tokenizer):
-        if source:
-            resolve_model_source(source, project.root)
-    if experiment.model.source and experiment.model.config is None:
-        check_safe_weights(experiment.model.source, project.root)
+    check_devices(project)
     check_train_modes(project, experiment)
+    check_model(project, experiment, registry, labels)
     return PreparedRun(project, experiment, splits, labels, tuple(ctx.files))
 
 

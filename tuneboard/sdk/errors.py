@@ -30,9 +30,21 @@ class RunCancelled(Exception):
     """Raised inside a run when cancellation was requested; the run ends as `cancelled`."""
 
 
+MESSAGE_LIMIT = 300
+"""The most characters of another library's message that an error line quotes."""
+
+
+def shorten(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` cut to `limit` characters, with an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def one_line(error: BaseException) -> str:
-    """An exception as one line: its message for tuneboard errors, `Type: message` otherwise."""
+    """An exception as one line: its message for tuneboard errors, `Type: message` otherwise
+    (another library's message cut to `MESSAGE_LIMIT` characters)."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if not isinstance(error, TuneboardError):
+        text = shorten(text)
     if isinstance(error, TuneboardError):
         return text or type(error).__name__
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

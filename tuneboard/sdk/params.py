@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,10 @@ from tuneboard.sdk.errors import ConfigError
 T = TypeVar("T")
 
 _MISSING = dataclasses.MISSING
+
+INT_LIMIT = 2**31 - 1
+"""The bound of an integer parameter that declares no `min`/`max` of its own: a count past it
+is a typo, and some (epochs near 2**63) would overflow the loops and tables they feed."""
 
 
 def param(
@@ -34,7 +39,8 @@ def param(
 
     `default` may be omitted for a required parameter; a list or dict default is copied per
     instance. `choices`, `min` and `max` are checked on validation (a `Literal` type gives
-    the choices by itself).
+    the choices by itself). Numbers must be finite, and an integer without its own `min` or
+    `max` is kept within ±(2**31 - 1) on that side.
     """
     metadata = {
         "help": help,
@@ -144,12 +150,28 @@ def check_value(spec: ParamSpec, value: Any, where: str) -> Any:
     if spec.choices is not None and converted not in spec.choices:
         accepted = ", ".join(repr(c) for c in spec.choices)
         raise ConfigError(f"{where}: key {spec.name!r} must be one of {accepted}, got {value!r}")
-    if isinstance(converted, int | float) and not isinstance(converted, bool):
-        if spec.min is not None and converted < spec.min:
-            raise ConfigError(f"{where}: key {spec.name!r} must be >= {spec.min}, got {value!r}")
-        if spec.max is not None and converted > spec.max:
-            raise ConfigError(f"{where}: key {spec.name!r} must be <= {spec.max}, got {value!r}")
+    if isinstance(converted, list | tuple):
+        for item in converted:
+            _check_range(spec, item, item, where)
+    else:
+        _check_range(spec, converted, value, where)
     return converted
+
+
+def _check_range(spec: ParamSpec, number: Any, shown: Any, where: str) -> None:
+    """Refuse a non-finite float, or a number outside the spec's bounds (ints: `INT_LIMIT`)."""
+    if not isinstance(number, int | float) or isinstance(number, bool):
+        return
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ConfigError(f"{where}: key {spec.name!r} must be a finite number, got {shown!r}")
+    low, high = spec.min, spec.max
+    if isinstance(number, int):
+        low = -INT_LIMIT if low is None else low
+        high = INT_LIMIT if high is None else high
+    if low is not None and number < low:
+        raise ConfigError(f"{where}: key {spec.name!r} must be >= {low}, got {shown!r}")
+    if high is not None and number > high:
+        raise ConfigError(f"{where}: key {spec.name!r} must be <= {high}, got {shown!r}")
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:

@@ -44,10 +44,10 @@ class Generation:
 class GenerationParams:
     """How to decode: greedy by default; beams, or sampling with a temperature and top-p."""
 
-    max_new_tokens: int = param(64, "Longest output in new tokens", min=1)
-    num_beams: int = param(1, "Beam search width (1 = no beam search)", min=1)
+    max_new_tokens: int = param(64, "Longest output in new tokens", min=1, max=8_192)
+    num_beams: int = param(1, "Beam search width (1 = no beam search)", min=1, max=64)
     do_sample: bool = param(False, "Sample the next token instead of taking the likeliest")
-    temperature: float = param(1.0, "With do_sample: softmax temperature", min=0)
+    temperature: float = param(1.0, "With do_sample: softmax temperature", min=0, max=100)
     top_p: float = param(1.0, "With do_sample: nucleus sampling mass", min=0, max=1)
 
 

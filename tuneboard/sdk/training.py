@@ -63,16 +63,18 @@ class TrainParams:
     whole epoch into one optimizer step; `warmup_steps > 0` wins over `warmup_ratio`.
     """
 
-    epochs: int = param(3, "Passes over the training split", min=1)
-    max_steps: int = param(0, "Stop after this many optimizer steps (0 = no limit)", min=0)
-    batch_size: int = param(16, "Examples per micro-batch", min=1)
+    epochs: int = param(3, "Passes over the training split", min=1, max=10_000)
+    max_steps: int = param(
+        0, "Stop after this many optimizer steps (0 = no limit)", min=0, max=100_000_000
+    )
+    batch_size: int = param(16, "Examples per micro-batch", min=1, max=65_536)
     group_by_length: bool = param(
         False,
         "Batch examples of similar length together (less padding, much faster on short"
         " texts); batches still come in random order",
     )
-    eval_batch_size: int = param(64, "Examples per batch when evaluating", min=1)
-    lr: float = param(5e-5, "Peak learning rate (AdamW)", min=0)
+    eval_batch_size: int = param(64, "Examples per batch when evaluating", min=1, max=65_536)
+    lr: float = param(5e-5, "Peak learning rate (AdamW)", min=0, max=10)
     layer_lr_decay: float = param(
         1.0,
         "Layer-wise lr decay: the head and top encoder layer train at lr, each layer below at "
@@ -81,23 +83,31 @@ class TrainParams:
         max=1,
     )
     weight_decay: float = param(
-        0.01, "AdamW weight decay (never on biases and LayerNorm weights)", min=0
+        0.01, "AdamW weight decay (never on biases and LayerNorm weights)", min=0, max=10
     )
     warmup_ratio: float = param(
         0.1, "Share of the optimizer steps spent warming the learning rate up", min=0, max=1
     )
-    warmup_steps: int = param(0, "Warm-up length in optimizer steps (0 = use warmup_ratio)", min=0)
+    warmup_steps: int = param(
+        0, "Warm-up length in optimizer steps (0 = use warmup_ratio)", min=0, max=100_000_000
+    )
     scheduler: Schedule = param(
         "linear", "Learning-rate decay after warm-up: linear or cosine to 0, or constant"
     )
-    max_grad_norm: float = param(1.0, "Clip the gradient norm to this (0 = no clipping)", min=0)
-    grad_accum: int = param(1, "Micro-batches whose gradients add up to one optimizer step", min=1)
+    max_grad_norm: float = param(
+        1.0, "Clip the gradient norm to this (0 = no clipping)", min=0, max=1_000_000
+    )
+    grad_accum: int = param(
+        1, "Micro-batches whose gradients add up to one optimizer step", min=1, max=65_536
+    )
     precision: Precision = param("auto", PRECISION_HELP)
     train: TrainMode = param("all", TRAIN_HELP)
-    top_k: int = param(2, "With train = top_k: how many of the top encoder layers train", min=1)
-    lora_r: int = param(8, "With train = lora or qlora: rank of the adapters", min=1)
+    top_k: int = param(
+        2, "With train = top_k: how many of the top encoder layers train", min=1, max=1_000
+    )
+    lora_r: int = param(8, "With train = lora or qlora: rank of the adapters", min=1, max=65_536)
     lora_alpha: int = param(
-        16, "With train = lora, qlora or adalora: scaling numerator (alpha / r)", min=1
+        16, "With train = lora, qlora or adalora: scaling numerator (alpha / r)", min=1, max=65_536
     )
     lora_dropout: float = param(
         0.1, "With train = lora, qlora or adalora: dropout on the adapter input", min=0, max=1
@@ -108,10 +118,10 @@ class TrainParams:
         " peft's default for the model type, e.g. query and value for BERT, c_attn for GPT-2)",
     )
     adalora_init_r: int = param(
-        12, "With train = adalora: rank each adapter starts with before pruning", min=1
+        12, "With train = adalora: rank each adapter starts with before pruning", min=1, max=65_536
     )
     adalora_target_r: int = param(
-        4, "With train = adalora: average rank the adapters are pruned down to", min=1
+        4, "With train = adalora: average rank the adapters are pruned down to", min=1, max=65_536
     )
     ia3_targets: list[str] = param(
         [],
@@ -119,7 +129,10 @@ class TrainParams:
         " default for the model type)",
     )
     num_virtual_tokens: int = param(
-        20, "With train = prefix, prompt or p_tuning: how many virtual tokens are learnt", min=1
+        20,
+        "With train = prefix, prompt or p_tuning: how many virtual tokens are learnt",
+        min=1,
+        max=8_192,
     )
     gradient_checkpointing: bool = param(
         False,
@@ -127,7 +140,10 @@ class TrainParams:
         " for longer sequences, about a third more time per step",
     )
     eval_every: int = param(
-        0, "Evaluate every this many optimizer steps (0 = at the end of each epoch)", min=0
+        0,
+        "Evaluate every this many optimizer steps (0 = at the end of each epoch)",
+        min=0,
+        max=100_000_000,
     )
     monitor: str = param(
         "",
@@ -138,9 +154,14 @@ class TrainParams:
         "auto", "Whether the monitored value should go up or down (auto = from the metric)"
     )
     patience: int = param(
-        0, "Stop after this many evaluations without improvement (0 = never stop early)", min=0
+        0,
+        "Stop after this many evaluations without improvement (0 = never stop early)",
+        min=0,
+        max=100_000,
     )
-    min_delta: float = param(0.0, "Smallest change of the monitored value that counts", min=0)
+    min_delta: float = param(
+        0.0, "Smallest change of the monitored value that counts", min=0, max=1_000_000
+    )
     ema_decay: float | None = param(
         None,
         "Keep an exponential moving average of the weights with this decay (e.g. 0.999); it is "
@@ -163,15 +184,21 @@ class TrainParams:
         "Write a resume checkpoint (weights, optimizer, RNG ...) after each evaluation and on "
         "cancel, so `tuneboard resume` goes on from there; about 3x the model's size on disk",
     )
-    log_every: int = param(10, "Log train/loss and lr every this many optimizer steps", min=1)
+    log_every: int = param(
+        10, "Log train/loss and lr every this many optimizer steps", min=1, max=100_000_000
+    )
     eval_generate_samples: int = param(
         32,
         "Generation tasks: generate from this many validation examples (the first ones) at "
         "each evaluation for the generation metrics; loss and perplexity use them all",
         min=0,
+        max=1_000_000,
     )
     eval_max_new_tokens: int = param(
-        64, "Generation tasks: longest output generated at an evaluation, in tokens", min=1
+        64,
+        "Generation tasks: longest output generated at an evaluation, in tokens",
+        min=1,
+        max=8_192,
     )
 
     def __post_init__(self) -> None:
