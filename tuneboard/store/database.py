@@ -160,7 +160,9 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.opens = 0
-        self._checked = False  # the file was found whole since this process first opened it
+        # (size, mtime) of the file when this process last found it whole or let go of it:
+        # it is checked again when another process changed it meanwhile.
+        self._seen: tuple[int, int] | None = None
         self._cond = threading.Condition()
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._writable = False
@@ -366,6 +368,7 @@ class Database:
                     conn.close()
                 else:
                     self._detach(conn)
+                    self._seen = _signature(self.path)
             finally:
                 self._cond.notify_all()
 
@@ -412,7 +415,7 @@ class Database:
         self._prepare_path(writable)
         created = not self.path.exists()
         root = self._instance()
-        if not created and (not self._checked or _nonempty(_wal_path(self.path))):
+        if not created and self._needs_check(writable):
             self._check_whole(root, writable, deadline, lock_timeout)
         mode = "" if writable else " (READ_ONLY)"
         statement = f"ATTACH {_quoted_path(self.path)} AS {_quoted_name(self._catalog)}{mode}"
@@ -434,6 +437,14 @@ class Database:
             self._detach(root)
             raise
         return root
+
+    def _needs_check(self, writable: bool) -> bool:
+        """Whether to check the file before opening it: on this process's first open, when a
+        write-ahead log is left beside it, and before writing to it once another process
+        changed it (reading a damaged file changes nothing, and fails with its own error)."""
+        if self._seen is None or _nonempty(_wal_path(self.path)):
+            return True
+        return writable and _signature(self.path) != self._seen
 
     def _check_whole(
         self, root: duckdb.DuckDBPyConnection, writable: bool, deadline: float, lock_timeout: float
@@ -469,7 +480,7 @@ class Database:
             raise UnusableDatabase(f"cannot read {self.path}: {os_reason(error)}") from None
         finally:
             root.execute(f"DETACH {_quoted_name(self._catalog)}")
-        self._checked = True
+        self._seen = _signature(self.path)
 
     def _prepare_path(self, writable: bool) -> None:
         """Refuse a missing file for reading; make its folder for writing."""
@@ -613,6 +624,14 @@ def _quoted_name(name: str) -> str:
 
 def _wal_path(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _nonempty(path: Path) -> bool:
