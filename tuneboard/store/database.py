@@ -459,18 +459,7 @@ class Database:
         statement = f"ATTACH {_quoted_path(self.path)} AS {_quoted_name(self._catalog)} (READ_ONLY)"
         self._retry_locked(lambda: root.execute(statement), False, deadline, lock_timeout)
         try:
-            total_blocks, block_size, wal_size = root.execute(
-                "SELECT total_blocks, block_size, wal_size FROM pragma_database_size()"
-                " WHERE database_name = ?",
-                [self._catalog],
-            ).fetchone() or (0, 0, "")
-            expected = _HEADER_BYTES + int(total_blocks) * int(block_size)
-            size = self.path.stat().st_size
-            if size < expected:
-                raise UnusableDatabase(
-                    f"{self.path} is damaged: it has {size} bytes where its header records"
-                    f" {expected} (truncated?); restore it from a copy"
-                )
+            wal_size = self._check_size(root)
             wal = _wal_path(self.path)
             if writable and _nonempty(wal) and str(wal_size).startswith("0 "):
                 _set_aside(wal)
@@ -481,6 +470,23 @@ class Database:
         finally:
             root.execute(f"DETACH {_quoted_name(self._catalog)}")
         self._seen = _signature(self.path)
+
+    def _check_size(self, conn: duckdb.DuckDBPyConnection) -> str:
+        """Refuse the file (attached to `conn`) when it is shorter than its blocks need;
+        returns the size of the write-ahead log DuckDB replayed ("0 bytes": none)."""
+        total_blocks, block_size, wal_size = conn.execute(
+            "SELECT total_blocks, block_size, wal_size FROM pragma_database_size()"
+            " WHERE database_name = ?",
+            [self._catalog],
+        ).fetchone() or (0, 0, "")
+        expected = _HEADER_BYTES + int(total_blocks) * int(block_size)
+        size = self.path.stat().st_size
+        if size < expected:
+            raise UnusableDatabase(
+                f"{self.path} is damaged: it has {size} bytes where its header records"
+                f" {expected} (truncated?); restore it from a copy"
+            )
+        return str(wal_size)
 
     def _prepare_path(self, writable: bool) -> None:
         """Refuse a missing file for reading; make its folder for writing."""
@@ -529,6 +535,7 @@ class Database:
                 lambda: conn.execute(f"{statement} (READ_ONLY)"), False, deadline, lock_timeout
             )
             self.opens += 1
+            self._check_size(conn)
             for alias, other in attach.items():
                 _attach(conn, alias, other, deadline, lock_timeout)
             for setting in QUERY_LOCKDOWN:
