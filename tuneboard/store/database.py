@@ -472,8 +472,9 @@ class Database:
         self._seen = _signature(self.path)
 
     def _check_size(self, conn: duckdb.DuckDBPyConnection) -> str:
-        """Refuse the file (attached to `conn`) when it is shorter than its blocks need;
-        returns the size of the write-ahead log DuckDB replayed ("0 bytes": none)."""
+        """Refuse the file (attached to `conn`) when it is shorter than its blocks need (known
+        only when no write-ahead log was replayed); returns the size of the log DuckDB
+        replayed ("0 bytes": none)."""
         total_blocks, block_size, wal_size = conn.execute(
             "SELECT total_blocks, block_size, wal_size FROM pragma_database_size()"
             " WHERE database_name = ?",
@@ -481,7 +482,8 @@ class Database:
         ).fetchone() or (0, 0, "")
         expected = _HEADER_BYTES + int(total_blocks) * int(block_size)
         size = self.path.stat().st_size
-        if size < expected:
+        # Replaying a write-ahead log (after a crash) adds blocks that exist only in memory.
+        if size < expected and str(wal_size).startswith("0 "):
             raise UnusableDatabase(
                 f"{self.path} is damaged: it has {size} bytes where its header records"
                 f" {expected} (truncated?); restore it from a copy"
