@@ -169,8 +169,8 @@ def follow_run(
         run_id = start()
         with observer:
             while not engine.wait([run_id], timeout=0.25):
-                if store.failure is not None:
-                    raise store.failure
+                if (failure := store.failure) is not None:
+                    raise failure
     except KeyboardInterrupt:
         exit_on_second_interrupt()
         click.echo("\ninterrupted: cancelling the run…", err=True)
@@ -182,9 +182,9 @@ def follow_run(
         store.close()
         raise
     engine.shutdown(cancel=False)
-    if store.failure is not None:  # it failed while the run ended
+    if (failure := store.failure) is not None:  # it failed while the run ended
         store.close()
-        raise store.failure
+        raise failure
     status = print_run_summary(store, run_id)
     store.close()
     sys.exit(0 if status == "completed" else EXIT_RUN_FAILED)

@@ -60,8 +60,8 @@ def run_sweep(
         echo(f"sweep id {sweep.sweep_id}")
         with observer:
             while not sweep.wait(timeout=0.25):
-                if store.failure is not None:
-                    raise store.failure
+                if (failure := store.failure) is not None:
+                    raise failure
     except KeyboardInterrupt:
         exit_on_second_interrupt()
         echo("\ninterrupted: cancelling the sweep…", err=True)
@@ -75,9 +75,9 @@ def run_sweep(
         store.close()
         raise
     engine.shutdown(cancel=False)
-    if store.failure is not None:
+    if (failure := store.failure) is not None:
         store.close()
-        raise store.failure
+        raise failure
     ok = print_sweep_table(store, sweep, registry)
     store.close()
     return 0 if ok else EXIT_RUN_FAILED
