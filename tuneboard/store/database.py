@@ -472,21 +472,25 @@ class Database:
         self._seen = _signature(self.path)
 
     def _check_size(self, conn: duckdb.DuckDBPyConnection) -> str:
-        """Refuse the file (attached to `conn`) when it is shorter than its blocks need (known
-        only when no write-ahead log was replayed); returns the size of the log DuckDB
-        replayed ("0 bytes": none)."""
-        total_blocks, block_size, wal_size = conn.execute(
-            "SELECT total_blocks, block_size, wal_size FROM pragma_database_size()"
+        """Refuse the file (attached to `conn`) when it is cut short: it ends inside a block,
+        or holds fewer blocks than are in use. Returns the size of the write-ahead log DuckDB
+        replayed ("0 bytes": none).
+
+        Not `total_blocks`: DuckDB drops free blocks at the end of the file after writing the
+        header that still counts them (measured), and a replayed log adds blocks in memory.
+        """
+        used_blocks, block_size, wal_size = conn.execute(
+            "SELECT used_blocks, block_size, wal_size FROM pragma_database_size()"
             " WHERE database_name = ?",
             [self._catalog],
         ).fetchone() or (0, 0, "")
-        expected = _HEADER_BYTES + int(total_blocks) * int(block_size)
         size = self.path.stat().st_size
-        # Replaying a write-ahead log (after a crash) adds blocks that exist only in memory.
-        if size < expected and str(wal_size).startswith("0 "):
+        blocks, rest = divmod(size - _HEADER_BYTES, int(block_size) or 1)
+        replayed = not str(wal_size).startswith("0 ")
+        if size < _HEADER_BYTES or rest or (blocks < int(used_blocks) and not replayed):
             raise UnusableDatabase(
-                f"{self.path} is damaged: it has {size} bytes where its header records"
-                f" {expected} (truncated?); restore it from a copy"
+                f"{self.path} is damaged: it is cut short ({size} bytes, not whole blocks"
+                " or fewer than it uses); restore it from a copy"
             )
         return str(wal_size)
 
