@@ -59,6 +59,22 @@ def echo(message: str, *, err: bool = False, fg: str | None = None) -> None:
     click.secho(visible(message, multiline=True), fg=fg, err=err)
 
 
+def exit_on_second_interrupt(message: str = "interrupted again: exiting now") -> None:
+    """From now on, Ctrl-C exits at once (130), whatever the process is waiting for.
+
+    Call it when the first Ctrl-C starts a graceful stop that may take a while.
+    """
+    import os
+    import signal
+
+    def exit_now(signum: int, frame: object) -> None:
+        sys.stderr.write(f"\n{message}\n")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+    signal.signal(signal.SIGINT, exit_now)
+
+
 def _project_option(*, eager: bool) -> Callable[[F], F]:
     return click.option(
         "--project",
@@ -144,15 +160,19 @@ def follow_run(
     """Start a run with `start` (it returns the run's id), wait for it, summarise, and exit.
 
     Progress bars show while it runs. Exits 0 when the run completed, 1 when it did not, and
-    130 on Ctrl-C, which cancels it. On any other error the engine is shut down (cancelling
-    the run) and the store closed before the error goes on to `friendly_errors`.
+    130 on Ctrl-C, which cancels it (a second Ctrl-C exits at once). When the database can no
+    longer be written (`store.failure`), the run is stopped and that error goes on to
+    `friendly_errors` (exit 2); so does any other error, after the engine is shut down
+    (cancelling the run) and the store closed.
     """
     try:
         run_id = start()
         with observer:
             while not engine.wait([run_id], timeout=0.25):
-                pass
+                if (failure := store.failure) is not None:
+                    raise failure
     except KeyboardInterrupt:
+        exit_on_second_interrupt()
         click.echo("\ninterrupted: cancelling the run…", err=True)
         engine.shutdown(cancel=True)
         store.close()
@@ -162,6 +182,9 @@ def follow_run(
         store.close()
         raise
     engine.shutdown(cancel=False)
+    if (failure := store.failure) is not None:  # it failed while the run ended
+        store.close()
+        raise failure
     status = print_run_summary(store, run_id)
     store.close()
     sys.exit(0 if status == "completed" else EXIT_RUN_FAILED)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
+import os
 import sys
+import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -14,6 +16,7 @@ from tuneboard.cli.shared import (
     EXIT_RUN_FAILED,
     echo,
     emit,
+    exit_on_second_interrupt,
     format_option,
     friendly_errors,
     load_project_from,
@@ -22,7 +25,8 @@ from tuneboard.cli.shared import (
 )
 
 if TYPE_CHECKING:
-    from tuneboard.store.sql import QueryJob
+    from tuneboard.config import Project
+    from tuneboard.store.sql import QueryJob, QueryResult
 
 
 @click.command()
@@ -75,36 +79,31 @@ def sql(
     of an attached database as ALIAS.runs and so on. Several statements (separated by ';')
     run in turn, and each result is printed in turn.
     """
-    import time
-
-    from tuneboard.store.attach import parse_attachments
-    from tuneboard.store.sql import start_query
-
-    attach = parse_attachments(attach_specs)
-    if query == "-":
-        query = sys.stdin.read()
-    project = load_project_from(project_dir)
-    store = open_store(project, read_only=True)
-    # In a thread, so that Ctrl-C reaches this thread (DuckDB would turn it into a bare
-    # RuntimeError) and the query is cancelled cleanly.
-    job = start_query(store, query, limit=limit, offset=offset, attach=attach)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    worker: _QueryThread | None = None
     try:
-        while not job.done:
-            if deadline is not None and time.monotonic() >= deadline:
-                _stop(job)
-                click.secho(
-                    f"error: the query ran longer than {timeout:g} s (--timeout) and was stopped",
-                    fg="red",
-                    err=True,
-                )
-                sys.exit(EXIT_RUN_FAILED)
-            time.sleep(0.05)
+        from tuneboard.store.attach import parse_attachments
+
+        attach = parse_attachments(attach_specs)
+        if query == "-":
+            query = sys.stdin.read()
+        project = load_project_from(project_dir)
+        # Everything DuckDB does happens in another thread, and this one only waits: Ctrl-C
+        # raises KeyboardInterrupt here, never inside DuckDB's C++ code (which aborts the
+        # process, or turns it into an error), and the query is stopped with `interrupt()`.
+        worker = _QueryThread(project, query, limit=limit, offset=offset, attach=attach)
+        worker.start()
+        if not worker.finished.wait(timeout):
+            worker.cancel()
+            worker.finished.wait(_CANCEL_GRACE)
+            click.secho(
+                f"error: the query ran longer than {timeout:g} s (--timeout) and was stopped",
+                fg="red",
+                err=True,
+            )
+            sys.exit(EXIT_RUN_FAILED)
     except KeyboardInterrupt:
-        _stop(job)
-        echo("\nquery cancelled", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    for number, result in enumerate(job.results()):
+        _cancel(worker)
+    for number, result in enumerate(worker.results()):
         if number and fmt != "json":
             echo("")
         emit(result.columns, result.rows, fmt)
@@ -115,10 +114,75 @@ def sql(
             echo(rows, err=True)
 
 
-def _stop(job: QueryJob) -> None:
-    """Cancel the query and wait a little for it to stop (it is a daemon thread)."""
-    from tuneboard.sdk.errors import QueryError
+def _cancel(worker: _QueryThread | None) -> NoReturn:
+    """Stop the query on Ctrl-C, say so in one line, and exit 130 (a second Ctrl-C: at once)."""
+    exit_on_second_interrupt(CANCELLED)
+    if worker is not None:
+        worker.cancel()
+        # Opening the file may wait on another process: stop waiting after a while.
+        worker.finished.wait(_CANCEL_GRACE)
+    echo(f"\n{CANCELLED}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: after a KeyboardInterrupt raised inside an import, CPython may end the
+    # process by SIGINT instead (exit -2, seen here). Nothing is left to write: the query
+    # only reads, and the thread either stopped or still waits to open the file.
+    os._exit(EXIT_INTERRUPTED)
 
-    job.cancel()
-    with contextlib.suppress(QueryError):
-        job.result(timeout=10)
+
+CANCELLED = "query cancelled"
+# Seconds a cancelled query gets to stop before the process exits anyway.
+_CANCEL_GRACE = 5.0
+
+
+class _QueryThread(threading.Thread):
+    """Opens the project's database and runs one user query, in a thread of its own."""
+
+    def __init__(
+        self,
+        project: Project,
+        query: str,
+        *,
+        limit: int,
+        offset: int,
+        attach: Mapping[str, Path],
+    ) -> None:
+        super().__init__(name="tuneboard-query", daemon=True)
+        self.finished = threading.Event()
+        self._args = (project, query, limit, offset, attach)
+        self._lock = threading.Lock()
+        self._job: QueryJob | None = None
+        self._cancelled = False
+        self._results: list[QueryResult] = []
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        from tuneboard.store.sql import QueryJob
+
+        project, query, limit, offset, attach = self._args
+        try:
+            store = open_store(project, read_only=True)
+            job = QueryJob(store, query, limit=limit, offset=offset, attach=attach)
+            with self._lock:
+                self._job = job
+                if self._cancelled:
+                    job.cancel()
+            job.run()
+            self._results = job.results()
+        except BaseException as error:  # handed to the main thread
+            self._error = error
+        finally:
+            self.finished.set()
+
+    def cancel(self) -> None:
+        """Stop the query (or keep it from starting)."""
+        with self._lock:
+            self._cancelled = True
+            if self._job is not None:
+                self._job.cancel()
+
+    def results(self) -> list[QueryResult]:
+        """Each statement's result; raises what the thread raised."""
+        if self._error is not None:
+            raise self._error
+        return self._results

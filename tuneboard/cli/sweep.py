@@ -11,7 +11,12 @@ from rich.console import Console
 from rich.text import Text
 
 from tuneboard.cli.progress import ProgressObserver
-from tuneboard.cli.shared import EXIT_INTERRUPTED, EXIT_RUN_FAILED, echo
+from tuneboard.cli.shared import (
+    EXIT_INTERRUPTED,
+    EXIT_RUN_FAILED,
+    echo,
+    exit_on_second_interrupt,
+)
 from tuneboard.config import Project
 from tuneboard.config.sweeps import plan_sweep, run_count
 from tuneboard.engine.context import metric_higher_is_better
@@ -55,8 +60,10 @@ def run_sweep(
         echo(f"sweep id {sweep.sweep_id}")
         with observer:
             while not sweep.wait(timeout=0.25):
-                pass
+                if (failure := store.failure) is not None:
+                    raise failure
     except KeyboardInterrupt:
+        exit_on_second_interrupt()
         echo("\ninterrupted: cancelling the sweep…", err=True)
         if sweep is not None:
             sweep.stop()
@@ -68,6 +75,9 @@ def run_sweep(
         store.close()
         raise
     engine.shutdown(cancel=False)
+    if (failure := store.failure) is not None:
+        store.close()
+        raise failure
     ok = print_sweep_table(store, sweep, registry)
     store.close()
     return 0 if ok else EXIT_RUN_FAILED

@@ -18,6 +18,7 @@ from tuneboard.engine.provenance import build_record
 from tuneboard.engine.resume import ResumePlan
 from tuneboard.engine.runner import EngineJob, PreparedRun, prepare_run
 from tuneboard.plugins import PluginRegistry
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.sdk.execution import Executor
 from tuneboard.sdk.files import private_folder
 from tuneboard.sdk.scheduler import Scheduler
@@ -92,11 +93,17 @@ class Engine:
             run_id = new_run_id()
             while self._run_dir(run_id).exists():
                 run_id = new_run_id()
-            run_dir = private_folder(
-                self._run_dir(run_id),
-                self.project.root,
-                f"{self.project.file.name}: [project]: key 'runs_dir'",
-            )
+            try:
+                run_dir = private_folder(
+                    self._run_dir(run_id),
+                    self.project.root,
+                    f"{self.project.file.name}: [project]: key 'runs_dir'",
+                )
+            except OSError as error:
+                reason = error.strerror or str(error)
+                raise TuneboardError(
+                    f"cannot create the run folder {self._run_dir(run_id)}: {reason}"
+                ) from None
         self.store.create_run(
             run_id,
             experiment.name,
@@ -179,7 +186,11 @@ class Engine:
         """Cancel (if asked) and wait for every run, then flush the store."""
         self._closed.set()
         done = self.executor.shutdown(cancel=cancel, timeout=timeout)
-        self.store.flush()
+        try:
+            self.store.flush()
+        except TuneboardError:
+            if self.store.failure is None:  # else nothing more gets written: the owner reports it
+                raise
         return done
 
     def _watch_cancel_requests(self) -> None:
@@ -194,6 +205,12 @@ class Engine:
         while not self._closed.wait(CANCEL_POLL_SECONDS):
             active = self.executor.active()
             if not active:
+                continue
+            if self.store.failure is not None:
+                # Nothing the runs do can be recorded any more: stop them, rather than train
+                # for nothing (whoever owns the store reports why).
+                for run_id in active:
+                    self.executor.cancel(run_id)
                 continue
             try:
                 requested = self.store.cancel_requests(active)

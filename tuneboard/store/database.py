@@ -18,6 +18,7 @@ User SQL never runs there: it gets a connection of its own (`query_cursor`), see
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import random
 import re
@@ -33,6 +34,8 @@ import duckdb
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store.migrations import migrate
 from tuneboard.store.privacy import private_files
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 
@@ -112,6 +115,26 @@ _MAX_DELAY = 0.1
 _PID = re.compile(r"\(PID (\d+)\)")
 
 
+class UnusableDatabase(TuneboardError):
+    """The database file cannot be used, and waiting will not change that: it is damaged,
+    or its folder or the file cannot be read or written (permissions, a full disk, an I/O
+    error). Unlike a lock held by another process, retrying does not help."""
+
+
+# The header blocks before a DuckDB file's first data block (`Storage::FILE_HEADER_SIZE * 3`).
+_HEADER_BYTES = 3 * 4096
+
+
+def is_damage(error: BaseException) -> bool:
+    """True when a DuckDB error says the file (or the disk under it) is broken, or cannot be
+    read or written, rather than that the statement was wrong or the file is locked."""
+    if is_lock_error(error):
+        return False
+    if isinstance(error, duckdb.IOException | duckdb.FatalException | duckdb.PermissionException):
+        return True
+    return isinstance(error, duckdb.Error) and "corrupt" in str(error).lower()
+
+
 def is_lock_error(error: BaseException) -> bool:
     """True when `error` is DuckDB saying another process holds the file's lock."""
     if not isinstance(error, duckdb.IOException):
@@ -137,6 +160,9 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.opens = 0
+        # (size, mtime) of the file when this process last found it whole or let go of it:
+        # it is checked again when another process changed it meanwhile.
+        self._seen: tuple[int, int] | None = None
         self._cond = threading.Condition()
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._writable = False
@@ -342,6 +368,7 @@ class Database:
                     conn.close()
                 else:
                     self._detach(conn)
+                    self._seen = _signature(self.path)
             finally:
                 self._cond.notify_all()
 
@@ -388,6 +415,8 @@ class Database:
         self._prepare_path(writable)
         created = not self.path.exists()
         root = self._instance()
+        if not created and self._needs_check(writable):
+            self._check_whole(root, writable, deadline, lock_timeout)
         mode = "" if writable else " (READ_ONLY)"
         statement = f"ATTACH {_quoted_path(self.path)} AS {_quoted_name(self._catalog)}{mode}"
         self._retry_locked(lambda: root.execute(statement), writable, deadline, lock_timeout)
@@ -409,15 +438,79 @@ class Database:
             raise
         return root
 
+    def _needs_check(self, writable: bool) -> bool:
+        """Whether to check the file before opening it: on this process's first open, when a
+        write-ahead log is left beside it, and before writing to it once another process
+        changed it (reading a damaged file changes nothing, and fails with its own error)."""
+        if self._seen is None or _nonempty(_wal_path(self.path)):
+            return True
+        return writable and _signature(self.path) != self._seen
+
+    def _check_whole(
+        self, root: duckdb.DuckDBPyConnection, writable: bool, deadline: float, lock_timeout: float
+    ) -> None:
+        """Refuse a truncated file before anything opens it read-write, and set aside a
+        write-ahead log DuckDB cannot replay before a write would replace it.
+
+        The file is attached read-only meanwhile, which changes nothing in it. A write to a
+        truncated file can commit, and the checkpoint that follows rewrites it (measured);
+        DuckDB only notices the missing bytes when it reads them.
+        """
+        statement = f"ATTACH {_quoted_path(self.path)} AS {_quoted_name(self._catalog)} (READ_ONLY)"
+        self._retry_locked(lambda: root.execute(statement), False, deadline, lock_timeout)
+        try:
+            wal_size = self._check_size(root)
+            wal = _wal_path(self.path)
+            if writable and _nonempty(wal) and str(wal_size).startswith("0 "):
+                _set_aside(wal)
+        except duckdb.Error as error:
+            raise UnusableDatabase(f"cannot read {self.path}: {first_line(error)}") from None
+        except OSError as error:
+            raise UnusableDatabase(f"cannot read {self.path}: {os_reason(error)}") from None
+        finally:
+            root.execute(f"DETACH {_quoted_name(self._catalog)}")
+        self._seen = _signature(self.path)
+
+    def _check_size(self, conn: duckdb.DuckDBPyConnection) -> str:
+        """Refuse the file (attached to `conn`) when it is cut short: it ends inside a block,
+        or holds fewer blocks than are in use. Returns the size of the write-ahead log DuckDB
+        replayed ("0 bytes": none).
+
+        Not `total_blocks`: DuckDB drops free blocks at the end of the file after writing the
+        header that still counts them (measured), and a replayed log adds blocks in memory.
+        """
+        used_blocks, block_size, wal_size = conn.execute(
+            "SELECT used_blocks, block_size, wal_size FROM pragma_database_size()"
+            " WHERE database_name = ?",
+            [self._catalog],
+        ).fetchone() or (0, 0, "")
+        size = self.path.stat().st_size
+        blocks, rest = divmod(size - _HEADER_BYTES, int(block_size) or 1)
+        replayed = not str(wal_size).startswith("0 ")
+        if size < _HEADER_BYTES or rest or (blocks < int(used_blocks) and not replayed):
+            raise UnusableDatabase(
+                f"{self.path} is damaged: it is cut short ({size} bytes, not whole blocks"
+                " or fewer than it uses); restore it from a copy"
+            )
+        return str(wal_size)
+
     def _prepare_path(self, writable: bool) -> None:
         """Refuse a missing file for reading; make its folder for writing."""
         path = self.path
+        if writable and path.parent.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):
+            # DuckDB writes its log beside the file: every write would fail.
+            raise UnusableDatabase(f"cannot write to {path}: {path.parent} is not writable")
         if not path.exists():
             if not writable:
                 raise TuneboardError(f"there is no tuneboard database at {path}")
             if not path.parent.exists():
-                with private_files():
-                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                try:
+                    with private_files():
+                        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                except OSError as error:
+                    raise UnusableDatabase(
+                        f"cannot create {path.parent} for the database: {os_reason(error)}"
+                    ) from None
 
     def _retry_locked(
         self, open_file: Callable[[], object], writable: bool, deadline: float, lock_timeout: float
@@ -429,7 +522,7 @@ class Database:
                 open_file()
 
         def failed(error: duckdb.Error) -> TuneboardError:
-            return TuneboardError(f"cannot open {self.path}: {first_line(error)}")
+            return UnusableDatabase(f"cannot open {self.path}: {first_line(error)}")
 
         retry_while_locked(attempt, self.path, deadline, lock_timeout, failed)
 
@@ -448,6 +541,7 @@ class Database:
                 lambda: conn.execute(f"{statement} (READ_ONLY)"), False, deadline, lock_timeout
             )
             self.opens += 1
+            self._check_size(conn)
             for alias, other in attach.items():
                 _attach(conn, alias, other, deadline, lock_timeout)
             for setting in QUERY_LOCKDOWN:
@@ -539,6 +633,43 @@ def _quoted_path(path: Path) -> str:
 def _quoted_name(name: str) -> str:
     """`name` as a SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _wal_path(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _nonempty(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _set_aside(wal: Path) -> None:
+    """Keep a write-ahead log DuckDB skips (it cannot read it from its start) under another
+    name: the next write would replace it. Its bytes stay for whoever wants to look."""
+    kept = wal.with_name(f"{wal.name}.unreadable")
+    number = 1
+    while kept.exists():
+        number += 1
+        kept = wal.with_name(f"{wal.name}.unreadable-{number}")
+    with suppress(FileNotFoundError):  # another process set it aside first
+        wal.rename(kept)
+        logger.warning("DuckDB cannot replay %s; kept it as %s and went on without it", wal, kept)
+
+
+def os_reason(error: OSError) -> str:
+    """An OSError's reason without its repeated file name ("Permission denied")."""
+    return error.strerror or first_line(error)
 
 
 def first_line(error: BaseException) -> str:

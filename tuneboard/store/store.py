@@ -23,7 +23,14 @@ import psutil
 
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.sdk.recording import RunRecorder
-from tuneboard.store.database import DEFAULT_LOCK_TIMEOUT, Database
+from tuneboard.store.database import (
+    DEFAULT_LOCK_TIMEOUT,
+    Database,
+    UnusableDatabase,
+    first_line,
+    is_damage,
+    is_lock_error,
+)
 from tuneboard.store.schema import (
     FINISHED_STATUSES,
     STATUSES,
@@ -146,6 +153,13 @@ class Store(RunRecorder):
     def database(self) -> Database:
         """The process's connection manager for this file (for user SQL and tests)."""
         return self._db
+
+    @property
+    def failure(self) -> UnusableDatabase | None:
+        """Why this process stopped writing to the file, once a write failed in a way that
+        waiting cannot heal (a damaged file, permission denied, a full disk); else None.
+        Writes queued after that are dropped: whoever runs must stop and report it."""
+        return None if self._writer is None else self._writer.failure
 
     @property
     def writer(self) -> Writer | None:
@@ -399,7 +413,8 @@ class Store(RunRecorder):
         self._put = self._refuse_closed
         if writer is not None:
             try:
-                writer.flush()
+                with contextlib.suppress(UnusableDatabase):  # already in `failure`
+                    writer.flush()
             finally:
                 writer.release()
 
@@ -420,12 +435,23 @@ class Store(RunRecorder):
 
         Other processes cannot open the file meanwhile: keep the block short.
         """
-        with self._db.cursor(lock_timeout=self._lock_timeout):
+        with self._db.cursor(lock_timeout=self._lock_timeout), self._reading():
             yield
 
     def _fetch(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        with self._db.cursor(lock_timeout=self._lock_timeout) as cur:
+        with self._db.cursor(lock_timeout=self._lock_timeout) as cur, self._reading():
             return cur.execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn DuckDB's errors on reading the file (a damaged block, an I/O error) into one
+        line naming it."""
+        try:
+            yield
+        except duckdb.Error as error:
+            if is_lock_error(error) or not is_damage(error):
+                raise
+            raise UnusableDatabase(f"cannot read {self.path}: {first_line(error)}") from None
 
     def list_runs(
         self,
@@ -626,7 +652,10 @@ class Store(RunRecorder):
         Returns their ids. Runs owned by another host are left alone: there is no telling
         whether their process still lives.
         """
-        with self._db.cursor(write=True, lock_timeout=self._lock_timeout) as cur:
+        with (
+            self._db.cursor(write=True, lock_timeout=self._lock_timeout) as cur,
+            self._reading(),
+        ):
             dead = _dead_runs(cur)
             if not dead:
                 return []
@@ -658,7 +687,7 @@ class Store(RunRecorder):
         that cannot be written (a read-only copy) is left as it is. Not inside `hold()`.
         """
         try:
-            with self._db.cursor(lock_timeout=self._lock_timeout) as cur:
+            with self._db.cursor(lock_timeout=self._lock_timeout) as cur, self._reading():
                 dead = _dead_runs(cur)
             return self.mark_interrupted() if dead else []
         except (TuneboardError, duckdb.Error, OSError):

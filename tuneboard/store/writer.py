@@ -4,9 +4,12 @@ Callers only put a tuple on a `queue.SimpleQueue` (a few microseconds, no I/O). 
 every `flush_interval` seconds the thread takes everything queued and applies it in one
 connection use and one transaction: statements in order, metric points, events and
 generations as one columnar Arrow insert each, progress updates coalesced to the latest per
-stage. Then it lets go of the file so other processes can open it. A batch that fails is kept
-and retried with back-off; nothing is dropped unless it can never succeed, and then it is
-logged.
+stage. Then it lets go of the file so other processes can open it. A batch that fails for a
+while (the file locked by another process, memory) is kept and retried with back-off; an
+operation that can never succeed is dropped and logged. A failure that waiting cannot heal (a
+damaged file, permission denied, a full disk) stops the writer at once: it keeps the error in
+`failure` and drops what is queued and what comes after, so that its users stop and report it
+rather than retry forever (and so the damaged file is left as it is).
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import duckdb
 
 from tuneboard.sdk.errors import TuneboardError
-from tuneboard.store.database import DEFAULT_LOCK_TIMEOUT, Database, first_line
+from tuneboard.store.database import (
+    DEFAULT_LOCK_TIMEOUT,
+    Database,
+    UnusableDatabase,
+    first_line,
+    is_damage,
+    os_reason,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -66,17 +76,29 @@ _RETRY_FIRST = 0.05
 _RETRY_MAX = 2.0
 _LOG_EVERY = 10.0
 
-# Errors after which the same batch may well succeed later: the file locked or busy, a disk
-# problem, memory, a database invalidated by a fatal error (reopened on the next use).
+# Errors after which the same batch may well succeed later: the file locked or busy in
+# another process (a `TuneboardError` on opening), memory, a conflict. Those that cannot heal
+# are told apart first (`_cannot_heal`).
 _TRANSIENT = (
     TuneboardError,
-    OSError,
     duckdb.IOException,
     duckdb.OutOfMemoryException,
     duckdb.TransactionException,
-    duckdb.FatalException,
     duckdb.InterruptException,
 )
+
+
+def _cannot_heal(error: Exception) -> UnusableDatabase | None:
+    """The error to stop writing with, when waiting will not make `error` go away."""
+    if isinstance(error, UnusableDatabase):
+        return error
+    if isinstance(error, OSError):
+        return UnusableDatabase(
+            f"cannot write to {error.filename or 'the database'}: {os_reason(error)}"
+        )
+    if isinstance(error, duckdb.Error) and is_damage(error):
+        return UnusableDatabase(first_line(error))
+    return None
 
 
 FLUSH_INTERVAL = 0.5
@@ -113,6 +135,7 @@ class Writer:
         self.inserts = 0
         self.points = 0
         self.dropped = 0
+        self.failure: UnusableDatabase | None = None
         # Runs other processes asked to cancel, read after each batch while the file is open
         # anyway, and when (monotonic time): see `Store.cancel_requests`.
         self.cancel_requested: frozenset[str] = frozenset()
@@ -178,15 +201,17 @@ class Writer:
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything queued before this call is committed.
 
-        Raises `TuneboardError` after `timeout` seconds (None: wait as long as it takes).
+        Raises `TuneboardError` after `timeout` seconds (None: wait as long as it takes), and
+        the writer's `failure` (an `UnusableDatabase`) once it stopped writing.
         """
-        if not self.running:
-            return
-        done = threading.Event()
-        self.put((_FLUSH, done))
-        self._wake.set()
-        if not self._wait(done, timeout):
-            raise self._not_written(timeout)
+        if self.running:
+            done = threading.Event()
+            self.put((_FLUSH, done))
+            self._wake.set()
+            if not self._wait(done, timeout):
+                raise self._not_written(timeout)
+        if self.failure is not None:
+            raise self.failure
 
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued, then stop the thread. Safe to call twice."""
@@ -259,8 +284,12 @@ class Writer:
             else:
                 ops.append(op)
         try:
-            if ops and not self._abandoned:
+            if ops and not self._abandoned and self.failure is None:
                 self._write(ops)
+            elif ops:
+                self.dropped += len(ops)
+        except _Stop as stopped:
+            self._fail(stopped.error, len(ops))
         except Exception:
             logger.exception("tuneboard writer: unexpected error writing to %s", self.db.path)
         finally:
@@ -268,14 +297,29 @@ class Writer:
                 waiter.set()
         return stop
 
+    def _fail(self, error: UnusableDatabase, pending: int) -> None:
+        """Stop writing for good: keep why, drop what is queued (see the module's docstring)."""
+        if str(self.db.path) not in str(error):
+            error = UnusableDatabase(f"cannot write to {self.db.path}: {error}")
+        self.failure = error
+        self.dropped += pending
+        # The users report the failure; a later `Writer.acquire` starts afresh.
+        with self._live_lock:
+            if self._live.get(self.db) is self:
+                del self._live[self.db]
+        logger.info("%s; dropped %d operations", error, pending)
+
     def _write(self, ops: list[Op]) -> None:
-        """Commit `ops`, retrying transient failures; never raises."""
+        """Commit `ops`, retrying transient failures; raises only `_Stop`."""
         delay = _RETRY_FIRST
         last_log: float | None = None
         while True:
             try:
                 self._apply(ops)
             except Exception as error:
+                fatal = _cannot_heal(error)
+                if fatal is not None:
+                    raise _Stop(fatal) from error
                 if isinstance(error, _TRANSIENT):
                     now = time.monotonic()
                     if last_log is None or now - last_log >= _LOG_EVERY:
@@ -336,6 +380,14 @@ class Writer:
             return
         self.cancel_requested = frozenset(run_id for (run_id,) in rows)
         self.cancel_read_at = time.monotonic()
+
+
+class _Stop(Exception):
+    """Raised inside the writer thread by a failure that waiting cannot heal."""
+
+    def __init__(self, error: UnusableDatabase) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Batch:
