@@ -100,13 +100,19 @@ def test_the_docs_example_validates_and_its_data_loads(sentiment_project: Path) 
     page = (Path(__file__).parents[2] / "docs" / "prompt-classification.md").read_text("utf-8")
     [block] = [b for b in page.split("```toml\n")[1:] if b.startswith("# Zero-shot, few-shot")]
     toml = '[project]\nname = "sentiment"\n' + block.split("```")[0]
+    # The page's Qwen is not on this machine, and `prepare_run` checks the model: a tiny
+    # random GPT-2 stands in, the rest of the example as it is.
+    assert toml.count('model = "Qwen/Qwen2.5-0.5B"') == 3
+    config = ", ".join(f"{key} = {value!r}" for key, value in TINY_GPT2.items())
+    tiny = f'model = {{ tokenizer = "{TINY_TOKENIZER}", config = {{ {config} }} }}'
+    toml = toml.replace('model = "Qwen/Qwen2.5-0.5B"', tiny.replace("'", '"'))
     (sentiment_project / "tuneboard.toml").write_text(toml, encoding="utf-8")
     loaded = load_project(sentiment_project)
     registry = load_plugins(loaded.root)
     shots = {}
     for name in ("zeroshot", "fewshot", "tuned"):
         experiment = loaded.experiment(name, registry)
-        prepared = prepare_run(loaded, experiment, registry)  # reads the data; no model yet
+        prepared = prepare_run(loaded, experiment, registry)  # reads the data, checks the model
         assert prepared.labels == ["negative", "positive"]
         assert experiment.task == "prompt-classification"
         shots[name] = experiment.task_params.shots

@@ -100,8 +100,9 @@ def test_audit_no_unpickling_anywhere_in_tuneboard() -> None:
                     problems.append(f"{where}:{call.lineno}: from_pretrained outside models.py")
     assert problems == []
     models = (PACKAGE / "engine" / "models.py").read_text(encoding="utf-8")
-    # transformers' load of every model, and peft's of a kept adapter (safetensors checked).
-    assert loads == 2 and "use_safetensors=True" in models
+    # transformers' load of every model, and peft's of a kept adapter (safetensors checked);
+    # `load_local` loads tokenizers and configs, never weights.
+    assert loads == 3 and "use_safetensors=True" in models
     assert 'folder / "adapter_model.safetensors"' in models
 
 

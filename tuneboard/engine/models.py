@@ -247,6 +247,12 @@ def reload_saved(model_cls: Any, folder: Path, **kwargs: Any) -> Any:
     return _load(model_cls, str(folder), folder, "model", use_safetensors=True, **kwargs)
 
 
+def load_local(factory: Any, location: str) -> Any:
+    """A tokenizer or a config (`factory`: AutoTokenizer, AutoConfig) from a folder or the
+    Hugging Face cache, never asking the Hub. It loads no weights."""
+    return factory.from_pretrained(location, local_files_only=True)
+
+
 def hub_cache_folder(repo_id: str) -> str | None:
     """The local Hugging Face cache's folder of model `repo_id`, or None when it is not there
     (or `repo_id` is no valid id). Never asks the Hub."""

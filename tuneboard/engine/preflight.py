@@ -23,6 +23,7 @@ from tuneboard.engine.models import (
     check_safe_weights,
     hub_cache_folder,
     label_kwargs,
+    load_local,
     model_class,
     quiet_transformers,
     resolve_model_source,
@@ -263,7 +264,7 @@ def _prepare_config(values: dict[str, Any], tokenizer_location: str, task_plugin
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_location, local_files_only=True)
+        tokenizer = load_local(AutoTokenizer, tokenizer_location)
     except Exception as error:  # transformers raises many kinds for a folder it cannot read
         raise ConfigError(f"key 'tokenizer': cannot load it: {one_line(error)}") from None
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
@@ -292,7 +293,7 @@ def _pretrained_config(location: str) -> Any:
     if not (Path(location) / "config.json").is_file():
         return None
     try:
-        return AutoConfig.from_pretrained(location, local_files_only=True)
+        return load_local(AutoConfig, location)
     except Exception as error:
         raise ConfigError(f"key 'source': cannot read its config: {one_line(error)}") from None
 
