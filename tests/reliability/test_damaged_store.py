@@ -8,12 +8,14 @@ forever. Real DuckDB files, real subprocesses only where the process matters.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -26,9 +28,27 @@ from tuneboard.store import Store
 from tuneboard.store.database import UnusableDatabase
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-needs_permissions = pytest.mark.skipif(
-    AS_ROOT, reason="runs as root: file permissions do not apply to root"
-)
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path) -> Iterator[None]:
+    """Make `folder` unwritable for the block: mode 0500, or for root (whom modes do not
+    stop) the immutable attribute, which stops root too."""
+    if not AS_ROOT:
+        folder.chmod(0o500)
+        try:
+            yield
+        finally:
+            folder.chmod(0o700)
+        return
+    made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"runs as root and cannot make a folder immutable: {made.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
 
 TICKER = experiment("tick", {"plugin": "ticker", "points": 100_000, "interval": 0.02})
 
@@ -176,34 +196,26 @@ def test_a_garbage_write_ahead_log_is_kept_aside_byte_identical(project: Path) -
     )
 
 
-@needs_permissions
 def test_an_unwritable_tuneboard_folder_refuses_writes_and_allows_reads(project: Path) -> None:
     db = database(project)
     before = digest(db)
-    db.parent.chmod(0o500)
-    try:
+    with unwritable(db.parent):
         with pytest.raises(UnusableDatabase, match="is not writable"):
             Store(db)
         assert [r.run_id for r in Store(db, read_only=True).list_runs()] == ["r1"]
         code, output = invoke(project, "run", "tiny", "--quiet")
         assert_one_line_error(code, output, db)
-    finally:
-        db.parent.chmod(0o700)
     assert digest(db) == before
 
 
-@needs_permissions
 @pytest.mark.parametrize(
     "command", [["runs"], ["sql", "SELECT 1"], ["run", "tiny", "--quiet"]], ids=lambda c: c[0]
 )
 def test_a_read_only_project_without_a_database_fails_in_one_line(
     sentiment_project: Path, command: list[str]
 ) -> None:
-    sentiment_project.chmod(0o500)
-    try:
+    with unwritable(sentiment_project):
         code, output = invoke(sentiment_project, *command)
-    finally:
-        sentiment_project.chmod(0o700)
     assert_one_line_error(code, output, sentiment_project / ".tuneboard")
     assert not (sentiment_project / ".tuneboard").exists()
 
