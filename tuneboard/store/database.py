@@ -222,15 +222,11 @@ class Database:
         Raises `TuneboardError` if the file stays locked by another process (or busy in this
         one, for a read-write use) for `lock_timeout` seconds.
         """
-        with private_files() if write else nullcontext():
-            cur = self._acquire(write, lock_timeout, {}, query=False)
-            try:
-                yield cur
-            finally:
-                try:
-                    cur.close()
-                finally:
-                    self._release()
+        with (
+            private_files() if write else nullcontext(),
+            self._lent(self._acquire(write, lock_timeout, {}, query=False)) as cur,
+        ):
+            yield cur
 
     @contextmanager
     def query_cursor(
@@ -251,7 +247,12 @@ class Database:
         wanted = {alias: Path(path) for alias, path in (attach or {}).items()}
         if wanted:
             self._check_attach(wanted)
-        cur = self._acquire(False, lock_timeout, wanted, query=True)
+        with self._lent(self._acquire(False, lock_timeout, wanted, query=True)) as cur:
+            yield cur
+
+    @contextmanager
+    def _lent(self, cur: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield an acquired cursor; close it and let go of the connection afterwards."""
         try:
             yield cur
         finally:
