@@ -141,9 +141,16 @@ def test_sql_80x24(app: TuneboardApp, snap_compare: SnapCompare) -> None:
         await runs_loaded(app)(pilot)
         await pilot.press("2")
         screen: Any = app.screen
-        screen.query_one("#editor").cursor_blink = False
+        editor = screen.query_one("#editor")
+        editor.cursor_blink = False
         await wait_for(pilot, lambda: len(screen.query_one("#schema").root.children) >= 5)
         await wait_for(pilot, lambda: hasattr(screen, "_history"))
+        # The cursor is drawn once the editor has the focus that mounting gives it. A line
+        # drawn in a blink's dark phase is cached under the same key as a line drawn with
+        # blinking off: clear the cache, or the cursor may stay dark.
+        await wait_for(pilot, lambda: editor.has_focus)
+        editor.notify_style_update()
+        editor.refresh()
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
