@@ -157,6 +157,98 @@ def test_series_downsampling_keeps_extremes(store: Store) -> None:
     assert series.xs[0] >= 0 and series.xs[-1] <= n - 1
 
 
+def _pipeline(store: Store) -> None:
+    """A warm-up of 40 steps, a fine-tune that stopped at 60 (best at 50), a test evaluation."""
+    store.create_run("r", "exp", {})
+    for index, (name, steps, best) in enumerate([("warmup", 40, 30), ("full", 60, 50)]):
+        store.stage_started("r", index, name=name, plugin="finetune", params={})
+        for step in range(1, steps + 1):
+            values = {"train/loss": 1.0 / step}
+            if step % 20 == 0:
+                values["train/epoch"] = step / 20
+            store.log_metrics("r", index, step, values, wall_time=float(100 * index + step))
+        store.stage_finished(
+            "r",
+            index,
+            "completed",
+            best_metric="val/acc",
+            best_step=best,
+            best_value=0.5 + index / 4,
+        )
+    store.stage_started("r", 2, name="evaluate", plugin="evaluate", params={})
+    store.log_metrics("r", 2, 0, {"test/acc": 0.8})
+    store.stage_finished("r", 2, "completed")
+    store.stage_started("r", 3, name="export", plugin="export", params={})
+    store.stage_finished("r", 3, "completed")
+    store.flush()
+
+
+def test_stage_spans_place_stages_end_to_end(store: Store) -> None:
+    _pipeline(store)
+    spans = store.stage_spans("r")
+    assert [(s.name, s.first_step, s.last_step) for s in spans] == [
+        ("warmup", 0, 40),
+        ("full", 40, 100),
+        ("evaluate", 100, 100),
+        ("export", 100, 100),
+    ]
+    assert [(s.first_epoch, s.last_epoch) for s in spans] == [
+        (0.0, 2.0),
+        (2.0, 5.0),
+        (5.0, 5.0),
+        (5.0, 5.0),
+    ]
+    assert [(s.best_step, s.best_value) for s in spans[:2]] == [(30, 0.5), (90, 0.75)]
+    assert spans[2].best_step is None and spans[2].epochs_per_step is None
+    assert store.stage_spans("nobody") == []
+
+
+def test_series_on_the_run_wide_axes(store: Store) -> None:
+    _pipeline(store)
+    loss = store.series("r", "train/loss", x="run_step")
+    assert loss.xs == [float(s) for s in range(1, 101)]
+    assert loss.ys[39:41] == [1.0 / 40, 1.0]  # the fine-tune starts at run-wide step 41
+    assert max(store.series("r", "train/loss", x="step").xs) == 60.0  # within its stage
+    assert store.series("r", "test/acc", x="run_step").xs == [100.0]
+    epochs = store.series("r", "train/loss", x="epoch")
+    assert epochs.xs[39] == 2.0 and epochs.xs[-1] == 5.0
+    only_full = store.series("r", "train/loss", x="run_step", stage_index=1)
+    assert only_full.xs[0] == 41.0
+    with pytest.raises(ValueError, match="x must be one of"):
+        store.series("r", "train/loss", x="steps")  # type: ignore[arg-type]
+
+
+def test_the_views_give_the_same_axis_in_sql(store: Store) -> None:
+    _pipeline(store)
+    with store.database.cursor() as cur:
+        rows = cur.execute(
+            "SELECT stage, step, run_step, run_epoch FROM run_metrics"
+            " WHERE run_id = 'r' AND name = 'train/loss' AND step IN (1, 40) ORDER BY run_step"
+        ).fetchall()
+    assert rows == [
+        ("warmup", 1, 1, 0.05),
+        ("warmup", 40, 40, 2.0),
+        ("full", 1, 41, 2.05),
+        ("full", 40, 80, 4.0),
+    ]
+
+
+def test_downsampling_keeps_each_stages_extremes(store: Store) -> None:
+    # Each stage's lowest point is its last one, next to a lower one of the next stage:
+    # one bucket holds both, and each stage keeps its own.
+    store.create_run("r", "exp", {})
+    for index in range(3):
+        for step in range(1, 2001):
+            value = -5.0 * (index + 1) if step in (1, 2000) else math.sin(step / 50)
+            store.log_metrics("r", index, step, {"loss": value})
+    store.flush()
+    series = store.series("r", "loss", x="run_step", max_points=40)
+    points = set(zip(series.xs, series.ys, strict=True))
+    for index in range(3):
+        assert (2000.0 * index + 2000, -5.0 * (index + 1)) in points, index
+    assert len(series.xs) <= 40 + 2 * 3
+
+
 def test_events_and_artifacts(store: Store, tmp_path: Path) -> None:
     store.create_run("r", "exp", {})
     store.log_event("r", "run started", at=1.0)

@@ -14,6 +14,7 @@ from tuneboard.store.schema import (
     QUEUED,
     RUNNING,
     STATUSES,
+    X_AXES,
     ArtifactRow,
     EventRow,
     GenerationRow,
@@ -21,6 +22,8 @@ from tuneboard.store.schema import (
     RunStatus,
     Series,
     StageRow,
+    StageSpan,
+    XAxis,
 )
 from tuneboard.store.sql import QueryJob, QueryResult, check_read_only, run_query, start_query
 from tuneboard.store.store import INTERRUPTED_ERROR, Store
@@ -36,6 +39,7 @@ __all__ = [
     "QUEUED",
     "RUNNING",
     "STATUSES",
+    "X_AXES",
     "ArtifactRow",
     "EventRow",
     "GenerationRow",
@@ -45,7 +49,9 @@ __all__ = [
     "RunStatus",
     "Series",
     "StageRow",
+    "StageSpan",
     "Store",
+    "XAxis",
     "check_read_only",
     "run_query",
     "start_query",

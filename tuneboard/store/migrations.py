@@ -101,11 +101,67 @@ CREATE TABLE generations (
 );
 """
 
+# The run-wide step axis (see docs/sql.md): each stage's steps continue where the previous
+# stage's ended. Derived, never stored, so a resumed stage (whose later points are deleted) and
+# an imported run place themselves. A stage's length is its highest logged step; a stage that
+# logged nothing takes no room. Its epochs come from the last `train/epoch` it logged. A stage
+# with metrics but no row in `stages` (written by hand) is placed too, named `stage N`.
+M005_RUN_STEPS = """
+CREATE VIEW stage_spans AS
+WITH logged AS (
+    SELECT run_id, stage_index,
+           greatest(max(step), 0) AS steps,
+           arg_max(value, step) FILTER (WHERE name = 'train/epoch') AS epochs,
+           arg_max(step, step) FILTER (WHERE name = 'train/epoch') AS epoch_step
+    FROM metrics GROUP BY run_id, stage_index
+),
+spans AS (
+    SELECT run_id, stage_index,
+           coalesce(s.name, 'stage ' || stage_index) AS name,
+           coalesce(s.plugin, '') AS plugin,
+           coalesce(s.status, '') AS status,
+           coalesce(l.steps, 0) AS steps,
+           coalesce(l.epochs, 0) AS epochs,
+           l.epochs / nullif(l.epoch_step, 0) AS epochs_per_step,
+           s.best_metric, s.best_step, s.best_value
+    FROM stages s FULL JOIN logged l USING (run_id, stage_index)
+)
+SELECT run_id,                      -- the run
+       stage_index,                 -- the stage
+       name,                        -- its name in the pipeline
+       plugin,                      -- its plugin
+       status,                      -- its status
+       coalesce(sum(steps) OVER before, 0)::BIGINT AS first_step,  -- run-wide step where it starts
+       (coalesce(sum(steps) OVER before, 0) + steps)::BIGINT AS last_step,  -- ... where it ends
+       coalesce(sum(epochs) OVER before, 0)::DOUBLE AS first_epoch,  -- run-wide epoch at start
+       (coalesce(sum(epochs) OVER before, 0) + epochs)::DOUBLE AS last_epoch,  -- ... at end
+       epochs_per_step,             -- epochs per step in it, NULL when it logged no train/epoch
+       best_metric,                 -- the metric it monitored
+       (coalesce(sum(steps) OVER before, 0) + best_step)::BIGINT AS best_run_step,  -- run-wide
+       best_value                   -- the best value
+FROM spans
+WINDOW before AS (PARTITION BY run_id ORDER BY stage_index
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING);
+
+CREATE VIEW run_metrics AS
+SELECT m.run_id,                    -- the run that logged the point
+       m.stage_index,               -- the stage that logged it
+       s.name AS stage,             -- that stage's name
+       m.step,                      -- the step within the stage
+       coalesce(s.first_step, 0) + m.step AS run_step,  -- the step on the run-wide axis
+       coalesce(s.first_epoch, 0) + coalesce(m.step * s.epochs_per_step, 0) AS run_epoch,
+       m.name,                      -- the metric
+       m.value,                     -- its value
+       m.wall_time                  -- when it was logged
+FROM metrics m LEFT JOIN stage_spans s USING (run_id, stage_index);
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_cancel_requests", M002_CANCEL_REQUESTS),
     ("m003_provenance", M003_PROVENANCE),
     ("m004_generations", M004_GENERATIONS),
+    ("m005_run_steps", M005_RUN_STEPS),
 ]
 
 

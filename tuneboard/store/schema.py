@@ -7,7 +7,7 @@ Timestamps in rows are float epoch seconds (UTC), like the timestamps the write 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tuneboard.sdk.status import (  # the statuses of the `status` columns
     ACTIVE_STATUSES,
@@ -21,6 +21,13 @@ from tuneboard.sdk.status import (  # the statuses of the `status` columns
     STATUSES,
     RunStatus,
 )
+
+XAxis = Literal["run_step", "step", "epoch", "time"]
+"""What a series is drawn against: `run_step` (optimizer steps counted across the whole run,
+each stage continuing where the previous ended), `step` (within each stage, from 0), `epoch`
+(run-wide epochs) or `time` (epoch seconds of wall-clock time)."""
+
+X_AXES: tuple[XAxis, ...] = ("run_step", "step", "epoch", "time")
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,34 @@ class StageRow:
     best_metric: str | None
     best_step: int | None
     best_value: float | None
+
+
+@dataclass(frozen=True)
+class StageSpan:
+    """A stage's place on the run-wide axes (a row of the `stage_spans` view).
+
+    The stage covers run-wide steps `first_step`..`last_step` and epochs `first_epoch`..
+    `last_epoch`; `best_step` is the run-wide step of its best checkpoint (None without one).
+    `epochs_per_step` is None for a stage that logged no `train/epoch`.
+    """
+
+    stage_index: int
+    name: str
+    plugin: str
+    status: str
+    first_step: int
+    last_step: int
+    first_epoch: float
+    last_epoch: float
+    epochs_per_step: float | None
+    best_metric: str | None
+    best_step: int | None
+    best_value: float | None
+
+    @property
+    def steps(self) -> int:
+        """How many steps of the run-wide axis the stage takes."""
+        return self.last_step - self.first_step
 
 
 @dataclass(frozen=True)
@@ -126,6 +161,7 @@ __all__ = [
     "QUEUED",
     "RUNNING",
     "STATUSES",
+    "X_AXES",
     "ArtifactRow",
     "EventRow",
     "GenerationRow",
@@ -133,4 +169,6 @@ __all__ = [
     "RunStatus",
     "Series",
     "StageRow",
+    "StageSpan",
+    "XAxis",
 ]

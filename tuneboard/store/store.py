@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import psutil
@@ -34,6 +34,7 @@ from tuneboard.store.database import (
 from tuneboard.store.schema import (
     FINISHED_STATUSES,
     STATUSES,
+    X_AXES,
     ArtifactRow,
     EventRow,
     GenerationRow,
@@ -41,6 +42,8 @@ from tuneboard.store.schema import (
     RunStatus,
     Series,
     StageRow,
+    StageSpan,
+    XAxis,
 )
 from tuneboard.store.writer import (
     ARTIFACT,
@@ -73,6 +76,12 @@ FROM runs r LEFT JOIN (
 ) s ON s.run_id = r.run_id
 """
 
+_SPAN_SELECT = """
+SELECT stage_index, name, plugin, status, first_step, last_step, first_epoch, last_epoch,
+       epochs_per_step, best_metric, best_run_step, best_value
+FROM stage_spans WHERE run_id = ? ORDER BY stage_index
+"""
+
 _STAGE_SELECT = """
 SELECT run_id, stage_index, name, plugin, params, status, epoch(started_at), epoch(finished_at),
        steps, total_steps, best_metric, best_step, best_value
@@ -80,21 +89,22 @@ FROM stages
 """
 
 # Min/max-preserving downsampling: the x range is cut into $buckets buckets, and each bucket
-# keeps its lowest and its highest point, so spikes survive however many points there are.
+# keeps its lowest and its highest point of each stage, so spikes and every stage's extremes
+# survive however many points there are.
 _SERIES_SQL = """
 WITH pts AS MATERIALIZED (
-    SELECT {x} AS x, value AS y FROM metrics
+    SELECT stage_index, {x} AS x, value AS y FROM metrics
     WHERE run_id = $run_id AND name = $name {stage_filter}
 ),
 span AS (SELECT min(x) AS lo, max(x) AS hi, count(*) AS n FROM pts),
 bucketed AS (
     SELECT coalesce(least(floor((x - lo) / nullif(hi - lo, 0) * $buckets), $buckets - 1), 0)
-               AS bucket, x, y
+               AS bucket, stage_index, x, y
     FROM pts, span WHERE n > $max_points
 ),
 extremes AS (
     SELECT arg_min(x, y) AS x1, min(y) AS y1, arg_max(x, y) AS x2, max(y) AS y2
-    FROM bucketed GROUP BY bucket
+    FROM bucketed GROUP BY stage_index, bucket
 )
 SELECT x, y FROM pts, span WHERE n <= $max_points
 UNION ALL SELECT x1, y1 FROM extremes
@@ -593,23 +603,30 @@ class Store(RunRecorder):
                 best[name] = value
         return best
 
+    def stage_spans(self, run_id: str) -> list[StageSpan]:
+        """Where the run's stages lie on the run-wide step and epoch axes, in pipeline order."""
+        return [StageSpan(*row) for row in self._fetch(_SPAN_SELECT, [run_id])]
+
     def series(
         self,
         run_id: str,
         name: str,
         *,
         max_points: int = 400,
-        x: Literal["step", "time"] = "step",
+        x: XAxis = "step",
         stage_index: int | None = None,
+        spans: Sequence[StageSpan] | None = None,
     ) -> Series:
-        """The points of one metric, ordered by x (the step, or the epoch time).
+        """The points of one metric, ordered by x (see `XAxis`).
 
+        `run_step` and `epoch` place each stage after the previous one (`stage_spans`);
+        pass the run's `spans` when reading several series at once, to read them once.
         With more than `max_points` points, the x range is cut into `max_points // 2`
-        buckets and each keeps its lowest and highest point: at most `max_points` points,
-        and the global minimum and maximum always among them.
+        buckets and each keeps its lowest and highest point per stage: about `max_points`
+        points, and every stage's minimum and maximum always among them.
         """
-        if x not in ("step", "time"):
-            raise ValueError(f"x must be 'step' or 'time', not {x!r}")
+        if x not in X_AXES:
+            raise ValueError(f"x must be one of {', '.join(X_AXES)}, not {x!r}")
         params: dict[str, Any] = {
             "run_id": run_id,
             "name": name,
@@ -620,9 +637,15 @@ class Store(RunRecorder):
         if stage_index is not None:
             stage_filter = "AND stage_index = $stage_index"
             params["stage_index"] = stage_index
-        sql = _SERIES_SQL.format(
-            x="step::DOUBLE" if x == "step" else "epoch(wall_time)", stage_filter=stage_filter
-        )
+        if x == "time":
+            expression = "epoch(wall_time)"
+        elif x == "step":
+            expression = "step::DOUBLE"
+        else:
+            if spans is None:
+                spans = self.stage_spans(run_id)
+            expression = _run_axis(spans, x)
+        sql = _SERIES_SQL.format(x=expression, stage_filter=stage_filter)
         rows = self._fetch(sql, params)
         return Series([row[0] for row in rows], [row[1] for row in rows])
 
@@ -695,6 +718,23 @@ class Store(RunRecorder):
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _run_axis(spans: Sequence[StageSpan], x: XAxis) -> str:
+    """The SQL expression of a metric point's run-wide step or epoch, given the stage spans
+    (read once, so each series does not aggregate the run's metrics again)."""
+    cases = []
+    for span in spans:
+        if x == "run_step":
+            value = f"{float(span.first_step)!r} + step"
+        else:
+            rate = span.epochs_per_step or 0.0
+            value = f"{float(span.first_epoch)!r} + step * {float(rate)!r}"
+        cases.append(f"WHEN {int(span.stage_index)} THEN {value}")
+    if not cases:
+        return "step::DOUBLE" if x == "run_step" else "0.0"
+    fallback = "step::DOUBLE" if x == "run_step" else "0.0"
+    return f"(CASE stage_index {' '.join(cases)} ELSE {fallback} END)::DOUBLE"
 
 
 def _dead_runs(cur: duckdb.DuckDBPyConnection) -> list[str]:
