@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
@@ -12,6 +13,35 @@ from tuneboard.ui.safe import visible
 
 # A different marker per series, so lines differ by shape as well as by colour.
 MARKERS = ("braille", "x", "o", "+", "*", "#")
+BEST_MARKER = "◆"
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """A vertical line where something starts (a stage), labelled at the top of the chart."""
+
+    x: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A point drawn over the series (a stage's best checkpoint), with a short label."""
+
+    x: float
+    y: float
+    label: str
+
+
+@dataclass(frozen=True)
+class ChartMarks:
+    """What a chart draws besides its series: stage boundaries and marked points."""
+
+    boundaries: tuple[Boundary, ...] = ()
+    points: tuple[Mark, ...] = ()
+
+
+NO_MARKS = ChartMarks()
 
 
 class MetricChart(PlotextPlot):
@@ -36,6 +66,7 @@ class MetricChart(PlotextPlot):
         self.title = title
         self.series: dict[str, Series] = {}
         self.xlabel = "step"
+        self.marks = NO_MARKS
         self._signature: object = None
         self._version = 0
         self._drawn: tuple[object, RenderResult] | None = None
@@ -45,10 +76,14 @@ class MetricChart(PlotextPlot):
         """How many points the chart shows, over all its series."""
         return sum(len(series.xs) for series in self.series.values())
 
-    def set_series(self, series: Mapping[str, Series], xlabel: str = "step") -> bool:
-        """Show these series; returns False (and does nothing) when nothing changed."""
+    def set_series(
+        self, series: Mapping[str, Series], xlabel: str = "step", marks: ChartMarks = NO_MARKS
+    ) -> bool:
+        """Show these series (and marks); returns False (and does nothing) when nothing
+        changed."""
         signature = (
             xlabel,
+            marks,
             tuple(
                 (name, len(s.xs), s.xs[-1] if s.xs else None, s.ys[-1] if s.ys else None)
                 for name, s in series.items()
@@ -59,6 +94,7 @@ class MetricChart(PlotextPlot):
         self._signature = signature
         self.series = dict(series)
         self.xlabel = xlabel
+        self.marks = marks
         self.replot()
         return True
 
@@ -92,3 +128,19 @@ class MetricChart(PlotextPlot):
                 plt.scatter(points.xs, points.ys, label=visible(name), marker=marker)
             else:
                 plt.plot(points.xs, points.ys, label=visible(name), marker=marker)
+        self._plot_marks()
+
+    def _plot_marks(self) -> None:
+        """Stage boundaries as labelled vertical lines, marked points over the series."""
+        ys = [y for points in self.series.values() for y in points.ys if y == y]  # not NaN
+        if not ys:
+            return
+        plt = self.plt
+        top = max(ys)
+        for boundary in self.marks.boundaries:
+            plt.vline(boundary.x, color="gray")
+            plt.text(visible(boundary.label), boundary.x, top, color="gray", alignment="left")
+        for mark in self.marks.points:
+            plt.scatter([mark.x], [mark.y], marker=BEST_MARKER, color="red+")
+            if mark.label:
+                plt.text(visible(mark.label), mark.x, mark.y, color="red+", alignment="right")
