@@ -23,6 +23,7 @@ from tuneboard.store.schema import (
     Series,
     StageRow,
     StageSpan,
+    StageValues,
     XAxis,
 )
 from tuneboard.store.sql import QueryJob, QueryResult, check_read_only, run_query, start_query
@@ -50,6 +51,7 @@ __all__ = [
     "Series",
     "StageRow",
     "StageSpan",
+    "StageValues",
     "Store",
     "XAxis",
     "check_read_only",

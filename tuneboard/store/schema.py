@@ -101,6 +101,17 @@ class StageSpan:
 
 
 @dataclass(frozen=True)
+class StageValues:
+    """The last and the best value of each metric one stage logged."""
+
+    stage_index: int
+    name: str
+    plugin: str
+    last: dict[str, float] = field(hash=False)
+    best: dict[str, float] = field(hash=False)
+
+
+@dataclass(frozen=True)
 class EventRow:
     """One row of `events`; `stage_index` is None for run-level events."""
 
@@ -170,5 +181,6 @@ __all__ = [
     "Series",
     "StageRow",
     "StageSpan",
+    "StageValues",
     "XAxis",
 ]

@@ -43,6 +43,7 @@ from tuneboard.store.schema import (
     Series,
     StageRow,
     StageSpan,
+    StageValues,
     XAxis,
 )
 from tuneboard.store.writer import (
@@ -602,6 +603,33 @@ class Store(RunRecorder):
             if value is not None:
                 best[name] = value
         return best
+
+    def stage_values(
+        self, run_id: str, higher_is_better: Callable[[str], bool]
+    ) -> list[StageValues]:
+        """Per stage (in pipeline order, stages that logged nothing left out), the last value
+        of each metric (highest step, then latest time) and its best (NaN ignored)."""
+        rows = self._fetch(
+            "SELECT m.stage_index, any_value(s.name), any_value(s.plugin), m.name,"
+            " arg_max(m.value, (m.step, m.wall_time)),"
+            " min(m.value) FILTER (WHERE NOT isnan(m.value)),"
+            " max(m.value) FILTER (WHERE NOT isnan(m.value))"
+            " FROM metrics m LEFT JOIN stages s USING (run_id, stage_index)"
+            " WHERE m.run_id = ? GROUP BY m.stage_index, m.name ORDER BY m.stage_index, m.name",
+            [run_id],
+        )
+        stages: dict[int, StageValues] = {}
+        for index, stage, plugin, name, last, low, high in rows:
+            values = stages.get(index)
+            if values is None:
+                values = stages[index] = StageValues(
+                    index, stage or f"stage {index}", plugin or "", {}, {}
+                )
+            values.last[name] = last
+            best = high if higher_is_better(name) else low
+            if best is not None:
+                values.best[name] = best
+        return list(stages.values())
 
     def stage_spans(self, run_id: str) -> list[StageSpan]:
         """Where the run's stages lie on the run-wide step and epoch axes, in pipeline order."""
