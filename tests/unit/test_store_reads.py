@@ -332,3 +332,28 @@ def test_writes_after_close_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TuneboardError, match="closed"):
         store.log_metrics("r", 0, 0, {"x": 1.0})
     assert store.list_runs() == []
+
+
+def test_a_file_not_yet_migrated_reads_the_run_wide_axis(tmp_path: Path) -> None:
+    # A project last written before m005, opened read-only (never migrated): no views, yet
+    # the store places its stages the same way.
+    import duckdb
+
+    from tuneboard.store.migrations import MIGRATIONS
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        for _, sql in MIGRATIONS[:4]:
+            conn.execute(sql)
+        conn.execute(
+            "INSERT INTO stages (run_id, stage_index, name, plugin, status)"
+            " VALUES ('r', 0, 'a', 'finetune', 'completed'), ('r', 1, 'b', 'finetune', 'running')"
+        )
+        conn.execute(
+            "INSERT INTO metrics SELECT 'r', s, st, 'train/loss', 1.0, now()"
+            " FROM range(2) t(s), range(1, 11) u(st)"
+        )
+    store = Store(path, read_only=True)
+    assert [(s.first_step, s.last_step) for s in store.stage_spans("r")] == [(0, 10), (10, 20)]
+    assert store.series("r", "train/loss", x="run_step").xs == [float(s) for s in range(1, 21)]
+    store.close()

@@ -106,8 +106,7 @@ CREATE TABLE generations (
 # an imported run place themselves. A stage's length is its highest logged step; a stage that
 # logged nothing takes no room. Its epochs come from the last `train/epoch` it logged. A stage
 # with metrics but no row in `stages` (written by hand) is placed too, named `stage N`.
-M005_RUN_STEPS = """
-CREATE VIEW stage_spans AS
+STAGE_SPANS = """
 WITH logged AS (
     SELECT run_id, stage_index,
            greatest(max(step), 0) AS steps,
@@ -141,7 +140,12 @@ SELECT run_id,                      -- the run
        best_value                   -- the best value
 FROM spans
 WINDOW before AS (PARTITION BY run_id ORDER BY stage_index
-                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING);
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+"""
+
+M005_RUN_STEPS = f"""
+CREATE VIEW stage_spans AS
+{STAGE_SPANS};
 
 CREATE VIEW run_metrics AS
 SELECT m.run_id,                    -- the run that logged the point

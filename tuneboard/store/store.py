@@ -31,6 +31,7 @@ from tuneboard.store.database import (
     is_damage,
     is_lock_error,
 )
+from tuneboard.store.migrations import STAGE_SPANS
 from tuneboard.store.schema import (
     FINISHED_STATUSES,
     STATUSES,
@@ -77,7 +78,8 @@ FROM runs r LEFT JOIN (
 ) s ON s.run_id = r.run_id
 """
 
-_SPAN_SELECT = """
+_SPAN_SELECT = f"""
+WITH stage_spans AS ({STAGE_SPANS})
 SELECT stage_index, name, plugin, status, first_step, last_step, first_epoch, last_epoch,
        epochs_per_step, best_metric, best_run_step, best_value
 FROM stage_spans WHERE run_id = ? ORDER BY stage_index
