@@ -198,3 +198,106 @@ def seed_hostile_run(project_dir: Path) -> str:
         )
         store.set_run_status(HOSTILE_RUN, "failed", error=HOSTILE, at=T0 + 5)
     return HOSTILE_RUN
+
+
+# A pipeline against its baseline (Compare aligned by stage): the sample `multistep` run
+# (warmup 40 steps, full 60 steps, evaluate, export) and a `baseline` run (single_step, evaluate).
+PIPELINE = "20260102-090000-a1a1"
+BASELINE = "20260102-100000-b2b2"
+PIPELINE_STAGES = (
+    ("warmup", "finetune", 40, 2.0, 0.5, 0.63),
+    ("full", "finetune", 60, 4.0, 0.63, 0.86),
+)
+
+
+def _pipeline_stage(
+    store: Store,
+    run_id: str,
+    index: int,
+    start: float,
+    shape: tuple[str, str, int, float, float, float],
+) -> float:
+    """A training stage whose val/accuracy goes from `low` to `high`; returns its end time."""
+    name, plugin, steps, epochs, low, high = shape
+    store.stage_started(run_id, index, name=name, plugin=plugin, params={}, at=start)
+    for step in range(1, steps + 1):
+        values = {
+            "train/loss": round(_curve(step, 0.7, 0.7 - high / 2, steps), 4),
+            "train/lr": 0.001,  # constant: the same in every run (no best mark on a tie)
+            "train/epoch": round(epochs * step / steps, 4),
+            "train/samples_per_s": 40.0,
+        }
+        if step % 10 == 0:
+            values["val/accuracy"] = round(_curve(step, low, high, steps), 4)
+            values["val/loss"] = round(0.7 - values["val/accuracy"] / 3, 4)
+        store.log_metrics(run_id, index, step, values, wall_time=start + step)
+    end = start + steps + 1
+    best = round(_curve(steps, low, high, steps), 4)
+    store.stage_finished(
+        run_id,
+        index,
+        "completed",
+        best_metric="val/accuracy",
+        best_step=steps,
+        best_value=best,
+        at=end,
+    )
+    return end
+
+
+def _evaluate_stage(store: Store, run_id: str, index: int, start: float, accuracy: float) -> float:
+    """An `evaluate` stage: the test metrics, logged at step 0 as the real stage does."""
+    store.stage_started(run_id, index, name="evaluate", plugin="evaluate", params={}, at=start)
+    values = {"test/accuracy": accuracy, "test/loss": 0.41}
+    store.log_metrics(run_id, index, 0, values, wall_time=start + 1)
+    store.stage_finished(run_id, index, "completed", at=start + 2)
+    return start + 2
+
+
+def seed_pipeline_and_baseline(project_dir: Path) -> tuple[str, str]:
+    """A completed `multistep` pipeline and a completed single-stage `baseline` run; returns
+    their ids (pipeline, baseline)."""
+    project = load_project(project_dir)
+    with Store(project.database) as store:
+        start = T0 + 6 * 3600
+        config = project.raw_experiment("multistep")
+        store.create_run(PIPELINE, "multistep", config, headline="test/accuracy", at=start)
+        store.set_run_status(PIPELINE, "running", device="cpu", at=start + 1)
+        clock = start + 2
+        for index, shape in enumerate(PIPELINE_STAGES):
+            clock = _pipeline_stage(store, PIPELINE, index, clock, shape)
+        clock = _evaluate_stage(store, PIPELINE, 2, clock, 0.84)
+        store.stage_started(PIPELINE, 3, name="export", plugin="export", params={}, at=clock)
+        store.stage_finished(PIPELINE, 3, "completed", at=clock + 1)
+        store.set_headline_value(PIPELINE, 0.84)
+        store.set_run_status(PIPELINE, "completed", at=clock + 1)
+
+        start = T0 + 7 * 3600
+        config = project.raw_experiment("baseline")
+        store.create_run(BASELINE, "baseline", config, headline="test/accuracy", at=start)
+        store.set_run_status(BASELINE, "running", device="cpu", at=start + 1)
+        store.stage_started(
+            BASELINE, 0, name="single_step", plugin="single_step", params={}, at=start + 2
+        )
+        values = {
+            "train/loss": 0.69,
+            "train/lr": 0.001,
+            "train/epoch": 1.0,
+            "train/samples_per_s": 35.0,
+            "val/accuracy": 0.55,
+            "val/loss": 0.68,
+        }
+        store.log_metrics(BASELINE, 0, 1, values, wall_time=start + 3)
+        store.stage_finished(
+            BASELINE,
+            0,
+            "completed",
+            best_metric="val/accuracy",
+            best_step=1,
+            best_value=0.55,
+            at=start + 4,
+        )
+        clock = _evaluate_stage(store, BASELINE, 1, start + 4, 0.58)
+        store.set_headline_value(BASELINE, 0.58)
+        store.set_run_status(BASELINE, "completed", at=clock)
+    return PIPELINE, BASELINE

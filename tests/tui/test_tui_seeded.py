@@ -158,17 +158,19 @@ async def test_compare_marks_the_best_run_and_config_differences(
         metrics = screen.query_one("#metrics", DataTable)
         await wait_for(pilot, lambda: metrics.row_count > 0)
         assert screen.metric == "val/accuracy"
-        accuracy = [str(c) for c in metrics.get_row("test/accuracy")]
-        best = accuracy[2:]
+        accuracy = [str(c) for c in metrics.get_row("evaluate · test/accuracy")]
+        best = accuracy[3:]
         assert "★" in best[[COMPLETED_MULTI, COMPLETED_TINY].index(COMPLETED_TINY)]
         assert sum("★" in cell for cell in best) == 1
-        loss = [str(c) for c in metrics.get_row("train/loss")]
-        assert loss[1] == "↓"
+        loss = [str(c) for c in metrics.get_row("finetune · train/loss")]
+        assert loss[2] == "↓"
         chart = screen.query_one("#compare-chart", MetricChart)
         assert set(chart.series) == {COMPLETED_TINY, COMPLETED_MULTI}
         diff = screen.query_one("#config-diff", DataTable)
         keys = [str(diff.get_row_at(i)[0]) for i in range(diff.row_count)]
         assert keys == ["stages.0.epochs", "stages.0.lr"]
+        await pilot.press("t")
+        await wait_for(pilot, lambda: chart.xlabel == "epoch (whole run)")
         await pilot.press("t")
         await wait_for(pilot, lambda: chart.xlabel == "seconds since start")
 

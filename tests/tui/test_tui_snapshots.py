@@ -16,12 +16,20 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Select
 
 from tests.tui.conftest import AppFactory, wait_for
-from tests.tui.seed import COMPLETED_MULTI, COMPLETED_TINY, FAILED_TINY
+from tests.tui.seed import (
+    BASELINE,
+    COMPLETED_MULTI,
+    COMPLETED_TINY,
+    FAILED_TINY,
+    PIPELINE,
+    seed_pipeline_and_baseline,
+)
 from tuneboard.tui.app import TuneboardApp
 from tuneboard.tui.screens.compare import CompareScreen
 from tuneboard.tui.screens.detail import DetailScreen
 from tuneboard.tui.screens.launch import LaunchScreen
 from tuneboard.tui.screens.runs import RunsScreen
+from tuneboard.tui.widgets.chart import MetricChart
 
 SnapCompare = Callable[..., bool]
 Before = Callable[[Pilot[None]], Awaitable[None]]
@@ -110,6 +118,47 @@ def test_compare_chart(app: TuneboardApp, snap_compare: SnapCompare) -> None:
 
 def test_compare_metrics(app: TuneboardApp, snap_compare: SnapCompare) -> None:
     assert snap_compare(app, terminal_size=(100, 30), run_before=compare_before(app, "right"))
+
+
+def compare_pipeline_before(app: TuneboardApp, *keys: str, xlabel: str) -> Before:
+    async def before(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: table_settled(app, 7))
+        await app.push_screen(CompareScreen([PIPELINE, BASELINE]))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#metrics", DataTable).row_count > 0)
+        await pilot.press(*keys)
+        chart = screen.query_one("#compare-chart", MetricChart)
+        await wait_for(pilot, lambda: chart.xlabel == xlabel)
+        await pilot.pause()
+
+    return before
+
+
+@pytest.fixture
+def pipeline_app(seeded_project: Path, make_app: AppFactory) -> TuneboardApp:
+    seed_pipeline_and_baseline(seeded_project)
+    return make_app(seeded_project)
+
+
+def test_compare_pipeline_with_baseline(
+    pipeline_app: TuneboardApp, snap_compare: SnapCompare
+) -> None:
+    before = compare_pipeline_before(pipeline_app, xlabel="step (whole run)")
+    assert snap_compare(pipeline_app, terminal_size=(100, 30), run_before=before)
+
+
+def test_compare_pipeline_with_baseline_aligned_on_full(
+    pipeline_app: TuneboardApp, snap_compare: SnapCompare
+) -> None:
+    before = compare_pipeline_before(pipeline_app, "a", "a", xlabel="step in stage full")
+    assert snap_compare(pipeline_app, terminal_size=(100, 30), run_before=before)
+
+
+def test_compare_pipeline_with_baseline_table_by_stage(
+    pipeline_app: TuneboardApp, snap_compare: SnapCompare
+) -> None:
+    before = compare_pipeline_before(pipeline_app, "right", xlabel="step (whole run)")
+    assert snap_compare(pipeline_app, terminal_size=(100, 30), run_before=before)
 
 
 def test_launch_80x24(app: TuneboardApp, snap_compare: SnapCompare) -> None:

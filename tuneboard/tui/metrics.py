@@ -73,3 +73,25 @@ def default_metric(names: Sequence[str], preferred: Sequence[str | None]) -> str
 def direction_word(name: str, higher_is_better: Callable[[str], bool]) -> str:
     """`↑` when higher values of the metric are better, `↓` otherwise."""
     return "↑" if higher_is_better(name) else "↓"
+
+
+# Families that record how training went rather than how good the model is: a run with a
+# higher learning rate or more epochs is not "best" at them.
+_BOOKKEEPING = ("lr", "epoch")
+
+
+def is_bookkeeping(name: str) -> bool:
+    """Whether a metric is bookkeeping (learning rate, epoch, a `..._per_s` speed) rather
+    than a measure of the model, so no run is "best" at it."""
+    family = family_of(name)
+    return family in _BOOKKEEPING or family.endswith("_per_s")
+
+
+def winners(values: Sequence[float | None], higher_is_better: bool) -> set[int]:
+    """The positions holding the best value, or none at all when fewer than two values are
+    there or they all tie (NaN and None ignored)."""
+    present = [v for v in values if v is not None and not math.isnan(v)]
+    best = best_index(values, higher_is_better)
+    if best is None or len(present) < 2 or all(v == present[0] for v in present):
+        return set()
+    return {index for index, value in enumerate(values) if value == values[best]}

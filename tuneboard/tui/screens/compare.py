@@ -1,10 +1,11 @@
-"""Two or more runs side by side: one metric overlaid, final and best values, config differences,
-and the latest outputs of generative runs for the same prompt."""
+"""Two or more runs side by side: one metric overlaid (over the whole runs, or aligned on one
+stage), last and best values per stage, config differences, and the latest outputs of
+generative runs for the same prompt."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -15,7 +16,23 @@ from textual.widgets import DataTable, Header, Label, Select, Static, TabbedCont
 
 from tuneboard.engine.context import metric_higher_is_better
 from tuneboard.sdk.errors import TuneboardError
-from tuneboard.store import ACTIVE_STATUSES, GenerationRow, RunRow, Series
+from tuneboard.store import (
+    ACTIVE_STATUSES,
+    GenerationRow,
+    RunRow,
+    Series,
+    StageSpan,
+    StageValues,
+    XAxis,
+)
+from tuneboard.tui.alignment import (
+    AXES,
+    Axis,
+    StageGroup,
+    chart_boundaries,
+    stage_groups,
+    stage_starts,
+)
 from tuneboard.tui.configs import config_differences
 from tuneboard.tui.generations import (
     GenerationReader,
@@ -26,17 +43,37 @@ from tuneboard.tui.generations import (
     heading,
     latest_outputs,
 )
-from tuneboard.tui.metrics import best_index, default_metric, direction_word
+from tuneboard.tui.metrics import default_metric, direction_word, is_bookkeeping, winners
 from tuneboard.tui.screens.base import LiveScreen
-from tuneboard.tui.widgets.chart import MetricChart
+from tuneboard.tui.widgets.chart import NO_MARKS, ChartMarks, MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.table import Table
+from tuneboard.ui.pipelines import match_stage, stage_names
 from tuneboard.ui.render import format_number
 from tuneboard.ui.safe import safe_text, visible
 
 MAX_POINTS = 300
 
-XAxis = Literal["step", "time"]
+WHOLE_RUN = ""
+"""The alignment picker's value for "the whole run" (a stage name is never empty)."""
+
+_XLABELS: dict[Axis, str] = {
+    "step": "step (whole run)",
+    "epoch": "epoch (whole run)",
+    "time": "seconds since start",
+}
+
+# How the note names the x axis, over whole runs and aligned on a stage.
+_WHOLE_AXES: dict[Axis, str] = {
+    "step": "run-wide steps",
+    "epoch": "run-wide epochs",
+    "time": "seconds since the run started",
+}
+_STAGE_AXES: dict[Axis, str] = {
+    "step": "steps in the stage",
+    "epoch": "epochs in the stage",
+    "time": "seconds since the stage started",
+}
 
 
 @dataclass
@@ -44,21 +81,27 @@ class Comparison:
     """What the compare screen shows, read in one go."""
 
     runs: list[RunRow]
-    last: dict[str, dict[str, float]] = field(default_factory=dict)
-    best: dict[str, dict[str, float]] = field(default_factory=dict)
+    stages: dict[str, list[StageValues]] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
+    stage_names: list[str] = field(default_factory=list)
     metric: str | None = None
+    stage: str | None = None
+    x_axis: Axis = "step"
     series: dict[str, Series] = field(default_factory=dict)
+    marks: ChartMarks = NO_MARKS
+    missing: list[str] = field(default_factory=list)
     generations: dict[str, list[GenerationRow]] = field(default_factory=dict)
 
 
 class CompareScreen(LiveScreen):
-    """Runs compared on one chart and in tables; follows runs that are still going."""
+    """Runs compared on one chart and in tables, over the whole run or aligned on one stage;
+    follows runs that are still going."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("m", "pick_metric", "Metric"),
-        Binding("t", "toggle_x", "Step/time"),
+        Binding("a", "align", "Align"),
+        Binding("t", "toggle_x", "Step/epoch/time"),
         Binding("left_square_bracket", "prompt(-1)", "Prev prompt"),
         Binding("right_square_bracket", "prompt(1)", "Next prompt"),
     ]
@@ -67,8 +110,10 @@ class CompareScreen(LiveScreen):
         super().__init__()
         self.run_ids = list(run_ids)
         self.metric: str | None = None
-        self.x_axis: XAxis = "step"
+        self.stage: str | None = None
+        self.x_axis: Axis = "step"
         self._names: list[str] = []
+        self._stage_names: list[str] | None = None
         self._runs: list[RunRow] = []
         self._reader = GenerationReader()
         self.prompts: list[PromptKey] = []
@@ -78,12 +123,21 @@ class CompareScreen(LiveScreen):
         self.output_columns: dict[str, Static] = {}
 
     def compose(self) -> ComposeResult:
-        """Metric picker, then the chart, the metrics table and the config differences."""
+        """Metric and alignment pickers, then the chart, the metrics table and the config
+        differences."""
         yield Header()
         with Horizontal(id="compare-controls"):
             yield Label("metric ")
             yield Select[str]([], id="metric", compact=True, prompt="metric")
-            yield Static(id="compare-note", classes="hint")
+            yield Label(" align ")
+            yield Select[str](
+                [("whole run", WHOLE_RUN)],
+                id="align",
+                compact=True,
+                allow_blank=False,
+                value=WHOLE_RUN,
+            )
+        yield Static(id="compare-note", classes="hint")
         with TabbedContent(id="compare-tabs"):
             with TabPane("Chart", id="chart-tab"):
                 yield MetricChart("", id="compare-chart")
@@ -121,10 +175,12 @@ class CompareScreen(LiveScreen):
         return any(run.status in ACTIVE_STATUSES for run in self._runs)
 
     def load(self) -> Comparison:
-        """The runs, their last and best metric values, and the chosen metric's series."""
+        """The runs, each stage's last and best metric values, and the chosen metric's
+        series: whole runs on the run-wide axis, or each run's stage that lines up with the
+        chosen one."""
         store = self.tb.store
         runs: list[RunRow] = []
-        data = Comparison(runs)
+        data = Comparison(runs, x_axis=self.x_axis)
         with store.hold():
             for run_id in self.run_ids:
                 try:
@@ -133,84 +189,180 @@ class CompareScreen(LiveScreen):
                     continue
             names: dict[str, None] = {}
             for run in runs:
-                data.last[run.run_id] = store.last_metrics(run.run_id)
-                data.best[run.run_id] = store.best_metrics(run.run_id, self.higher_is_better)
-                names.update(dict.fromkeys(data.last[run.run_id]))
+                stages = store.stage_values(run.run_id, self.higher_is_better)
+                data.stages[run.run_id] = stages
+                for stage in stages:
+                    names.update(dict.fromkeys(stage.last))
                 # New generations come with new validation values or a stage's end.
                 version = (
                     run.status,
                     run.current_stage,
                     tuple(
-                        sorted(
-                            (name, value)
-                            for name, value in data.last[run.run_id].items()
-                            if name.startswith("val/")
-                        )
+                        (stage.stage_index, name, value)
+                        for stage in stages
+                        for name, value in sorted(stage.last.items())
+                        if name.startswith("val/")
                     ),
                 )
                 data.generations[run.run_id] = self._reader.read(store, run.run_id, version)
             data.names = sorted(names)
+            data.stage_names = stage_names(data.stages.values())
+            data.stage = self.stage if self.stage in data.stage_names else None
             headlines = [run.headline for run in runs]
             metric = self.metric if self.metric in names else None
             data.metric = metric or default_metric(data.names, ["val/accuracy", *headlines])
             if data.metric is not None:
-                for run in runs:
-                    series = store.series(
-                        run.run_id, data.metric, max_points=MAX_POINTS, x=self.x_axis
-                    )
-                    if self.x_axis == "time" and series.xs:
-                        start = run.started_at or series.xs[0]
-                        series = Series([x - start for x in series.xs], series.ys)
-                    data.series[run.run_id] = series
+                self._read_series(data, data.metric)
         return data
+
+    def _read_series(self, data: Comparison, metric: str) -> None:
+        """Each run's series of `metric` (and its stage boundaries over the whole run)."""
+        store = self.tb.store
+        starts: dict[str, list[tuple[float, str]]] = {}
+        for run in data.runs:
+            spans = store.stage_spans(run.run_id)
+            begun = {
+                row.stage_index: row.started_at
+                for row in store.stages(run.run_id)
+                if row.started_at is not None
+            }
+            if data.stage is None:
+                series = self._whole_run(run, metric, data.x_axis, spans)
+                origin = run.started_at or (series.xs[0] if series.xs else 0.0)
+                began = {index: at - origin for index, at in begun.items()}
+                if series.xs:
+                    starts[run.run_id] = stage_starts(spans, data.x_axis, began)
+                data.series[run.run_id] = series
+                continue
+            matched = match_stage(data.stages[run.run_id], data.stage)
+            if matched is None:
+                data.missing.append(run.run_id)
+                continue
+            span = next((s for s in spans if s.stage_index == matched.stage_index), None)
+            series = self.tb.store.series(
+                run.run_id,
+                metric,
+                max_points=MAX_POINTS,
+                x=data.x_axis,
+                stage_index=matched.stage_index,
+                spans=spans,
+            )
+            if data.x_axis == "epoch" and span is not None:
+                series = _shifted(series, span.first_epoch)
+            elif data.x_axis == "time" and series.xs:
+                series = _shifted(series, begun.get(matched.stage_index, series.xs[0]))
+            label = run.run_id
+            if matched.name != data.stage:
+                label = f"{run.run_id} ({matched.name})"
+            data.series[label] = series
+        data.marks = ChartMarks(boundaries=chart_boundaries(starts))
+
+    def _whole_run(self, run: RunRow, metric: str, axis: Axis, spans: list[StageSpan]) -> Series:
+        store = self.tb.store
+        if axis == "time":
+            series = store.series(run.run_id, metric, max_points=MAX_POINTS, x="time")
+            if series.xs:
+                series = _shifted(series, run.started_at or series.xs[0])
+            return series
+        x: XAxis = "run_step" if axis == "step" else "epoch"
+        return store.series(run.run_id, metric, max_points=MAX_POINTS, x=x, spans=spans)
+
+    # --- drawing ------------------------------------------------------------------------
 
     def show(self, data: Comparison) -> None:
         """Draw the chart and the tables; stop polling once every run has ended."""
-        self.metric = data.metric
+        # Only a metric that is gone is replaced: one picked during the load stays chosen
+        # (so does a stage: `self.stage` is left as it is).
+        if self.metric not in data.names:
+            self.metric = data.metric
         self._runs = data.runs
         if data.names != self._names:
             self._names = data.names
             select = self.query_one("#metric", Select)
             with select.prevent(Select.Changed):
                 select.set_options([(safe_text(name), name) for name in data.names])
-                if data.metric is not None:
-                    select.value = data.metric
+                if self.metric is not None:
+                    select.value = self.metric
+        if data.stage_names != self._stage_names:
+            self._stage_names = data.stage_names
+            align = self.query_one("#align", Select)
+            with align.prevent(Select.Changed):
+                options = [(safe_text(f"stage {name}"), name) for name in data.stage_names]
+                align.set_options([("whole run", WHOLE_RUN), *options])
+                align.value = self.stage if self.stage in data.stage_names else WHOLE_RUN
         chart = self.query_one("#compare-chart", MetricChart)
         chart.title = data.metric or "no metrics"
-        xlabel = "step" if self.x_axis == "step" else "seconds since start"
-        chart.set_series(data.series, xlabel)
-        if data.metric is not None:
-            arrow = direction_word(data.metric, self.higher_is_better)
-            note = f"  {arrow} {'higher' if arrow == '↑' else 'lower'} is better · x: {self.x_axis}"
-            self.query_one("#compare-note", Static).update(Text(note))
+        chart.set_series(data.series, _xlabel(data.x_axis, data.stage), data.marks)
+        self.query_one("#compare-note", Static).update(self._note(data))
         self._show_metrics(data)
         self._show_config(data.runs)
         self._show_generations(data)
         if all(run.status not in ACTIVE_STATUSES for run in data.runs):
             self.stop_polling()
 
+    def _note(self, data: Comparison) -> Text:
+        """The metric's direction, the alignment and the axis, and what the chart leaves out."""
+        note = Text(" ")
+        if data.metric is not None:
+            arrow = direction_word(data.metric, self.higher_is_better)
+            note.append(f"{arrow} {'higher' if arrow == '↑' else 'lower'} is better · ")
+        if data.stage is None:
+            note.append(f"whole runs · x: {_WHOLE_AXES[data.x_axis]}")
+        else:
+            note.append(f"aligned on stage {visible(data.stage)} · x: {_STAGE_AXES[data.x_axis]}")
+        for run_id in data.missing:
+            note.append(f" · {visible(run_id)} has no stage {visible(data.stage or '')}", "bold")
+        if data.metric is not None and data.series and not any(s.xs for s in data.series.values()):
+            where = "these runs" if data.stage is None else f"stage {visible(data.stage)}"
+            note.append(f" · no {visible(data.metric)} in {where}", "bold")
+        return note
+
     def _show_metrics(self, data: Comparison) -> None:
+        """Last and best values per stage and metric; the best run of each row marked."""
         table = self.query_one("#metrics", DataTable)
         table.clear(columns=True)
+        table.add_column("stage", key="stage")
         table.add_column("metric", key="metric")
         table.add_column("", key="direction")
         for run in data.runs:
             table.add_column(safe_text(run.run_id), key=run.run_id)
-        for name in data.names:
-            higher = self.higher_is_better(name)
-            bests = [data.best.get(run.run_id, {}).get(name) for run in data.runs]
-            winner = best_index(bests, higher) if len(data.runs) > 1 else None
-            cells: list[Any] = [safe_text(name), "↑" if higher else "↓"]
-            for index, run in enumerate(data.runs):
-                last = data.last.get(run.run_id, {}).get(name)
-                best = bests[index]
-                text = Text(format_number(last))
-                if best is not None and best != last:
-                    text.append(f" (best {format_number(best)})", style="dim")
-                if index == winner:
-                    text.append(" ★ best", style="bold")
-                cells.append(text)
-            table.add_row(*cells, key=name)
+        per_run = [data.stages.get(run.run_id, []) for run in data.runs]
+        for group in stage_groups(per_run, data.stage):
+            stage_cell = safe_text(group.name)
+            if group.renamed:
+                cells = [
+                    Text(f"stage {visible(s.name)}" if s else "no such stage", style="dim")
+                    for s in group.matched
+                ]
+                table.add_row(stage_cell, Text("(each run's stage)", style="dim"), "", *cells)
+                stage_cell = Text("")
+            for name in group.metrics:
+                table.add_row(
+                    stage_cell,
+                    safe_text(name),
+                    *self._metric_cells(name, group),
+                    key=f"{group.name} · {name}",
+                )
+                stage_cell = Text("")
+
+    def _metric_cells(self, name: str, group: StageGroup) -> list[Any]:
+        """The direction, then per run the last value (and the best when it differs), ★ on
+        the best run (none for bookkeeping values such as the learning rate, or a tie)."""
+        higher = self.higher_is_better(name)
+        bookkeeping = is_bookkeeping(name)
+        bests = [stage.best.get(name) if stage else None for stage in group.matched]
+        marked = set() if bookkeeping else winners(bests, higher)
+        cells: list[Any] = ["" if bookkeeping else "↑" if higher else "↓"]
+        for index, stage in enumerate(group.matched):
+            last = stage.last.get(name) if stage else None
+            best = bests[index]
+            text = Text(format_number(last))
+            if best is not None and best != last and not bookkeeping:
+                text.append(f" (best {format_number(best)})", style="dim")
+            if index in marked:
+                text.append(" ★", style="bold")
+            cells.append(text)
+        return cells
 
     def _show_config(self, runs: list[RunRow]) -> None:
         table = self.query_one("#config-diff", DataTable)
@@ -317,7 +469,38 @@ class CompareScreen(LiveScreen):
         self.query_one("#metric", Select).focus()
         self.query_one("#metric", Select).expanded = True
 
-    def action_toggle_x(self) -> None:
-        """Plot against the step or the time since each run started."""
-        self.x_axis = "time" if self.x_axis == "step" else "step"
+    @on(Select.Changed, "#align")
+    def _stage_chosen(self, event: Select.Changed) -> None:
+        stage = event.value if isinstance(event.value, str) and event.value else None
+        if stage != self.stage:
+            self.stage = stage
+            self.request_refresh()
+
+    def action_align(self) -> None:
+        """Align the runs on the next stage name (after the last, the whole runs again)."""
+        choices: list[str | None] = [None, *(self._stage_names or [])]
+        position = choices.index(self.stage) if self.stage in choices else 0
+        self.stage = choices[(position + 1) % len(choices)]
+        align = self.query_one("#align", Select)
+        with align.prevent(Select.Changed):
+            align.value = self.stage or WHOLE_RUN
         self.request_refresh()
+
+    def action_toggle_x(self) -> None:
+        """Plot against steps, epochs or the seconds since each run (or stage) started."""
+        self.x_axis = AXES[(AXES.index(self.x_axis) + 1) % len(AXES)]
+        self.request_refresh()
+
+
+def _xlabel(axis: Axis, stage: str | None) -> str:
+    """The chart's x axis label."""
+    if stage is None:
+        return _XLABELS[axis]
+    if axis == "time":
+        return f"seconds since stage {stage} started"
+    return f"{axis} in stage {stage}"
+
+
+def _shifted(series: Series, origin: float) -> Series:
+    """The series with `origin` taken off every x."""
+    return Series([x - origin for x in series.xs], series.ys)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
@@ -14,6 +15,7 @@ from tuneboard.ui.safe import visible
 # A different marker per series, so lines differ by shape as well as by colour.
 MARKERS = ("braille", "x", "o", "+", "*", "#")
 BEST_MARKER = "◆"
+SINGLE_MARKER = "●"
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,19 @@ class MetricChart(PlotextPlot):
                 continue
             marker = MARKERS[index % len(MARKERS)]
             if len(points.xs) == 1:
+                # A lone point (a test metric, a one-step baseline): a braille dot is too small.
+                marker = SINGLE_MARKER if marker == "braille" else marker
                 plt.scatter(points.xs, points.ys, label=visible(name), marker=marker)
             else:
                 plt.plot(points.xs, points.ys, label=visible(name), marker=marker)
+        xs = {x for points in self.series.values() for x in points.xs}
+        xs.update(boundary.x for boundary in self.marks.boundaries)
+        if len(xs) == 1:
+            # Every point at one x: plotext would draw an axis from x-1 to x+1 with ticks at
+            # made-up values (-1 .. 1 for step 0); one tick, at the points.
+            (x,) = xs
+            plt.xlim(x - 1, x + 1)
+            plt.xticks([x])
         self._plot_marks()
 
     def _plot_marks(self) -> None:
@@ -137,9 +149,14 @@ class MetricChart(PlotextPlot):
             return
         plt = self.plt
         top = max(ys)
+        xs = [x for points in self.series.values() for x in points.xs]
+        xs += [boundary.x for boundary in self.marks.boundaries]
+        middle = (min(xs) + max(xs)) / 2
         for boundary in self.marks.boundaries:
             plt.vline(boundary.x, color="gray")
-            plt.text(visible(boundary.label), boundary.x, top, color="gray", alignment="left")
+            # Labels in the right half end at their line, so the chart's edge does not cut them.
+            side: Literal["left", "right"] = "right" if boundary.x > middle else "left"
+            plt.text(visible(boundary.label), boundary.x, top, color="gray", alignment=side)
         for mark in self.marks.points:
             plt.scatter([mark.x], [mark.y], marker=BEST_MARKER, color="red+")
             if mark.label:
