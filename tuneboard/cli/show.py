@@ -213,7 +213,13 @@ def pipeline_table(spans: Sequence[StageSpan], values: Sequence[StageValues]) ->
                 stage["best_run_step"] if name == stage["best_metric"] else None,
             )
             for name, pair in stage["metrics"].items()
-        ] or [("", "", "", None)]
+        ]
+        checkpoint = stage["best_metric"]
+        if stage["best_run_step"] is not None and checkpoint not in stage["metrics"]:
+            # It kept a best checkpoint by a metric it did not log: still show where.
+            best = format_number(stage["best_value"])
+            lines.append((checkpoint, "", best, stage["best_run_step"]))
+        lines = lines or [("", "", "", None)]
         for number, line in enumerate(lines):
             rows.append((stage["name"], steps, *line) if number == 0 else ("", "", *line))
         ends.append(len(rows) - 1)
