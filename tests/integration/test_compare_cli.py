@@ -124,7 +124,7 @@ def test_show_json_has_the_pipeline(cli: CliRunner, project: Path) -> None:
     assert pipeline[3]["metrics"] == {} and pipeline[3]["best_run_step"] is None
 
 
-def test_compare_lines_up_stages_of_the_same_name(cli: CliRunner, project: Path) -> None:
+def test_compare_lines_up_each_stage_of_whole_runs(cli: CliRunner, project: Path) -> None:
     done = cli("compare", PIPELINE, BASELINE, cwd=project, env=WIDE)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
@@ -132,13 +132,34 @@ def test_compare_lines_up_stages_of_the_same_name(cli: CliRunner, project: Path)
     assert [cell.strip() for cell in header.strip("┃").split("┃")] == ["metric", PIPELINE, BASELINE]  # fmt: skip
     rows = by_label(done.stdout)
     assert rows["experiment"] == ["multistep", "baseline"]
+    # The baseline's one update lines up with each training stage of the pipeline.
+    assert rows["warmup · stage"] == ["warmup", "single_step"]
+    assert rows["warmup · val/accuracy"] == ["0.63 ★", "0.55"]
+    assert rows["full · stage"] == ["full", "single_step"]
+    assert rows["full · val/accuracy"] == ["0.84 (0.86) ★", "0.55"]
+    assert rows["full · train/lr"] == ["0.005", "5.000e-05"]  # bookkeeping: never marked
+    assert "evaluate · stage" not in rows  # the same stage in both
     assert rows["evaluate · test/accuracy"] == ["0.85 ★", "0.52"]
     assert rows["evaluate · test/loss"] == ["0.4 ★", "0.69"]  # lower is better
-    assert rows["full · val/accuracy"] == ["0.84 (0.86)", "-"]  # one run: nothing to mark
-    assert rows["single_step · val/accuracy"] == ["-", "0.55"]
+    assert not any(label.startswith("single_step") for label in rows)
     labels = list(rows)
     assert labels.index("warmup · val/accuracy") < labels.index("full · val/accuracy")
     assert labels.index("full · val/accuracy") < labels.index("full · train/loss")
+    assert labels.index("full · train/loss") < labels.index("evaluate · test/accuracy")
+
+
+def test_a_stage_no_other_run_lines_up_with_has_rows_of_its_own(
+    cli: CliRunner, project: Path
+) -> None:
+    done = cli("compare", PIPELINE, RENAMED, "--json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    rows = {(row["stage"], row["metric"]): row for row in json.loads(done.stdout)["rows"]}
+    full = rows[("full", "val/accuracy")]
+    assert full["stages"] == {PIPELINE: "full", RENAMED: None}
+    assert full["values"][RENAMED] is None and full["best_runs"] == []
+    assert rows[("all", "val/accuracy")]["values"][RENAMED] == {"final": 0.84, "best": 0.86}
+    evaluate = rows[("evaluate", "test/accuracy")]
+    assert evaluate["best_runs"] == []  # both 0.85: a tie marks nobody
 
 
 def test_stage_full_lines_up_the_baselines_single_step(cli: CliRunner, project: Path) -> None:

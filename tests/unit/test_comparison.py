@@ -38,11 +38,11 @@ BASELINE = [
 ]  # fmt: skip
 
 
-def test_bookkeeping_values_are_the_learning_rate_epoch_and_throughput() -> None:
-    assert bookkeeping("train/lr") and bookkeeping("train/epoch") and bookkeeping("head_lr")
-    assert bookkeeping("train/samples_per_s")
+def test_bookkeeping_values_are_the_learning_rate_epoch_and_speeds() -> None:
+    assert bookkeeping("train/lr") and bookkeeping("train/epoch") and bookkeeping("lr")
+    assert bookkeeping("train/samples_per_s") and bookkeeping("train/tokens_per_s")
     assert not bookkeeping("val/accuracy") and not bookkeeping("train/loss")
-    assert not bookkeeping("val/recall")  # ends with "l", not "_lr"
+    assert not bookkeeping("val/recall")  # ends with "l", not "/lr"
 
 
 def test_metrics_read_validation_test_train_then_bookkeeping() -> None:
@@ -67,10 +67,27 @@ def test_best_positions_mark_nothing_for_ties_or_a_lone_value() -> None:
 
 def test_stages_line_up_by_name_in_pipeline_order() -> None:
     groups = groups_by_name([PIPELINE, BASELINE])
-    assert [name for name, _ in groups] == ["warmup", "full", "evaluate", "single_step"]
-    evaluate = dict(groups)["evaluate"]
-    assert evaluate == [PIPELINE[2], BASELINE[1]]
-    assert dict(groups)["single_step"] == [None, BASELINE[0]]
+    # The baseline's one stage lines up with each training stage of the pipeline, and has
+    # no group of its own.
+    assert [name for name, _ in groups] == ["warmup", "full", "evaluate"]
+    assert dict(groups)["warmup"] == [PIPELINE[0], BASELINE[0]]
+    assert dict(groups)["full"] == [PIPELINE[1], BASELINE[0]]
+    assert dict(groups)["evaluate"] == [PIPELINE[2], BASELINE[1]]
+
+
+def test_a_stage_only_one_run_has_keeps_its_group() -> None:
+    renamed = [
+        stage(0, "head", "finetune", {"train/loss": 0.4}, {}),
+        stage(1, "all", "finetune", {"train/loss": 0.2}, {}),
+    ]
+    groups = groups_by_name([PIPELINE, renamed])
+    assert [name for name, _ in groups] == ["warmup", "full", "evaluate", "head", "all"]
+    assert dict(groups)["warmup"] == [PIPELINE[0], None]  # two training stages: no match
+    assert dict(groups)["head"] == [None, renamed[0]]
+    assert groups_by_name([BASELINE]) == [
+        ("single_step", [BASELINE[0]]),
+        ("evaluate", [BASELINE[1]]),
+    ]
 
 
 def test_a_repeated_stage_name_lines_up_by_occurrence() -> None:
@@ -82,6 +99,7 @@ def test_a_repeated_stage_name_lines_up_by_occurrence() -> None:
     assert [name for name, _ in groups] == ["evaluate", "evaluate #2", "single_step"]
     assert dict(groups)["evaluate"] == [twice[0], BASELINE[1]]
     assert dict(groups)["evaluate #2"] == [twice[1], None]
+    assert dict(groups)["single_step"] == [None, BASELINE[0]]
 
 
 def test_rows_hold_final_and_best_and_mark_the_best_run() -> None:
@@ -90,6 +108,7 @@ def test_rows_hold_final_and_best_and_mark_the_best_run() -> None:
     assert [row.metric for row in rows] == ["val/accuracy", "train/loss", "train/lr"]
     accuracy = by_metric["val/accuracy"]
     assert accuracy.label == "full · val/accuracy"
+    assert accuracy.stages == ("full", "single_step") and accuracy.renamed
     assert accuracy.cells == (Cell(0.84, 0.86), Cell(0.55, 0.55))
     assert accuracy.best_runs == (0,) and accuracy.higher_is_better is True
     lr = by_metric["train/lr"]
@@ -99,19 +118,23 @@ def test_rows_hold_final_and_best_and_mark_the_best_run() -> None:
 
 def test_lower_is_better_and_missing_values() -> None:
     rows = aligned_rows(groups_by_name([PIPELINE, BASELINE]), higher)
-    loss = next(r for r in rows if r.label == "single_step · train/loss")
-    assert loss.cells == (None, Cell(0.69, 0.69)) and loss.best_runs == ()
-    warmup = aligned_rows([group_matching([PIPELINE, BASELINE], "warmup")], higher)
-    loss = next(r for r in warmup if r.metric == "train/loss")
+    loss = next(r for r in rows if r.label == "warmup · train/loss")
+    assert loss.cells == (Cell(0.6, 0.5), Cell(0.69, 0.69))
     assert loss.best_runs == (0,)  # 0.5 beats 0.69: lower is better
+    lr = next(r for r in rows if r.label == "full · train/lr")
+    assert lr.cells == (Cell(0.0, None), Cell(5e-5, None))
+    test = next(r for r in rows if r.label == "evaluate · test/accuracy")
+    assert test.best_runs == (0,) and not test.renamed
+    alone = aligned_rows(groups_by_name([[*PIPELINE, stage(3, "extra", "x", {"x/y": 1.0}, {})], BASELINE]), higher)  # fmt: skip
+    extra = next(r for r in alone if r.label == "extra · x/y")
+    assert extra.cells == (Cell(1.0, None), None) and extra.best_runs == ()
 
 
 def test_only_the_metrics_asked_for_in_that_order() -> None:
     groups = groups_by_name([PIPELINE, BASELINE])
-    rows = aligned_rows(groups, higher, ["test/accuracy", "val/accuracy"])
+    rows = aligned_rows(groups, higher, ["test/accuracy", "train/loss"])
     assert [row.label for row in rows] == [
-        "warmup · val/accuracy",
-        "full · val/accuracy",
+        "warmup · train/loss",
+        "full · train/loss",
         "evaluate · test/accuracy",
-        "single_step · val/accuracy",
     ]

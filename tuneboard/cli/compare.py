@@ -61,10 +61,11 @@ def compare(
     """Compare runs stage by stage: the final value of each metric, with its best in
     brackets when it differs, and the best run of each row marked ★.
 
-    Without --stage, each stage lines up with the stages of the same name in the other
-    runs (rows such as `warmup · val/accuracy`). With --stage NAME, each run's stage that
-    lines up with NAME is compared: a single-stage baseline's training stage lines up with
-    a pipeline's `full`. Id prefixes work.
+    A stage lines up with the stage of the same name in another run, else with its only
+    stage of that plugin, else with a single-stage baseline's training stage. Without
+    --stage, the rows go stage by stage over the whole runs (`warmup · val/accuracy`); with
+    --stage NAME, only each run's stage that lines up with NAME is compared. Id prefixes
+    work.
     """
     import json
 
@@ -147,6 +148,7 @@ def _document(
                 "stage": row.stage,
                 "metric": row.metric,
                 "higher_is_better": row.higher_is_better,
+                "stages": {run.run_id: name for run, name in zip(runs, row.stages, strict=True)},
                 "values": {
                     run.run_id: None
                     if cell is None
@@ -193,29 +195,23 @@ def _print_table(
     if not rows:
         echo("the runs logged no metrics to compare")
         return
-    labels = [row.metric if stage is not None else row.label for row in rows]
     head = [["experiment", *(run.experiment for run in runs)]]
     if stage is not None:
         head.append(["stage", *(found.name for found in compared)])
-    body = [
-        [label, *(_cell(cell, i in row.best_runs) for i, cell in enumerate(row.cells))]
-        for label, row in zip(labels, rows, strict=True)
-    ]
+    body = _body(rows, whole_run=stage is None)
+    labels = [line[0] for _, line, _ in body]
     # The metric column wraps down to LABEL_MIN cells before runs go to a table of their own.
     label_width = min(LABEL_MIN, max(cell_len(visible(text)) for text in ["metric", *labels]))
     room = console.width - (label_width + 3) - 1
+    texts = [line for _, line, _ in body]
     widths = [
-        max(cell_len(visible(text)) for text in [run.run_id, *(line[i + 1] for line in body)])
+        max(cell_len(visible(text)) for text in [run.run_id, *(line[i + 1] for line in texts)])
         for i, run in enumerate(runs)
     ]
     for chunk in _chunks(widths, room):
         columns = ["metric", *(runs[i].run_id for i in chunk)]
-        # A table of some of the runs leaves out the rows none of them has a value in.
-        kept = [
-            (row, line)
-            for row, line in zip(rows, body, strict=True)
-            if any(row.cells[i] is not None for i in chunk)
-        ]
+        # A table of some of the runs leaves out the lines none of them has a value in.
+        kept = [(row, line) for row, line, has in body if any(has[i] for i in chunk)]
         picked = [*head, *(line for _, line in kept)]
         lines = [[line[0], *(line[i + 1] for i in chunk)] for line in picked]
         table = rich_table(columns, lines, title=title)
@@ -227,6 +223,27 @@ def _print_table(
             if index:  # never narrower than the id, unless the terminal is narrower
                 column.min_width = min(cell_len(runs[chunk[index - 1]].run_id), room - 3)
         console.print(table)
+
+
+def _body(
+    rows: Sequence[AlignedRow], *, whole_run: bool
+) -> list[tuple[AlignedRow, list[str], tuple[bool, ...]]]:
+    """The table's lines: (row, cells, which runs have a value in it).
+
+    Over whole runs, each line is labelled `stage · metric`, and a group of stages lined up
+    under another name (a baseline's one stage under the pipeline's `warmup`) opens with a
+    `warmup · stage` line naming each run's stage.
+    """
+    body = []
+    for index, row in enumerate(rows):
+        if whole_run and row.renamed and (index == 0 or rows[index - 1].stage != row.stage):
+            names = [name or "-" for name in row.stages]
+            present = tuple(name is not None for name in row.stages)
+            body.append((row, [f"{row.stage} · stage", *names], present))
+        cells = [_cell(cell, i in row.best_runs) for i, cell in enumerate(row.cells)]
+        present = tuple(cell is not None for cell in row.cells)
+        body.append((row, [row.label if whole_run else row.metric, *cells], present))
+    return body
 
 
 def _stage_ends(rows: Sequence[AlignedRow], offset: int) -> list[int]:

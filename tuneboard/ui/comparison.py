@@ -15,7 +15,8 @@ from tuneboard.store import StageValues
 from tuneboard.ui.pipelines import match_stage
 
 # Values that record how a run went rather than how good it is: no run is best at them.
-BOOKKEEPING = ("lr", "epoch", "samples_per_s")
+# The same rule as the app's Compare (`tuneboard.tui.metrics.is_bookkeeping`).
+BOOKKEEPING = ("lr", "epoch")
 # Metrics of a stage in this order of their prefix, then by name; bookkeeping ones last.
 _PREFIXES = ("val", "validation", "test", "train")
 
@@ -24,10 +25,10 @@ StageGroup = tuple[str, Sequence[StageValues | None]]
 
 
 def bookkeeping(name: str) -> bool:
-    """Whether a metric is bookkeeping (`train/lr`, `train/epoch`, `train/samples_per_s`,
-    `head_lr` ...): a value no run can be better at."""
-    base = name.rsplit("/", 1)[-1]
-    return any(base == word or base.endswith(f"_{word}") for word in BOOKKEEPING)
+    """Whether a metric is bookkeeping (`train/lr`, `train/epoch`, a speed such as
+    `train/samples_per_s`): a value no run can be better at."""
+    family = name.split("/", 1)[1] if "/" in name else name
+    return family in BOOKKEEPING or family.endswith("_per_s")
 
 
 def metric_order(names: Iterable[str]) -> list[str]:
@@ -64,16 +65,27 @@ class Cell:
 class AlignedRow:
     """One metric of one stage across the compared runs.
 
-    `cells` has one entry per run, None where the run has no value; `best_runs` are the
-    positions of the runs best at it (empty for bookkeeping values and ties);
-    `higher_is_better` is None for bookkeeping values.
+    `stage` names the group of stages lined up; `stages` holds the name of each run's stage
+    in it (None where the run has none). `cells` has one entry per run, None where the run
+    has no value; `best_runs` are the positions of the runs best at it (empty for
+    bookkeeping values and ties); `higher_is_better` is None for bookkeeping values.
     """
 
     stage: str
     metric: str
     higher_is_better: bool | None
+    stages: tuple[str | None, ...]
     cells: tuple[Cell | None, ...]
     best_runs: tuple[int, ...]
+
+    @property
+    def renamed(self) -> bool:
+        """Whether some run's stage in the row has another name than the row's, or none."""
+        names = set(self.stages)
+        if None in names or len(names) > 1:
+            return True
+        (name,) = names
+        return name != self.stage and not self.stage.startswith(f"{name} #")
 
     @property
     def label(self) -> str:
@@ -82,10 +94,14 @@ class AlignedRow:
 
 
 def groups_by_name(runs: Sequence[Sequence[StageValues]]) -> list[StageGroup]:
-    """Each stage of the runs (in pipeline order) with each run's stage of the same name.
+    """Each stage of the runs (in pipeline order) with each run's stage that lines up with it
+    (`match_stage`: a single-stage baseline's training stage lines up with each training
+    stage of a pipeline).
 
     A name a pipeline uses twice (two `evaluate` stages) lines up by occurrence: the second
-    `evaluate` of one run with the second of another, shown as `evaluate #2`.
+    `evaluate` of one run with the second of another, shown as `evaluate #2`. A group that
+    would only repeat, for a single run, a stage already shown in another group (a baseline's
+    own stage, lined up with the pipeline's) is left out.
     """
     keyed: list[dict[tuple[str, int], StageValues]] = []
     order: dict[tuple[str, int], None] = {}
@@ -97,13 +113,26 @@ def groups_by_name(runs: Sequence[Sequence[StageValues]]) -> list[StageGroup]:
             by_key[(stage.name, seen[stage.name])] = stage
         keyed.append(by_key)
         order.update(dict.fromkeys(by_key))
-    return [
-        (
-            name if count == 1 else f"{name} #{count}",
-            [by_key.get((name, count)) for by_key in keyed],
+    groups: list[StageGroup] = []
+    for name, count in order:
+        if count == 1:
+            matched = [match_stage(stages, name) for stages in runs]
+        else:
+            matched = [by_key.get((name, count)) for by_key in keyed]
+        groups.append((name if count == 1 else f"{name} #{count}", matched))
+
+    def repeats(group: StageGroup) -> bool:
+        present = [(i, s) for i, s in enumerate(group[1]) if s is not None]
+        return (
+            len(runs) > 1
+            and len(present) == 1
+            and all(
+                any(other is not group and other[1][i] is stage for other in groups)
+                for i, stage in present
+            )
         )
-        for name, count in order
-    ]
+
+    return [group for group in groups if not repeats(group)]
 
 
 def group_matching(runs: Sequence[Sequence[StageValues]], wanted: str) -> StageGroup:
@@ -136,5 +165,6 @@ def aligned_rows(
                 if higher is not None
                 else ()
             )
-            rows.append(AlignedRow(name, metric, higher, cells, best_runs))
+            names = tuple(None if stage is None else stage.name for stage in stages)
+            rows.append(AlignedRow(name, metric, higher, names, cells, best_runs))
     return rows
