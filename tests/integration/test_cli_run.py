@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -131,6 +132,71 @@ def test_show_accepts_an_id_prefix(
     done = cli("show", run_id[:12], "--project", str(project))
     assert done.returncode == 0, done.stderr
     assert run_id in done.stdout and "run completed" in done.stdout
+
+
+def test_show_gives_each_stage_on_the_run_wide_axis(
+    cli: CliRunner, finished_tiny_run: tuple[Path, str, str]
+) -> None:
+    project, run_id, _ = finished_tiny_run
+    done = cli("show", run_id, "--json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    finetune, evaluate, export = json.loads(done.stdout)["pipeline"]
+    [(steps, best_step, best_value)] = query(
+        project,
+        "SELECT (SELECT max(step) FROM metrics m WHERE m.run_id = s.run_id AND stage_index = 0),"
+        f" best_step, best_value FROM stages s WHERE run_id = '{run_id}' AND stage_index = 0",
+    )
+    assert (finetune["name"], finetune["first_step"], finetune["last_step"]) == ("finetune", 0, steps)  # fmt: skip
+    assert finetune["best_run_step"] == best_step and finetune["best_value"] == best_value
+    [(last, best)] = query(
+        project,
+        "SELECT arg_max(value, step), max(value) FROM metrics"
+        f" WHERE run_id = '{run_id}' AND stage_index = 0 AND name = 'val/accuracy'",
+    )
+    assert finetune["metrics"]["val/accuracy"] == {"final": last, "best": best}
+    assert finetune["metrics"]["train/lr"]["best"] is None
+    assert (evaluate["first_step"], export["last_step"]) == (steps, steps)
+    assert set(evaluate["metrics"]) >= {"test/accuracy", "test/loss"}
+    table = cli("show", run_id, cwd=project, env={"COLUMNS": "80"})
+    assert "stages on the run-wide step axis" in table.stdout
+    assert re.search(rf"│ finetune +│ 0–{steps} +│ val/accuracy ", table.stdout), table.stdout
+
+
+def test_compare_lines_up_a_baseline_with_the_trained_run(
+    cli: CliRunner, finished_tiny_run: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """The trained run against a single-step baseline added to a copy of its database."""
+    import shutil
+
+    from tuneboard.store import Store
+
+    project, run_id, _ = finished_tiny_run
+    copy = tmp_path / "copy"
+    (copy / ".tuneboard").mkdir(parents=True)
+    shutil.copy(project / "tuneboard.toml", copy)
+    shutil.copy(project / ".tuneboard" / "tuneboard.duckdb", copy / ".tuneboard")
+    baseline = "20200101-000000-0000"
+    with Store(copy / ".tuneboard" / "tuneboard.duckdb") as store:
+        store.create_run(baseline, "baseline", {}, status="completed")
+        store.stage_started(baseline, 0, name="single_step", plugin="single_step", params={})
+        store.log_metrics(baseline, 0, 1, {"val/accuracy": -1.0, "train/loss": 99.0})
+    done = cli("compare", run_id, baseline, "--stage", "finetune", "--json", cwd=copy)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert [run["stage"] for run in document["runs"]] == ["finetune", "single_step"]
+    rows = {row["metric"]: row for row in document["rows"]}
+    [(last, best)] = query(
+        project,
+        "SELECT arg_max(value, step), max(value) FROM metrics"
+        f" WHERE run_id = '{run_id}' AND stage_index = 0 AND name = 'val/accuracy'",
+    )
+    assert rows["val/accuracy"]["values"][run_id] == {"final": last, "best": best}
+    assert rows["val/accuracy"]["best_runs"] == [run_id]
+    assert rows["train/loss"]["best_runs"] == [run_id]  # lower is better
+    assert rows["train/lr"]["best_runs"] == [] and rows["val/f1_macro"]["values"][baseline] is None
+    table = cli("compare", run_id[:15], baseline, "--stage", "finetune", cwd=copy)
+    assert table.returncode == 0, table.stderr
+    assert run_id in table.stdout and baseline in table.stdout
 
 
 def test_sql_answers_in_each_format(

@@ -129,6 +129,15 @@ def open_store(project: Project, *, read_only: bool = False) -> Store:
     return Store(project.database, read_only=read_only and project.database.exists())
 
 
+def metric_direction(project: Project) -> Callable[[str], bool]:
+    """Whether higher values of a metric are better, from the project's metric plugins."""
+    from tuneboard.engine.context import metric_higher_is_better
+    from tuneboard.plugins import load_plugins
+
+    registry = load_plugins(project.root)
+    return lambda name: metric_higher_is_better(name, registry)
+
+
 def emit(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, *, title: str | None = None
 ) -> None:

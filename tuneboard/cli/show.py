@@ -4,6 +4,7 @@ provenance."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from tuneboard.cli.shared import (
     echo,
     friendly_errors,
     load_project_from,
+    metric_direction,
     open_store,
     print_run_summary,
     project_option,
@@ -22,7 +24,7 @@ from tuneboard.cli.shared import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tuneboard.store import GenerationRow, Store
+    from tuneboard.store import GenerationRow, StageSpan, StageValues, Store
 
 # How many prompts the generations section shows.
 SHOWN_PROMPTS = 3
@@ -44,8 +46,10 @@ SHOWN_PROMPTS = 3
 def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int) -> None:
     """Show one run: status, stages, final metrics, generations, events and artifacts.
 
-    An id prefix works. Generations: a few prompts with their reference and the outputs of
-    the first and the latest evaluation.
+    Per stage: its steps on the run-wide axis (each stage continues where the one before
+    ended), the final and best value of each metric it logged, and the run-wide step of its
+    best checkpoint. Generations: a few prompts with their reference and the outputs of the
+    first and the latest evaluation. An id prefix works.
     """
     from dataclasses import asdict
 
@@ -60,11 +64,14 @@ def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int)
     artifacts = store.artifacts(run_row.run_id)
     provenance = store.provenance(run_row.run_id)
     generations = store.generations(run_row.run_id)
+    spans = store.stage_spans(run_row.run_id)
+    values = store.stage_values(run_row.run_id, metric_direction(project))
     if as_json:
         document = {
             "run": asdict(run_row),
             "stages": [asdict(s) for s in stages],
             "metrics": metrics,
+            "pipeline": pipeline_document(spans, values),
             "events": [asdict(e) for e in events],
             "artifacts": [asdict(a) for a in artifacts],
             "generations": [asdict(g) for g in generations],
@@ -79,6 +86,7 @@ def show(run_id: str, project_dir: Path | None, as_json: bool, event_count: int)
         artifacts,
         metrics,
         generations,
+        (spans, values),
         {stage.stage_index: stage.name for stage in stages},
     )
     if provenance:
@@ -96,6 +104,7 @@ def _show_run(
     artifacts: Sequence[Any],
     metrics: dict[str, float],
     generations: Sequence[GenerationRow],
+    pipeline: tuple[Sequence[StageSpan], Sequence[StageValues]],
     stage_names: Mapping[int, str],
 ) -> None:
     from rich.console import Console
@@ -121,6 +130,8 @@ def _show_run(
         console.print(
             rich_table(["metric", "last value"], sorted(metrics.items()), title="metrics")
         )
+    if pipeline[0]:
+        console.print(pipeline_table(*pipeline))
     if generations:
         _show_generations(console, generations, stage_names)
     if artifacts:
@@ -139,6 +150,87 @@ def _show_run(
             if event.level == "error":
                 for line in rest[-6:]:
                     console.print(safe_text(f"      {line}"))
+
+
+def pipeline_document(
+    spans: Sequence[StageSpan], values: Sequence[StageValues]
+) -> list[dict[str, Any]]:
+    """Per stage: its place on the run-wide axes (the `stage_spans` view's columns) and the
+    final and best value of each metric it logged (best None for bookkeeping values)."""
+    from tuneboard.ui.comparison import bookkeeping, metric_order
+
+    by_index = {stage.stage_index: stage for stage in values}
+    document = []
+    for span in spans:
+        logged = by_index.get(span.stage_index)
+        last = logged.last if logged else {}
+        best = logged.best if logged else {}
+        document.append(
+            {
+                "stage_index": span.stage_index,
+                "name": span.name,
+                "plugin": span.plugin,
+                "status": span.status,
+                "first_step": span.first_step,
+                "last_step": span.last_step,
+                "first_epoch": span.first_epoch,
+                "last_epoch": span.last_epoch,
+                "best_metric": span.best_metric,
+                "best_run_step": span.best_step,
+                "best_value": _number(span.best_value),
+                "metrics": {
+                    name: {
+                        "final": _number(last[name]),
+                        "best": None if bookkeeping(name) else _number(best.get(name)),
+                    }
+                    for name in metric_order(last)
+                },
+            }
+        )
+    return document
+
+
+def _number(value: float | None) -> float | None:
+    """A value for JSON: None for NaN (which JSON cannot hold)."""
+    return None if value is None or math.isnan(value) else value
+
+
+def pipeline_table(spans: Sequence[StageSpan], values: Sequence[StageValues]) -> Any:
+    """The stages on the run-wide step axis: per stage its steps, then one line per metric
+    with its final and best value, and the run-wide step of the stage's best checkpoint on
+    the line of the metric it monitored."""
+    from tuneboard.ui.render import format_number, rich_table
+
+    rows: list[tuple[Any, ...]] = []
+    ends: list[int] = []
+    for stage in pipeline_document(spans, values):
+        steps = f"{stage['first_step']}–{stage['last_step']}"
+        lines = [
+            (
+                name,
+                format_number(pair["final"]),
+                format_number(pair["best"]),
+                stage["best_run_step"] if name == stage["best_metric"] else None,
+            )
+            for name, pair in stage["metrics"].items()
+        ]
+        checkpoint = stage["best_metric"]
+        if stage["best_run_step"] is not None and checkpoint not in stage["metrics"]:
+            # It kept a best checkpoint by a metric it did not log: still show where.
+            best = format_number(stage["best_value"])
+            lines.append((checkpoint, "", best, stage["best_run_step"]))
+        lines = lines or [("", "", "", None)]
+        for number, line in enumerate(lines):
+            rows.append((stage["name"], steps, *line) if number == 0 else ("", "", *line))
+        ends.append(len(rows) - 1)
+    table = rich_table(
+        ["stage", "steps", "metric", "final", "best", "best at"],
+        rows,
+        title="stages on the run-wide step axis",
+    )
+    for index in ends[:-1]:
+        table.rows[index].end_section = True
+    return table
 
 
 def _show_generations(

@@ -1,0 +1,140 @@
+"""The aligned table's rows: stages lined up by name (by occurrence when a name repeats) or by
+`match_stage`, final and best values, and which run is best in a row."""
+
+from __future__ import annotations
+
+import math
+
+from tuneboard.store import StageValues
+from tuneboard.ui.comparison import (
+    Cell,
+    aligned_rows,
+    best_positions,
+    bookkeeping,
+    group_matching,
+    groups_by_name,
+    metric_order,
+)
+
+
+def stage(
+    index: int, name: str, plugin: str, last: dict[str, float], best: dict[str, float]
+) -> StageValues:
+    return StageValues(index, name, plugin, last, best)
+
+
+def higher(name: str) -> bool:
+    return not name.endswith("loss")
+
+
+PIPELINE = [
+    stage(0, "warmup", "finetune", {"train/loss": 0.6, "val/accuracy": 0.63}, {"train/loss": 0.5, "val/accuracy": 0.63}),
+    stage(1, "full", "finetune", {"train/lr": 0.0, "val/accuracy": 0.84}, {"train/lr": 5e-5, "val/accuracy": 0.86}),
+    stage(2, "evaluate", "evaluate", {"test/accuracy": 0.85}, {"test/accuracy": 0.85}),
+]  # fmt: skip
+BASELINE = [
+    stage(0, "single_step", "single_step", {"train/loss": 0.69, "train/lr": 5e-5, "val/accuracy": 0.55}, {"train/loss": 0.69, "train/lr": 5e-5, "val/accuracy": 0.55}),
+    stage(1, "evaluate", "evaluate", {"test/accuracy": 0.52}, {"test/accuracy": 0.52}),
+]  # fmt: skip
+
+
+def test_bookkeeping_values_are_the_learning_rate_epoch_and_speeds() -> None:
+    assert bookkeeping("train/lr") and bookkeeping("train/epoch") and bookkeeping("lr")
+    assert bookkeeping("train/samples_per_s") and bookkeeping("train/tokens_per_s")
+    assert not bookkeeping("val/accuracy") and not bookkeeping("train/loss")
+    assert not bookkeeping("val/recall")  # ends with "l", not "/lr"
+
+
+def test_metrics_read_validation_test_train_then_bookkeeping() -> None:
+    names = ["train/lr", "train/loss", "test/f1", "val/loss", "augment/added", "val/accuracy"]
+    assert metric_order(names) == [
+        "val/accuracy",
+        "val/loss",
+        "test/f1",
+        "train/loss",
+        "augment/added",
+        "train/lr",
+    ]
+
+
+def test_best_positions_mark_nothing_for_ties_or_a_lone_value() -> None:
+    assert best_positions([0.5, 0.8, None], higher_is_better=True) == (1,)
+    assert best_positions([0.5, 0.8, 0.2], higher_is_better=False) == (2,)
+    assert best_positions([0.8, 0.8, 0.5], higher_is_better=True) == (0, 1)
+    assert best_positions([0.8, 0.8], higher_is_better=True) == ()
+    assert best_positions([0.8, None, math.nan], higher_is_better=True) == ()
+
+
+def test_stages_line_up_by_name_in_pipeline_order() -> None:
+    groups = groups_by_name([PIPELINE, BASELINE])
+    # The baseline's one stage lines up with each training stage of the pipeline, and has
+    # no group of its own.
+    assert [name for name, _ in groups] == ["warmup", "full", "evaluate"]
+    assert dict(groups)["warmup"] == [PIPELINE[0], BASELINE[0]]
+    assert dict(groups)["full"] == [PIPELINE[1], BASELINE[0]]
+    assert dict(groups)["evaluate"] == [PIPELINE[2], BASELINE[1]]
+
+
+def test_a_stage_only_one_run_has_keeps_its_group() -> None:
+    renamed = [
+        stage(0, "head", "finetune", {"train/loss": 0.4}, {}),
+        stage(1, "all", "finetune", {"train/loss": 0.2}, {}),
+    ]
+    groups = groups_by_name([PIPELINE, renamed])
+    assert [name for name, _ in groups] == ["warmup", "full", "evaluate", "head", "all"]
+    assert dict(groups)["warmup"] == [PIPELINE[0], None]  # two training stages: no match
+    assert dict(groups)["head"] == [None, renamed[0]]
+    assert groups_by_name([BASELINE]) == [
+        ("single_step", [BASELINE[0]]),
+        ("evaluate", [BASELINE[1]]),
+    ]
+
+
+def test_a_repeated_stage_name_lines_up_by_occurrence() -> None:
+    twice = [
+        stage(0, "evaluate", "evaluate", {"val/accuracy": 0.7}, {}),
+        stage(1, "evaluate", "evaluate", {"test/accuracy": 0.8}, {}),
+    ]
+    groups = groups_by_name([twice, BASELINE])
+    assert [name for name, _ in groups] == ["evaluate", "evaluate #2", "single_step"]
+    assert dict(groups)["evaluate"] == [twice[0], BASELINE[1]]
+    assert dict(groups)["evaluate #2"] == [twice[1], None]
+    assert dict(groups)["single_step"] == [None, BASELINE[0]]
+
+
+def test_rows_hold_final_and_best_and_mark_the_best_run() -> None:
+    rows = aligned_rows([group_matching([PIPELINE, BASELINE], "full")], higher)
+    by_metric = {row.metric: row for row in rows}
+    assert [row.metric for row in rows] == ["val/accuracy", "train/loss", "train/lr"]
+    accuracy = by_metric["val/accuracy"]
+    assert accuracy.label == "full · val/accuracy"
+    assert accuracy.stages == ("full", "single_step") and accuracy.renamed
+    assert accuracy.cells == (Cell(0.84, 0.86), Cell(0.55, 0.55))
+    assert accuracy.best_runs == (0,) and accuracy.higher_is_better is True
+    lr = by_metric["train/lr"]
+    assert lr.cells == (Cell(0.0, None), Cell(5e-5, None)) and lr.best_runs == ()
+    assert lr.higher_is_better is None
+
+
+def test_lower_is_better_and_missing_values() -> None:
+    rows = aligned_rows(groups_by_name([PIPELINE, BASELINE]), higher)
+    loss = next(r for r in rows if r.label == "warmup · train/loss")
+    assert loss.cells == (Cell(0.6, 0.5), Cell(0.69, 0.69))
+    assert loss.best_runs == (0,)  # 0.5 beats 0.69: lower is better
+    lr = next(r for r in rows if r.label == "full · train/lr")
+    assert lr.cells == (Cell(0.0, None), Cell(5e-5, None))
+    test = next(r for r in rows if r.label == "evaluate · test/accuracy")
+    assert test.best_runs == (0,) and not test.renamed
+    alone = aligned_rows(groups_by_name([[*PIPELINE, stage(3, "extra", "x", {"x/y": 1.0}, {})], BASELINE]), higher)  # fmt: skip
+    extra = next(r for r in alone if r.label == "extra · x/y")
+    assert extra.cells == (Cell(1.0, None), None) and extra.best_runs == ()
+
+
+def test_only_the_metrics_asked_for_in_that_order() -> None:
+    groups = groups_by_name([PIPELINE, BASELINE])
+    rows = aligned_rows(groups, higher, ["test/accuracy", "train/loss"])
+    assert [row.label for row in rows] == [
+        "warmup · train/loss",
+        "full · train/loss",
+        "evaluate · test/accuracy",
+    ]
