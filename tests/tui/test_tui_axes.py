@@ -68,21 +68,21 @@ def test_the_axis_key_cycles_run_steps_each_training_stage_epochs_then_time() ->
         mode = next_mode(mode, PIPELINE)
     assert labels == [
         "step (whole run)",
-        "step of warmup",
-        "step of full",
-        "step of polish",
-        "epoch",
+        "step in stage warmup",
+        "step in stage full",
+        "step in stage polish",
+        "epoch (whole run)",
         "seconds since start",
         "step (whole run)",
     ]
-    assert AxisMode("step", 1, "full").choice == "steps of full"
+    assert AxisMode("step", 1, "full").choice == "steps in stage full"
 
 
 def test_no_epoch_axis_without_epochs_and_a_vanished_stage_falls_back_to_run_steps() -> None:
     plain = [span(0, "finetune", 0, 20, 20, 0.8), span(1, "evaluate", 20, 20)]
     assert [m.label for m in modes_of(plain)] == [
         "step (whole run)",
-        "step of finetune",
+        "step in stage finetune",
         "seconds since start",
     ]
     assert next_mode(AxisMode("step", 5, "gone"), plain) == RUN_STEPS

@@ -68,19 +68,19 @@ async def test_the_axis_key_cycles_run_steps_stage_steps_epochs_and_time(
         assert rows[1][5] == "val/accuracy 0.86 @ 50"
 
         await pilot.press("t")
-        await wait_for(pilot, lambda: accuracy.xlabel == "step of warmup")
+        await wait_for(pilot, lambda: accuracy.xlabel == "step in stage warmup")
         assert list(accuracy.series) == ["val/accuracy"]  # only what that stage logged
         assert accuracy.series["val/accuracy"].xs == [5.0, 10.0, 15.0, 20.0]
         assert lines(accuracy) == [] and bests(accuracy) == [(20.0, 0.63)]
         await wait_for(pilot, lambda: titles(screen) == ["loss", "accuracy", "epoch"])
 
         await pilot.press("t")
-        await wait_for(pilot, lambda: accuracy.xlabel == "step of full")
+        await wait_for(pilot, lambda: accuracy.xlabel == "step in stage full")
         assert accuracy.series["val/accuracy"].xs[-1] == 40.0
         assert bests(accuracy) == [(30.0, 0.86)]
 
         await pilot.press("t", "t")
-        await wait_for(pilot, lambda: accuracy.xlabel == "epoch")
+        await wait_for(pilot, lambda: accuracy.xlabel == "epoch (whole run)")
         assert [x for x, _, _ in lines(accuracy)] == [0.0, 2.0, 4.0, 6.0, 6.0]
         assert accuracy.series["test/accuracy"].xs == [6.0]
         assert bests(accuracy) == pytest.approx([(2.0, 0.63), (3.5, 0.86), (5.5, 0.88)])

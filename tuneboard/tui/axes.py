@@ -26,21 +26,21 @@ class AxisMode:
     def label(self) -> str:
         """The charts' x-axis label."""
         if self.stage_index is not None:
-            return f"step of {self.stage_name}"
+            return f"step in stage {self.stage_name}"
         return _LABELS[self.x]
 
     @property
     def choice(self) -> str:
         """What the axis key switched to, in words."""
         if self.stage_index is not None:
-            return f"steps of {self.stage_name}"
+            return f"steps in stage {self.stage_name}"
         return _CHOICES[self.x]
 
 
 _LABELS: dict[XAxis, str] = {
     "run_step": "step (whole run)",
     "step": "step",
-    "epoch": "epoch",
+    "epoch": "epoch (whole run)",
     "time": "seconds since start",
 }
 _CHOICES: dict[XAxis, str] = {
