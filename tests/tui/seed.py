@@ -301,3 +301,87 @@ def seed_pipeline_and_baseline(project_dir: Path) -> tuple[str, str]:
         store.set_headline_value(BASELINE, 0.58)
         store.set_run_status(BASELINE, "completed", at=clock)
     return PIPELINE, BASELINE
+
+
+# A three-stage run (Run detail): warm-up -> full -> polish, each keeping a best checkpoint
+# short of its end, then evaluate (test metrics at step 0) and export.
+THREE_STAGE = "20260101-160000-ffff"
+# name, steps, accuracy from -> at its best, best step, accuracy at its end
+THREE_STAGES = (
+    ("warmup", 20, 0.5, 0.63, 20, 0.63),
+    ("full", 40, 0.63, 0.86, 30, 0.84),
+    ("polish", 20, 0.84, 0.88, 15, 0.875),
+)
+
+
+def _three_stage_part(
+    store: Store, index: int, start: float, stage: tuple[str, int, float, float, int, float]
+) -> None:
+    """A training stage whose validation accuracy rises from `low` to `high` at its best
+    step, then falls to `end`; its losses mirror it; two epochs of steps."""
+    _, steps, low, high, best, end = stage
+    for step in range(1, steps + 1):
+        if step <= best:
+            accuracy = low + (high - low) * (1 - math.exp(-3 * step / best)) / (1 - math.exp(-3))
+        else:
+            accuracy = high + (end - high) * (step - best) / (steps - best)
+        values = {
+            "train/loss": round(0.7 - accuracy / 2 - 0.05 * step / steps, 4),
+            "train/epoch": round(2 * step / steps, 4),
+        }
+        if step % 5 == 0:
+            values |= {
+                "val/loss": round(0.95 - accuracy * 0.7, 4),
+                "val/accuracy": round(accuracy, 4),
+            }
+        store.log_metrics(THREE_STAGE, index, step, values, wall_time=start + step)
+    store.set_progress(THREE_STAGE, index, steps, steps)
+
+
+def seed_three_stage(project_dir: Path) -> str:
+    """A completed three-stage run of the multistep experiment with a `polish` fine-tune
+    added: warm-up -> full -> polish, each keeping a best checkpoint, then evaluate (its test
+    metrics at step 0) and export."""
+    project = load_project(project_dir)
+    config = project.raw_experiment("multistep")
+    config["stages"].insert(2, {"name": "polish", "plugin": "finetune", "epochs": 2, "lr": 1e-5})
+    start = T0 + 4 * 3600
+    with Store(project.database) as store:
+        store.create_run(THREE_STAGE, "multistep", config, headline="test/accuracy", at=start)
+        store.set_run_status(THREE_STAGE, "running", device="cpu", at=start + 1)
+        clock = start + 2
+        for index, stage in enumerate(THREE_STAGES):
+            name, steps, *_, best_step, _ = stage
+            store.stage_started(
+                THREE_STAGE, index, name=name, plugin="finetune", params={}, at=clock
+            )
+            _three_stage_part(store, index, clock, stage)
+            clock += steps + 1
+            store.stage_finished(
+                THREE_STAGE,
+                index,
+                "completed",
+                best_metric="val/accuracy",
+                best_step=best_step,
+                best_value=stage[3],
+                at=clock,
+            )
+        evaluate, export = len(THREE_STAGES), len(THREE_STAGES) + 1
+        store.stage_started(
+            THREE_STAGE, evaluate, name="evaluate", plugin="evaluate", params={}, at=clock
+        )
+        store.log_metrics(
+            THREE_STAGE,
+            evaluate,
+            0,
+            {"test/accuracy": 0.87, "test/auroc": 0.91, "test/loss": 0.34},
+            wall_time=clock + 1,
+        )
+        store.stage_finished(THREE_STAGE, evaluate, "completed", at=clock + 2)
+        store.stage_started(
+            THREE_STAGE, export, name="export", plugin="export", params={}, at=clock + 2
+        )
+        store.stage_finished(THREE_STAGE, export, "completed", at=clock + 3)
+        store.set_headline_value(THREE_STAGE, 0.87)
+        store.set_run_status(THREE_STAGE, "completed", at=clock + 3)
+    return THREE_STAGE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.widgets import DataTable, Static, TextArea
 
 from tests.tui.conftest import AppFactory, wait_for
@@ -39,6 +40,12 @@ async def test_hostile_names_and_sql_results_show_as_text(
         assert shown in str(screen.query_one("#error", Static).render())
         assert shown in _cells(screen.query_one("#stages", DataTable), 0)
         assert "second [/line]" in str(screen.query_one("#events", Static).render())
+        # the stage's name labels its start on the chart's top edge
+        chart = next(iter(screen.charts.values()))
+        await wait_for(pilot, lambda: chart.size.width > 0)
+        figure = chart.render()
+        assert isinstance(figure, Text)
+        assert "┌" + shown[:20] in figure.plain and "\x1b" not in figure.plain
         await pilot.press("escape")
 
         await pilot.press("2")

@@ -99,7 +99,7 @@ async def test_the_detail_screen_follows_a_run_and_draws_charts_only_on_screen(
         stages = screen.query_one("#stages", DataTable)
         summary = screen.query_one("#summary")
         assert loss.series["train/loss"].xs[-1] == 10
-        assert last_steps(stages) == "9/20"
+        assert last_steps(stages) == "1–10 9/20"  # run-wide steps, progress
         assert summary.size.height == 3  # the run, its details, its stage's progress
 
         tabs = screen.query_one(TabbedContent)
@@ -111,7 +111,7 @@ async def test_the_detail_screen_follows_a_run_and_draws_charts_only_on_screen(
         app.store.set_progress(RUNNING_TINY, index, 11, 20)
         app.store.flush()
         await wait_for(pilot, lambda: loss.series["train/loss"].xs[-1] == 11)
-        await wait_for(pilot, lambda: last_steps(stages) == "11/20")
+        await wait_for(pilot, lambda: last_steps(stages) == "1–11 11/20")
         await pilot.pause()
         assert len(builds) == built  # new data, but the chart is on a hidden tab
 

@@ -22,7 +22,9 @@ from tests.tui.seed import (
     COMPLETED_TINY,
     FAILED_TINY,
     PIPELINE,
+    THREE_STAGE,
     seed_pipeline_and_baseline,
+    seed_three_stage,
 )
 from tuneboard.tui.app import TuneboardApp
 from tuneboard.tui.screens.compare import CompareScreen
@@ -45,9 +47,9 @@ def table_settled(app: TuneboardApp, rows: int) -> bool:
     return table.row_count == rows and not table._require_update_dimensions
 
 
-def runs_loaded(app: TuneboardApp) -> Before:
+def runs_loaded(app: TuneboardApp, rows: int = 5) -> Before:
     async def before(pilot: Pilot[None]) -> None:
-        await wait_for(pilot, lambda: table_settled(app, 5))
+        await wait_for(pilot, lambda: table_settled(app, rows))
         # Paint what the measuring scheduled: a dialog pushed next would cover a stale table.
         await pilot.pause()
 
@@ -61,9 +63,9 @@ def charts_settled(screen: DetailScreen) -> bool:
     return visible > 0 and all(c.size.height == fitted for c in screen.charts.values())
 
 
-def detail_of(app: TuneboardApp, run_id: str) -> Before:
+def detail_of(app: TuneboardApp, run_id: str, rows: int = 5) -> Before:
     async def before(pilot: Pilot[None]) -> None:
-        await runs_loaded(app)(pilot)
+        await runs_loaded(app, rows)(pilot)
         await app.push_screen(DetailScreen(run_id))
         screen = app.screen
         assert isinstance(screen, DetailScreen)
@@ -98,6 +100,27 @@ def test_detail_160x48(app: TuneboardApp, snap_compare: SnapCompare) -> None:
 
 def test_detail_of_a_failed_run(app: TuneboardApp, snap_compare: SnapCompare) -> None:
     assert snap_compare(app, terminal_size=(100, 30), run_before=detail_of(app, FAILED_TINY))
+
+
+@pytest.fixture
+def three_stage_app(seeded_project: Path, make_app: AppFactory) -> TuneboardApp:
+    """The app with a three-stage run besides the seeded ones (six in all)."""
+    seed_three_stage(seeded_project)
+    return make_app(seeded_project)
+
+
+def test_detail_of_a_three_stage_run(
+    three_stage_app: TuneboardApp, snap_compare: SnapCompare
+) -> None:
+    before = detail_of(three_stage_app, THREE_STAGE, rows=6)
+    assert snap_compare(three_stage_app, terminal_size=(100, 30), run_before=before)
+
+
+def test_detail_of_a_three_stage_run_160x48(
+    three_stage_app: TuneboardApp, snap_compare: SnapCompare
+) -> None:
+    before = detail_of(three_stage_app, THREE_STAGE, rows=6)
+    assert snap_compare(three_stage_app, terminal_size=(160, 48), run_before=before)
 
 
 def compare_before(app: TuneboardApp, *keys: str) -> Before:

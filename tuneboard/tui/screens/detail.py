@@ -4,7 +4,7 @@ its events and its config."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -15,7 +15,16 @@ from textual.containers import Grid, VerticalScroll
 from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane, Tabs
 
 from tuneboard.sdk.errors import TuneboardError
-from tuneboard.store import ACTIVE_STATUSES, EventRow, GenerationRow, RunRow, Series, StageRow
+from tuneboard.store import (
+    ACTIVE_STATUSES,
+    EventRow,
+    GenerationRow,
+    RunRow,
+    Series,
+    StageRow,
+    StageSpan,
+)
+from tuneboard.tui.axes import RUN_STEPS, AxisMode, chart_marks, next_mode, step_range
 from tuneboard.tui.cells import duration_cell, progress_bar, status_cell
 from tuneboard.tui.configs import flatten_config, toml_literal
 from tuneboard.tui.generations import (
@@ -37,8 +46,6 @@ EVENT_TAIL = 40
 WIDE = 120  # columns from which charts go two abreast
 STAGE_COLUMNS = ("#", "stage", "plugin", "status", "steps", "best", "time")
 
-XAxis = Literal["step", "time"]
-
 
 @dataclass
 class RunDetail:
@@ -48,6 +55,8 @@ class RunDetail:
     stages: list[StageRow] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
     series: dict[str, Series] = field(default_factory=dict)
+    spans: list[StageSpan] = field(default_factory=list)
+    axis: AxisMode = RUN_STEPS  # the axis the series were read on
     generations: list[GenerationRow] = field(default_factory=list)
 
 
@@ -68,7 +77,7 @@ class DetailScreen(LiveScreen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("x", "cancel_run", "Cancel run"),
         Binding("r", "relaunch", "Re-launch"),
-        Binding("t", "toggle_x", "Step/time"),
+        Binding("t", "toggle_x", "X axis"),
         Binding("v", "review", "Review"),
         Binding("left_square_bracket", "prompt(-1)", "Prev prompt"),
         Binding("right_square_bracket", "prompt(1)", "Next prompt"),
@@ -78,7 +87,8 @@ class DetailScreen(LiveScreen):
         super().__init__()
         self.run_id = run_id
         self.run: RunRow | None = None
-        self.x_axis: XAxis = "step"
+        self.axis = RUN_STEPS
+        self.spans: list[StageSpan] = []
         self.charts: dict[str, MetricChart] = {}
         self._events_key: object = None
         self._config_shown = False
@@ -154,10 +164,21 @@ class DetailScreen(LiveScreen):
                 return RunDetail(None)
             names = store.metric_names(self.run_id)
             stages = store.stages(self.run_id)
+            spans = store.stage_spans(self.run_id)
+            axis = self.axis
             series = {
-                name: store.series(self.run_id, name, max_points=MAX_POINTS, x=self.x_axis)
+                name: store.series(
+                    self.run_id,
+                    name,
+                    max_points=MAX_POINTS,
+                    x=axis.x,
+                    stage_index=axis.stage_index,
+                    spans=spans,
+                )
                 for name in names
             }
+            if axis.stage_index is not None:  # only the metrics that stage logged
+                series = {name: s for name, s in series.items() if s.xs}
             # Generations are written just before the validation metrics of the same
             # evaluation, or by a stage before it ends: read them again only then.
             version = (
@@ -173,6 +194,8 @@ class DetailScreen(LiveScreen):
                 stages=stages,
                 events=store.events(self.run_id, limit=EVENT_TAIL),
                 series=series,
+                spans=spans,
+                axis=axis,
                 generations=self._reader.read(store, self.run_id, version),
             )
 
@@ -185,8 +208,9 @@ class DetailScreen(LiveScreen):
             return
         self.run = data.run
         self._show_summary(data.run)
-        self._show_stages(data.stages)
-        self._show_charts(data.series)
+        self.spans = data.spans
+        self._show_stages(data.stages, data.spans)
+        self._show_charts(data)
         self._show_generations(data.stages, data.generations)
         self._show_events(data.events)
         if not self._config_shown:
@@ -227,12 +251,16 @@ class DetailScreen(LiveScreen):
         self._summary_lines = len(lines) if fits else 0
         return resized
 
-    def _show_stages(self, stages: list[StageRow]) -> None:
+    def _show_stages(self, stages: list[StageRow], spans: list[StageSpan]) -> None:
         """Fill the table when the stages are new, else change only the cells that changed
         (a refill measures every cell and lays the screen out again)."""
         table = self.query_one("#stages", DataTable)
         variables = self.app.theme_variables
-        rows = [self._stage_cells_of(stage, variables) for stage in stages]
+        placed = {span.stage_index: span for span in spans}
+        rows = [
+            self._stage_cells_of(stage, placed.get(stage.stage_index), variables)
+            for stage in stages
+        ]
         if len(rows) == len(self._stage_cells) and self._stage_theme is variables:
             for row, (cells, before) in enumerate(zip(rows, self._stage_cells, strict=True)):
                 for column, value, old in zip(STAGE_COLUMNS, cells, before, strict=True):
@@ -246,14 +274,21 @@ class DetailScreen(LiveScreen):
         self._stage_cells = rows
         self._stage_theme = variables
 
-    def _stage_cells_of(self, stage: StageRow, variables: dict[str, str]) -> tuple[Any, ...]:
-        steps = "" if stage.steps is None else str(stage.steps)
-        if stage.total_steps:
-            steps += f"/{stage.total_steps}"
+    def _stage_cells_of(
+        self, stage: StageRow, span: StageSpan | None, variables: dict[str, str]
+    ) -> tuple[Any, ...]:
+        """A stage's row: its run-wide steps (and its progress while short of its total),
+        its best value at its run-wide step, its time."""
+        steps = step_range(span) if span is not None else ""
+        done = stage.steps or 0
+        if stage.total_steps and done < stage.total_steps:
+            steps = f"{steps} {done}/{stage.total_steps}".strip()
         best = ""
         if stage.best_value is not None:
             best = f"{stage.best_metric} {format_number(stage.best_value)}"
-            if stage.best_step is not None:
+            if span is not None and span.best_step is not None:
+                best += f" @ {span.best_step}"
+            elif stage.best_step is not None:
                 best += f" @ {stage.best_step}"
         end = stage.finished_at if stage.finished_at is not None else self.tb.clock()
         return (
@@ -266,30 +301,52 @@ class DetailScreen(LiveScreen):
             format_duration(elapsed(stage.started_at, end)),
         )
 
-    def _show_charts(self, series: dict[str, Series]) -> None:
+    def _show_charts(self, data: RunDetail) -> None:
+        """A chart per metric family, in the families' order, with the stages' boundaries
+        and best checkpoints; families with no points on this axis are taken away."""
+        series, axis = data.series, data.axis
+        starts = self._stage_starts(data.stages)
         families = metric_families(series)
         grid = self.query_one("#charts", Grid)
         self.query_one("#no-charts").display = not families
+        for family in [f for f in self.charts if f not in families]:
+            self.charts.pop(family).remove()
+        previous: MetricChart | None = None
         for family, names in families.items():
             chart = self.charts.get(family)
             if chart is None:
                 chart = self.charts[family] = MetricChart(family, classes="run-chart")
                 if self._chart_height:
                     chart.styles.height = self._chart_height
-                grid.mount(chart)
-            chart.set_series({name: self._x(series[name]) for name in names}, self.x_axis_label)
+                if previous is not None:
+                    grid.mount(chart, after=previous)
+                elif grid.children:
+                    grid.mount(chart, before=0)
+                else:
+                    grid.mount(chart)
+            chart.set_series(
+                {name: self._x(series[name], axis) for name in names},
+                axis.label,
+                chart_marks(axis, data.spans, names, starts),
+            )
+            previous = chart
 
-    def _x(self, series: Series) -> Series:
+    def _run_start(self) -> float | None:
+        return self.run.started_at if self.run else None
+
+    def _x(self, series: Series, axis: AxisMode) -> Series:
         """Times as seconds since the run started, so axes read naturally."""
-        if self.x_axis == "step" or not series.xs:
+        if axis.x != "time" or not series.xs:
             return series
-        start = self.run.started_at if self.run and self.run.started_at else series.xs[0]
+        start = self._run_start() or series.xs[0]
         return Series([x - start for x in series.xs], series.ys)
 
-    @property
-    def x_axis_label(self) -> str:
-        """The x-axis label of the charts."""
-        return "step" if self.x_axis == "step" else "seconds since start"
+    def _stage_starts(self, stages: list[StageRow]) -> dict[int, float]:
+        """When each started stage started, in seconds since the run started."""
+        start = self._run_start()
+        if start is None:
+            return {}
+        return {s.stage_index: s.started_at - start for s in stages if s.started_at is not None}
 
     def _show_generations(self, stages: list[StageRow], rows: list[GenerationRow]) -> None:
         """The chosen prompt with its outputs at every evaluation; the tab appears with the
@@ -358,9 +415,10 @@ class DetailScreen(LiveScreen):
         self._draw_generations()
 
     def action_toggle_x(self) -> None:
-        """Plot against the step or the wall-clock time."""
-        self.x_axis = "time" if self.x_axis == "step" else "step"
-        self.notify(f"x axis: {self.x_axis}")
+        """Plot against the next x axis: run-wide steps, the steps of each stage in turn,
+        epochs, time."""
+        self.axis = next_mode(self.axis, self.spans)
+        self.notify(f"x axis: {self.axis.choice}")
         self.request_refresh()
 
     def action_cancel_run(self) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
+from rich.cells import cell_len, set_cell_size
+from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
@@ -16,19 +19,30 @@ from tuneboard.ui.safe import visible
 MARKERS = ("braille", "x", "o", "+", "*", "#")
 BEST_MARKER = "◆"
 SINGLE_MARKER = "●"
+BOUNDARY_COLOR = "gray"
+# The fewest cells of a shortened label; boundaries fewer columns apart than a label that
+# short (and an edge column each side) share one label.
+MIN_LABEL = 6
+LABEL_GAP = MIN_LABEL + 2
+# The top edge of a plotext frame (boundaries' columns drawn as ┬): where labels are written.
+_TOP_FRAME = re.compile(r"^( *)┌([─┬]*)┐ *$")
 
 
 @dataclass(frozen=True)
 class Boundary:
-    """A vertical line where something starts (a stage), labelled at the top of the chart."""
+    """A vertical line where something starts (a stage), labelled on the chart's top edge.
+
+    `note` follows the label when there is room (what the stage starts from)."""
 
     x: float
     label: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
 class Mark:
-    """A point drawn over the series (a stage's best checkpoint), with a short label."""
+    """A point drawn over the series (a stage's best checkpoint); marks of one `label` share
+    one entry of the legend."""
 
     x: float
     y: float
@@ -44,6 +58,109 @@ class ChartMarks:
 
 
 NO_MARKS = ChartMarks()
+
+
+def column_of(x: float, lo: float, hi: float, width: int) -> int:
+    """The canvas column plotext draws `x` in, on an x axis from `lo` to `hi` `width` columns
+    wide (its own rounding, so labels land on their lines)."""
+    if hi <= lo or width <= 1:
+        return 0
+    return math.floor(round(0.5 + (width - 1) * (x - lo) / (hi - lo), 8))
+
+
+def _candidates(labels: list[str], note: str) -> list[str]:
+    """A merged boundary's texts, longest first: with its note, with the note squeezed, bare."""
+    name = "+".join(labels)
+    texts = [f"{name} {note}", name + note.replace(" ", "")] if note else []
+    texts.append(name)
+    if len(labels) > 1:
+        texts.append(f"{labels[0]}+…")
+    return texts
+
+
+def _shortened(text: str, room: int) -> str:
+    """`text` cut to `room` cells with an ellipsis, or "" when too little of it would show."""
+    if cell_len(text) <= room:
+        return text
+    if room < MIN_LABEL:
+        return ""
+    return set_cell_size(text, room - 1) + "…"
+
+
+def place_labels(
+    boundaries: Sequence[Boundary], lo: float, hi: float, width: int
+) -> list[tuple[int, str]]:
+    """Where the boundaries' labels go on a top edge `width` columns wide: (first column, text).
+
+    Boundaries too close for a label between them (stages that take no room) share one
+    label, their names joined by `+`, with the first one's note. A label starts just right
+    of its line; the last one, with no room there (the run's end), ends just left of it. One
+    that does not fit drops its note, then is shortened, or is left out when too little of
+    it would show.
+    """
+    groups: list[tuple[int, list[str], str]] = []
+    for boundary in sorted(boundaries, key=lambda b: b.x):
+        column = column_of(boundary.x, lo, hi, width)
+        if groups and column - groups[-1][0] < LABEL_GAP:
+            groups[-1][1].append(visible(boundary.label))
+            continue
+        groups.append((column, [visible(boundary.label)], visible(boundary.note)))
+    placed: list[tuple[int, str]] = []
+    used = 0  # the first free column: labels keep one column of edge between them
+    for number, (column, labels, note) in enumerate(groups):
+        last = number + 1 == len(groups)
+        start = column + 1 if column > 0 else 0
+        right = (width if last else groups[number + 1][0] - 1) - start
+        # Only the last label may end at its line: nothing lies right of the run's end, but
+        # a label left of a line in the middle would read as the previous stage's.
+        left = column - used if last else 0
+        spot = _spot(_candidates(labels, note), start, right, column, left)
+        if spot is not None:
+            placed.append(spot)
+            used = spot[0] + cell_len(spot[1]) + 1
+        else:
+            used = max(used, column + 1)
+    return placed
+
+
+def _spot(
+    texts: list[str], start: int, right: int, column: int, left: int
+) -> tuple[int, str] | None:
+    """The longest of `texts` right of the line (`right` cells from `start`), else left of
+    it (`left` cells before `column`), else the first shortened to the larger room."""
+    for text in texts:
+        if cell_len(text) <= right:
+            return start, text
+    for text in texts:
+        if cell_len(text) <= left:
+            return column - cell_len(text), text
+    text = _shortened(texts[-1].removesuffix("+…"), max(right, left))
+    if not text:
+        return None
+    return (start, text) if right >= left else (column - cell_len(text), text)
+
+
+def label_top_edge(figure: Text, boundaries: Sequence[Boundary], lo: float, hi: float) -> Text:
+    """The figure with the boundaries' labels written into the top edge of its frame (a row
+    the series never use, so labels hide no point), on an x axis from `lo` to `hi`."""
+    lines = figure.split("\n", allow_blank=True)
+    found = [i for i, line in enumerate(lines) if _TOP_FRAME.match(line.plain)]
+    if not found or not boundaries:
+        return figure
+    row = found[-1]
+    match = _TOP_FRAME.match(lines[row].plain)
+    assert match is not None
+    start, width = len(match.group(1)) + 1, len(match.group(2))
+    line = lines[row]
+    for column, text in place_labels(boundaries, lo, hi, width):
+        first = start + column
+        last = first + cell_len(text)
+        label = line[first:last]  # the edge's own colours, then bold
+        label.plain = text
+        label.stylize("bold")
+        line = line[:first] + label + line[last:]
+    lines[row] = line
+    return Text("\n").join(lines)
 
 
 class MetricChart(PlotextPlot):
@@ -72,6 +189,7 @@ class MetricChart(PlotextPlot):
         self._signature: object = None
         self._version = 0
         self._drawn: tuple[object, RenderResult] | None = None
+        self._xlim: tuple[float, float] | None = None
 
     @property
     def points(self) -> int:
@@ -113,6 +231,8 @@ class MetricChart(PlotextPlot):
             return self._drawn[1]
         self._plot_series()
         figure = super().render()
+        if self._xlim is not None and isinstance(figure, Text):
+            figure = label_top_edge(figure, self.marks.boundaries, *self._xlim)
         self._drawn = (key, figure)
         return figure
 
@@ -122,6 +242,23 @@ class MetricChart(PlotextPlot):
         # Metric and run names are user data: plotext output is read back as ANSI codes.
         plt.title(visible(self.title))
         plt.xlabel(visible(self.xlabel))
+        span = self._x_span()
+        if span is None:
+            self._xlim = None
+            return
+        lo, hi = span
+        if lo == hi:
+            # Every point at one x: plotext would draw an axis from x-1 to x+1 with ticks at
+            # made-up values (-1 .. 1 for step 0); one tick, at the points.
+            plt.xticks([lo])
+            lo, hi = lo - 1, hi + 1
+        self._xlim = (lo, hi)
+        plt.xlim(lo, hi)
+        # Lines first: the series and marks are drawn over them. The frame is the line of a
+        # boundary at either edge (stages that take no room, at the run's end).
+        for boundary in self.marks.boundaries:
+            if lo < boundary.x < hi:
+                plt.vline(boundary.x, color=BOUNDARY_COLOR)
         for index, (name, points) in enumerate(self.series.items()):
             if not points.xs:
                 continue
@@ -132,32 +269,23 @@ class MetricChart(PlotextPlot):
                 plt.scatter(points.xs, points.ys, label=visible(name), marker=marker)
             else:
                 plt.plot(points.xs, points.ys, label=visible(name), marker=marker)
-        xs = {x for points in self.series.values() for x in points.xs}
-        xs.update(boundary.x for boundary in self.marks.boundaries)
-        if len(xs) == 1:
-            # Every point at one x: plotext would draw an axis from x-1 to x+1 with ticks at
-            # made-up values (-1 .. 1 for step 0); one tick, at the points.
-            (x,) = xs
-            plt.xlim(x - 1, x + 1)
-            plt.xticks([x])
-        self._plot_marks()
+        labels = dict.fromkeys(mark.label for mark in self.marks.points)
+        for label in labels:
+            marks = [mark for mark in self.marks.points if mark.label == label]
+            plt.scatter(
+                [mark.x for mark in marks],
+                [mark.y for mark in marks],
+                marker=BEST_MARKER,
+                color="red+",
+                label=visible(label) or None,
+            )
 
-    def _plot_marks(self) -> None:
-        """Stage boundaries as labelled vertical lines, marked points over the series."""
-        ys = [y for points in self.series.values() for y in points.ys if y == y]  # not NaN
-        if not ys:
-            return
-        plt = self.plt
-        top = max(ys)
+    def _x_span(self) -> tuple[float, float] | None:
+        """The lowest and highest x of every point, boundary and mark; None when there is no
+        point to draw."""
         xs = [x for points in self.series.values() for x in points.xs]
+        if not xs:
+            return None
         xs += [boundary.x for boundary in self.marks.boundaries]
-        middle = (min(xs) + max(xs)) / 2
-        for boundary in self.marks.boundaries:
-            plt.vline(boundary.x, color="gray")
-            # Labels in the right half end at their line, so the chart's edge does not cut them.
-            side: Literal["left", "right"] = "right" if boundary.x > middle else "left"
-            plt.text(visible(boundary.label), boundary.x, top, color="gray", alignment=side)
-        for mark in self.marks.points:
-            plt.scatter([mark.x], [mark.y], marker=BEST_MARKER, color="red+")
-            if mark.label:
-                plt.text(visible(mark.label), mark.x, mark.y, color="red+", alignment="right")
+        xs += [mark.x for mark in self.marks.points]
+        return min(xs), max(xs)
