@@ -119,7 +119,7 @@ def test_export_then_import_into_another_project(
 ) -> None:
     out = exports[file_format]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format_version"] == 2 and manifest["source_project"] == "sentiment"
+    assert manifest["format_version"] == 3 and manifest["source_project"] == "sentiment"
     assert manifest["file_format"] == file_format and len(manifest["run_ids"]) == 5
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["manifest.json", *(f"{t}.{file_format}" for t in TABLES)]

@@ -41,6 +41,7 @@ import click
 from tuneboard.cli import (
     cancel,
     export_import,
+    lineage,
     plugins,
     resume,
     review,
@@ -78,6 +79,7 @@ main.add_command(run.run)
 main.add_command(resume.resume)
 main.add_command(runs.runs)
 main.add_command(show.show)
+main.add_command(lineage.lineage)
 main.add_command(cancel.cancel)
 main.add_command(sql.sql)
 main.add_command(review.review)

@@ -136,6 +136,25 @@ class ArtifactRow:
 
 
 @dataclass(frozen=True)
+class RunLink:
+    """One row of `run_parents`: run `run_id` started from a model that run `parent_run_id`
+    made (its stage `parent_stage_index` recorded it as an artifact of `kind`).
+
+    `source` is the model source as the child's config wrote it (``run:ID/STAGE`` or a
+    path); `parent_stage` the name of that stage, None when the parent is not in the file.
+    """
+
+    run_id: str
+    parent_run_id: str
+    parent_stage_index: int | None
+    kind: str | None
+    artifact_path: str | None
+    artifact_sha256: str | None
+    source: str | None = None
+    parent_stage: str | None = None
+
+
+@dataclass(frozen=True)
 class GenerationRow:
     """One row of `generations`: a stage's output for the prompt at row `idx` of `split`.
 
@@ -176,6 +195,7 @@ __all__ = [
     "ArtifactRow",
     "EventRow",
     "GenerationRow",
+    "RunLink",
     "RunRow",
     "RunStatus",
     "Series",

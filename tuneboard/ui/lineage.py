@@ -1,0 +1,209 @@
+"""Lineage across runs read as a tree: a run's ancestors up to the root and its descendants.
+
+Pure functions over the store's rows (no Textual, no click), shared by `tuneboard lineage`
+and Run detail in the app. A run's parent is the run whose export or checkpoint its model
+came from (`run_parents`); iterated rounds (review, then feedback from the previous export)
+read as one chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tuneboard.store import RunLink, RunRow, Store
+from tuneboard.ui.render import format_number, status_text
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The runs around `run_id`: how each came from its parent, and what came from each."""
+
+    run_id: str
+    runs: Mapping[str, RunRow] = field(default_factory=dict)
+    parent_links: Mapping[str, RunLink] = field(default_factory=dict)
+    child_links: Mapping[str, tuple[RunLink, ...]] = field(default_factory=dict)
+
+    @property
+    def parent(self) -> RunLink | None:
+        """How the run came from its parent; None for a root."""
+        return self.parent_links.get(self.run_id)
+
+    @property
+    def children(self) -> tuple[RunLink, ...]:
+        """The runs that started from this run's models, oldest first."""
+        return self.child_links.get(self.run_id, ())
+
+    def ancestors(self) -> list[RunLink]:
+        """The links from the run up to the root: its own first, the root's child's last."""
+        chain: list[RunLink] = []
+        seen = {self.run_id}
+        link = self.parent_links.get(self.run_id)
+        while link is not None and link.parent_run_id not in seen:
+            chain.append(link)
+            seen.add(link.parent_run_id)
+            link = self.parent_links.get(link.parent_run_id)
+        return chain
+
+    def descendants(self, run_id: str | None = None) -> list[tuple[int, RunLink]]:
+        """The runs below `run_id` (default: the run), depth first: (depth from 1, link)."""
+        found: list[tuple[int, RunLink]] = []
+        seen = {run_id or self.run_id}
+
+        def walk(parent: str, depth: int) -> None:
+            for link in self.child_links.get(parent, ()):
+                if link.run_id in seen:
+                    continue
+                seen.add(link.run_id)
+                found.append((depth, link))
+                walk(link.run_id, depth + 1)
+
+        walk(run_id or self.run_id, 1)
+        return found
+
+
+def read_lineage(store: Store, run_id: str) -> Lineage:
+    """The lineage of run `run_id` (a full id), read in one open of the database."""
+    with store.hold():
+        links = store.run_links()
+        parents = {link.run_id: link for link in links}
+        children: dict[str, list[RunLink]] = {}
+        for link in links:
+            children.setdefault(link.parent_run_id, []).append(link)
+        lineage = Lineage(
+            run_id, {}, parents, {key: tuple(value) for key, value in children.items()}
+        )
+        ids = [run_id]
+        ids += [link.parent_run_id for link in lineage.ancestors()]
+        ids += [link.run_id for _, link in lineage.descendants()]
+        runs = store.runs_by_id(ids)
+    return Lineage(run_id, runs, lineage.parent_links, lineage.child_links)
+
+
+def link_label(link: RunLink) -> str:
+    """What of the parent the child started from: `export`, `finetune checkpoint`."""
+    stage = link.parent_stage or (
+        f"stage {link.parent_stage_index}" if link.parent_stage_index is not None else "a stage"
+    )
+    if link.kind == "model":
+        return "export"
+    if link.kind == "checkpoint":
+        return f"{stage} checkpoint"
+    return f"{link.kind or 'artifact'} of {stage}"
+
+
+def run_label(run: RunRow | None, run_id: str) -> str:
+    """A run as one line: id, experiment, status and headline value."""
+    if run is None:
+        return f"{run_id}  (not in this project)"
+    parts = [run.run_id, run.experiment, status_text(run.status)]
+    if run.headline_value is not None:
+        parts.append(f"{run.headline} {format_number(run.headline_value)}")
+    return "  ".join(parts)
+
+
+def tree_lines(lineage: Lineage) -> list[tuple[str, bool]]:
+    """The tree as lines of text, each with whether it is the run itself: the root first,
+    each ancestor's child indented under it, then the run's descendants."""
+    lines: list[tuple[str, bool]] = []
+    chain = list(reversed(lineage.ancestors()))  # the root's child first
+    top = chain[0].parent_run_id if chain else lineage.run_id
+    lines.append((_node(lineage, top, None), top == lineage.run_id))
+    for depth, link in enumerate(chain, start=1):
+        lines.append((_indent(depth, True) + _node(lineage, link.run_id, link), False))
+    if chain:
+        text, _ = lines[-1]
+        lines[-1] = (text, True)
+    base = len(chain)
+    below = lineage.descendants()
+    for position, (depth, link) in enumerate(below):
+        later = [d for d, _ in below[position + 1 :]]
+        last = not any(d == depth for d in _until_shallower(later, depth))
+        prefix = _branches(below, position, base)
+        lines.append(
+            (prefix + ("└─ " if last else "├─ ") + _node(lineage, link.run_id, link), False)
+        )
+    return [(text + ("  ◀ this run" if own else ""), own) for text, own in lines]
+
+
+def _until_shallower(depths: list[int], depth: int) -> list[int]:
+    """The depths that follow, up to the first one above `depth`."""
+    taken = []
+    for d in depths:
+        if d < depth:
+            break
+        taken.append(d)
+    return taken
+
+
+def _branches(below: list[tuple[int, RunLink]], position: int, base: int) -> str:
+    """The guide lines left of a descendant: `│  ` where an ancestor has later siblings."""
+    depth = below[position][0]
+    parts = ["   " * base]
+    for level in range(1, depth):
+        later = [d for d, _ in below[position + 1 :]]
+        open_ = any(d == level for d in _until_shallower(later, level))
+        parts.append("│  " if open_ else "   ")
+    return "".join(parts)
+
+
+def _indent(depth: int, last: bool) -> str:
+    return "   " * (depth - 1) + ("└─ " if last else "├─ ")
+
+
+def _node(lineage: Lineage, run_id: str, link: RunLink | None) -> str:
+    text = run_label(lineage.runs.get(run_id), run_id)
+    return f"{text}  ← {link_label(link)}" if link is not None else text
+
+
+def summary_line(lineage: Lineage) -> str:
+    """The app's one line: `from RUN (export of EXPERIMENT) · children: 2`; empty for a run
+    with neither parent nor children."""
+    parts = []
+    link = lineage.parent
+    if link is not None:
+        parent = lineage.runs.get(link.parent_run_id)
+        of = f" of {parent.experiment}" if parent is not None else ""
+        parts.append(f"from {link.parent_run_id} ({link_label(link)}{of})")
+    if lineage.children:
+        parts.append(f"children: {len(lineage.children)}")
+    return " · ".join(parts)
+
+
+def lineage_document(lineage: Lineage) -> dict[str, Any]:
+    """The lineage as JSON-ready data: the run, its ancestors (root first) and its
+    descendants (nested), each with the link to its parent."""
+
+    def node(run_id: str, link: RunLink | None) -> dict[str, Any]:
+        run = lineage.runs.get(run_id)
+        return {
+            "run_id": run_id,
+            "experiment": run.experiment if run else None,
+            "status": run.status if run else None,
+            "headline": run.headline if run else None,
+            "headline_value": run.headline_value if run else None,
+            "link": None if link is None else {**asdict(link), "label": link_label(link)},
+        }
+
+    def subtree(run_id: str, seen: set[str]) -> list[dict[str, Any]]:
+        nodes = []
+        for link in lineage.child_links.get(run_id, ()):
+            if link.run_id in seen:
+                continue
+            seen.add(link.run_id)
+            nodes.append({**node(link.run_id, link), "children": subtree(link.run_id, seen)})
+        return nodes
+
+    chain = list(reversed(lineage.ancestors()))
+    ancestors = []
+    if chain:
+        ancestors.append(
+            node(chain[0].parent_run_id, lineage.parent_links.get(chain[0].parent_run_id))
+        )
+        ancestors += [node(link.run_id, link) for link in chain[:-1]]
+    return {
+        "run": node(lineage.run_id, lineage.parent),
+        "ancestors": ancestors,
+        "descendants": subtree(lineage.run_id, {lineage.run_id}),
+    }
