@@ -24,11 +24,19 @@ from tuneboard.tui.generations import (
     history_text,
     prompt_histories,
 )
+from tuneboard.tui.lineage import (
+    LINEAGE_ACTIONS,
+    lineage_action_shown,
+    open_children,
+    open_parent,
+    show_lineage,
+)
 from tuneboard.tui.metrics import metric_families
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.table import Table
+from tuneboard.ui.lineage import Lineage, read_lineage
 from tuneboard.ui.render import elapsed, format_duration, format_number, format_time, status_text
 from tuneboard.ui.safe import safe_text, visible
 
@@ -49,6 +57,7 @@ class RunDetail:
     events: list[EventRow] = field(default_factory=list)
     series: dict[str, Series] = field(default_factory=dict)
     generations: list[GenerationRow] = field(default_factory=list)
+    lineage: Lineage | None = None
 
 
 class ChartArea(VerticalScroll):
@@ -72,6 +81,8 @@ class DetailScreen(LiveScreen):
         Binding("v", "review", "Review"),
         Binding("left_square_bracket", "prompt(-1)", "Prev prompt"),
         Binding("right_square_bracket", "prompt(1)", "Next prompt"),
+        Binding("p", "open_parent", "Parent run"),
+        Binding("o", "open_children", "Child runs"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -89,12 +100,14 @@ class DetailScreen(LiveScreen):
         self._reader = GenerationReader()
         self.histories: list[PromptHistory] = []
         self.prompt_index = 0
+        self.lineage: Lineage | None = None
 
     def compose(self) -> ComposeResult:
         """Summary, error banner, stage timeline, then charts, generations, events and config as
         tabs (generations only once the run has some)."""
         yield Header()
         yield Static(id="summary")
+        yield Static(id="lineage")
         yield Static(id="error", classes="error-banner")
         stages: DataTable[Any] = Table(id="stages", cursor_type="none")
         for label in STAGE_COLUMNS:
@@ -116,6 +129,7 @@ class DetailScreen(LiveScreen):
         """Title and layout (`LiveScreen.on_mount` then does the first load)."""
         self.sub_title = f"run {self.run_id}"
         self.query_one("#error").display = False
+        self.query_one("#lineage").display = False
         # Shown once the run has generations: classification runs never show it.
         self.query_one("#tabs", TabbedContent).hide_tab("generations-tab")
         self._fit_charts(self.size.width)
@@ -174,6 +188,7 @@ class DetailScreen(LiveScreen):
                 events=store.events(self.run_id, limit=EVENT_TAIL),
                 series=series,
                 generations=self._reader.read(store, self.run_id, version),
+                lineage=read_lineage(store, run.run_id),
             )
 
     def show(self, data: RunDetail) -> None:
@@ -185,6 +200,7 @@ class DetailScreen(LiveScreen):
             return
         self.run = data.run
         self._show_summary(data.run)
+        self._show_lineage(data.lineage)
         self._show_stages(data.stages)
         self._show_charts(data.series)
         self._show_generations(data.stages, data.generations)
@@ -217,6 +233,13 @@ class DetailScreen(LiveScreen):
         banner.display = failed
         if failed:
             banner.update(safe_text(f"{status_text(run.status)}: {run.error}", multiline=True))
+
+    def _show_lineage(self, lineage: Lineage | None) -> None:
+        before = [lineage_action_shown(self.lineage, action) for action in LINEAGE_ACTIONS]
+        self.lineage = lineage
+        show_lineage(self.query_one("#lineage", Static), lineage)
+        if before != [lineage_action_shown(lineage, action) for action in LINEAGE_ACTIONS]:
+            self.refresh_bindings()
 
     def _summary_resized(self, text: Text, width: int) -> bool:
         """Whether the summary's height may change: another number of lines, or a line
@@ -344,9 +367,12 @@ class DetailScreen(LiveScreen):
     # --- actions ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The prompt keys only for a run with generations (not in the footer otherwise)."""
+        """The prompt keys only for a run with generations, the lineage keys only for a run
+        with a parent or children (not in the footer otherwise)."""
         if action == "prompt":
             return bool(self.histories)
+        if action in LINEAGE_ACTIONS:
+            return lineage_action_shown(self.lineage, action)
         return True
 
     def action_prompt(self, delta: int) -> None:
@@ -356,6 +382,14 @@ class DetailScreen(LiveScreen):
         self.prompt_index = (self.prompt_index + delta) % len(self.histories)
         self.query_one("#tabs", TabbedContent).active = "generations-tab"
         self._draw_generations()
+
+    def action_open_parent(self) -> None:
+        """Open the run this run's model came from."""
+        open_parent(self, self.lineage)
+
+    def action_open_children(self) -> None:
+        """Open a run that started from this run's models (a list when there are several)."""
+        open_children(self, self.lineage)
 
     def action_toggle_x(self) -> None:
         """Plot against the step or the wall-clock time."""
