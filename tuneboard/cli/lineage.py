@@ -20,12 +20,13 @@ def lineage(run_id: str, project_dir: Path | None, as_json: bool) -> None:
 
     A run's parent is the run whose exported model or checkpoint its model is (a model =
     "run:ID" source, or a path into that run's folder). Each line shows a run's id,
-    experiment, status and headline value, and what of its parent it started from. An id
-    prefix works.
+    experiment, status and headline value, and what of its parent it started from; then
+    RUN's stages, each with the checkpoint it handed to the next (repeat rounds included).
+    An id prefix works.
     """
     from rich.console import Console
 
-    from tuneboard.ui.lineage import lineage_document, read_lineage, tree_lines
+    from tuneboard.ui.lineage import lineage_document, read_lineage, stage_chain, tree_lines
     from tuneboard.ui.render import json_default
     from tuneboard.ui.safe import safe_text
 
@@ -47,3 +48,6 @@ def lineage(run_id: str, project_dir: Path | None, as_json: bool) -> None:
             safe_text("no parent and no children: its model came from no other run here"),
             style="dim",
         )
+    chain = stage_chain(found.stages)
+    if chain:
+        console.print(safe_text(f"stages of {found.run_id}: {chain}"), soft_wrap=True)

@@ -155,6 +155,21 @@ class RunLink:
 
 
 @dataclass(frozen=True)
+class StageLink:
+    """A stage-to-stage row of the `lineage` view: stage `parent_stage_index` of a run
+    handed its model to stage `child_stage_index`, through the `kind` artifact at
+    `artifact_path` (None: handed on in memory, with no artifact)."""
+
+    parent_stage_index: int
+    parent_stage: str | None
+    child_stage_index: int
+    child_stage: str | None
+    kind: str | None
+    artifact_path: str | None
+    artifact_sha256: str | None
+
+
+@dataclass(frozen=True)
 class GenerationRow:
     """One row of `generations`: a stage's output for the prompt at row `idx` of `split`.
 
@@ -199,6 +214,7 @@ __all__ = [
     "RunRow",
     "RunStatus",
     "Series",
+    "StageLink",
     "StageRow",
     "StageSpan",
     "StageValues",

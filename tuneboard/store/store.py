@@ -43,6 +43,7 @@ from tuneboard.store.schema import (
     RunRow,
     RunStatus,
     Series,
+    StageLink,
     StageRow,
     StageSpan,
     StageValues,
@@ -597,6 +598,20 @@ class Store(RunRecorder):
         except duckdb.CatalogException:
             return []
         return [RunLink(*row) for row in rows]
+
+    def stage_links(self, run_id: str) -> list[StageLink]:
+        """How the run's stages handed the model on, in stage order (the `lineage` view's
+        `stage` rows); empty for a file written before the view existed (unmigrated)."""
+        try:
+            rows = self._fetch(
+                "SELECT parent_stage_index, parent_stage, child_stage_index, child_stage, kind,"
+                " artifact_path, artifact_sha256 FROM lineage"
+                " WHERE link = 'stage' AND parent_run_id = ? ORDER BY parent_stage_index",
+                [run_id],
+            )
+        except duckdb.CatalogException:
+            return []
+        return [StageLink(*row) for row in rows]
 
     def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, RunRow]:
         """The runs of these (full) ids that exist, by id."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tuneboard.store import RunLink, RunRow, Store
+from tuneboard.store import RunLink, RunRow, StageLink, Store
 from tuneboard.ui.render import format_number, status_text
 
 
@@ -24,6 +24,8 @@ class Lineage:
     runs: Mapping[str, RunRow] = field(default_factory=dict)
     parent_links: Mapping[str, RunLink] = field(default_factory=dict)
     child_links: Mapping[str, tuple[RunLink, ...]] = field(default_factory=dict)
+    stages: tuple[StageLink, ...] = ()
+    """How the run's own stages handed the model on, stage to stage."""
 
     @property
     def parent(self) -> RunLink | None:
@@ -78,7 +80,8 @@ def read_lineage(store: Store, run_id: str) -> Lineage:
         ids += [link.parent_run_id for link in lineage.ancestors()]
         ids += [link.run_id for _, link in lineage.descendants()]
         runs = store.runs_by_id(ids)
-    return Lineage(run_id, runs, lineage.parent_links, lineage.child_links)
+        stages = tuple(store.stage_links(run_id))
+    return Lineage(run_id, runs, lineage.parent_links, lineage.child_links, stages)
 
 
 def link_label(link: RunLink) -> str:
@@ -157,6 +160,20 @@ def _node(lineage: Lineage, run_id: str, link: RunLink | None) -> str:
     return f"{text}  ← {link_label(link)}" if link is not None else text
 
 
+def stage_chain(stages: tuple[StageLink, ...]) -> str:
+    """The stages in the order they ran, each with the artifact it handed on:
+    `finetune (checkpoint) → repeat → finetune · round 2 (checkpoint) → export`."""
+    if not stages:
+        return ""
+    parts = []
+    for link in stages:
+        name = link.parent_stage or f"stage {link.parent_stage_index}"
+        parts.append(f"{name} ({link.kind})" if link.kind else name)
+    last = stages[-1]
+    parts.append(last.child_stage or f"stage {last.child_stage_index}")
+    return " → ".join(parts)
+
+
 def summary_line(lineage: Lineage) -> str:
     """The app's one line: `from RUN (export of EXPERIMENT) · children: 2`; empty for a run
     with neither parent nor children."""
@@ -206,4 +223,5 @@ def lineage_document(lineage: Lineage) -> dict[str, Any]:
         "run": node(lineage.run_id, lineage.parent),
         "ancestors": ancestors,
         "descendants": subtree(lineage.run_id, {lineage.run_id}),
+        "stages": [asdict(link) for link in lineage.stages],
     }
