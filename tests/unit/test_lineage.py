@@ -120,6 +120,10 @@ def test_the_tree_shows_ancestors_and_descendants(store: Store) -> None:
         (f"└─ {B}  tiny  ✓ completed  test/accuracy 0.6  ← export  ◀ this run", True),
         (f"   └─ {C}  tiny  ✓ completed  test/accuracy 0.7  ← export", False),
     ]
+    # What Run detail reads: only the run's own links.
+    near = read_lineage(store, C, whole=False)
+    assert [link.parent_run_id for link in near.ancestors()] == [B]
+    assert near.stages == () and summary_line(near) == f"from {B} (export of tiny)"
     root = read_lineage(store, A)
     assert [own for _, own in tree_lines(root)] == [True, False, False, False]
     assert [text.partition("  tiny")[0] for text, _ in tree_lines(root)] == [

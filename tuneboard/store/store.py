@@ -583,17 +583,23 @@ class Store(RunRecorder):
         )
         return ArtifactRow(*rows[0]) if rows else None
 
-    def run_links(self) -> list[RunLink]:
-        """Every run's parent (`run_parents`, with the parent stage's name), oldest first.
+    def run_links(self, around: str | None = None) -> list[RunLink]:
+        """Runs' parents (`run_parents`, with the parent stage's name), oldest first: every
+        run's, or with `around` only the links of that run to its parent and its children.
 
         Empty for a file written before lineage was recorded (opened read-only, unmigrated).
         """
+        where, params = "", []
+        if around is not None:
+            where, params = " WHERE p.run_id = ? OR p.parent_run_id = ?", [around, around]
         try:
             rows = self._fetch(
                 "SELECT p.run_id, p.parent_run_id, p.parent_stage_index, p.kind,"
                 " p.artifact_path, p.artifact_sha256, p.source, s.name FROM run_parents p"
                 " LEFT JOIN stages s ON s.run_id = p.parent_run_id"
-                " AND s.stage_index = p.parent_stage_index ORDER BY p.created_at, p.run_id"
+                f" AND s.stage_index = p.parent_stage_index{where}"
+                " ORDER BY p.created_at, p.run_id",
+                params,
             )
         except duckdb.CatalogException:
             return []

@@ -65,10 +65,14 @@ class Lineage:
         return found
 
 
-def read_lineage(store: Store, run_id: str) -> Lineage:
-    """The lineage of run `run_id` (a full id), read in one open of the database."""
+def read_lineage(store: Store, run_id: str, *, whole: bool = True) -> Lineage:
+    """The lineage of run `run_id` (a full id), read in one open of the database.
+
+    With `whole` false, only the run's parent and children (and not its stages): what Run
+    detail shows, read while the run trains.
+    """
     with store.hold():
-        links = store.run_links()
+        links = store.run_links() if whole else store.run_links(around=run_id)
         parents = {link.run_id: link for link in links}
         children: dict[str, list[RunLink]] = {}
         for link in links:
@@ -80,7 +84,7 @@ def read_lineage(store: Store, run_id: str) -> Lineage:
         ids += [link.parent_run_id for link in lineage.ancestors()]
         ids += [link.run_id for _, link in lineage.descendants()]
         runs = store.runs_by_id(ids)
-        stages = tuple(store.stage_links(run_id))
+        stages = tuple(store.stage_links(run_id)) if whole else ()
     return Lineage(run_id, runs, lineage.parent_links, lineage.child_links, stages)
 
 

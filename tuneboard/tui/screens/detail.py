@@ -188,7 +188,7 @@ class DetailScreen(LiveScreen):
                 events=store.events(self.run_id, limit=EVENT_TAIL),
                 series=series,
                 generations=self._reader.read(store, self.run_id, version),
-                lineage=read_lineage(store, run.run_id),
+                lineage=read_lineage(store, run.run_id, whole=False),
             )
 
     def show(self, data: RunDetail) -> None:
