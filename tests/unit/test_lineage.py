@@ -286,3 +286,20 @@ def test_run_sources_need_a_database_and_a_proper_form(
             project.experiment("tiny", registry, [f"model={bad}"])
     with pytest.raises(ConfigError, match=r"\[experiments.tiny.model\]: key 'source' must look"):
         project.experiment("tiny", registry, ["model.source=run:"])
+
+
+def test_a_file_written_before_lineage_reads_as_having_none(tmp_path: Path) -> None:
+    # A project last written before m006, opened read-only (never migrated).
+    import duckdb
+
+    from tuneboard.store.migrations import MIGRATIONS
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        for _, sql in MIGRATIONS[:5]:
+            conn.execute(sql)
+        conn.execute("INSERT INTO runs (run_id, experiment, status) VALUES ('r', 'x', 'completed')")
+    with Store(path, read_only=True) as store:
+        found = read_lineage(store, "r")
+        assert (found.parent, found.children, found.stages) == (None, (), ())
+        assert tree_lines(found) == [("r  x  ✓ completed  ◀ this run", True)]
