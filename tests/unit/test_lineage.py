@@ -4,6 +4,7 @@ into another run's artifact, or `run:RUN_ID[/STAGE]`), the tree, and export/impo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tuneboard.sdk.errors import ConfigError
 from tuneboard.store import RunLink, Store, run_query
 from tuneboard.store.transfer import export_runs, import_runs
 from tuneboard.ui.lineage import (
+    Lineage,
     lineage_document,
     read_lineage,
     stage_chain,
@@ -303,3 +305,27 @@ def test_a_file_written_before_lineage_reads_as_having_none(tmp_path: Path) -> N
         found = read_lineage(store, "r")
         assert (found.parent, found.children, found.stages) == (None, (), ())
         assert tree_lines(found) == [("r  x  ✓ completed  ◀ this run", True)]
+
+
+def test_a_long_chain_of_rounds_stays_readable() -> None:
+    # Review -> feedback rounds, each run started from the previous one's export.
+    ids = [f"r{number:05d}" for number in range(1500)]
+    links = [RunLink(child, parent, 2, "model", "/x", "00") for parent, child in pairwise(ids)]
+    lineage = Lineage(
+        ids[700],
+        {},
+        {link.run_id: link for link in links},
+        {link.parent_run_id: (link,) for link in links},
+    )
+    assert len(lineage.ancestors()) == 700 and len(lineage.descendants()) == 799
+    lines = [text for text, _ in tree_lines(lineage)]
+    assert len(lines) == 1500
+    assert max(len(text) - len(text.lstrip(" │")) for text in lines) <= 3 * (8 + 800)
+    assert lines[9].startswith(" " * 21 + "└─ r00009") and lines[10].startswith(" " * 21 + "└─ ")
+    assert lines[700].endswith("◀ this run") and lines[701].startswith(" " * 24 + "└─ r00701")
+    document = lineage_document(lineage)
+    assert len(document["ancestors"]) == 700
+    deepest = document["descendants"][0]
+    for _ in range(798):
+        [deepest] = deepest["children"]
+    assert deepest["run_id"] == ids[-1] and deepest["children"] == []

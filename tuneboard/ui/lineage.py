@@ -15,6 +15,9 @@ from typing import Any
 from tuneboard.store import RunLink, RunRow, StageLink, Store
 from tuneboard.ui.render import format_number, status_text
 
+MAX_CHAIN_INDENT = 8
+"""How many steps a chain of ancestors is indented at most."""
+
 
 @dataclass(frozen=True)
 class Lineage:
@@ -51,17 +54,18 @@ class Lineage:
     def descendants(self, run_id: str | None = None) -> list[tuple[int, RunLink]]:
         """The runs below `run_id` (default: the run), depth first: (depth from 1, link)."""
         found: list[tuple[int, RunLink]] = []
-        seen = {run_id or self.run_id}
-
-        def walk(parent: str, depth: int) -> None:
-            for link in self.child_links.get(parent, ()):
-                if link.run_id in seen:
-                    continue
-                seen.add(link.run_id)
-                found.append((depth, link))
-                walk(link.run_id, depth + 1)
-
-        walk(run_id or self.run_id, 1)
+        top = run_id or self.run_id
+        seen = {top}
+        # Depth first without recursion: a chain of iterated runs can be thousands long.
+        stack = [(1, link) for link in reversed(self.child_links.get(top, ()))]
+        while stack:
+            depth, link = stack.pop()
+            if link.run_id in seen:
+                continue
+            seen.add(link.run_id)
+            found.append((depth, link))
+            below = self.child_links.get(link.run_id, ())
+            stack.extend((depth + 1, child) for child in reversed(below))
         return found
 
 
@@ -83,7 +87,8 @@ def read_lineage(store: Store, run_id: str, *, whole: bool = True) -> Lineage:
         ids = [run_id]
         ids += [link.parent_run_id for link in lineage.ancestors()]
         ids += [link.run_id for _, link in lineage.descendants()]
-        runs = store.runs_by_id(ids)
+        # Run detail has the run itself: without links it needs no run read.
+        runs = store.runs_by_id(ids) if whole or links else {}
         stages = tuple(store.stage_links(run_id)) if whole else ()
     return Lineage(run_id, runs, lineage.parent_links, lineage.child_links, stages)
 
@@ -112,51 +117,45 @@ def run_label(run: RunRow | None, run_id: str) -> str:
 
 def tree_lines(lineage: Lineage) -> list[tuple[str, bool]]:
     """The tree as lines of text, each with whether it is the run itself: the root first,
-    each ancestor's child indented under it, then the run's descendants."""
+    each ancestor's child indented under it, then the run's descendants.
+
+    A chain of ancestors is indented at most `MAX_CHAIN_INDENT` steps: past that, each run
+    sits under the one above it at the same indentation (a long chain of iterated rounds
+    stays readable)."""
     lines: list[tuple[str, bool]] = []
     chain = list(reversed(lineage.ancestors()))  # the root's child first
     top = chain[0].parent_run_id if chain else lineage.run_id
     lines.append((_node(lineage, top, None), top == lineage.run_id))
     for depth, link in enumerate(chain, start=1):
-        lines.append((_indent(depth, True) + _node(lineage, link.run_id, link), False))
+        indent = "   " * (min(depth, MAX_CHAIN_INDENT) - 1) + "└─ "
+        lines.append((indent + _node(lineage, link.run_id, link), False))
     if chain:
         text, _ = lines[-1]
         lines[-1] = (text, True)
-    base = len(chain)
+    base = "   " * min(len(chain), MAX_CHAIN_INDENT)
     below = lineage.descendants()
-    for position, (depth, link) in enumerate(below):
-        later = [d for d, _ in below[position + 1 :]]
-        last = not any(d == depth for d in _until_shallower(later, depth))
-        prefix = _branches(below, position, base)
-        lines.append(
-            (prefix + ("└─ " if last else "├─ ") + _node(lineage, link.run_id, link), False)
-        )
+    later = _later_siblings([depth for depth, _ in below])
+    guides: dict[int, bool] = {}  # depth -> whether the latest run there has a later sibling
+    for (depth, link), more in zip(below, later, strict=True):
+        prefix = "".join("│  " if guides.get(level) else "   " for level in range(1, depth))
+        branch = "├─ " if more else "└─ "
+        lines.append((base + prefix + branch + _node(lineage, link.run_id, link), False))
+        guides[depth] = more
     return [(text + ("  ◀ this run" if own else ""), own) for text, own in lines]
 
 
-def _until_shallower(depths: list[int], depth: int) -> list[int]:
-    """The depths that follow, up to the first one above `depth`."""
-    taken = []
-    for d in depths:
-        if d < depth:
-            break
-        taken.append(d)
-    return taken
-
-
-def _branches(below: list[tuple[int, RunLink]], position: int, base: int) -> str:
-    """The guide lines left of a descendant: `│  ` where an ancestor has later siblings."""
-    depth = below[position][0]
-    parts = ["   " * base]
-    for level in range(1, depth):
-        later = [d for d, _ in below[position + 1 :]]
-        open_ = any(d == level for d in _until_shallower(later, level))
-        parts.append("│  " if open_ else "   ")
-    return "".join(parts)
-
-
-def _indent(depth: int, last: bool) -> str:
-    return "   " * (depth - 1) + ("└─ " if last else "├─ ")
+def _later_siblings(depths: list[int]) -> list[bool]:
+    """For each entry of a depth-first list of depths, whether a sibling follows it (an
+    entry of the same depth before any shallower one)."""
+    result = [False] * len(depths)
+    pending: dict[int, bool] = {}
+    for position in range(len(depths) - 1, -1, -1):
+        depth = depths[position]
+        result[position] = pending.get(depth, False)
+        for deeper in [d for d in pending if d > depth]:
+            del pending[deeper]
+        pending[depth] = True
+    return result
 
 
 def _node(lineage: Lineage, run_id: str, link: RunLink | None) -> str:
@@ -207,14 +206,16 @@ def lineage_document(lineage: Lineage) -> dict[str, Any]:
             "link": None if link is None else {**asdict(link), "label": link_label(link)},
         }
 
-    def subtree(run_id: str, seen: set[str]) -> list[dict[str, Any]]:
-        nodes = []
-        for link in lineage.child_links.get(run_id, ()):
-            if link.run_id in seen:
-                continue
-            seen.add(link.run_id)
-            nodes.append({**node(link.run_id, link), "children": subtree(link.run_id, seen)})
-        return nodes
+    def subtree() -> list[dict[str, Any]]:
+        """The descendants nested under one another (built from the flat depth-first list)."""
+        top: list[dict[str, Any]] = []
+        open_: list[list[dict[str, Any]]] = [top]  # the children lists of the current path
+        for depth, link in lineage.descendants():
+            del open_[depth:]
+            entry = {**node(link.run_id, link), "children": []}
+            open_[-1].append(entry)
+            open_.append(entry["children"])
+        return top
 
     chain = list(reversed(lineage.ancestors()))
     ancestors = []
@@ -226,6 +227,6 @@ def lineage_document(lineage: Lineage) -> dict[str, Any]:
     return {
         "run": node(lineage.run_id, lineage.parent),
         "ancestors": ancestors,
-        "descendants": subtree(lineage.run_id, {lineage.run_id}),
+        "descendants": subtree(),
         "stages": [asdict(link) for link in lineage.stages],
     }
