@@ -29,17 +29,30 @@ def lineage_action_shown(lineage: Lineage | None, action: str) -> bool:
     return lineage.parent is not None if action == "open_parent" else bool(lineage.children)
 
 
-def show_lineage(widget: Static, lineage: Lineage | None) -> None:
-    """Fill (or hide, for a run with no parent and no children) the lineage line."""
-    line = summary_line(lineage) if lineage is not None else ""
-    widget.display = bool(line)
-    if line:
-        keys = []
-        if lineage is not None and lineage.parent is not None:
-            keys.append("p: parent")
-        if lineage is not None and lineage.children:
-            keys.append("o: children")
-        widget.update(safe_text(f"{line}  ({', '.join(keys)})"))
+class LineageLine(Static):
+    """The line under Run detail's summary: `from RUN (export of EXPERIMENT) · children: 2`,
+    hidden for a run with neither a parent nor children."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.display = False
+        self._shown: str | None = None
+
+    def show(self, lineage: Lineage | None) -> None:
+        """Draw `lineage`'s line (redrawn only when it changed: Run detail polls)."""
+        line = summary_line(lineage) if lineage is not None else ""
+        if line:
+            keys = []
+            if lineage is not None and lineage.parent is not None:
+                keys.append("p: parent")
+            if lineage is not None and lineage.children:
+                keys.append("o: children")
+            line = f"{line}  ({', '.join(keys)})"
+        if line == self._shown:
+            return
+        self._shown = line
+        self.display = bool(line)
+        self.update(safe_text(line))
 
 
 def open_parent(screen: Screen[None], lineage: Lineage | None) -> None:

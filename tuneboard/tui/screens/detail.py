@@ -26,10 +26,10 @@ from tuneboard.tui.generations import (
 )
 from tuneboard.tui.lineage import (
     LINEAGE_ACTIONS,
+    LineageLine,
     lineage_action_shown,
     open_children,
     open_parent,
-    show_lineage,
 )
 from tuneboard.tui.metrics import metric_families
 from tuneboard.tui.screens.base import LiveScreen
@@ -107,7 +107,7 @@ class DetailScreen(LiveScreen):
         tabs (generations only once the run has some)."""
         yield Header()
         yield Static(id="summary")
-        yield Static(id="lineage")
+        yield LineageLine(id="lineage")
         yield Static(id="error", classes="error-banner")
         stages: DataTable[Any] = Table(id="stages", cursor_type="none")
         for label in STAGE_COLUMNS:
@@ -129,7 +129,6 @@ class DetailScreen(LiveScreen):
         """Title and layout (`LiveScreen.on_mount` then does the first load)."""
         self.sub_title = f"run {self.run_id}"
         self.query_one("#error").display = False
-        self.query_one("#lineage").display = False
         # Shown once the run has generations: classification runs never show it.
         self.query_one("#tabs", TabbedContent).hide_tab("generations-tab")
         self._fit_charts(self.size.width)
@@ -237,7 +236,7 @@ class DetailScreen(LiveScreen):
     def _show_lineage(self, lineage: Lineage | None) -> None:
         before = [lineage_action_shown(self.lineage, action) for action in LINEAGE_ACTIONS]
         self.lineage = lineage
-        show_lineage(self.query_one("#lineage", Static), lineage)
+        self.query_one(LineageLine).show(lineage)
         if before != [lineage_action_shown(lineage, action) for action in LINEAGE_ACTIONS]:
             self.refresh_bindings()
 
