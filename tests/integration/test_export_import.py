@@ -16,7 +16,8 @@ import pytest
 from tests.conftest import SAMPLES, CliRunner
 from tests.tui.seed import COMPLETED_TINY, FAILED_TINY, RUNNING_TINY, seed_database
 from tuneboard.sdk.errors import TuneboardError
-from tuneboard.store import Store
+from tuneboard.store import RunLink, Store
+from tuneboard.store.store import hash_path
 from tuneboard.store.transfer import COLUMNS, TABLES, import_runs
 
 FORMATS = ("parquet", "csv", "jsonl")
@@ -24,7 +25,8 @@ FORMATS = ("parquet", "csv", "jsonl")
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project with five made-up runs (one still running), an artifact and a NaN point.
+    """A project with five made-up runs (one still running), an artifact, a NaN point, and a
+    run started from another's export (lineage).
 
     Shared by the tests of this module, which only read it.
     """
@@ -37,6 +39,10 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with Store(folder / ".tuneboard" / "tuneboard.duckdb") as store:
         store.add_artifact(COMPLETED_TINY, 2, "model", weights)
         store.log_metrics(COMPLETED_TINY, 0, 21, {"train/grad_norm": math.nan})
+        _, digest = hash_path(weights.resolve())
+        store.record_parent(
+            RunLink(FAILED_TINY, COMPLETED_TINY, 2, "model", str(weights), digest, "run:2026")
+        )
     return folder
 
 
@@ -50,7 +56,7 @@ def exports(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         done = tuneboard("export", "--all", "--format", file_format, "--out", str(out), cwd=source)
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith(
-            f"exported 5 runs (13 stages, 337 metrics, 42 events, 1 artifacts, 0 generations) as {file_format}"
+            f"exported 5 runs (13 stages, 337 metrics, 42 events, 1 artifacts, 0 generations, 1 run_parents) as {file_format}"
         )
     # Runs named by id and by a unique prefix.
     out = made["two"] = folder / "two"
@@ -119,7 +125,7 @@ def test_export_then_import_into_another_project(
 ) -> None:
     out = exports[file_format]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format_version"] == 2 and manifest["source_project"] == "sentiment"
+    assert manifest["format_version"] == 3 and manifest["source_project"] == "sentiment"
     assert manifest["file_format"] == file_format and len(manifest["run_ids"]) == 5
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["manifest.json", *(f"{t}.{file_format}" for t in TABLES)]
@@ -128,10 +134,11 @@ def test_export_then_import_into_another_project(
     imported = cli("import", str(out), cwd=target)
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.startswith(
-        "imported 5 runs (13 stages, 337 metrics, 42 events, 1 artifacts, 0 generations)"
+        "imported 5 runs (13 stages, 337 metrics, 42 events, 1 artifacts, 0 generations,"
+        " 1 run_parents)"
     )
     assert counts(target) == counts(source)
-    for table in ("metrics", "events", "artifacts"):
+    for table in ("metrics", "events", "artifacts", "run_parents"):
         assert table_rows(target, table) == table_rows(source, table), table
     finished = f"WHERE run_id <> '{RUNNING_TINY}'"
     for table in ("runs", "stages"):
@@ -148,7 +155,8 @@ def test_export_then_import_into_another_project(
     again = cli("import", str(out), cwd=target)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines() == [
-        f"imported 0 runs (0 stages, 0 metrics, 0 events, 0 artifacts, 0 generations) from {out}"
+        "imported 0 runs (0 stages, 0 metrics, 0 events, 0 artifacts, 0 generations,"
+        f" 0 run_parents) from {out}"
         " (project 'sentiment')",
         "skipped 5 runs already here (identical)",
     ]

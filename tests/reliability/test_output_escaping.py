@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import pty
 import re
@@ -27,7 +28,8 @@ from rich.console import Console
 
 from tests.conftest import CliRunner
 from tests.tui.seed import HOSTILE, HOSTILE_RUN, seed_hostile_run
-from tuneboard.store import Store, run_query
+from tuneboard.config import load_project
+from tuneboard.store import RunLink, Store, run_query
 from tuneboard.tui.cells import plain
 from tuneboard.ui.render import rich_table
 from tuneboard.ui.safe import cell_text, safe_text, visible
@@ -240,6 +242,23 @@ def test_cli_runs_and_show_print_hostile_names_as_text(
     assert show.returncode == 0, text
     assert text.count(visible(HOSTILE)) >= 5  # experiment, stage, metric, event, error
     assert "second [/line]" in text
+
+
+def test_cli_lineage_prints_hostile_names_as_text(cli: CliRunner, sentiment_project: Path) -> None:
+    seed_hostile_run(sentiment_project)
+    child = "20260102-000000-kid"
+    with Store(load_project(sentiment_project).database) as store:
+        store.create_run(child, HOSTILE, {}, at=1.0)
+        link = RunLink(child, HOSTILE_RUN, 0, "checkpoint", f"/x/{HOSTILE}", "00", HOSTILE)
+        store.record_parent(link)
+    done = cli("lineage", child, cwd=sentiment_project, env={"COLUMNS": "400"})
+    text = output_of(done)
+    assert done.returncode == 0, text
+    assert HOSTILE_RUN in text
+    assert text.count(visible(HOSTILE)) == 3  # both experiments, the stage named in the link
+    as_json = cli("lineage", child, "--json", cwd=sentiment_project)
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout)["run"]["experiment"] == HOSTILE  # JSON escapes itself
 
 
 def test_cli_csv_is_exact_when_piped_and_escaped_on_a_terminal(

@@ -42,6 +42,7 @@ from tuneboard.cli import (
     cancel,
     compare,
     export_import,
+    lineage,
     plugins,
     resume,
     review,
@@ -80,6 +81,7 @@ main.add_command(resume.resume)
 main.add_command(runs.runs)
 main.add_command(show.show)
 main.add_command(compare.compare)
+main.add_command(lineage.lineage)
 main.add_command(cancel.cancel)
 main.add_command(sql.sql)
 main.add_command(review.review)

@@ -27,13 +27,29 @@ LOSS_VALUES = ("loss", "perplexity")
 
 _PACKAGE_SOURCE = re.compile(r"package:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(/.*)?")
 
+RUN_PREFIX = "run:"
+"""A model source naming another run's model: ``run:RUN_ID`` or ``run:RUN_ID/STAGE``."""
+
+_RUN_SOURCE = re.compile(r"run:(?P<run>[A-Za-z0-9][A-Za-z0-9._-]*)(?:/(?P<stage>[^/]+))?")
+
+
+def parse_run_source(value: str) -> tuple[str, str | None] | None:
+    """``(run id or prefix, stage or None)`` of a ``run:RUN_ID[/STAGE]`` source; None when
+    `value` is not one (or is malformed: `_source` refuses those)."""
+    match = _RUN_SOURCE.fullmatch(value)
+    if match is None:
+        return None
+    return match["run"], match["stage"]
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     """Where a run's model and tokenizer come from.
 
-    `source` is a Hugging Face id, a local path (relative to the project), or
-    ``package:MODULE/SUBPATH`` for a model folder shipped inside an installed Python package.
+    `source` is a Hugging Face id, a local path (relative to the project),
+    ``package:MODULE/SUBPATH`` for a model folder shipped inside an installed Python package,
+    or ``run:RUN_ID[/STAGE]`` for another run's exported model or a stage's best checkpoint
+    (found in the project's database when the run is prepared).
     `config` (a `model_type` plus config keys) builds a randomly initialised model instead;
     `tokenizer` then says where the tokenizer comes from (default: `source`).
     """
@@ -90,7 +106,9 @@ class ExperimentConfig:
 @dataclass(kw_only=True)
 class _ExperimentKeys:
     description: str = param("", "one line shown in listings")
-    model: str | dict[str, Any] = param(help="a model id, path, package:MODULE/PATH, or table")
+    model: str | dict[str, Any] = param(
+        help="a model id, path, package:MODULE/PATH, run:RUN_ID[/STAGE], or table"
+    )
     task: str | dict[str, Any] = param(
         SEQUENCE_CLASSIFICATION,
         "what the model learns: sequence-classification, token-classification, causal-lm, "
@@ -109,7 +127,9 @@ class _ExperimentKeys:
 
 @dataclass(kw_only=True)
 class _ModelKeys:
-    source: str | None = param(None, "a model id, local path or package:MODULE/PATH")
+    source: str | None = param(
+        None, "a model id, local path, package:MODULE/PATH or run:RUN_ID[/STAGE]"
+    )
     config: dict[str, Any] | None = param(None, "model_type and settings of a new model")
     tokenizer: str | None = param(None, "where the tokenizer comes from (default: source)")
 
@@ -187,6 +207,11 @@ def _source(value: str, where: str, key: str) -> str:
                 f"{where}: key {key!r} must look like package:MODULE/SUBPATH "
                 f"(a folder inside an installed package), got {value!r}"
             )
+    if value.startswith(RUN_PREFIX) and parse_run_source(value) is None:
+        raise ConfigError(
+            f"{where}: key {key!r} must look like run:RUN_ID or run:RUN_ID/STAGE "
+            f"(another run's model), got {value!r}"
+        )
     return value
 
 

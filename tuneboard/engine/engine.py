@@ -67,7 +67,7 @@ class Engine:
 
     def prepare(self, experiment: ExperimentConfig) -> PreparedRun:
         """Load and check an experiment's data; raises TuneboardError on bad input."""
-        return prepare_run(self.project, experiment, self.registry)
+        return prepare_run(self.project, experiment, self.registry, store=self.store)
 
     def launch(
         self,
@@ -112,6 +112,9 @@ class Engine:
             sweep_id=sweep_id,
             provenance=provenance,
         )
+        if prepared.origin is not None:
+            self.store.record_parent(prepared.origin.link(run_id))
+            self.store.log_event(run_id, f"model from {prepared.origin.describe()}")
         self.store.log_event(run_id, f"queued experiment {experiment.name!r}")
         # Committed before the id is returned (and shown): a process killed at any moment
         # after that leaves a run that `tuneboard resume` finds.

@@ -354,7 +354,7 @@ def prepare_resume(
             f"cancel it first (tuneboard cancel {run_id}) or let it finish"
         )
     experiment = experiment_from_raw(project, run.experiment, run.config, registry)
-    prepared = prepare_run(project, experiment, registry)
+    prepared = prepare_run(project, experiment, registry, store=store)
     run_dir = project.runs_dir / run_id
     if run_dir.is_symlink() or (run_dir.exists() and not is_inside(run_dir, project.runs_dir)):
         raise TuneboardError(f"run {run_id}: its folder {run_dir} is a symbolic link; not resumed")

@@ -33,7 +33,9 @@ from tuneboard.sdk.status import CANCELLED, COMPLETED, FAILED, RUNNING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from tuneboard.engine.lineage import ModelOrigin
     from tuneboard.remote.records import RecordReplayer
+    from tuneboard.store import Store
 
 
 @dataclass(frozen=True)
@@ -45,17 +47,30 @@ class PreparedRun:
     splits: Splits
     labels: list[str]
     data_files: tuple[tuple[str, Path], ...] = ()  # (dataset key, file) read: for provenance
+    origin: ModelOrigin | None = None  # the other run its model comes from (lineage)
 
 
 def prepare_run(
-    project: Project, experiment: ExperimentConfig, registry: PluginRegistry
+    project: Project,
+    experiment: ExperimentConfig,
+    registry: PluginRegistry,
+    *,
+    store: Store | None = None,
+    lineage: bool = True,
 ) -> PreparedRun:
     """Load and check the experiment's dataset, model and devices; raise on bad input.
 
     Everything that can be checked without training is (see `tuneboard.engine.preflight`),
-    so a run is written only for input that can run."""
+    so a run is written only for input that can run. With `lineage`, ``run:`` model sources
+    are resolved and the run the model comes from is found (`tuneboard.engine.lineage`), in
+    `store` or the project's database opened read-only for it."""
     from tuneboard.engine.data import auto_split, infer_labels
+    from tuneboard.engine.lineage import trace_model
     from tuneboard.engine.preflight import check_devices, check_model
+
+    model_origin = None
+    if lineage:
+        experiment, model_origin = trace_model(project, experiment, store)
 
     where = f"{project.file.name}: [experiments.{experiment.name}.dataset]"
     dataset_cls = registry.dataset(experiment.dataset.plugin)
@@ -77,7 +92,7 @@ def prepare_run(
     check_devices(project)
     check_train_modes(project, experiment)
     check_model(project, experiment, registry, labels)
-    return PreparedRun(project, experiment, splits, labels, tuple(ctx.files))
+    return PreparedRun(project, experiment, splits, labels, tuple(ctx.files), model_origin)
 
 
 def check_train_modes(project: Project, experiment: ExperimentConfig) -> None:
@@ -151,8 +166,10 @@ class EngineJob:
 
     @property
     def config(self) -> Mapping[str, Any]:
-        """The experiment's resolved table."""
-        return self.prepared.experiment.raw
+        """The experiment's resolved table (``run:`` model sources as the folders they name)."""
+        from tuneboard.engine.lineage import resolved_table
+
+        return resolved_table(self.prepared.experiment)
 
     @property
     def project_dir(self) -> Path:

@@ -79,7 +79,8 @@ def _job(spec: RemoteSpec, store: RemoteRecorder, observer: RecordingObserver) -
     project = load_project(Path(spec.project))
     registry = load_plugins(project.root)
     experiment = experiment_from_raw(project, spec.experiment, spec.config, registry)
-    prepared = prepare_run(project, experiment, registry)
+    # The launcher resolved the model's lineage and recorded it; this machine has no database.
+    prepared = prepare_run(project, experiment, registry, lineage=False)
     run_dir = Path(spec.run_dir)
     with private_files():
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

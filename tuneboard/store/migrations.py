@@ -160,12 +160,65 @@ SELECT m.run_id,                    -- the run that logged the point
 FROM metrics m LEFT JOIN stage_spans s USING (run_id, stage_index);
 """
 
+# Lineage (see docs/sql.md): which model each stage and each run started from. A run whose
+# model is another run's export or checkpoint records that run in `run_parents` when it is
+# created; the model handed from stage to stage inside a run is derived, never stored.
+# `lineage` gives both as edges, parent -> child.
+M006_LINEAGE = """
+CREATE TABLE run_parents (
+    run_id VARCHAR,                 -- the run whose model came from another run
+    parent_run_id VARCHAR,          -- the run that made that model
+    parent_stage_index INTEGER,     -- the stage of the parent that recorded it
+    kind VARCHAR,                   -- the artifact's kind: model (an export) or checkpoint
+    artifact_path VARCHAR,          -- the artifact's path, as the parent recorded it
+    artifact_sha256 VARCHAR,        -- its hash, as the parent recorded it
+    source VARCHAR,                 -- the model source as written: run:ID[/STAGE] or a path
+    created_at TIMESTAMPTZ          -- when it was recorded (the child's creation)
+);
+
+CREATE VIEW lineage AS
+WITH handed AS (
+    SELECT run_id, stage_index,
+           arg_max(kind, (created_at, rowid)) AS kind,
+           arg_max(path, (created_at, rowid)) AS path,
+           arg_max(sha256, (created_at, rowid)) AS sha256
+    FROM artifacts WHERE kind IN ('checkpoint', 'model')
+    GROUP BY run_id, stage_index
+),
+inside AS (
+    SELECT run_id, stage_index, name,
+           lead(stage_index) OVER next AS next_index,
+           lead(name) OVER next AS next_name
+    FROM stages
+    WINDOW next AS (PARTITION BY run_id ORDER BY stage_index)
+)
+SELECT 'stage' AS link,             -- stage: inside a run; run: across runs
+       i.run_id AS parent_run_id,   -- the run the model came from
+       i.stage_index AS parent_stage_index,  -- the stage that handed it on
+       i.name AS parent_stage,      -- that stage's name
+       i.run_id AS child_run_id,    -- the run that started from it
+       i.next_index AS child_stage_index,  -- the stage that started from it
+       i.next_name AS child_stage,  -- that stage's name
+       h.kind,                      -- checkpoint, model, or NULL (handed on in memory)
+       h.path AS artifact_path,     -- the artifact's path, NULL without one
+       h.sha256 AS artifact_sha256  -- its hash
+FROM inside i LEFT JOIN handed h USING (run_id, stage_index)
+WHERE i.next_index IS NOT NULL
+UNION ALL
+SELECT 'run', p.parent_run_id, p.parent_stage_index, s.name, p.run_id, 0, c.name,
+       p.kind, p.artifact_path, p.artifact_sha256
+FROM run_parents p
+LEFT JOIN stages s ON s.run_id = p.parent_run_id AND s.stage_index = p.parent_stage_index
+LEFT JOIN stages c ON c.run_id = p.run_id AND c.stage_index = 0;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_cancel_requests", M002_CANCEL_REQUESTS),
     ("m003_provenance", M003_PROVENANCE),
     ("m004_generations", M004_GENERATIONS),
     ("m005_run_steps", M005_RUN_STEPS),
+    ("m006_lineage", M006_LINEAGE),
 ]
 
 

@@ -136,6 +136,40 @@ class ArtifactRow:
 
 
 @dataclass(frozen=True)
+class RunLink:
+    """One row of `run_parents`: run `run_id` started from a model that run `parent_run_id`
+    made (its stage `parent_stage_index` recorded it as an artifact of `kind`).
+
+    `source` is the model source as the child's config wrote it (``run:ID/STAGE`` or a
+    path); `parent_stage` the name of that stage, None when the parent is not in the file.
+    """
+
+    run_id: str
+    parent_run_id: str
+    parent_stage_index: int | None
+    kind: str | None
+    artifact_path: str | None
+    artifact_sha256: str | None
+    source: str | None = None
+    parent_stage: str | None = None
+
+
+@dataclass(frozen=True)
+class StageLink:
+    """A stage-to-stage row of the `lineage` view: stage `parent_stage_index` of a run
+    handed its model to stage `child_stage_index`, through the `kind` artifact at
+    `artifact_path` (None: handed on in memory, with no artifact)."""
+
+    parent_stage_index: int
+    parent_stage: str | None
+    child_stage_index: int
+    child_stage: str | None
+    kind: str | None
+    artifact_path: str | None
+    artifact_sha256: str | None
+
+
+@dataclass(frozen=True)
 class GenerationRow:
     """One row of `generations`: a stage's output for the prompt at row `idx` of `split`.
 
@@ -176,9 +210,11 @@ __all__ = [
     "ArtifactRow",
     "EventRow",
     "GenerationRow",
+    "RunLink",
     "RunRow",
     "RunStatus",
     "Series",
+    "StageLink",
     "StageRow",
     "StageSpan",
     "StageValues",

@@ -39,9 +39,11 @@ from tuneboard.store.schema import (
     ArtifactRow,
     EventRow,
     GenerationRow,
+    RunLink,
     RunRow,
     RunStatus,
     Series,
+    StageLink,
     StageRow,
     StageSpan,
     StageValues,
@@ -381,6 +383,24 @@ class Store(RunRecorder):
         remote machine wrote it (`path` is its location there; nothing is read here)."""
         self._put((ARTIFACT, run_id, stage_index, kind, path, int(size), sha256, _now(at)))
 
+    def record_parent(self, link: RunLink, *, at: float | None = None) -> None:
+        """Record that run `link.run_id` started from a model another run made (lineage)."""
+        self._statement(
+            "INSERT INTO run_parents (run_id, parent_run_id, parent_stage_index, kind,"
+            " artifact_path, artifact_sha256, source, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, to_timestamp(?))",
+            [
+                link.run_id,
+                link.parent_run_id,
+                link.parent_stage_index,
+                link.kind,
+                link.artifact_path,
+                link.artifact_sha256,
+                link.source,
+                _now(at),
+            ],
+        )
+
     def request_cancel(self, run_id: str) -> None:
         """Ask whichever process runs `run_id` to cancel it (it polls `cancel_requests`)."""
         self._statement(
@@ -550,6 +570,63 @@ class Store(RunRecorder):
             [run_id],
         )
         return [ArtifactRow(*row) for row in rows]
+
+    def artifact_holding(self, path: str) -> ArtifactRow | None:
+        """The artifact whose path is `path` or a folder holding it (the innermost one, and
+        of those the latest recorded); None when no run recorded one there."""
+        path = path.rstrip("/") or "/"
+        rows = self._fetch(
+            "SELECT run_id, stage_index, kind, path, bytes, sha256, epoch(created_at)"
+            " FROM artifacts WHERE path = $path OR starts_with($path, rtrim(path, '/') || '/')"
+            " ORDER BY length(path) DESC, created_at DESC, rowid DESC LIMIT 1",
+            {"path": path},
+        )
+        return ArtifactRow(*rows[0]) if rows else None
+
+    def run_links(self, around: str | None = None) -> list[RunLink]:
+        """Runs' parents (`run_parents`, with the parent stage's name), oldest first: every
+        run's, or with `around` only the links of that run to its parent and its children.
+
+        Empty for a file written before lineage was recorded (opened read-only, unmigrated).
+        """
+        where, params = "", []
+        if around is not None:
+            where, params = " WHERE p.run_id = ? OR p.parent_run_id = ?", [around, around]
+        try:
+            rows = self._fetch(
+                "SELECT p.run_id, p.parent_run_id, p.parent_stage_index, p.kind,"
+                " p.artifact_path, p.artifact_sha256, p.source, s.name FROM run_parents p"
+                " LEFT JOIN stages s ON s.run_id = p.parent_run_id"
+                f" AND s.stage_index = p.parent_stage_index{where}"
+                " ORDER BY p.created_at, p.run_id",
+                params,
+            )
+        except duckdb.CatalogException:
+            return []
+        return [RunLink(*row) for row in rows]
+
+    def stage_links(self, run_id: str) -> list[StageLink]:
+        """How the run's stages handed the model on, in stage order (the `lineage` view's
+        `stage` rows); empty for a file written before the view existed (unmigrated)."""
+        try:
+            rows = self._fetch(
+                "SELECT parent_stage_index, parent_stage, child_stage_index, child_stage, kind,"
+                " artifact_path, artifact_sha256 FROM lineage"
+                " WHERE link = 'stage' AND parent_run_id = ? ORDER BY parent_stage_index",
+                [run_id],
+            )
+        except duckdb.CatalogException:
+            return []
+        return [StageLink(*row) for row in rows]
+
+    def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, RunRow]:
+        """The runs of these (full) ids that exist, by id."""
+        if not run_ids:
+            return {}
+        rows = self._fetch(
+            _RUN_SELECT + " WHERE list_contains(?, r.run_id)", [list(dict.fromkeys(run_ids))]
+        )
+        return {row[0]: _run_row(row) for row in rows}
 
     def generations(
         self, run_id: str, *, split: str | None = None, stage_index: int | None = None

@@ -1,9 +1,9 @@
 """Open data: export runs to Parquet, CSV or JSON-lines files, and import such an export.
 
 An export is a folder with one file per table (`runs`, `stages`, `metrics`, `events`,
-`artifacts`, `generations`), each written by DuckDB's `COPY` from an Arrow table (columnar, no
-Python loop over rows), and a `manifest.json`: format version, tuneboard version, source
-project, file format, run ids and each table's file and row count.
+`artifacts`, `generations`, `run_parents`), each written by DuckDB's `COPY` from an Arrow
+table (columnar, no Python loop over rows), and a `manifest.json`: format version, tuneboard
+version, source project, file format, run ids and each table's file and row count.
 
 Importing reads and checks every file before the project's database is touched, then inserts
 the runs it does not hold yet, with all their rows, in one transaction. A run whose id is
@@ -11,7 +11,7 @@ already there is never replaced: it is skipped and counted as *identical* (same 
 same number of rows in every table) or as a *conflict* (this project's version is kept).
 Runs that were still queued or running when exported arrive as `interrupted`: nothing in the
 importing project will ever finish them. Exports of format version 1 predate `generations`:
-their runs arrive without any.
+their runs arrive without any; those before version 3 predate `run_parents` (lineage).
 
 The files are read and written by a private in-memory DuckDB connection; the project's
 database is reached only through the store's connection (short-lived, with lock back-off).
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from tuneboard.store.store import Store
 
 FORMAT_NAME = "tuneboard-export"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 FILE_FORMATS: dict[str, str] = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
 
@@ -116,12 +116,22 @@ COLUMNS: dict[str, dict[str, str]] = {
         "reference": "VARCHAR",
         "created_at": "TIMESTAMPTZ",
     },
+    "run_parents": {
+        "run_id": "VARCHAR",
+        "parent_run_id": "VARCHAR",
+        "parent_stage_index": "INTEGER",
+        "kind": "VARCHAR",
+        "artifact_path": "VARCHAR",
+        "artifact_sha256": "VARCHAR",
+        "source": "VARCHAR",
+        "created_at": "TIMESTAMPTZ",
+    },
 }
 TABLES: tuple[str, ...] = tuple(COLUMNS)
 CHILD_TABLES: tuple[str, ...] = TABLES[1:]
 # Tables added after format version 1, with the version that added them: an older export has
 # no file for them and imports as if the file were empty.
-SINCE_VERSION: dict[str, int] = {"generations": 2}
+SINCE_VERSION: dict[str, int] = {"generations": 2, "run_parents": 3}
 
 # Rows in a stable order, so the same runs always export to the same files.
 _ORDER = {
@@ -131,6 +141,7 @@ _ORDER = {
     "events": "run_id, time, stage_index, level, message",
     "artifacts": "run_id, created_at, stage_index, path",
     "generations": "run_id, stage_index, step NULLS LAST, split, idx, created_at",
+    "run_parents": "run_id, created_at, parent_run_id",
 }
 _COPY_OPTIONS = {
     "parquet": "FORMAT parquet, COMPRESSION zstd",

@@ -70,7 +70,7 @@ _STOP = "stop"  # (_STOP, threading.Event)
 
 Op = tuple[Any, ...]
 
-RUN_TABLES = ("metrics", "events", "artifacts", "generations", "stages", "runs")
+RUN_TABLES = ("metrics", "events", "artifacts", "generations", "stages", "run_parents", "runs")
 
 _RETRY_FIRST = 0.05
 _RETRY_MAX = 2.0

@@ -33,11 +33,19 @@ from tuneboard.tui.generations import (
     history_text,
     prompt_histories,
 )
+from tuneboard.tui.lineage import (
+    LINEAGE_ACTIONS,
+    LineageLine,
+    lineage_action_shown,
+    open_children,
+    open_parent,
+)
 from tuneboard.tui.metrics import metric_families
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.table import Table
+from tuneboard.ui.lineage import Lineage, read_lineage
 from tuneboard.ui.render import elapsed, format_duration, format_number, format_time, status_text
 from tuneboard.ui.safe import safe_text, visible
 
@@ -58,6 +66,7 @@ class RunDetail:
     spans: list[StageSpan] = field(default_factory=list)
     axis: AxisMode = RUN_STEPS  # the axis the series were read on
     generations: list[GenerationRow] = field(default_factory=list)
+    lineage: Lineage | None = None
 
 
 class ChartArea(VerticalScroll):
@@ -81,6 +90,8 @@ class DetailScreen(LiveScreen):
         Binding("v", "review", "Review"),
         Binding("left_square_bracket", "prompt(-1)", "Prev prompt"),
         Binding("right_square_bracket", "prompt(1)", "Next prompt"),
+        Binding("p", "open_parent", "Parent run"),
+        Binding("o", "open_children", "Child runs"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -99,12 +110,14 @@ class DetailScreen(LiveScreen):
         self._reader = GenerationReader()
         self.histories: list[PromptHistory] = []
         self.prompt_index = 0
+        self.lineage: Lineage | None = None
 
     def compose(self) -> ComposeResult:
         """Summary, error banner, stage timeline, then charts, generations, events and config as
         tabs (generations only once the run has some)."""
         yield Header()
         yield Static(id="summary")
+        yield LineageLine(id="lineage")
         yield Static(id="error", classes="error-banner")
         stages: DataTable[Any] = Table(id="stages", cursor_type="none")
         for label in STAGE_COLUMNS:
@@ -197,6 +210,7 @@ class DetailScreen(LiveScreen):
                 spans=spans,
                 axis=axis,
                 generations=self._reader.read(store, self.run_id, version),
+                lineage=read_lineage(store, run.run_id, whole=False),
             )
 
     def show(self, data: RunDetail) -> None:
@@ -209,6 +223,7 @@ class DetailScreen(LiveScreen):
         self.run = data.run
         self._show_summary(data.run)
         self.spans = data.spans
+        self._show_lineage(data.lineage)
         self._show_stages(data.stages, data.spans)
         self._show_charts(data)
         self._show_generations(data.stages, data.generations)
@@ -241,6 +256,13 @@ class DetailScreen(LiveScreen):
         banner.display = failed
         if failed:
             banner.update(safe_text(f"{status_text(run.status)}: {run.error}", multiline=True))
+
+    def _show_lineage(self, lineage: Lineage | None) -> None:
+        before = [lineage_action_shown(self.lineage, action) for action in LINEAGE_ACTIONS]
+        self.lineage = lineage
+        self.query_one(LineageLine).show(lineage)
+        if before != [lineage_action_shown(lineage, action) for action in LINEAGE_ACTIONS]:
+            self.refresh_bindings()
 
     def _summary_resized(self, text: Text, width: int) -> bool:
         """Whether the summary's height may change: another number of lines, or a line
@@ -401,9 +423,12 @@ class DetailScreen(LiveScreen):
     # --- actions ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The prompt keys only for a run with generations (not in the footer otherwise)."""
+        """The prompt keys only for a run with generations, the lineage keys only for a run
+        with a parent or children (not in the footer otherwise)."""
         if action == "prompt":
             return bool(self.histories)
+        if action in LINEAGE_ACTIONS:
+            return lineage_action_shown(self.lineage, action)
         return True
 
     def action_prompt(self, delta: int) -> None:
@@ -413,6 +438,14 @@ class DetailScreen(LiveScreen):
         self.prompt_index = (self.prompt_index + delta) % len(self.histories)
         self.query_one("#tabs", TabbedContent).active = "generations-tab"
         self._draw_generations()
+
+    def action_open_parent(self) -> None:
+        """Open the run this run's model came from."""
+        open_parent(self, self.lineage)
+
+    def action_open_children(self) -> None:
+        """Open a run that started from this run's models (a list when there are several)."""
+        open_children(self, self.lineage)
 
     def action_toggle_x(self) -> None:
         """Plot against the next x axis: run-wide steps, the steps of each stage in turn,
