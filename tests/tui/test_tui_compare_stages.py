@@ -1,14 +1,17 @@
 """Compare aligned by stage, on seeded runs: a pipeline (warmup -> full -> evaluate -> export)
-against a single-stage baseline (single_step -> evaluate), and the per-stage metrics table."""
+against a single-stage baseline (single_step -> evaluate), and the per-stage metrics table
+(the rows and ★ of `tuneboard compare` on the same runs)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Select, Static
 
+from tests.conftest import CliRunner
 from tests.tui.conftest import AppFactory, wait_for
 from tests.tui.seed import (
     BASELINE,
@@ -116,13 +119,14 @@ async def test_choosing_a_stage_overlays_each_run_matching_stage(
         assert align.value == ""
 
 
+# In `tuneboard compare`'s order: validation, then train, then bookkeeping values.
 FULL_METRICS = (
-    "train/epoch",
-    "train/loss",
-    "train/lr",
-    "train/samples_per_s",
     "val/accuracy",
     "val/loss",
+    "train/loss",
+    "train/epoch",
+    "train/lr",
+    "train/samples_per_s",
 )
 
 
@@ -221,3 +225,24 @@ async def test_hostile_stage_names_show_as_text_when_aligned(
         await wait_for(pilot, lambda: align.query("SelectOverlay"))
         await pilot.pause()
         assert app.is_running
+
+
+@pytest.mark.parametrize("stage", [None, "full"])
+async def test_the_table_has_the_rows_and_stars_of_tuneboard_compare(
+    pipeline_project: Path, make_app: AppFactory, cli: CliRunner, stage: str | None
+) -> None:
+    args = ["compare", PIPELINE, BASELINE, "--json", *(["--stage", stage] if stage else [])]
+    done = cli(*args, cwd=pipeline_project)
+    assert done.returncode == 0, done.stderr
+    expected = [
+        (f"{r['stage']} · {r['metric']}", [run in r["best_runs"] for run in (PIPELINE, BASELINE)])
+        for r in json.loads(done.stdout)["rows"]
+    ]
+    app = make_app(pipeline_project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await compare(app, pilot, PIPELINE, BASELINE)
+        if stage is not None:
+            screen.query_one("#align", Select).value = stage
+            await wait_for(pilot, lambda: row_keys(screen)[0].startswith(f"{stage} · "))
+        shown = [(key, ["★" in cell for cell in row(screen, key)[3:]]) for key in row_keys(screen)]
+        assert shown == expected

@@ -23,7 +23,7 @@ from tuneboard.tui.launch_form import (
     override_for,
     variants,
 )
-from tuneboard.tui.metrics import best_index, default_metric, metric_families
+from tuneboard.tui.metrics import default_metric, metric_families
 
 
 def test_metric_families_put_splits_of_one_metric_together() -> None:
@@ -44,12 +44,6 @@ def test_metric_families_put_splits_of_one_metric_together() -> None:
         "lr": ["train/lr"],
         "samples_per_s": ["train/samples_per_s"],
     }
-
-
-def test_best_index_follows_the_direction_and_skips_missing_values() -> None:
-    assert best_index([0.5, None, 0.8, float("nan")], higher_is_better=True) == 2
-    assert best_index([0.5, None, 0.8], higher_is_better=False) == 0
-    assert best_index([None, float("nan")], higher_is_better=True) is None
 
 
 def test_default_metric_prefers_the_given_names_then_validation() -> None:

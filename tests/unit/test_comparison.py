@@ -8,12 +8,14 @@ import math
 from tuneboard.store import StageValues
 from tuneboard.ui.comparison import (
     Cell,
+    StageGroup,
     aligned_rows,
     best_positions,
     bookkeeping,
     group_matching,
     groups_by_name,
     metric_order,
+    stage_groups,
 )
 
 
@@ -43,6 +45,7 @@ def test_bookkeeping_values_are_the_learning_rate_epoch_and_speeds() -> None:
     assert bookkeeping("train/samples_per_s") and bookkeeping("train/tokens_per_s")
     assert not bookkeeping("val/accuracy") and not bookkeeping("train/loss")
     assert not bookkeeping("val/recall")  # ends with "l", not "/lr"
+    assert not bookkeeping("test/epochs_seen")  # a measure, not the epoch
 
 
 def test_metrics_read_validation_test_train_then_bookkeeping() -> None:
@@ -65,14 +68,25 @@ def test_best_positions_mark_nothing_for_ties_or_a_lone_value() -> None:
     assert best_positions([0.8, None, math.nan], higher_is_better=True) == ()
 
 
+def names(groups: list[StageGroup]) -> list[str]:
+    return [group.name for group in groups]
+
+
+def matched(groups: list[StageGroup], name: str) -> tuple[StageValues | None, ...]:
+    return next(group.matched for group in groups if group.name == name)
+
+
 def test_stages_line_up_by_name_in_pipeline_order() -> None:
     groups = groups_by_name([PIPELINE, BASELINE])
     # The baseline's one stage lines up with each training stage of the pipeline, and has
     # no group of its own.
-    assert [name for name, _ in groups] == ["warmup", "full", "evaluate"]
-    assert dict(groups)["warmup"] == [PIPELINE[0], BASELINE[0]]
-    assert dict(groups)["full"] == [PIPELINE[1], BASELINE[0]]
-    assert dict(groups)["evaluate"] == [PIPELINE[2], BASELINE[1]]
+    assert names(groups) == ["warmup", "full", "evaluate"]
+    assert matched(groups, "warmup") == (PIPELINE[0], BASELINE[0])
+    assert matched(groups, "full") == (PIPELINE[1], BASELINE[0])
+    assert matched(groups, "evaluate") == (PIPELINE[2], BASELINE[1])
+    assert groups[1].stage_names == ("full", "single_step")
+    assert groups[1].renamed and not groups[2].renamed
+    assert groups[1].metrics == ["val/accuracy", "train/loss", "train/lr"]
 
 
 def test_a_stage_only_one_run_has_keeps_its_group() -> None:
@@ -81,13 +95,25 @@ def test_a_stage_only_one_run_has_keeps_its_group() -> None:
         stage(1, "all", "finetune", {"train/loss": 0.2}, {}),
     ]
     groups = groups_by_name([PIPELINE, renamed])
-    assert [name for name, _ in groups] == ["warmup", "full", "evaluate", "head", "all"]
-    assert dict(groups)["warmup"] == [PIPELINE[0], None]  # two training stages: no match
-    assert dict(groups)["head"] == [None, renamed[0]]
+    assert names(groups) == ["warmup", "full", "evaluate", "head", "all"]
+    assert matched(groups, "warmup") == (PIPELINE[0], None)  # two training stages: no match
+    assert matched(groups, "head") == (None, renamed[0])
+    assert groups[0].renamed  # a run with no such stage
     assert groups_by_name([BASELINE]) == [
-        ("single_step", [BASELINE[0]]),
-        ("evaluate", [BASELINE[1]]),
+        StageGroup("single_step", (BASELINE[0],)),
+        StageGroup("evaluate", (BASELINE[1],)),
     ]
+
+
+def test_two_baselines_with_differently_named_stages_show_them_once() -> None:
+    other = [
+        stage(0, "finetune", "finetune", {"train/loss": 0.5}, {"train/loss": 0.5}),
+        stage(1, "evaluate", "evaluate", {"test/accuracy": 0.5}, {"test/accuracy": 0.5}),
+    ]
+    groups = groups_by_name([BASELINE, other])
+    # `finetune` would line up the very same two stages as `single_step`: left out.
+    assert names(groups) == ["single_step", "evaluate"]
+    assert matched(groups, "single_step") == (BASELINE[0], other[0])
 
 
 def test_a_repeated_stage_name_lines_up_by_occurrence() -> None:
@@ -96,10 +122,30 @@ def test_a_repeated_stage_name_lines_up_by_occurrence() -> None:
         stage(1, "evaluate", "evaluate", {"test/accuracy": 0.8}, {}),
     ]
     groups = groups_by_name([twice, BASELINE])
-    assert [name for name, _ in groups] == ["evaluate", "evaluate #2", "single_step"]
-    assert dict(groups)["evaluate"] == [twice[0], BASELINE[1]]
-    assert dict(groups)["evaluate #2"] == [twice[1], None]
-    assert dict(groups)["single_step"] == [None, BASELINE[0]]
+    assert names(groups) == ["evaluate", "evaluate #2", "single_step"]
+    assert matched(groups, "evaluate") == (twice[0], BASELINE[1])
+    assert matched(groups, "evaluate #2") == (twice[1], None)
+    assert matched(groups, "single_step") == (None, BASELINE[0])
+    both = groups_by_name([twice, twice[::-1]])
+    # Each run's second `evaluate` under `evaluate #2`, which is no renaming.
+    assert matched(both, "evaluate #2") == (twice[1], twice[0])
+    assert not any(group.renamed for group in both)
+
+
+def test_a_chosen_stage_gives_each_run_its_matching_stage_only() -> None:
+    assert stage_groups([PIPELINE, BASELINE], "full") == [
+        StageGroup("full", (PIPELINE[1], BASELINE[0]))
+    ]
+    # A stage only the baseline has by name: the pipeline has two training stages, no match.
+    chosen = stage_groups([PIPELINE, BASELINE], "single_step")
+    assert [(g.name, g.matched) for g in chosen] == [("single_step", (None, BASELINE[0]))]
+    assert stage_groups([PIPELINE, BASELINE], None) == groups_by_name([PIPELINE, BASELINE])
+
+
+def test_a_best_value_shows_only_when_it_reads_differently() -> None:
+    assert Cell(0.84, 0.86).shown_best == 0.86
+    assert Cell(0.86, 0.86000001).shown_best is None  # both read 0.86
+    assert Cell(5e-5, None).shown_best is None
 
 
 def test_rows_hold_final_and_best_and_mark_the_best_run() -> None:

@@ -69,7 +69,7 @@ def compare(
     """
     import json
 
-    from tuneboard.ui.comparison import aligned_rows, group_matching, groups_by_name
+    from tuneboard.ui.comparison import StageGroup, aligned_rows, group_matching, groups_by_name
     from tuneboard.ui.render import json_default
 
     project = load_project_from(project_dir)
@@ -82,12 +82,12 @@ def compare(
     if stage is None:
         groups = groups_by_name(values)
     else:
-        name, matched = group_matching(values, stage)
+        matched = group_matching(values, stage).matched
         if not any(matched):
             raise TuneboardError(f"no run has a stage that lines up with {stage!r}")
         unmatched = [run for run, found in zip(runs, matched, strict=True) if found is None]
         runs = [run for run, found in zip(runs, matched, strict=True) if found is not None]
-        groups = [(name, [found for found in matched if found is not None])]
+        groups = [StageGroup(stage, tuple(found for found in matched if found is not None))]
     rows = aligned_rows(groups, direction, metrics or None)
     shown = {row.metric for row in rows}
     for metric in metrics:
@@ -169,8 +169,8 @@ def _cell(cell: Cell | None, best: bool) -> str:
     if cell is None:
         return "-"
     text = format_number(cell.final)
-    if cell.best is not None and format_number(cell.best) != text:
-        text += f" ({format_number(cell.best)})"
+    if cell.shown_best is not None:
+        text += f" ({format_number(cell.shown_best)})"
     return f"{text} {BEST}" if best else text
 
 

@@ -1,74 +1,23 @@
-"""Compare aligned by stage: which stage of each run a row of the metrics table shows, and
-where the stage boundaries of several runs are drawn. Pure functions, no Textual.
+"""Compare's chart, aligned by stage: its x axes and where the stage boundaries of several
+runs are drawn. Pure functions, no Textual.
 
-Stages line up by `tuneboard.ui.pipelines.match_stage` (by name, else by plugin, else a
-baseline's one training stage), the rule `tuneboard compare` uses too.
+Which stage of each run lines up with which, and the rows of the metrics table, are
+`tuneboard.ui.comparison`'s, shared with `tuneboard compare`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
-from tuneboard.store import StageSpan, StageValues
+from tuneboard.store import StageSpan
 from tuneboard.tui.widgets.chart import Boundary
-from tuneboard.ui.pipelines import match_stage, stage_names
 
 Axis = Literal["step", "epoch", "time"]
 """The compare chart's x axis: steps, epochs or seconds, run-wide or within the chosen stage."""
 
 AXES: tuple[Axis, ...] = ("step", "epoch", "time")
-
-
-@dataclass(frozen=True)
-class StageGroup:
-    """Rows of the metrics table for one stage name: the stage of each run that lines up with
-    it (None where a run has none) and the metrics any of them logged, sorted."""
-
-    name: str
-    matched: tuple[StageValues | None, ...]
-    metrics: tuple[str, ...]
-
-    @property
-    def renamed(self) -> bool:
-        """Whether some run shows a stage of another name, or none (the table then says which
-        stage of each run the rows are)."""
-        return any(stage is None or stage.name != self.name for stage in self.matched)
-
-
-def stage_groups(runs: Sequence[Sequence[StageValues]], stage: str | None) -> list[StageGroup]:
-    """The table's groups of rows: for the chosen `stage` only, else one per stage name in
-    pipeline order.
-
-    Over the whole run, a group that would only repeat a stage already shown under another
-    name (a baseline's one stage, lined up with each stage of a pipeline) is left out.
-    """
-    names = [stage] if stage is not None else stage_names(runs)
-    groups: list[StageGroup] = []
-    for name in names:
-        matched = tuple(match_stage(stages, name) for stages in runs)
-        metrics = sorted({metric for found in matched if found for metric in found.last})
-        if metrics:
-            groups.append(StageGroup(name, matched, tuple(metrics)))
-    if stage is not None:
-        return groups
-    kept: list[StageGroup] = []
-    for group in groups:
-        present = [(i, s.stage_index) for i, s in enumerate(group.matched) if s is not None]
-        repeated = all(
-            any(other is not group and _index(other.matched[i]) == stage_index for other in groups)
-            for i, stage_index in present
-        )
-        if len(present) < 2 and len(runs) > 1 and repeated:
-            continue
-        kept.append(group)
-    return kept
-
-
-def _index(stage: StageValues | None) -> int | None:
-    return None if stage is None else stage.stage_index
 
 
 def stage_starts(

@@ -1,8 +1,10 @@
-"""Runs compared stage by stage: the rows of an aligned table of final and best values, and
-which run is best in each row.
+"""Runs compared stage by stage: which stage of each run lines up with which, the rows of an
+aligned table of final and best values, and which run is best in each row.
 
-Pure functions over the store's rows (no Textual, no rich), shared by the CLI and the app.
-Stages are lined up with `tuneboard.ui.pipelines` (by name, or `match_stage`).
+Pure functions over the store's rows (no Textual, no rich): the one rule for `tuneboard
+compare` and the app's Compare, so both show the same rows, the same ★ and the same groups.
+Stages are lined up with `tuneboard.ui.pipelines.match_stage` (by name, else by plugin, else
+a baseline's one training stage).
 """
 
 from __future__ import annotations
@@ -13,15 +15,12 @@ from dataclasses import dataclass
 
 from tuneboard.store import StageValues
 from tuneboard.ui.pipelines import match_stage
+from tuneboard.ui.safe import format_value
 
 # Values that record how a run went rather than how good it is: no run is best at them.
-# The same rule as the app's Compare (`tuneboard.tui.metrics.is_bookkeeping`).
 BOOKKEEPING = ("lr", "epoch")
 # Metrics of a stage in this order of their prefix, then by name; bookkeeping ones last.
 _PREFIXES = ("val", "validation", "test", "train")
-
-# A stage's column: the stage of each run that lines up with it (None where none does).
-StageGroup = tuple[str, Sequence[StageValues | None]]
 
 
 def bookkeeping(name: str) -> bool:
@@ -60,6 +59,49 @@ class Cell:
     final: float | None
     best: float | None
 
+    @property
+    def shown_best(self) -> float | None:
+        """The best value where it is worth showing beside the final one: None when there is
+        none or it reads the same as the final value once formatted."""
+        if self.best is None or format_value(self.best) == format_value(self.final):
+            return None
+        return self.best
+
+
+def _renamed(group: str, stages: Iterable[str | None]) -> bool:
+    """Whether some run's stage in the group `group` has another name, or none (`evaluate`
+    is the group `evaluate #2`'s own name)."""
+    return any(
+        name is None or (name != group and not group.startswith(f"{name} #")) for name in stages
+    )
+
+
+@dataclass(frozen=True)
+class StageGroup:
+    """A group of rows of the aligned table: the stage of each run that lines up with the
+    stage `name` (None where a run has none), one entry per run."""
+
+    name: str
+    matched: tuple[StageValues | None, ...]
+
+    @property
+    def stage_names(self) -> tuple[str | None, ...]:
+        """The name of each run's stage in the group (None where the run has none)."""
+        return tuple(None if stage is None else stage.name for stage in self.matched)
+
+    @property
+    def renamed(self) -> bool:
+        """Whether some run's stage in the group has another name than the group's, or none
+        (a table then says which stage of each run the rows are)."""
+        return _renamed(self.name, self.stage_names)
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics any of the group's stages logged, in `metric_order`."""
+        return metric_order(
+            metric for stage in self.matched if stage is not None for metric in stage.last
+        )
+
 
 @dataclass(frozen=True)
 class AlignedRow:
@@ -81,11 +123,7 @@ class AlignedRow:
     @property
     def renamed(self) -> bool:
         """Whether some run's stage in the row has another name than the row's, or none."""
-        names = set(self.stages)
-        if None in names or len(names) > 1:
-            return True
-        (name,) = names
-        return name != self.stage and not self.stage.startswith(f"{name} #")
+        return _renamed(self.stage, self.stages)
 
     @property
     def label(self) -> str:
@@ -99,9 +137,11 @@ def groups_by_name(runs: Sequence[Sequence[StageValues]]) -> list[StageGroup]:
     stage of a pipeline).
 
     A name a pipeline uses twice (two `evaluate` stages) lines up by occurrence: the second
-    `evaluate` of one run with the second of another, shown as `evaluate #2`. A group that
-    would only repeat, for a single run, a stage already shown in another group (a baseline's
-    own stage, lined up with the pipeline's) is left out.
+    `evaluate` of one run with the second of another, shown as `evaluate #2`. With several
+    runs, a group is left out when it would only repeat what other groups show: one run's
+    stage that another group already shows (a baseline's own stage, lined up with the
+    pipeline's), or the very stages of an earlier group (two baselines whose one stages are
+    named differently).
     """
     keyed: list[dict[tuple[str, int], StageValues]] = []
     order: dict[tuple[str, int], None] = {}
@@ -116,28 +156,42 @@ def groups_by_name(runs: Sequence[Sequence[StageValues]]) -> list[StageGroup]:
     groups: list[StageGroup] = []
     for name, count in order:
         if count == 1:
-            matched = [match_stage(stages, name) for stages in runs]
+            matched = tuple(match_stage(stages, name) for stages in runs)
+            groups.append(StageGroup(name, matched))
         else:
-            matched = [by_key.get((name, count)) for by_key in keyed]
-        groups.append((name if count == 1 else f"{name} #{count}", matched))
+            matched = tuple(by_key.get((name, count)) for by_key in keyed)
+            groups.append(StageGroup(f"{name} #{count}", matched))
+    if len(runs) < 2:
+        return groups
 
-    def repeats(group: StageGroup) -> bool:
-        present = [(i, s) for i, s in enumerate(group[1]) if s is not None]
-        return (
-            len(runs) > 1
-            and len(present) == 1
-            and all(
-                any(other is not group and other[1][i] is stage for other in groups)
-                for i, stage in present
-            )
-        )
+    def shown_elsewhere(group: StageGroup, run: int, stage: StageValues) -> bool:
+        return any(other is not group and other.matched[run] is stage for other in groups)
 
-    return [group for group in groups if not repeats(group)]
+    kept: list[StageGroup] = []
+    for group in groups:
+        present = [(i, stage) for i, stage in enumerate(group.matched) if stage is not None]
+        if len(present) == 1 and shown_elsewhere(group, *present[0]):
+            continue
+        if any(_same_stages(group, earlier) for earlier in kept):
+            continue
+        kept.append(group)
+    return kept
+
+
+def _same_stages(group: StageGroup, other: StageGroup) -> bool:
+    """Whether two groups line up the very same stage of every run."""
+    return all(a is b for a, b in zip(group.matched, other.matched, strict=True))
 
 
 def group_matching(runs: Sequence[Sequence[StageValues]], wanted: str) -> StageGroup:
     """The stage of each run that lines up with the stage named `wanted` (`match_stage`)."""
-    return (wanted, [match_stage(stages, wanted) for stages in runs])
+    return StageGroup(wanted, tuple(match_stage(stages, wanted) for stages in runs))
+
+
+def stage_groups(runs: Sequence[Sequence[StageValues]], stage: str | None) -> list[StageGroup]:
+    """The groups of the aligned table: each run's stage that lines up with `stage` when one
+    is chosen, else `groups_by_name` over the whole runs."""
+    return groups_by_name(runs) if stage is None else [group_matching(runs, stage)]
 
 
 def aligned_rows(
@@ -145,19 +199,20 @@ def aligned_rows(
     higher_is_better: Callable[[str], bool],
     metrics: Sequence[str] | None = None,
 ) -> list[AlignedRow]:
-    """The rows of the aligned table: per group, each metric one of its stages logged (only
-    `metrics`, in that order, when given), with each run's final and best value."""
+    """The rows of the aligned table: per group, each metric one of its stages logged (in
+    `metric_order`; only `metrics`, in that order, when given), with each run's final and
+    best value and the runs best at it."""
     rows = []
-    for name, stages in groups:
-        logged = {metric for stage in stages if stage is not None for metric in stage.last}
-        wanted = [m for m in metrics if m in logged] if metrics else metric_order(logged)
+    for group in groups:
+        logged = group.metrics
+        wanted = [m for m in metrics if m in logged] if metrics else logged
         for metric in wanted:
             keeps_score = not bookkeeping(metric)
             cells = tuple(
                 None
                 if stage is None or metric not in stage.last
                 else Cell(stage.last[metric], stage.best.get(metric) if keeps_score else None)
-                for stage in stages
+                for stage in group.matched
             )
             higher = higher_is_better(metric) if keeps_score else None
             best_runs = (
@@ -165,6 +220,5 @@ def aligned_rows(
                 if higher is not None
                 else ()
             )
-            names = tuple(None if stage is None else stage.name for stage in stages)
-            rows.append(AlignedRow(name, metric, higher, names, cells, best_runs))
+            rows.append(AlignedRow(group.name, metric, higher, group.stage_names, cells, best_runs))
     return rows

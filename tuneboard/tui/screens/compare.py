@@ -25,14 +25,7 @@ from tuneboard.store import (
     StageValues,
     XAxis,
 )
-from tuneboard.tui.alignment import (
-    AXES,
-    Axis,
-    StageGroup,
-    chart_boundaries,
-    stage_groups,
-    stage_starts,
-)
+from tuneboard.tui.alignment import AXES, Axis, chart_boundaries, stage_starts
 from tuneboard.tui.configs import config_differences
 from tuneboard.tui.generations import (
     GenerationReader,
@@ -43,11 +36,12 @@ from tuneboard.tui.generations import (
     heading,
     latest_outputs,
 )
-from tuneboard.tui.metrics import default_metric, direction_word, is_bookkeeping, winners
+from tuneboard.tui.metrics import default_metric, direction_word
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import NO_MARKS, ChartMarks, MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.table import Table
+from tuneboard.ui.comparison import AlignedRow, aligned_rows, stage_groups
 from tuneboard.ui.pipelines import match_stage, stage_names
 from tuneboard.ui.render import format_number
 from tuneboard.ui.safe import safe_text, visible
@@ -318,7 +312,8 @@ class CompareScreen(LiveScreen):
         return note
 
     def _show_metrics(self, data: Comparison) -> None:
-        """Last and best values per stage and metric; the best run of each row marked."""
+        """Last and best values per stage and metric; the best run of each row marked: the
+        rows of `tuneboard compare` (`tuneboard.ui.comparison.aligned_rows`)."""
         table = self.query_one("#metrics", DataTable)
         table.clear(columns=True)
         table.add_column("stage", key="stage")
@@ -327,42 +322,21 @@ class CompareScreen(LiveScreen):
         for run in data.runs:
             table.add_column(safe_text(run.run_id), key=run.run_id)
         per_run = [data.stages.get(run.run_id, []) for run in data.runs]
-        for group in stage_groups(per_run, data.stage):
-            stage_cell = safe_text(group.name)
-            if group.renamed:
-                cells = [
-                    Text(f"stage {visible(s.name)}" if s else "no such stage", style="dim")
-                    for s in group.matched
-                ]
-                table.add_row(stage_cell, Text("(each run's stage)", style="dim"), "", *cells)
-                stage_cell = Text("")
-            for name in group.metrics:
-                table.add_row(
-                    stage_cell,
-                    safe_text(name),
-                    *self._metric_cells(name, group),
-                    key=f"{group.name} · {name}",
-                )
-                stage_cell = Text("")
-
-    def _metric_cells(self, name: str, group: StageGroup) -> list[Any]:
-        """The direction, then per run the last value (and the best when it differs), ★ on
-        the best run (none for bookkeeping values such as the learning rate, or a tie)."""
-        higher = self.higher_is_better(name)
-        bookkeeping = is_bookkeeping(name)
-        bests = [stage.best.get(name) if stage else None for stage in group.matched]
-        marked = set() if bookkeeping else winners(bests, higher)
-        cells: list[Any] = ["" if bookkeeping else "↑" if higher else "↓"]
-        for index, stage in enumerate(group.matched):
-            last = stage.last.get(name) if stage else None
-            best = bests[index]
-            text = Text(format_number(last))
-            if best is not None and best != last and not bookkeeping:
-                text.append(f" (best {format_number(best)})", style="dim")
-            if index in marked:
-                text.append(" ★", style="bold")
-            cells.append(text)
-        return cells
+        groups = stage_groups(per_run, data.stage)
+        group: str | None = None
+        for row in aligned_rows(groups, self.higher_is_better):
+            stage_cell = Text("")
+            if row.stage != group:
+                group = row.stage
+                stage_cell = safe_text(row.stage)
+                if row.renamed:
+                    cells = [
+                        Text(f"stage {visible(name)}" if name else "no such stage", style="dim")
+                        for name in row.stages
+                    ]
+                    table.add_row(stage_cell, Text("(each run's stage)", style="dim"), "", *cells)
+                    stage_cell = Text("")
+            table.add_row(stage_cell, safe_text(row.metric), *_metric_cells(row), key=row.label)
 
     def _show_config(self, runs: list[RunRow]) -> None:
         table = self.query_one("#config-diff", DataTable)
@@ -504,3 +478,18 @@ def _xlabel(axis: Axis, stage: str | None) -> str:
 def _shifted(series: Series, origin: float) -> Series:
     """The series with `origin` taken off every x."""
     return Series([x - origin for x in series.xs], series.ys)
+
+
+def _metric_cells(row: AlignedRow) -> list[Any]:
+    """The direction, then per run the last value (and the best when it reads differently),
+    ★ on the best runs (none for bookkeeping values such as the learning rate, or a tie)."""
+    higher = row.higher_is_better
+    cells: list[Any] = ["" if higher is None else "↑" if higher else "↓"]
+    for index, cell in enumerate(row.cells):
+        text = Text(format_number(None if cell is None else cell.final))
+        if cell is not None and cell.shown_best is not None:
+            text.append(f" (best {format_number(cell.shown_best)})", style="dim")
+        if index in row.best_runs:
+            text.append(" ★", style="bold")
+        cells.append(text)
+    return cells
