@@ -115,6 +115,9 @@ def test_grid_sweep_of_four_runs_on_two_slots(cli: CliRunner, sentiment_project:
         assert provenance["sweep"] == {
             "id": row[2],
             "values": {"stages.0.lr": lr, "seed": seed},
+            "method": "grid",
+            "metric": "val/accuracy",
+            "direction": "maximize",
         }
         assert provenance["seed"] == seed
         combos.add((lr, seed))

@@ -84,7 +84,7 @@ def run(
     project = _with_executor_options(project, executor_name, address, executor_settings)
     executor = build_executor(project, registry)  # checks its settings before anything runs
     if not no_sweep and has_sweep(project, experiment, overrides):
-        from tuneboard.cli.sweep import run_sweep
+        from tuneboard.cli.run_sweep import run_sweep
 
         sys.exit(run_sweep(project, registry, experiment, overrides, quiet=quiet))
     config = project.experiment(experiment, registry, overrides)

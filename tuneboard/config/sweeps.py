@@ -24,6 +24,7 @@ from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.errors import ConfigError
 from tuneboard.sdk.params import build_params, did_you_mean, param
 from tuneboard.ui.render import format_number, toml_literal
+from tuneboard.ui.sweeps import validation_metric
 
 METHODS = ("grid", "random", "optuna")
 # More runs than this in one sweep is almost surely a mistake in the table.
@@ -239,7 +240,7 @@ def parse_sweep(
             _check_value(table, key, value, where, registry)
     for seed in keys.seeds:
         _check_value(table, "seed", seed, f"{where}: key 'seeds'", registry)
-    metric = keys.metric or _validation_metric(base.headline)
+    metric = keys.metric or validation_metric(base.headline)
     spec = SweepSpec(
         experiment=experiment,
         where=where,
@@ -412,12 +413,6 @@ def _check_value(
         if where.endswith("'seeds'"):
             raise ConfigError(f"{where}: seed {toml_literal(value)}{rest}") from None
         raise ConfigError(f"{where}: parameter {key!r} = {toml_literal(value)}{rest}") from None
-
-
-def _validation_metric(headline: str) -> str:
-    """`test/accuracy` -> `val/accuracy`: the value a trial reports at each evaluation."""
-    split, slash, name = headline.partition("/")
-    return f"val/{name}" if slash and split == "test" else headline
 
 
 def _key_of(override: str) -> str:

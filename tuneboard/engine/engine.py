@@ -75,19 +75,25 @@ class Engine:
         *,
         sweep_id: str | None = None,
         sweep_values: Mapping[str, Any] | None = None,
+        sweep_objective: Mapping[str, Any] | None = None,
         max_parallel: int | None = None,
         watcher: RunObserver | None = None,
     ) -> str:
         """Record a new queued run and hand it to the scheduler; return its id.
 
         Runs of one `sweep_id` run at most `max_parallel` at a time; `sweep_values` (the
-        values the sweep chose) go into the run's provenance. `watcher` is told about this
+        values the sweep chose) and `sweep_objective` (its `method`, `metric` and `direction`)
+        go into the run's provenance. `watcher` is told about this
         run only, besides the engine's observer (a sweep prunes trials through it).
         """
         experiment = prepared.experiment
         sweep = None
         if sweep_id is not None:
-            sweep = {"id": sweep_id, "values": dict(sweep_values or {})}
+            sweep = {
+                "id": sweep_id,
+                "values": dict(sweep_values or {}),
+                **(sweep_objective or {}),
+            }
         provenance = build_record(experiment, self.project.root, prepared.data_files, sweep=sweep)
         with self._lock:  # two launches in one second must not share an id
             run_id = new_run_id()

@@ -126,11 +126,13 @@ def launch_sweep(
         )
         sweep._driver.start()
         return sweep
+    objective = sweep_objective(spec, engine.registry)
     for point, item in prepared.runs:
         run_id = engine.launch(
             item,
             sweep_id=sweep.sweep_id,
             sweep_values=point.values,
+            sweep_objective=objective,
             max_parallel=spec.max_parallel,
         )
         member = SweepMember(run_id, dict(point.values))
@@ -138,6 +140,20 @@ def launch_sweep(
         if on_launch is not None:
             on_launch(member)
     return sweep
+
+
+def sweep_objective(spec: SweepSpec, registry: PluginRegistry) -> dict[str, str]:
+    """What each run of the sweep records of it: its method, the metric it optimises (a
+    trial's objective is the best value of it the run logged) and the resolved direction."""
+    if spec.direction == "auto":
+        higher = metric_higher_is_better(spec.metric, registry)
+    else:
+        higher = spec.direction == "maximize"
+    return {
+        "method": spec.method,
+        "metric": spec.metric,
+        "direction": "maximize" if higher else "minimize",
+    }
 
 
 def _import_optuna(spec: SweepSpec) -> Any:
@@ -230,11 +246,8 @@ class _OptunaDriver:
         self.on_launch = on_launch
         self.spec = plan.spec
         self.ended = threading.Condition()
-        registry = engine.registry
-        if self.spec.direction == "auto":
-            self.higher = metric_higher_is_better(self.spec.metric, registry)
-        else:
-            self.higher = self.spec.direction == "maximize"
+        self.objective = sweep_objective(self.spec, engine.registry)
+        self.higher = self.objective["direction"] == "maximize"
 
     def run(self) -> None:
         """The driver thread: never raises; a failure stops asking and is kept in `error`."""
@@ -304,6 +317,7 @@ class _OptunaDriver:
             prepared,
             sweep_id=self.sweep.sweep_id,
             sweep_values={**values, "optuna_trial": trial.number},
+            sweep_objective=self.objective,
             max_parallel=self.spec.max_parallel,
             watcher=watcher,
         )

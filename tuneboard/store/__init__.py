@@ -26,6 +26,7 @@ from tuneboard.store.schema import (
     StageRow,
     StageSpan,
     StageValues,
+    SweepRun,
     XAxis,
 )
 from tuneboard.store.sql import QueryJob, QueryResult, check_read_only, run_query, start_query
@@ -57,6 +58,7 @@ __all__ = [
     "StageSpan",
     "StageValues",
     "Store",
+    "SweepRun",
     "XAxis",
     "check_read_only",
     "run_query",

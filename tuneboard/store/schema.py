@@ -189,6 +189,16 @@ class GenerationRow:
 
 
 @dataclass(frozen=True)
+class SweepRun:
+    """A run of a sweep and its sweep record (the `sweep` part of its provenance: `id`, the
+    `values` the sweep chose, and for newer runs the sweep's `method`, `metric` and
+    `direction`); the record is empty for a run recorded without provenance."""
+
+    run: RunRow
+    record: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
 class Series:
     """The points of one metric, ordered by x (a step, or epoch seconds)."""
 
@@ -218,5 +228,6 @@ __all__ = [
     "StageRow",
     "StageSpan",
     "StageValues",
+    "SweepRun",
     "XAxis",
 ]

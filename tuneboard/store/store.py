@@ -47,6 +47,7 @@ from tuneboard.store.schema import (
     StageRow,
     StageSpan,
     StageValues,
+    SweepRun,
     XAxis,
 )
 from tuneboard.store.writer import (
@@ -79,6 +80,11 @@ FROM runs r LEFT JOIN (
     QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY stage_index DESC) = 1
 ) s ON s.run_id = r.run_id
 """
+
+# A run's columns and, last, its sweep record (the `sweep` part of its provenance).
+_SWEEP_RUN_SELECT = _RUN_SELECT.replace(
+    "s.total_steps\nFROM", "s.total_steps, json_extract(r.provenance, '$.sweep')\nFROM", 1
+)
 
 _SPAN_SELECT = f"""
 WITH stage_spans AS ({STAGE_SPANS})
@@ -529,6 +535,57 @@ class Store(RunRecorder):
         """The run's reproducibility record, or None for a run recorded without one."""
         rows = self._fetch("SELECT provenance FROM runs WHERE run_id = ?", [run_id])
         return _from_json(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def sweep_runs(self, sweep_id: str) -> list[SweepRun]:
+        """The runs of a sweep in launch order, each with its sweep record (see `SweepRun`)."""
+        rows = self._fetch(
+            _SWEEP_RUN_SELECT + " WHERE r.sweep_id = ? ORDER BY r.created_at, r.run_id",
+            [sweep_id],
+        )
+        return [SweepRun(_run_row(row), _from_json(row[18])) for row in rows]
+
+    def sweep_records(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The sweep record of each of `run_ids` that has one (see `SweepRun`)."""
+        if not run_ids:
+            return {}
+        rows = self._fetch(
+            "SELECT run_id, json_extract(provenance, '$.sweep') FROM runs"
+            " WHERE list_contains(?, run_id) AND provenance IS NOT NULL",
+            [list(run_ids)],
+        )
+        return {run_id: _from_json(record) for run_id, record in rows if record is not None}
+
+    def find_sweep(self, text: str) -> str:
+        """The id of the sweep whose id is `text`, or the only one that contains it."""
+        rows = self._fetch(
+            "SELECT DISTINCT sweep_id FROM runs WHERE contains(sweep_id, ?) ORDER BY sweep_id",
+            [text],
+        )
+        ids = [sweep_id for (sweep_id,) in rows]
+        if text in ids:
+            return text
+        if not ids:
+            raise TuneboardError(f"no sweep matches {text!r}")
+        if len(ids) > 1:
+            shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+            raise TuneboardError(f"{text!r} matches several sweeps: {shown}")
+        return str(ids[0])
+
+    def metric_bounds(
+        self, metric_of: Mapping[str, str]
+    ) -> dict[str, tuple[float | None, float | None]]:
+        """The lowest and highest finite value of one metric per run (run id -> metric name
+        in `metric_of`), in one read; runs that never logged theirs are left out."""
+        if not metric_of:
+            return {}
+        rows = self._fetch(
+            "SELECT m.run_id, min(m.value), max(m.value) FROM metrics m"
+            " JOIN (SELECT unnest($runs) AS run_id, unnest($names) AS name) w"
+            " ON m.run_id = w.run_id AND m.name = w.name"
+            " WHERE isfinite(m.value) GROUP BY m.run_id",
+            {"runs": list(metric_of), "names": list(metric_of.values())},
+        )
+        return {run_id: (low, high) for run_id, low, high in rows}
 
     def stages(self, run_id: str) -> list[StageRow]:
         """The run's stages in pipeline order."""
