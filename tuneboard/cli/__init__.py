@@ -1,7 +1,8 @@
 """The `tuneboard` command line: run experiments, list and show runs, query with SQL, list plugins.
 
 Each command lives in a module named after it (`tuneboard sql` in `tuneboard/cli/sql.py`;
-`export` and `import` together in `export_import.py`) and is registered below, by hand.
+`export` and `import` together in `export_import.py`; `run_sweep.py` is `tuneboard run`'s
+sweep path) and is registered below, by hand.
 `shared.py` holds what they share; `plugin_commands.py` adds the commands plugins register
 with the `register_commands` hook.
 
@@ -50,6 +51,7 @@ from tuneboard.cli import (
     runs,
     show,
     sql,
+    sweep,
 )
 from tuneboard.cli.app import open_app
 from tuneboard.cli.plugin_commands import TuneboardGroup
@@ -84,6 +86,7 @@ main.add_command(compare.compare)
 main.add_command(lineage.lineage)
 main.add_command(cancel.cancel)
 main.add_command(sql.sql)
+main.add_command(sweep.sweep)
 main.add_command(review.review)
 main.add_command(export_import.export_command)
 main.add_command(export_import.import_command)
