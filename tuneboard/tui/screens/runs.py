@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -28,8 +29,9 @@ from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
-from tuneboard.ui.render import format_time
+from tuneboard.ui.render import elapsed, format_duration, format_time
 from tuneboard.ui.safe import safe_text
+from tuneboard.ui.sweeps import SweepReader, SweepTrials, short_id
 
 if TYPE_CHECKING:
     from tuneboard.store import RunRow
@@ -39,6 +41,27 @@ ALL = "*"
 # after the next frame (see `RunsScreen.redraw`).
 FIRST_ROWS = 50
 STATUS_ORDER = ("running", "queued", "failed", "interrupted", "cancelled", "completed")
+# Row keys of sweeps; run ids never start with it.
+SWEEP_KEY = "sweep:"
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of the runs table: a run (`prefix` draws its place under an open sweep) or a
+    sweep (`sweep` set, `run` its first run in the current order)."""
+
+    key: str
+    run: RunRow
+    sweep: SweepTrials | None = None
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class RunsData:
+    """What one load reads: every run, and each sweep among them."""
+
+    runs: list[RunRow]
+    sweeps: dict[str, SweepTrials]
 
 
 @dataclass(frozen=True)
@@ -79,6 +102,9 @@ class RunsScreen(LiveScreen):
         Binding("x", "cancel_run", "Cancel run"),
         Binding("r", "relaunch", "Re-launch"),
         Binding("d", "delete", "Delete"),
+        # Priority: the table would take the arrows to scroll sideways. Only with sweeps.
+        Binding("right", "expand", "Expand sweep", key_display="→", priority=True),
+        Binding("left", "collapse", "Collapse", key_display="←", show=False, priority=True),
         Binding("slash", "focus_filter", "Filter"),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse", "Reverse", show=False),
@@ -88,6 +114,8 @@ class RunsScreen(LiveScreen):
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[RunRow] = []
+        self.sweeps: dict[str, SweepTrials] = {}
+        self.expanded: set[str] = set()
         self.selected: set[str] = set()
         self.sort_column = "started"
         self.sort_reverse = True
@@ -96,6 +124,9 @@ class RunsScreen(LiveScreen):
         self._row_cache: dict[str, tuple[object, tuple[Any, ...]]] = {}
         self._experiments: tuple[str, ...] = ()
         self._fills = 0  # counts refills of the table; a pending rest of an older one is void
+        self._rows: dict[str, Row] = {}
+        self._visible_count = 0
+        self._sweep_reader = SweepReader()
 
     def compose(self) -> ComposeResult:
         """Header, navigation, filters, the table and the footer."""
@@ -137,18 +168,44 @@ class RunsScreen(LiveScreen):
         """Poll fast while a run is queued or running (in this app or another process)."""
         return any(is_active(run.status) for run in self.runs)
 
-    def load(self) -> list[RunRow]:
-        """Every run of the project (one short read of the database)."""
-        return self.tb.store.list_runs()
+    def load(self) -> RunsData:
+        """Every run of the project, and what the sweeps among them show (one short read of
+        the database; a second one, in the same open, while a sweep's runs are active)."""
+        store = self.tb.store
+        with store.hold():
+            runs = store.list_runs()
+            sweeps = self._sweep_reader.read(store, runs, self._sweep_table, self._higher)
+        return RunsData(runs, sweeps)
 
-    def show(self, data: list[RunRow]) -> None:
-        """Keep the runs and redraw the table."""
-        self.runs = data
-        known = {run.run_id for run in data}
+    def _sweep_table(self, experiment: str) -> Any:
+        from tuneboard.ui.sweeps import sweep_table
+
+        return sweep_table(self.tb.project, experiment)
+
+    def _higher(self, metric: str) -> bool:
+        """A metric's direction; by its name alone until the plugins are loaded."""
+        if not self.tb.services_ready:
+            from tuneboard.ui.sweeps import name_higher_is_better
+
+            return name_higher_is_better(metric)
+        from tuneboard.engine.context import metric_higher_is_better
+
+        return metric_higher_is_better(metric, self.tb.registry)
+
+    def show(self, data: RunsData) -> None:
+        """Keep the runs and sweeps and redraw the table."""
+        self.runs = data.runs
+        if bool(self.sweeps) != bool(data.sweeps):
+            self.refresh_bindings()
+        self.sweeps = data.sweeps
+        known = {run.run_id for run in data.runs}
         self.selected &= known
+        self.expanded &= data.sweeps.keys()
         for run_id in self._row_cache.keys() - known:
             del self._row_cache[run_id]
-        names = dict.fromkeys([*self.tb.project.experiment_names, *(r.experiment for r in data)])
+        names = dict.fromkeys(
+            [*self.tb.project.experiment_names, *(r.experiment for r in data.runs)]
+        )
         self._set_experiment_options(tuple(names))
         self.redraw()
 
@@ -170,6 +227,32 @@ class RunsScreen(LiveScreen):
         runs.sort(key=lambda run: column.sort_key(run, now), reverse=self.sort_reverse)
         return runs
 
+    def visible_rows(self) -> list[Row]:
+        """The rows of the table: each run that passes the filters, the runs of a sweep as
+        one row where the first of them would be (and, when the sweep is open, its runs
+        under it, in the same order)."""
+        runs = self.visible_runs()
+        self._visible_count = len(runs)
+        members: dict[str, list[RunRow]] = {}
+        for run in runs:
+            if run.sweep_id is not None and run.sweep_id in self.sweeps:
+                members.setdefault(run.sweep_id, []).append(run)
+        rows: list[Row] = []
+        for run in runs:
+            sweep_id = run.sweep_id
+            if sweep_id is None or sweep_id not in members:
+                rows.append(Row(run.run_id, run))
+                continue
+            group = members[sweep_id]
+            if run is not group[0]:
+                continue  # listed under the sweep's row
+            rows.append(Row(SWEEP_KEY + sweep_id, run, self.sweeps[sweep_id]))
+            if sweep_id in self.expanded:
+                for index, member in enumerate(group):
+                    prefix = "└ " if index == len(group) - 1 else "├ "
+                    rows.append(Row(member.run_id, member, prefix=prefix))
+        return rows
+
     def redraw(self) -> None:
         """Bring the table in line with the runs, changing only cells that changed.
 
@@ -179,83 +262,112 @@ class RunsScreen(LiveScreen):
         first paint and every re-sort or filter keystroke would wait for all of them.
         """
         table = self.query_one("#runs", DataTable)
-        runs = self.visible_runs()
+        rows = self.visible_rows()
         now = self.tb.clock()
         variables = self.app.theme_variables
-        ids = [run.run_id for run in runs]
-        if ids == self.shown:
+        keys = [row.key for row in rows]
+        self._rows = {row.key: row for row in rows}
+        if keys == self.shown:
             # Rows not added yet get their cells when they are (see `_add_rest`).
-            for run in runs[: table.row_count]:
-                cells = self._cached_row(run, now, variables)
-                old = self._cells.get(run.run_id)
+            for row in rows[: table.row_count]:
+                cells = self._cached_row(row, now, variables)
+                old = self._cells.get(row.key)
                 if cells is old:
                     continue
                 for column, value, before in zip(COLUMNS, cells, old or (), strict=False):
                     if value != before:
-                        table.update_cell(run.run_id, column.key, value, update_width=True)
-                self._cells[run.run_id] = cells
+                        table.update_cell(row.key, column.key, value, update_width=True)
+                self._cells[row.key] = cells
         else:
-            current = self.current_run_id()
+            current = self.current_key()
             table.clear()
             self._cells = {}
-            self.shown = ids
+            self.shown = keys
             self._fills += 1
-            cursor = ids.index(current) if current in ids else None
+            cursor = keys.index(current) if current in keys else None
             first = max(FIRST_ROWS, self.app.size.height) + (cursor or 0)
-            self._add_rows(table, runs[:first], now, variables)
+            self._add_rows(table, rows[:first], now, variables)
             if cursor is not None:
                 table.move_cursor(row=cursor, animate=False)
-            if len(runs) > first:
+            if len(rows) > first:
                 # A layout is due, so the callback runs once the frame is on screen.
                 self.refresh(layout=True)
                 self.call_after_refresh(self._add_rest, self._fills)
-        self._update_summary(len(runs))
+        self._update_summary(self._visible_count)
 
     def _add_rows(
         self,
         table: DataTable[Any],
-        runs: Sequence[RunRow],
+        rows: Sequence[Row],
         now: float,
         variables: dict[str, str],
     ) -> None:
-        for run in runs:
-            cells = self._cached_row(run, now, variables)
-            table.add_row(*cells, key=run.run_id)
-            self._cells[run.run_id] = cells
+        for row in rows:
+            cells = self._cached_row(row, now, variables)
+            table.add_row(*cells, key=row.key)
+            self._cells[row.key] = cells
 
     def _add_rest(self, fill: int) -> None:
         """Add the rows that the last refill left for after its first frame."""
         if fill != self._fills or not self.is_mounted:
             return  # the table was filled afresh since, or the screen is gone
         table = self.query_one("#runs", DataTable)
-        by_id = {run.run_id: run for run in self.runs}
-        rest = [by_id[run_id] for run_id in self.shown[table.row_count :]]
+        rest = [self._rows[key] for key in self.shown[table.row_count :]]
         self._add_rows(table, rest, self.tb.clock(), self.app.theme_variables)
 
-    def _cached_row(self, run: RunRow, now: float, variables: dict[str, str]) -> tuple[Any, ...]:
-        """The cells of a run, reused while the run (and what its cells depend on) is the same.
+    def _cached_row(self, row: Row, now: float, variables: dict[str, str]) -> tuple[Any, ...]:
+        """The cells of a row, reused while its run (and what its cells depend on) is the same.
 
         With a thousand runs, building every cell twice a second would keep the app busy.
+        Sweep rows (a few) are built each time.
         """
-        key = (run, run.run_id in self.selected, id(variables))
+        if row.sweep is not None:
+            return self._sweep_row(row.sweep, now, variables)
+        run = row.run
+        key = (run, run.run_id in self.selected, id(variables), row.prefix)
         cached = self._row_cache.get(run.run_id)
         if cached is not None and cached[0] == key and run.status != "running":
             return cached[1]
-        cells = self._row(run, now, variables)
+        cells = self._row(run, now, variables, row.prefix)
         self._row_cache[run.run_id] = (key, cells)
         return cells
 
-    def _row(self, run: RunRow, now: float, variables: dict[str, str]) -> tuple[Any, ...]:
+    def _row(
+        self, run: RunRow, now: float, variables: dict[str, str], prefix: str = ""
+    ) -> tuple[Any, ...]:
         return (
             Text("✓" if run.run_id in self.selected else " ", style="bold"),
             status_cell(run.status, variables),
-            safe_text(run.run_id),
+            Text(prefix, style="dim").append_text(safe_text(run.run_id)),
             safe_text(run.experiment),
             safe_text(stage_cell(run)),
             safe_text(headline_cell(run)),
             Text(duration_cell(run, now)),
             Text(format_time(run.started_at)),
             safe_text(run.device or ""),
+        )
+
+    def _sweep_row(
+        self, sweep: SweepTrials, now: float, variables: dict[str, str]
+    ) -> tuple[Any, ...]:
+        """`▸ sweep 075300-a3f9  experiment  12 trials (2 pruned)  best val/accuracy 0.91`."""
+        runs = [trial.run for trial in sweep.trials]
+        chosen = sum(1 for run in runs if run.run_id in self.selected)
+        starts = [run.started_at for run in runs if run.started_at is not None]
+        ends = [run.finished_at for run in runs if run.finished_at is not None]
+        start = min(starts) if starts else None
+        end = now if sweep.running else (max(ends) if ends else None)
+        arrow = "▾" if sweep.sweep_id in self.expanded else "▸"
+        return (
+            Text("✓" if chosen == len(runs) else "-" if chosen else " ", style="bold"),
+            status_cell(sweep.status, variables),
+            Text(f"{arrow} sweep ", style="bold").append_text(safe_text(short_id(sweep.sweep_id))),
+            safe_text(sweep.experiment),
+            safe_text(sweep.counts()),
+            safe_text(sweep.best_text()),
+            Text(format_duration(elapsed(start, end))),
+            Text(format_time(start)),
+            Text(""),
         )
 
     def _update_summary(self, visible: int) -> None:
@@ -278,17 +390,32 @@ class RunsScreen(LiveScreen):
         select.set_options([("all experiments", ALL), *((safe_text(n), n) for n in names)])
         select.value = value if value in names else ALL
 
-    def current_run_id(self) -> str | None:
-        """The id of the run under the cursor."""
+    def current_key(self) -> str | None:
+        """The key of the row under the cursor (a run id, or `SWEEP_KEY` and a sweep id)."""
         table = self.query_one("#runs", DataTable)
         if not self.shown or table.cursor_row < 0 or table.cursor_row >= len(self.shown):
             return None
         return self.shown[table.cursor_row]
 
+    def current_run_id(self) -> str | None:
+        """The id of the run under the cursor (None on a sweep's row)."""
+        key = self.current_key()
+        return None if key is None or key.startswith(SWEEP_KEY) else key
+
     def current_run(self) -> RunRow | None:
         """The run under the cursor."""
-        run_id = self.current_run_id()
-        return next((run for run in self.runs if run.run_id == run_id), None)
+        row = self._rows.get(self.current_run_id() or "")
+        return row.run if row is not None else None
+
+    def current_sweep(self) -> SweepTrials | None:
+        """The sweep whose row is under the cursor."""
+        key = self.current_key()
+        row = self._rows.get(key) if key is not None else None
+        return row.sweep if row is not None else None
+
+    def _sweep_members(self, sweep: SweepTrials) -> list[str]:
+        """Ids of the sweep's runs that pass the filters, in the table's order."""
+        return [run.run_id for run in self.visible_runs() if run.sweep_id == sweep.sweep_id]
 
     # --- filters and sorting ------------------------------------------------------------
 
@@ -335,11 +462,20 @@ class RunsScreen(LiveScreen):
     # --- actions ------------------------------------------------------------------------
 
     def action_toggle_select(self) -> None:
-        """Select or unselect the run under the cursor (for comparing)."""
-        run_id = self.current_run_id()
-        if run_id is None:
-            return
-        self.selected ^= {run_id}
+        """Select or unselect the run under the cursor (for comparing); on a sweep's row,
+        all its runs."""
+        sweep = self.current_sweep()
+        if sweep is not None:
+            members = set(self._sweep_members(sweep))
+            if members <= self.selected:
+                self.selected -= members
+            else:
+                self.selected |= members
+        else:
+            run_id = self.current_run_id()
+            if run_id is None:
+                return
+            self.selected ^= {run_id}
         table = self.query_one("#runs", DataTable)
         row = table.cursor_row
         self.redraw()
@@ -347,16 +483,57 @@ class RunsScreen(LiveScreen):
             table.move_cursor(row=row + 1)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter (or a click on a selected row) opens the run."""
+        """Enter (or a click on a selected row) opens the run, or the sweep view."""
         self.action_open()
 
     def action_open(self) -> None:
-        """Open the run under the cursor."""
+        """Open the run under the cursor, or the view of the sweep under it."""
         from tuneboard.tui.screens.detail import DetailScreen
 
+        sweep = self.current_sweep()
+        if sweep is not None:
+            from tuneboard.tui.screens.sweep import SweepScreen
+
+            self.app.push_screen(SweepScreen(sweep.sweep_id))
+            return
         run_id = self.current_run_id()
         if run_id is not None:
             self.app.push_screen(DetailScreen(run_id))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The sweep keys exist (and show in the footer) only while there are sweeps."""
+        if action in ("expand", "collapse"):
+            return bool(self.sweeps)
+        return True
+
+    def action_expand(self) -> None:
+        """Open the sweep under the cursor in place: its runs show under its row."""
+        table = self.query_one("#runs", DataTable)
+        sweep = self.current_sweep()
+        if self.focused is not table or sweep is None:
+            raise SkipAction()
+        if sweep.sweep_id in self.expanded:
+            if table.cursor_row + 1 < len(self.shown):
+                table.move_cursor(row=table.cursor_row + 1)
+            return
+        self.expanded.add(sweep.sweep_id)
+        self.redraw()
+
+    def action_collapse(self) -> None:
+        """Close the open sweep under the cursor (or of the run under it) back to one row."""
+        table = self.query_one("#runs", DataTable)
+        if self.focused is not table:
+            raise SkipAction()
+        sweep = self.current_sweep()
+        run = self.current_run()
+        sweep_id = sweep.sweep_id if sweep is not None else run.sweep_id if run else None
+        if sweep_id is None or sweep_id not in self.expanded:
+            raise SkipAction()
+        self.expanded.discard(sweep_id)
+        key = SWEEP_KEY + sweep_id
+        self.redraw()
+        if key in self.shown:
+            table.move_cursor(row=self.shown.index(key))
 
     def action_launch(self) -> None:
         """Open the launch form, on the experiment of the run under the cursor if any."""
@@ -380,7 +557,17 @@ class RunsScreen(LiveScreen):
         self.app.push_screen(CompareScreen(ids))
 
     def action_cancel_run(self) -> None:
-        """Cancel the queued or running run under the cursor."""
+        """Cancel the queued or running run under the cursor (on a sweep, its active runs)."""
+        sweep = self.current_sweep()
+        if sweep is not None:
+            active = [t.run_id for t in sweep.trials if is_active(t.status)]
+            if not active:
+                self.notify(f"sweep {sweep.sweep_id} has no active runs to cancel")
+                return
+            cancelled = sum(1 for run_id in active if self.tb.engine.cancel(run_id))
+            self.notify(f"cancelling {cancelled} of {len(active)} active runs of the sweep…")
+            self.request_refresh()
+            return
         run = self.current_run()
         if run is None:
             return
@@ -395,6 +582,9 @@ class RunsScreen(LiveScreen):
 
     def action_relaunch(self) -> None:
         """Launch the run's experiment again with the config it ran with."""
+        if self.current_sweep() is not None:
+            self.notify("open the sweep (→) and pick one of its runs to re-launch it")
+            return
         run = self.current_run()
         if run is not None:
             self.relaunch(run)
@@ -404,7 +594,12 @@ class RunsScreen(LiveScreen):
         self.post_message(RunsChanged())
 
     def action_delete(self) -> None:
-        """Delete the run under the cursor, its rows and its folder, after asking."""
+        """Delete the run under the cursor, its rows and its folder, after asking (on a
+        sweep's row, every run of the sweep)."""
+        sweep = self.current_sweep()
+        if sweep is not None:
+            self._delete_sweep(sweep)
+            return
         run = self.current_run()
         if run is None:
             return
@@ -417,7 +612,7 @@ class RunsScreen(LiveScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._delete(run.run_id)
+                self._delete([run.run_id])
 
         self.app.push_screen(
             ConfirmDialog(
@@ -429,20 +624,56 @@ class RunsScreen(LiveScreen):
             answered,
         )
 
-    @work(thread=True, exit_on_error=False, name="deleting a run")
-    def _delete(self, run_id: str) -> None:
+    def _delete_sweep(self, sweep: SweepTrials) -> None:
+        active = sum(1 for trial in sweep.trials if is_active(trial.status))
+        if active:
+            self.notify(
+                f"sweep {sweep.sweep_id} has {active} active runs: cancel them (x) before "
+                "deleting it",
+                severity="warning",
+            )
+            return
+        run_ids = [trial.run_id for trial in sweep.trials]
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._delete(run_ids)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Delete sweep {sweep.sweep_id} ({sweep.experiment}, {len(run_ids)} runs)?\n"
+                "The metrics, events and files of all its runs are removed for good.",
+                yes="Delete",
+                no="Keep",
+            ),
+            answered,
+        )
+
+    @work(thread=True, exit_on_error=False, name="deleting runs")
+    def _delete(self, run_ids: list[str]) -> None:
         app = self.tb
-        app.store.delete_run(run_id)
+        for run_id in run_ids:
+            app.store.delete_run(run_id)
         app.store.flush()
         runs_dir = app.project.runs_dir.resolve()
-        folder = (runs_dir / run_id).resolve()
-        if folder.parent == runs_dir and folder.is_dir():
-            shutil.rmtree(folder)
-        self.selected.discard(run_id)
-        app.call_from_thread(app.notify, f"deleted run {run_id}")
+        for run_id in run_ids:
+            folder = (runs_dir / run_id).resolve()
+            if folder.parent == runs_dir and folder.is_dir():
+                shutil.rmtree(folder)
+            self.selected.discard(run_id)
+        what = f"run {run_ids[0]}" if len(run_ids) == 1 else f"{len(run_ids)} runs"
+        app.call_from_thread(app.notify, f"deleted {what}")
         self.post_message_refresh()
 
 
 def _haystack(run: RunRow) -> str:
-    parts = (run.run_id, run.experiment, run.status, run.current_stage, run.device, run.error)
+    parts = (
+        run.run_id,
+        run.experiment,
+        run.status,
+        run.current_stage,
+        run.device,
+        run.error,
+        run.sweep_id,
+    )
     return " ".join(p for p in parts if p).lower()
