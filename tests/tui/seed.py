@@ -385,3 +385,85 @@ def seed_three_stage(project_dir: Path) -> str:
         store.set_headline_value(THREE_STAGE, 0.87)
         store.set_run_status(THREE_STAGE, "completed", at=clock + 3)
     return THREE_STAGE
+
+
+# A 12-trial optuna sweep of `tiny_sweep` over a learning rate and a schedule (categorical),
+# one trial after another an hour before the running run; trials 6 and 9 are pruned at their
+# second evaluation. Trial 7 (lr 0.003, cosine) is the best.
+SWEEP_ID = "sweep-20260101-160000-5eed"
+SWEEP_TRIALS: tuple[tuple[float, str], ...] = (
+    (1e-2, "linear"),
+    (1e-4, "constant"),
+    (2e-3, "cosine"),
+    (5e-4, "linear"),
+    (1e-3, "cosine"),
+    (3e-5, "constant"),
+    (3e-3, "cosine"),
+    (1e-3, "linear"),
+    (5e-5, "linear"),
+    (3e-3, "constant"),
+    (2.5e-3, "cosine"),
+    (6e-3, "linear"),
+)
+SWEEP_PRUNED = (6, 9)
+SWEEP_BEST = 7
+
+
+def sweep_run_id(number: int) -> str:
+    """The id of trial `number` (from 1) of the seeded sweep."""
+    return f"20260101-16{number - 1:02d}00-5e{number:02d}"
+
+
+def sweep_quality(lr: float, schedule: str) -> float:
+    """The made-up final val/accuracy of a trial: best near lr 3e-3, cosine a little better."""
+    bonus = {"cosine": 0.02, "linear": 0.0, "constant": -0.03}[schedule]
+    return round(0.9 - 0.15 * abs(math.log10(lr / 3e-3)) + bonus, 4)
+
+
+def seed_sweep(project_dir: Path) -> str:
+    """Write the seeded sweep (see `SWEEP_TRIALS`) into the project's database; its id."""
+    project = load_project(project_dir)
+    base = project.raw_experiment("tiny_sweep")
+    base.pop("sweep", None)
+    with Store(project.database) as store:
+        for number, (lr, schedule) in enumerate(SWEEP_TRIALS, start=1):
+            run_id = sweep_run_id(number)
+            start = T0 + 4 * 3600 + (number - 1) * 60
+            config = {**base, "stages": [dict(stage) for stage in base["stages"]]}
+            config["stages"][0].update(lr=lr, schedule=schedule)
+            values = {"stages.0.lr": lr, "stages.0.schedule": schedule, "optuna_trial": number - 1}
+            record = {
+                "sweep": {
+                    "id": SWEEP_ID,
+                    "values": values,
+                    "method": "optuna",
+                    "metric": "val/accuracy",
+                    "direction": "maximize",
+                }
+            }
+            store.create_run(
+                run_id,
+                "tiny_sweep",
+                config,
+                headline="test/accuracy",
+                sweep_id=SWEEP_ID,
+                at=start,
+                provenance=record,
+            )
+            store.set_run_status(run_id, "running", device="cpu", at=start + 1)
+            store.stage_started(run_id, 0, name="finetune", plugin="finetune", params={}, at=start)
+            quality = sweep_quality(lr, schedule)
+            pruned = number in SWEEP_PRUNED
+            _training(store, run_id, 0, 10 if pruned else 20, start + 2, quality)
+            if pruned:
+                store.stage_finished(run_id, 0, "cancelled", at=start + 13)
+                error = (
+                    "pruned by optuna at step 10 of stage 0: val/accuracy at evaluation 2 is "
+                    "worse than the median of the finished trials"
+                )
+                store.set_run_status(run_id, "cancelled", error=error, at=start + 13)
+                continue
+            store.stage_finished(run_id, 0, "completed", at=start + 23)
+            store.set_headline_value(run_id, round(quality - 0.01, 4))
+            store.set_run_status(run_id, "completed", at=start + 24)
+    return SWEEP_ID

@@ -22,16 +22,20 @@ from tests.tui.seed import (
     COMPLETED_TINY,
     FAILED_TINY,
     PIPELINE,
+    SWEEP_ID,
     THREE_STAGE,
     seed_pipeline_and_baseline,
+    seed_sweep,
     seed_three_stage,
 )
 from tuneboard.tui.app import TuneboardApp
 from tuneboard.tui.screens.compare import CompareScreen
 from tuneboard.tui.screens.detail import DetailScreen
 from tuneboard.tui.screens.launch import LaunchScreen
-from tuneboard.tui.screens.runs import RunsScreen
+from tuneboard.tui.screens.runs import SWEEP_KEY, RunsScreen
+from tuneboard.tui.screens.sweep import SweepScreen
 from tuneboard.tui.widgets.chart import MetricChart
+from tuneboard.tui.widgets.scatter import ScatterChart
 
 SnapCompare = Callable[..., bool]
 Before = Callable[[Pilot[None]], Awaitable[None]]
@@ -246,3 +250,40 @@ def test_delete_dialog(app: TuneboardApp, snap_compare: SnapCompare) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+@pytest.fixture
+def sweep_app(seeded_project: Path, make_app: AppFactory) -> TuneboardApp:
+    seed_sweep(seeded_project)
+    return make_app(seeded_project)
+
+
+def test_runs_with_an_open_sweep_100x30(sweep_app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    app = sweep_app
+
+    async def before(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: table_settled(app, 6))
+        table = app.screen.query_one("#runs", DataTable)
+        table.move_cursor(row=table.get_row_index(SWEEP_KEY + SWEEP_ID))
+        await pilot.press("right")
+        await wait_for(pilot, lambda: table_settled(app, 18))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=before)
+
+
+def test_sweep_view_100x30(sweep_app: TuneboardApp, snap_compare: SnapCompare) -> None:
+    app = sweep_app
+
+    async def before(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: table_settled(app, 6))
+        await app.push_screen(SweepScreen(SWEEP_ID))
+        screen = app.screen
+        assert isinstance(screen, SweepScreen)
+        trials = screen.query_one("#trials", DataTable)
+        await wait_for(pilot, lambda: trials.row_count == 12)
+        await wait_for(pilot, lambda: not trials._require_update_dimensions)
+        await wait_for(pilot, lambda: all(c.size.height > 0 for c in screen.query(ScatterChart)))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=before)

@@ -90,7 +90,7 @@ def _print_table(trials: SweepTrials) -> None:
     from rich.console import Console
 
     from tuneboard.ui.render import format_number, rich_table, status_text
-    from tuneboard.ui.sweeps import param_labels
+    from tuneboard.ui.sweeps import param_labels, value_text
 
     objective = trials.objective
     labels = param_labels(trials.params)
@@ -102,7 +102,7 @@ def _print_table(trials: SweepTrials) -> None:
             f"{BEST} {t.number}" if t is best else f"  {t.number}",
             t.run_id,
             "× pruned" if t.pruned else status_text(t.status),
-            *(t.values.get(key, "") for key in trials.params),
+            *(value_text(t.values[key]) if key in t.values else "" for key in trials.params),
             t.objective,
         ]
         for t in trials.trials
@@ -123,7 +123,7 @@ def _print_table(trials: SweepTrials) -> None:
         echo(f"no trial has completed with a value of {objective.metric} yet")
         return
     values = ", ".join(
-        f"{labels[key]}={format_number(best.values[key])}"
+        f"{labels[key]}={value_text(best.values[key])}"
         for key in trials.params
         if key in best.values
     )

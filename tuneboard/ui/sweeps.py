@@ -288,11 +288,18 @@ def param_points(trials: Sequence[Trial], key: str) -> ParamPoints:
         xs = tuple(float(v) for v in values)
         categories: tuple[str, ...] = ()
     else:
-        labels = [format_number(v) for v in values]
+        labels = [value_text(v) for v in values]
         categories = tuple(dict.fromkeys(labels))
         xs = tuple(float(categories.index(label)) for label in labels)
     ys = tuple(float(t.objective) for t in chosen if t.objective is not None)
     return ParamPoints(key, categories, xs, ys, tuple(chosen))
+
+
+def value_text(value: Any) -> str:
+    """A swept value as text: numbers short (`3.000e-04`), booleans as TOML writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return format_number(value)
 
 
 def param_labels(keys: Sequence[str]) -> dict[str, str]:

@@ -338,7 +338,9 @@ class RunsScreen(LiveScreen):
         return (
             Text("✓" if run.run_id in self.selected else " ", style="bold"),
             status_cell(run.status, variables),
-            Text(prefix, style="dim").append_text(safe_text(run.run_id)),
+            Text.assemble((prefix, "dim"), safe_text(run.run_id))
+            if prefix
+            else safe_text(run.run_id),
             safe_text(run.experiment),
             safe_text(stage_cell(run)),
             safe_text(headline_cell(run)),
@@ -361,7 +363,7 @@ class RunsScreen(LiveScreen):
         return (
             Text("✓" if chosen == len(runs) else "-" if chosen else " ", style="bold"),
             status_cell(sweep.status, variables),
-            Text(f"{arrow} sweep ", style="bold").append_text(safe_text(short_id(sweep.sweep_id))),
+            Text.assemble((f"{arrow} sweep ", "bold"), safe_text(short_id(sweep.sweep_id))),
             safe_text(sweep.experiment),
             safe_text(sweep.counts()),
             safe_text(sweep.best_text()),

@@ -19,7 +19,7 @@ from tuneboard.tui.widgets.scatter import Layer, ScatterChart, Ticks
 from tuneboard.tui.widgets.table import Table
 from tuneboard.ui.render import format_number
 from tuneboard.ui.safe import safe_text
-from tuneboard.ui.sweeps import ParamPoints, SweepTrials, Trial, param_labels
+from tuneboard.ui.sweeps import ParamPoints, SweepTrials, Trial, param_labels, value_text
 
 TRIAL_MARKER = "●"
 PRUNED_MARKER = "×"
@@ -59,7 +59,7 @@ class SweepScreen(LiveScreen):
 
     def on_mount(self) -> None:
         """Title and focus (`LiveScreen.on_mount` then does the first load)."""
-        self.sub_title = f"sweep {self.sweep_id}"
+        self.sub_title = self.sweep_id
         self.query_one("#trials", DataTable).focus()
 
     # --- data ---------------------------------------------------------------------------
@@ -102,7 +102,7 @@ class SweepScreen(LiveScreen):
 
     def _show_summary(self, sweep: SweepTrials) -> None:
         objective = sweep.objective
-        head = f"sweep {sweep.sweep_id} · {sweep.experiment}"
+        head = f"{sweep.sweep_id} · {sweep.experiment}"
         if sweep.method:
             head += f" · {sweep.method}"
         head += f" · {sweep.counts()}"
@@ -113,11 +113,11 @@ class SweepScreen(LiveScreen):
         if best is not None and best.objective is not None:
             labels = param_labels(sweep.params)
             values = ", ".join(
-                f"{labels[key]}={format_number(best.values[key])}"
+                f"{labels[key]}={value_text(best.values[key])}"
                 for key in sweep.params
                 if key in best.values
             )
-            text.append(f" · best: trial {best.number} ")
+            text.append(f" · best trial {best.number}: ")
             text.append_text(safe_text(format_number(best.objective), "bold"))
             if values:
                 text.append(" (").append_text(safe_text(values)).append(")")
@@ -185,7 +185,10 @@ class SweepScreen(LiveScreen):
             status = Text(f"{PRUNED_MARKER} pruned", style=f"bold {variables.get('secondary', '')}")
         else:
             status = status_cell(trial.status, variables)
-        values = [safe_text(format_number(trial.values.get(key, "")), style) for key in params]
+        values = [
+            safe_text(value_text(trial.values[key]) if key in trial.values else "", style)
+            for key in params
+        ]
         objective = "" if trial.objective is None else format_number(trial.objective)
         return [number, safe_text(trial.run_id, style), status, *values, Text(objective, style)]
 
