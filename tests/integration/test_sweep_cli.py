@@ -178,6 +178,28 @@ def test_optuna_sweep_prunes_bad_trials(cli: CliRunner, sentiment_project: Path)
     intervals = [(float(row[5]), float(row[6])) for row in runs]  # type: ignore[arg-type]
     assert most_at_once(intervals) == 1
 
+    # Each run records what the sweep optimises; `tuneboard sweep show` ranks the trials by it.
+    sweep_record = json.loads(str(runs[0][4]))["sweep"]
+    assert (sweep_record["method"], sweep_record["metric"], sweep_record["direction"]) == (
+        "optuna",
+        "val/loss",
+        "minimize",
+    )
+    listed = cli("sweep", "show", str(runs[0][2]), "--format", "json", cwd=project)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [row["run_id"] for row in rows] == [str(row[0]) for row in runs]
+    assert [row["pruned"] for row in rows] == pruned
+    lowest = query(
+        project,
+        "SELECT run_id, min(value) FROM metrics WHERE name = 'val/loss' AND isfinite(value)"
+        " GROUP BY 1",
+    )
+    assert {row["run_id"]: row["objective"] for row in rows} == dict(lowest)
+    [best] = [row for row in rows if row["best"]]
+    finished = [row["objective"] for row in rows if not row["pruned"]]
+    assert not best["pruned"] and best["objective"] == min(finished)
+
     # `tuneboard show` carries the reproducibility record.
     shown = cli("show", str(runs[0][0]), "--json", cwd=project)
     assert shown.returncode == 0, shown.stderr
