@@ -140,3 +140,41 @@ async def test_the_sweep_view_marks_the_best_trial_and_opens_runs(
         await wait_for(pilot, lambda: app.screen is screen)
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_a_running_trial_counts_once_it_completes(
+    sweep_project: Path, make_app: AppFactory
+) -> None:
+    app = make_app(sweep_project)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: shows(app, 6))
+        # A 13th trial starts (written through the app's own store, as a run of it would be).
+        store, run_id = app.store, "20260101-164000-5e13"
+        values = {"stages.0.lr": 0.004, "stages.0.schedule": "cosine", "optuna_trial": 12}
+        record = {"id": SWEEP_ID, "values": values, "metric": "val/accuracy"}
+        store.create_run(run_id, "tiny_sweep", {}, sweep_id=SWEEP_ID, provenance={"sweep": record})
+        store.set_run_status(run_id, "running", device="cpu")
+        store.log_metrics(run_id, 0, 5, {"val/accuracy": 0.95})
+        store.flush()
+        table = table_of(app)
+        await wait_for(pilot, lambda: str(table.get_cell(ROW, "stage")).startswith("13 trials"))
+        assert str(table.get_cell(ROW, "stage")) == "13 trials (1 running, 2 pruned)"
+        assert str(table.get_cell(ROW, "status")) == "▶ running"
+        assert str(table.get_cell(ROW, "headline")) == "best val/accuracy 0.8991"
+
+        await app.push_screen(SweepScreen(SWEEP_ID))
+        screen = app.screen
+        assert isinstance(screen, SweepScreen)
+        trials = screen.query_one("#trials", DataTable)
+        await wait_for(pilot, lambda: trials.row_count == 13)
+        assert [str(c) for c in trials.get_row_at(12)][2:] == [
+            "▶ running", "0.004", "cosine", "0.95",
+        ]  # fmt: skip
+        assert screen.sweep is not None and screen.sweep.best is not None
+        assert screen.sweep.best.number == SWEEP_BEST
+        store.set_run_status(run_id, "completed")
+        store.flush()
+        await wait_for(pilot, lambda: str(trials.get_row_at(12)[0]) == "◆ 13")
+        assert str(trials.get_row_at(SWEEP_BEST - 1)[0]) == f"  {SWEEP_BEST}"
+        summary = str(screen.query_one("#sweep-summary", Static).render())
+        assert "best trial 13: 0.95 (lr=0.004, schedule=cosine)" in summary

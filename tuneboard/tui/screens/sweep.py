@@ -48,6 +48,7 @@ class SweepScreen(LiveScreen):
         self.sweep: SweepTrials | None = None
         self.trial_ids: list[str] = []
         self._charted: tuple[str, ...] | None = None
+        self._table_key: object = None
 
     def compose(self) -> ComposeResult:
         """Summary, the charts, the table of trials and the footer."""
@@ -96,9 +97,8 @@ class SweepScreen(LiveScreen):
         self.sweep = data
         self._show_summary(data)
         self._show_charts(data)
+        # No stop once no trial runs: an optuna sweep asks its next trial after one ends.
         self._show_table(data)
-        if not data.running:
-            self.stop_polling()
 
     def _show_summary(self, sweep: SweepTrials) -> None:
         objective = sweep.objective
@@ -158,6 +158,10 @@ class SweepScreen(LiveScreen):
             )
 
     def _show_table(self, sweep: SweepTrials) -> None:
+        key = (sweep.params, sweep.trials, id(self.app.theme_variables))
+        if key == self._table_key:
+            return  # nothing changed: keep the table (and its cursor) as it is
+        self._table_key = key
         table = self.query_one("#trials", DataTable)
         labels = param_labels(sweep.params)
         columns = ["#", "run", "status", *(labels[k] for k in sweep.params)]
