@@ -52,7 +52,9 @@ async def test_a_sweep_is_one_row_that_expands_and_opens(
         assert str(table.get_cell(ROW, "stage")) == "12 trials (2 pruned)"
         assert str(table.get_cell(ROW, "headline")) == "best val/accuracy 0.8991"
         assert str(table.get_cell(ROW, "status")) == "✓ completed"
-        assert "17 of 17 runs" in str(screen.query_one("#summary", Static).render())
+        assert str(screen.query_one("#summary", Static).render()).startswith(
+            "17 of 17 runs · 1 sweep · "
+        )
 
         table.move_cursor(row=screen.shown.index(ROW))
         await pilot.press("right")

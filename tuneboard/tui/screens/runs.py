@@ -375,6 +375,9 @@ class RunsScreen(LiveScreen):
     def _update_summary(self, visible: int) -> None:
         arrow = "↓" if self.sort_reverse else "↑"
         parts = [f"{visible} of {len(self.runs)} runs"]
+        if self.sweeps:
+            count = len(self.sweeps)
+            parts.append(f"{count} sweep{'s' if count != 1 else ''}")
         if self.selected:
             parts.append(f"{len(self.selected)} selected")
         parts.append(f"sorted by {self.sort_column} {arrow}")
