@@ -169,8 +169,9 @@ class RunsScreen(LiveScreen):
         return any(is_active(run.status) for run in self.runs)
 
     def load(self) -> RunsData:
-        """Every run of the project, and what the sweeps among them show (one short read of
-        the database; a second one, in the same open, while a sweep's runs are active)."""
+        """Every run of the project, and what the sweeps among them show (one open of the
+        database: the runs, then the records and objectives of sweep runs not read yet or
+        still active)."""
         store = self.tb.store
         with store.hold():
             runs = store.list_runs()
@@ -195,9 +196,9 @@ class RunsScreen(LiveScreen):
     def show(self, data: RunsData) -> None:
         """Keep the runs and sweeps and redraw the table."""
         self.runs = data.runs
-        if bool(self.sweeps) != bool(data.sweeps):
-            self.refresh_bindings()
-        self.sweeps = data.sweeps
+        had_sweeps, self.sweeps = bool(self.sweeps), data.sweeps
+        if had_sweeps != bool(self.sweeps):
+            self.refresh_bindings()  # the sweep keys come and go with the sweeps
         known = {run.run_id for run in data.runs}
         self.selected &= known
         self.expanded &= data.sweeps.keys()
