@@ -21,6 +21,7 @@ from tuneboard.ui.sweeps import (
     param_labels,
     resolve_objective,
     short_id,
+    sweep_table,
     validation_metric,
 )
 
@@ -131,6 +132,9 @@ def test_objective_from_the_record_then_the_table_then_the_headline() -> None:
     assert method_of(bare, {"method": "random"}) == "random"
     optuna = [SweepRun(run("a"), {"values": {"optuna_trial": 0}})]
     assert method_of(optuna, None) == "optuna" and method_of(bare, None) is None
+    tables = {"tuned": {"seed": 1, "sweep": {"metric": "val/loss"}}, "plain": {"seed": 1}}
+    assert sweep_table(tables, "tuned") == {"metric": "val/loss"}
+    assert sweep_table(tables, "plain") is None and sweep_table(tables, "gone") is None
 
 
 def test_names_and_labels() -> None:

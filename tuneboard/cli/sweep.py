@@ -47,7 +47,10 @@ def show(sweep_id: str, project_dir: Path | None, fmt: str) -> None:
     store = open_store(project, read_only=True)
     found = store.find_sweep(sweep_id)
     trials = load_sweep(
-        store, found, lambda name: sweep_table(project, name), _direction_of(project)
+        store,
+        found,
+        lambda name: sweep_table(project.experiment_tables, name),
+        _direction_of(project),
     )
     store.close()
     if fmt == "table":

@@ -21,7 +21,6 @@ from tuneboard.sdk.status import ACTIVE_STATUSES, CANCELLED, COMPLETED, RUNNING
 from tuneboard.ui.render import format_number
 
 if TYPE_CHECKING:
-    from tuneboard.config import Project
     from tuneboard.store import RunRow, Store, SweepRun
 
 # How the optuna sweeper starts the error of a trial it stopped (tuneboard.engine.sweeper).
@@ -311,11 +310,12 @@ def param_labels(keys: Sequence[str]) -> dict[str, str]:
     }
 
 
-def sweep_table(project: Project, experiment: str) -> Mapping[str, Any] | None:
-    """The experiment's `sweep` table as written, or None (no such experiment or table)."""
-    if experiment not in project.experiment_tables:
-        return None
-    table = project.experiment_tables[experiment].get("sweep")
+def sweep_table(
+    experiment_tables: Mapping[str, Mapping[str, Any]], experiment: str
+) -> Mapping[str, Any] | None:
+    """The experiment's `sweep` table as written (`Project.experiment_tables`), or None (no
+    such experiment or table)."""
+    table = experiment_tables.get(experiment, {}).get("sweep")
     return table if isinstance(table, Mapping) else None
 
 

@@ -181,7 +181,7 @@ class RunsScreen(LiveScreen):
     def _sweep_table(self, experiment: str) -> Any:
         from tuneboard.ui.sweeps import sweep_table
 
-        return sweep_table(self.tb.project, experiment)
+        return sweep_table(self.tb.project.experiment_tables, experiment)
 
     def _higher(self, metric: str) -> bool:
         """A metric's direction; by its name alone until the plugins are loaded."""

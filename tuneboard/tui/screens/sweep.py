@@ -77,7 +77,7 @@ class SweepScreen(LiveScreen):
         return load_sweep(
             app.store,
             self.sweep_id,
-            lambda experiment: sweep_table(app.project, experiment),
+            lambda experiment: sweep_table(app.project.experiment_tables, experiment),
             self._higher,
         )
 
