@@ -8,27 +8,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Input, Select, Static
 
-from tuneboard.tui.cells import (
-    duration_cell,
-    duration_of,
-    headline_cell,
-    is_active,
-    stage_cell,
-    status_cell,
-)
+from tuneboard.tui.cells import duration_of, is_active
 from tuneboard.tui.messages import RunsChanged
+from tuneboard.tui.run_columns import FITS, Fit, fit_for, row_cells
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog
+from tuneboard.tui.selection import delete_question, selection_order
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
-from tuneboard.ui.render import format_time
 from tuneboard.ui.safe import safe_text
 
 if TYPE_CHECKING:
@@ -96,6 +90,7 @@ class RunsScreen(LiveScreen):
         self._row_cache: dict[str, tuple[object, tuple[Any, ...]]] = {}
         self._experiments: tuple[str, ...] = ()
         self._fills = 0  # counts refills of the table; a pending rest of an older one is void
+        self.fit: Fit = FITS[0]
 
     def compose(self) -> ComposeResult:
         """Header, navigation, filters, the table and the footer."""
@@ -130,6 +125,27 @@ class RunsScreen(LiveScreen):
         """Focus the table and list the experiments (`LiveScreen.on_mount` then starts polling)."""
         self.query_one("#runs", DataTable).focus()
         self._set_experiment_options(self.tb.project.experiment_names)
+        self._fit_columns(self.app.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Shorten or lengthen the cells to the new width."""
+        if self._fit_columns(event.size.width):
+            self.redraw()
+
+    def _fit_columns(self, width: int) -> bool:
+        """Set the cells' fit for `width` columns and the headers to match; False when the
+        fit stays the same. Rows are drawn afresh on the next redraw."""
+        fit = fit_for(width)
+        if fit == self.fit:
+            return False
+        self.fit = fit
+        table = self.query_one("#runs", DataTable)
+        for column in COLUMNS:
+            header = table.columns[column.key]  # type: ignore[index]
+            header.label = Text(fit.header(column.key, column.label))
+            header.content_width = len(header.label)
+        self.shown = []  # refill: cells and widths of the old fit go
+        return True
 
     # --- data ---------------------------------------------------------------------------
 
@@ -237,7 +253,7 @@ class RunsScreen(LiveScreen):
 
         With a thousand runs, building every cell twice a second would keep the app busy.
         """
-        key = (run, run.run_id in self.selected, id(variables))
+        key = (run, run.run_id in self.selected, id(variables), self.fit)
         cached = self._row_cache.get(run.run_id)
         if cached is not None and cached[0] == key and run.status != "running":
             return cached[1]
@@ -246,17 +262,7 @@ class RunsScreen(LiveScreen):
         return cells
 
     def _row(self, run: RunRow, now: float, variables: dict[str, str]) -> tuple[Any, ...]:
-        return (
-            Text("✓" if run.run_id in self.selected else " ", style="bold"),
-            status_cell(run.status, variables),
-            safe_text(run.run_id),
-            safe_text(run.experiment),
-            safe_text(stage_cell(run)),
-            safe_text(headline_cell(run)),
-            Text(duration_cell(run, now)),
-            Text(format_time(run.started_at)),
-            safe_text(run.device or ""),
-        )
+        return row_cells(run, now, variables, run.run_id in self.selected, self.fit)
 
     def _update_summary(self, visible: int) -> None:
         arrow = "↓" if self.sort_reverse else "↑"
@@ -369,14 +375,15 @@ class RunsScreen(LiveScreen):
         self.app.push_screen(LaunchScreen(run.experiment if run else None))
 
     def action_compare(self) -> None:
-        """Compare the selected runs."""
+        """Compare the selected runs, those the filters hide too (a notice says how many)."""
         from tuneboard.tui.screens.compare import CompareScreen
 
-        ids = [run_id for run_id in self.shown if run_id in self.selected]
-        ids += [run_id for run_id in self.selected if run_id not in ids]
+        ids, hidden = selection_order(self.selected, self.shown)
         if len(ids) < 2:
             self.notify("select two or more runs with space, then press c", severity="warning")
             return
+        if hidden:
+            self.notify(f"comparing {len(ids)} selected runs, {hidden} hidden by the filters")
         self.app.push_screen(CompareScreen(ids))
 
     def action_cancel_run(self) -> None:
@@ -404,11 +411,20 @@ class RunsScreen(LiveScreen):
         self.post_message(RunsChanged())
 
     def action_delete(self) -> None:
-        """Delete the run under the cursor, its rows and its folder, after asking."""
-        run = self.current_run()
-        if run is None:
+        """Delete the selected runs (or the run under the cursor when none is selected),
+        their rows and folders, after asking; active runs must be cancelled first."""
+        if self.selected:
+            ids, hidden = selection_order(self.selected, self.shown)
+        else:
+            current = self.current_run_id()
+            ids, hidden = ([current] if current else []), 0
+        by_id = {run.run_id: run for run in self.runs}
+        runs = [by_id[run_id] for run_id in ids if run_id in by_id]
+        if not runs:
             return
-        if is_active(run.status):
+        active = [run for run in runs if is_active(run.status)]
+        if active:
+            run = active[0]
             self.notify(
                 f"run {run.run_id} is {run.status}: cancel it (x) before deleting it",
                 severity="warning",
@@ -417,29 +433,26 @@ class RunsScreen(LiveScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._delete(run.run_id)
+                self._delete([run.run_id for run in runs])
 
         self.app.push_screen(
-            ConfirmDialog(
-                f"Delete run {run.run_id} ({run.experiment}, {run.status})?\n"
-                "Its metrics, events and files are removed for good.",
-                yes="Delete",
-                no="Keep",
-            ),
-            answered,
+            ConfirmDialog(delete_question(runs, hidden), yes="Delete", no="Keep"), answered
         )
 
-    @work(thread=True, exit_on_error=False, name="deleting a run")
-    def _delete(self, run_id: str) -> None:
+    @work(thread=True, exit_on_error=False, name="deleting runs")
+    def _delete(self, run_ids: list[str]) -> None:
         app = self.tb
-        app.store.delete_run(run_id)
-        app.store.flush()
         runs_dir = app.project.runs_dir.resolve()
-        folder = (runs_dir / run_id).resolve()
-        if folder.parent == runs_dir and folder.is_dir():
-            shutil.rmtree(folder)
-        self.selected.discard(run_id)
-        app.call_from_thread(app.notify, f"deleted run {run_id}")
+        for run_id in run_ids:
+            app.store.delete_run(run_id)
+        app.store.flush()
+        for run_id in run_ids:
+            folder = (runs_dir / run_id).resolve()
+            if folder.parent == runs_dir and folder.is_dir():
+                shutil.rmtree(folder)
+            self.selected.discard(run_id)
+        done = f"deleted run {run_ids[0]}" if len(run_ids) == 1 else f"deleted {len(run_ids)} runs"
+        app.call_from_thread(app.notify, done)
         self.post_message_refresh()
 
 
