@@ -255,7 +255,15 @@ class MetricChart(PlotextPlot):
         if self.bars and self.series:
             self._xlim = None
             values = next(iter(self.series.values())).ys
-            plt.bar(self.bars, values, orientation="horizontal", color=series_style(0, 2, 0).color)
+            # Horizontal bars keep long labels whole; plotext stacks them bottom up, so the
+            # rows go in reversed to read in the result's order, top down.
+            plt.bar(
+                self.bars[::-1],
+                values[::-1],
+                orientation="horizontal",
+                width=0.6,
+                color=series_style(0, 2, 0).color,
+            )
             plt.xlabel(visible(next(iter(self.series))))
             return
         span = self._x_span()
