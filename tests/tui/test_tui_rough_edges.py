@@ -180,7 +180,7 @@ def _table_width(table: DataTable[object]) -> int:
     return sum(column.get_render_width(table) for column in table.columns.values())
 
 
-async def test_runs_table_fits_80_and_120_columns(
+async def test_runs_table_fits_80_and_116_columns(
     seeded_project: Path, make_app: AppFactory
 ) -> None:
     app = make_app(seeded_project)
@@ -190,9 +190,13 @@ async def test_runs_table_fits_80_and_120_columns(
         table = screen.query_one("#runs", DataTable)
         await wait_for(pilot, lambda: table.row_count == 5)
         assert _table_width(table) <= 80
-        await pilot.resize_terminal(120, 30)
+        await wait_for(pilot, lambda: table.virtual_size.width == _table_width(table))
+        assert table.max_scroll_x == 0  # nothing off screen to the right
+        await pilot.resize_terminal(116, 30)
         await wait_for(pilot, lambda: str(table.get_cell(COMPLETED_TINY, "run")) == COMPLETED_TINY)
-        assert _table_width(table) <= 120
+        assert _table_width(table) <= 116
+        await wait_for(pilot, lambda: table.virtual_size.width == _table_width(table))
+        assert table.max_scroll_x == 0
         assert "finetune" in str(table.get_cell(RUNNING_TINY, "stage"))
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 # A selected run's mark: unlike any status symbol (✓ is completed).
 SELECTED_MARK = "●"
-MEDIUM = 100  # from these many columns: status words and full run ids
+MEDIUM = 116  # from these many columns: status words and full run ids
 WIDE = 140  # from these many columns: full headlines and start times
 
 
