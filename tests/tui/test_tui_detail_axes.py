@@ -22,7 +22,7 @@ RUN_WIDE = [
     (80.0, "export", "← best@75"),
 ]
 # test/auroc is the evaluate stage's alone: no chart of it on one stage's steps
-ALL_FAMILIES = ["loss", "accuracy", "auroc", "epoch"]
+ALL_FAMILIES = ["accuracy", "loss", "auroc", "epoch"]  # the headline's family first
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ async def test_the_axis_key_cycles_run_steps_stage_steps_epochs_and_time(
         assert list(accuracy.series) == ["val/accuracy"]  # only what that stage logged
         assert accuracy.series["val/accuracy"].xs == [5.0, 10.0, 15.0, 20.0]
         assert lines(accuracy) == [] and bests(accuracy) == [(20.0, 0.63)]
-        await wait_for(pilot, lambda: titles(screen) == ["loss", "accuracy", "epoch"])
+        await wait_for(pilot, lambda: titles(screen) == ["accuracy", "loss", "epoch"])
 
         await pilot.press("t")
         await wait_for(pilot, lambda: accuracy.xlabel == "step in stage full")

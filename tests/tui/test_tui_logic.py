@@ -14,7 +14,7 @@ from tuneboard.config import load_project
 from tuneboard.plugins import load_plugins
 from tuneboard.sdk.errors import ConfigError
 from tuneboard.store import RunRow
-from tuneboard.tui.cells import headline_cell, progress_bar, stage_cell, status_cell
+from tuneboard.tui.cells import headline_cell, progress_bar, status_cell
 from tuneboard.tui.configs import config_differences, flatten_config, split_values, toml_literal
 from tuneboard.tui.history import QueryHistory, SavedQueries
 from tuneboard.tui.launch_form import (
@@ -24,6 +24,7 @@ from tuneboard.tui.launch_form import (
     variants,
 )
 from tuneboard.tui.metrics import default_metric, metric_families
+from tuneboard.tui.run_columns import FITS, stage_text
 
 
 def test_metric_families_put_splits_of_one_metric_together() -> None:
@@ -198,8 +199,8 @@ def test_cells_carry_meaning_in_words_and_symbols() -> None:
     assert progress_bar(0.5) == "████░░░░  50%"
     assert progress_bar(None) == ""
     running = _run("running", current_stage="finetune", progress=0.25)
-    assert stage_cell(running) == "finetune ██░░░░░░  25%"
-    assert stage_cell(_run("completed")) == ""
+    assert stage_text(running, FITS[0]) == "finetune ██░░░░░░  25%"
+    assert stage_text(_run("completed"), FITS[0]) == ""
     assert headline_cell(_run("completed", headline_value=0.8125)) == "test/accuracy 0.8125"
 
 

@@ -50,15 +50,6 @@ def progress_bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
     return f"{'█' * filled}{'░' * (width - filled)} {100 * fraction:3.0f}%"
 
 
-def stage_cell(run: RunRow) -> str:
-    """The running stage and its progress bar, for an active run."""
-    if run.status != "running":
-        return ""
-    stage = run.current_stage or "starting"
-    bar = progress_bar(run.progress)
-    return f"{stage} {bar}".strip()
-
-
 def duration_of(run: RunRow, now: float) -> float | None:
     """Seconds the run took, or has been running so far."""
     end = run.finished_at if run.finished_at is not None else (now if run.started_at else None)

@@ -5,7 +5,8 @@ Which run is best at a metric in Compare is `tuneboard.ui.comparison`'s rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 # Families drawn first and last; the others come alphabetically in between.
 _FIRST = ("loss",)
@@ -18,16 +19,21 @@ def family_of(name: str) -> str:
     return name.split("/", 1)[1] if "/" in name else name
 
 
-def metric_families(names: Iterable[str]) -> dict[str, list[str]]:
-    """Group metric names into families (one chart each), in a stable, readable order.
+def metric_families(names: Iterable[str], monitored: str | None = None) -> dict[str, list[str]]:
+    """Group metric names into families (one chart each), in a stable, readable order: the
+    `monitored` metric's family first (what picks the best checkpoint), then loss, the others
+    alphabetically, and lr and throughput last, whatever order the names come in.
 
     Within a family, train comes before validation before test.
     """
+    first = family_of(monitored) if monitored else None
     families: dict[str, list[str]] = {}
     for name in names:
         families.setdefault(family_of(name), []).append(name)
 
     def family_key(family: str) -> tuple[int, str]:
+        if family == first:
+            return (-1, family)
         if family in _FIRST:
             return (0, family)
         if family in _LAST:
@@ -59,3 +65,14 @@ def default_metric(names: Sequence[str], preferred: Sequence[str | None]) -> str
 def direction_word(name: str, higher_is_better: Callable[[str], bool]) -> str:
     """`↑` when higher values of the metric are better, `↓` otherwise."""
     return "↑" if higher_is_better(name) else "↓"
+
+
+def monitored_metric(params: Iterable[Mapping[str, Any]], headline: str | None) -> str | None:
+    """The metric a run is judged by: the first stage's `monitor` (from stages' `params`),
+    else the run's headline; it fixes which chart comes first, the same in every run of an
+    experiment and from a run's first step to its end."""
+    for stage in params:
+        monitor = stage.get("monitor")
+        if isinstance(monitor, str) and monitor:
+            return monitor
+    return headline

@@ -156,12 +156,17 @@ class SweepTrials:
         extra = [part for part in extra if not part.startswith("0 ")]
         return f"{text} ({', '.join(extra)})" if extra else text
 
-    def best_text(self) -> str:
-        """`best val/accuracy 0.873`, or empty before a trial completed with a value."""
+    def best_value_text(self) -> str:
+        """The best trial's objective alone (`0.873`), or empty before there is one."""
         best = self.best
         if best is None or best.objective is None:
             return ""
-        return f"best {self.objective.metric} {format_number(best.objective)}"
+        return format_number(best.objective)
+
+    def best_text(self) -> str:
+        """`best val/accuracy 0.873`, or empty before a trial completed with a value."""
+        value = self.best_value_text()
+        return f"best {self.objective.metric} {value}" if value else ""
 
 
 def is_pruned(run: RunRow) -> bool:

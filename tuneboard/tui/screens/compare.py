@@ -36,6 +36,7 @@ from tuneboard.tui.generations import (
     heading,
     latest_outputs,
 )
+from tuneboard.tui.legend import run_labels
 from tuneboard.tui.metrics import default_metric, direction_word
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import NO_MARKS, ChartMarks, MetricChart
@@ -82,6 +83,7 @@ class Comparison:
     stage: str | None = None
     x_axis: Axis = "step"
     series: dict[str, Series] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # the series' names in the legend
     marks: ChartMarks = NO_MARKS
     missing: list[str] = field(default_factory=list)
     generations: dict[str, list[GenerationRow]] = field(default_factory=dict)
@@ -213,6 +215,7 @@ class CompareScreen(LiveScreen):
         """Each run's series of `metric` (and its stage boundaries over the whole run)."""
         store = self.tb.store
         starts: dict[str, list[tuple[float, str]]] = {}
+        legend = run_labels([(run.run_id, run.experiment, run.config) for run in data.runs])
         for run in data.runs:
             spans = store.stage_spans(run.run_id)
             begun = {
@@ -227,6 +230,7 @@ class CompareScreen(LiveScreen):
                 if series.xs:
                     starts[run.run_id] = stage_starts(spans, data.x_axis, began)
                 data.series[run.run_id] = series
+                data.labels[run.run_id] = legend[run.run_id]
                 continue
             matched = match_stage(data.stages[run.run_id], data.stage)
             if matched is None:
@@ -245,10 +249,11 @@ class CompareScreen(LiveScreen):
                 series = _shifted(series, span.first_epoch)
             elif data.x_axis == "time" and series.xs:
                 series = _shifted(series, begun.get(matched.stage_index, series.xs[0]))
-            label = run.run_id
+            label, shown = run.run_id, legend[run.run_id]
             if matched.name != data.stage:
-                label = f"{run.run_id} ({matched.name})"
+                label, shown = f"{run.run_id} ({matched.name})", f"{shown} ({matched.name})"
             data.series[label] = series
+            data.labels[label] = shown
         data.marks = ChartMarks(boundaries=chart_boundaries(starts))
 
     def _whole_run(self, run: RunRow, metric: str, axis: Axis, spans: list[StageSpan]) -> Series:
@@ -286,7 +291,7 @@ class CompareScreen(LiveScreen):
                 align.value = self.stage if self.stage in data.stage_names else WHOLE_RUN
         chart = self.query_one("#compare-chart", MetricChart)
         chart.title = data.metric or "no metrics"
-        chart.set_series(data.series, _xlabel(data.x_axis, data.stage), data.marks)
+        chart.set_series(data.series, _xlabel(data.x_axis, data.stage), data.marks, data.labels)
         self.query_one("#compare-note", Static).update(self._note(data))
         self._show_metrics(data)
         self._show_config(data.runs)

@@ -40,7 +40,7 @@ from tuneboard.tui.lineage import (
     open_children,
     open_parent,
 )
-from tuneboard.tui.metrics import metric_families
+from tuneboard.tui.metrics import metric_families, monitored_metric
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
 from tuneboard.tui.widgets.footer import WrappingFooter
@@ -328,7 +328,10 @@ class DetailScreen(LiveScreen):
         and best checkpoints; families with no points on this axis are taken away."""
         series, axis = data.series, data.axis
         starts = self._stage_starts(data.stages)
-        families = metric_families(series)
+        monitored = monitored_metric(
+            (stage.params for stage in data.stages), data.run.headline if data.run else None
+        )
+        families = metric_families(series, monitored)
         grid = self.query_one("#charts", Grid)
         self.query_one("#no-charts").display = not families
         for family in [f for f in self.charts if f not in families]:

@@ -8,30 +8,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Input, Select, Static
 
-from tuneboard.tui.cells import (
-    duration_cell,
-    duration_of,
-    headline_cell,
-    is_active,
-    stage_cell,
-    status_cell,
-)
+from tuneboard.tui.cells import duration_of, is_active
 from tuneboard.tui.messages import RunsChanged
+from tuneboard.tui.run_columns import FITS, Fit, fit_for, row_cells, sweep_cells
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog
+from tuneboard.tui.selection import delete_question, selection_order
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
-from tuneboard.ui.render import elapsed, format_duration, format_time
 from tuneboard.ui.safe import safe_text
-from tuneboard.ui.sweeps import SweepReader, SweepTrials, short_id
+from tuneboard.ui.sweeps import SweepReader, SweepTrials
 
 if TYPE_CHECKING:
     from tuneboard.store import RunRow
@@ -127,6 +121,7 @@ class RunsScreen(LiveScreen):
         self._rows: dict[str, Row] = {}
         self._visible_count = 0
         self._sweep_reader = SweepReader()
+        self.fit: Fit = FITS[0]
 
     def compose(self) -> ComposeResult:
         """Header, navigation, filters, the table and the footer."""
@@ -161,6 +156,27 @@ class RunsScreen(LiveScreen):
         """Focus the table and list the experiments (`LiveScreen.on_mount` then starts polling)."""
         self.query_one("#runs", DataTable).focus()
         self._set_experiment_options(self.tb.project.experiment_names)
+        self._fit_columns(self.app.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Shorten or lengthen the cells to the new width."""
+        if self._fit_columns(event.size.width):
+            self.redraw()
+
+    def _fit_columns(self, width: int) -> bool:
+        """Set the cells' fit for `width` columns and the headers to match; False when the
+        fit stays the same. Rows are drawn afresh on the next redraw."""
+        fit = fit_for(width)
+        if fit == self.fit:
+            return False
+        self.fit = fit
+        table = self.query_one("#runs", DataTable)
+        for column in COLUMNS:
+            header = table.columns[column.key]  # type: ignore[index]
+            header.label = Text(fit.header(column.key, column.label))
+            header.content_width = len(header.label)
+        self.shown = []  # refill: cells and widths of the old fit go
+        return True
 
     # --- data ---------------------------------------------------------------------------
 
@@ -325,7 +341,7 @@ class RunsScreen(LiveScreen):
         if row.sweep is not None:
             return self._sweep_row(row.sweep, now, variables)
         run = row.run
-        key = (run, run.run_id in self.selected, id(variables), row.prefix)
+        key = (run, run.run_id in self.selected, id(variables), row.prefix, self.fit)
         cached = self._row_cache.get(run.run_id)
         if cached is not None and cached[0] == key and run.status != "running":
             return cached[1]
@@ -336,42 +352,14 @@ class RunsScreen(LiveScreen):
     def _row(
         self, run: RunRow, now: float, variables: dict[str, str], prefix: str = ""
     ) -> tuple[Any, ...]:
-        return (
-            Text("✓" if run.run_id in self.selected else " ", style="bold"),
-            status_cell(run.status, variables),
-            Text.assemble((prefix, "dim"), safe_text(run.run_id))
-            if prefix
-            else safe_text(run.run_id),
-            safe_text(run.experiment),
-            safe_text(stage_cell(run)),
-            safe_text(headline_cell(run)),
-            Text(duration_cell(run, now)),
-            Text(format_time(run.started_at)),
-            safe_text(run.device or ""),
-        )
+        return row_cells(run, now, variables, run.run_id in self.selected, self.fit, prefix)
 
     def _sweep_row(
         self, sweep: SweepTrials, now: float, variables: dict[str, str]
     ) -> tuple[Any, ...]:
-        """`▸ sweep 075300-a3f9  experiment  12 trials (2 pruned)  best val/accuracy 0.91`."""
-        runs = [trial.run for trial in sweep.trials]
-        chosen = sum(1 for run in runs if run.run_id in self.selected)
-        starts = [run.started_at for run in runs if run.started_at is not None]
-        ends = [run.finished_at for run in runs if run.finished_at is not None]
-        start = min(starts) if starts else None
-        end = now if sweep.running else (max(ends) if ends else None)
-        arrow = "▾" if sweep.sweep_id in self.expanded else "▸"
-        return (
-            Text("✓" if chosen == len(runs) else "-" if chosen else " ", style="bold"),
-            status_cell(sweep.status, variables),
-            Text.assemble((f"{arrow} sweep ", "bold"), safe_text(short_id(sweep.sweep_id))),
-            safe_text(sweep.experiment),
-            safe_text(sweep.counts()),
-            safe_text(sweep.best_text()),
-            Text(format_duration(elapsed(start, end))),
-            Text(format_time(start)),
-            Text(""),
-        )
+        chosen = sum(1 for trial in sweep.trials if trial.run_id in self.selected)
+        expanded = sweep.sweep_id in self.expanded
+        return sweep_cells(sweep, now, variables, chosen, expanded, self.fit)
 
     def _update_summary(self, visible: int) -> None:
         arrow = "↓" if self.sort_reverse else "↑"
@@ -552,14 +540,15 @@ class RunsScreen(LiveScreen):
         self.app.push_screen(LaunchScreen(run.experiment if run else None))
 
     def action_compare(self) -> None:
-        """Compare the selected runs."""
+        """Compare the selected runs, those the filters hide too (a notice says how many)."""
         from tuneboard.tui.screens.compare import CompareScreen
 
-        ids = [run_id for run_id in self.shown if run_id in self.selected]
-        ids += [run_id for run_id in self.selected if run_id not in ids]
+        ids, hidden = selection_order(self.selected, self.shown)
         if len(ids) < 2:
             self.notify("select two or more runs with space, then press c", severity="warning")
             return
+        if hidden:
+            self.notify(f"comparing {len(ids)} selected runs, {hidden} hidden by the filters")
         self.app.push_screen(CompareScreen(ids))
 
     def action_cancel_run(self) -> None:
@@ -600,16 +589,25 @@ class RunsScreen(LiveScreen):
         self.post_message(RunsChanged())
 
     def action_delete(self) -> None:
-        """Delete the run under the cursor, its rows and its folder, after asking (on a
-        sweep's row, every run of the sweep)."""
+        """Delete the selected runs (or the run under the cursor when none is selected),
+        their rows and folders, after asking; active runs must be cancelled first. On a
+        sweep's row (and nothing selected), every run of the sweep."""
         sweep = self.current_sweep()
-        if sweep is not None:
+        if sweep is not None and not self.selected:
             self._delete_sweep(sweep)
             return
-        run = self.current_run()
-        if run is None:
+        if self.selected:
+            ids, hidden = selection_order(self.selected, self.shown)
+        else:
+            current = self.current_run_id()
+            ids, hidden = ([current] if current else []), 0
+        by_id = {run.run_id: run for run in self.runs}
+        runs = [by_id[run_id] for run_id in ids if run_id in by_id]
+        if not runs:
             return
-        if is_active(run.status):
+        active = [run for run in runs if is_active(run.status)]
+        if active:
+            run = active[0]
             self.notify(
                 f"run {run.run_id} is {run.status}: cancel it (x) before deleting it",
                 severity="warning",
@@ -618,16 +616,10 @@ class RunsScreen(LiveScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._delete([run.run_id])
+                self._delete([run.run_id for run in runs])
 
         self.app.push_screen(
-            ConfirmDialog(
-                f"Delete run {run.run_id} ({run.experiment}, {run.status})?\n"
-                "Its metrics, events and files are removed for good.",
-                yes="Delete",
-                no="Keep",
-            ),
-            answered,
+            ConfirmDialog(delete_question(runs, hidden), yes="Delete", no="Keep"), answered
         )
 
     def _delete_sweep(self, sweep: SweepTrials) -> None:
@@ -658,17 +650,17 @@ class RunsScreen(LiveScreen):
     @work(thread=True, exit_on_error=False, name="deleting runs")
     def _delete(self, run_ids: list[str]) -> None:
         app = self.tb
+        runs_dir = app.project.runs_dir.resolve()
         for run_id in run_ids:
             app.store.delete_run(run_id)
         app.store.flush()
-        runs_dir = app.project.runs_dir.resolve()
         for run_id in run_ids:
             folder = (runs_dir / run_id).resolve()
             if folder.parent == runs_dir and folder.is_dir():
                 shutil.rmtree(folder)
             self.selected.discard(run_id)
-        what = f"run {run_ids[0]}" if len(run_ids) == 1 else f"{len(run_ids)} runs"
-        app.call_from_thread(app.notify, f"deleted {what}")
+        done = f"deleted run {run_ids[0]}" if len(run_ids) == 1 else f"deleted {len(run_ids)} runs"
+        app.call_from_thread(app.notify, done)
         self.post_message_refresh()
 
 

@@ -33,6 +33,7 @@ from tuneboard.tui.cells import plain
 from tuneboard.tui.history import QueryHistory, SavedQueries
 from tuneboard.tui.screens.base import BaseScreen
 from tuneboard.tui.screens.dialogs import TextPrompt
+from tuneboard.tui.widgets.editor import SqlEditor
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
@@ -52,6 +53,28 @@ FROM information_schema.columns WHERE table_schema = 'main'
 ORDER BY table_catalog <> current_database(), table_catalog, table_name, ordinal_position"""
 
 
+# DuckDB's long type names and the short names it also accepts.
+_SHORT_TYPES = {
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
+    "TIME WITH TIME ZONE": "TIMETZ",
+    "DOUBLE PRECISION": "DOUBLE",
+    "CHARACTER VARYING": "VARCHAR",
+}
+MAX_TYPE = 16
+
+
+def short_type(kind: str) -> str:
+    """A column type short enough for the schema pane: DuckDB's short alias of a long name,
+    a nested type's parameters elided (`STRUCT(a INTEGER, ...)` -> `STRUCT(…)`)."""
+    kind = _SHORT_TYPES.get(kind, kind)
+    if len(kind) <= MAX_TYPE:
+        return kind
+    opening = kind.find("(")
+    if 0 < opening < MAX_TYPE - 2:
+        return kind[:opening] + "(…)" + ("[]" if kind.endswith("[]") else "")
+    return kind[: MAX_TYPE - 1] + "…"
+
+
 def numeric_columns(result: QueryResult) -> list[str]:
     """The columns whose every non-null value is a number (and that have one)."""
     columns = []
@@ -67,7 +90,7 @@ class SqlScreen(BaseScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "run_query", "Run", priority=True),
-        Binding("escape", "escape", "Cancel/leave editor", priority=True),
+        Binding("escape", "escape", "Cancel/leave", priority=True),
         Binding("ctrl+s", "save_query", "Save", priority=True),
         Binding("ctrl+g", "chart", "Chart", priority=True),
         Binding("ctrl+e", "focus_editor", "Editor", show=False),
@@ -101,7 +124,7 @@ class SqlScreen(BaseScreen):
         yield NavBar("sql")
         with Horizontal(id="sql-top"):
             language = "sql" if "sql" in TextArea().available_languages else None
-            yield TextArea(
+            yield SqlEditor(
                 STARTER,
                 language=language,
                 id="editor",
@@ -142,7 +165,7 @@ class SqlScreen(BaseScreen):
             node = tables.get(table)
             if node is None:
                 node = tables[table] = tree.root.add(safe_text(str(table)), data=str(table))
-            node.add_leaf(safe_text(f"{column}  {kind}"), data=str(column))
+            node.add_leaf(safe_text(f"{column}  {short_type(str(kind))}"), data=str(column))
 
     @work(thread=True, exit_on_error=False, name="reading saved queries")
     def load_lists(self) -> None:

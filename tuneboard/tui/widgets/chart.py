@@ -13,12 +13,10 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from tuneboard.store import Series
+from tuneboard.tui.chart_style import series_style
 from tuneboard.ui.safe import visible
 
-# A different marker per series, so lines differ by shape as well as by colour.
-MARKERS = ("braille", "x", "o", "+", "*", "#")
 BEST_MARKER = "◆"
-SINGLE_MARKER = "●"
 BOUNDARY_COLOR = "gray"
 # The fewest cells of a shortened label; boundaries fewer columns apart than a label that
 # short (and an edge column each side) share one label.
@@ -184,6 +182,8 @@ class MetricChart(PlotextPlot):
         super().__init__(id=id, classes=classes)
         self.title = title
         self.series: dict[str, Series] = {}
+        self.labels: dict[str, str] = {}
+        self.bars: list[str] = []
         self.xlabel = "step"
         self.marks = NO_MARKS
         self._signature: object = None
@@ -197,13 +197,21 @@ class MetricChart(PlotextPlot):
         return sum(len(series.xs) for series in self.series.values())
 
     def set_series(
-        self, series: Mapping[str, Series], xlabel: str = "step", marks: ChartMarks = NO_MARKS
+        self,
+        series: Mapping[str, Series],
+        xlabel: str = "step",
+        marks: ChartMarks = NO_MARKS,
+        labels: Mapping[str, str] | None = None,
+        bars: Sequence[str] = (),
     ) -> bool:
         """Show these series (and marks); returns False (and does nothing) when nothing
-        changed."""
+        changed. `labels` names series in the legend (by default, by their keys). With
+        `bars`, the first series is drawn as bars, one per label (its points' y)."""
         signature = (
             xlabel,
             marks,
+            tuple(sorted((labels or {}).items())),
+            tuple(bars),
             tuple(
                 (name, len(s.xs), s.xs[-1] if s.xs else None, s.ys[-1] if s.ys else None)
                 for name, s in series.items()
@@ -213,6 +221,8 @@ class MetricChart(PlotextPlot):
             return False
         self._signature = signature
         self.series = dict(series)
+        self.labels = dict(labels or {})
+        self.bars = list(bars)
         self.xlabel = xlabel
         self.marks = marks
         self.replot()
@@ -242,6 +252,20 @@ class MetricChart(PlotextPlot):
         # Metric and run names are user data: plotext output is read back as ANSI codes.
         plt.title(visible(self.title))
         plt.xlabel(visible(self.xlabel))
+        if self.bars and self.series:
+            self._xlim = None
+            values = next(iter(self.series.values())).ys
+            # Horizontal bars keep long labels whole; plotext stacks them bottom up, so the
+            # rows go in reversed to read in the result's order, top down.
+            plt.bar(
+                self.bars[::-1],
+                values[::-1],
+                orientation="horizontal",
+                width=0.6,
+                color=series_style(0, 2, 0).color,
+            )
+            plt.xlabel(visible(next(iter(self.series))))
+            return
         span = self._x_span()
         if span is None:
             self._xlim = None
@@ -259,16 +283,23 @@ class MetricChart(PlotextPlot):
         for boundary in self.marks.boundaries:
             if lo < boundary.x < hi:
                 plt.vline(boundary.x, color=BOUNDARY_COLOR)
+        width = self.size.width
         for index, (name, points) in enumerate(self.series.items()):
             if not points.xs:
                 continue
-            marker = MARKERS[index % len(MARKERS)]
-            if len(points.xs) == 1:
-                # A lone point (a test metric, a one-step baseline): a braille dot is too small.
-                marker = SINGLE_MARKER if marker == "braille" else marker
-                plt.scatter(points.xs, points.ys, label=visible(name), marker=marker)
-            else:
-                plt.plot(points.xs, points.ys, label=visible(name), marker=marker)
+            style = series_style(index, len(points.xs), width)
+            label = visible(self.labels.get(name, name))
+            if style.line:
+                plt.plot(points.xs, points.ys, label=label, marker=style.line, color=style.color)
+                label = ""
+            if style.points:
+                plt.scatter(
+                    points.xs,
+                    points.ys,
+                    label=label or None,
+                    marker=style.points,
+                    color=style.color,
+                )
         labels = dict.fromkeys(mark.label for mark in self.marks.points)
         for label in labels:
             marks = [mark for mark in self.marks.points if mark.label == label]
