@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from tuneboard.store.schema import is_system_metric
+
 # Families drawn first and last; the others come alphabetically in between.
 _FIRST = ("loss",)
 _LAST = ("lr", "samples_per_s")
@@ -14,20 +16,26 @@ _SPLITS = ("train", "val", "validation", "test")
 
 
 def family_of(name: str) -> str:
-    """The family of a logged metric: `val/loss` and `train/loss` are both `loss`."""
+    """The family of a logged metric: `val/loss` and `train/loss` are both `loss`; a system
+    metric (`sys/gpu_util`) is a family of its own, named in full."""
+    if is_system_metric(name):
+        return name
     return name.split("/", 1)[1] if "/" in name else name
 
 
 def metric_families(names: Iterable[str]) -> dict[str, list[str]]:
     """Group metric names into families (one chart each), in a stable, readable order.
 
-    Within a family, train comes before validation before test.
+    Within a family, train comes before validation before test. System metrics' charts come
+    after every training one.
     """
     families: dict[str, list[str]] = {}
     for name in names:
         families.setdefault(family_of(name), []).append(name)
 
     def family_key(family: str) -> tuple[int, str]:
+        if is_system_metric(family):
+            return (3, family)
         if family in _FIRST:
             return (0, family)
         if family in _LAST:
@@ -45,15 +53,17 @@ def metric_families(names: Iterable[str]) -> dict[str, list[str]]:
 
 
 def default_metric(names: Sequence[str], preferred: Sequence[str | None]) -> str | None:
-    """The metric to show first: the first of `preferred` that exists, else a validation one."""
+    """The metric to show first: the first of `preferred` that exists, else a validation one;
+    never a system metric (`sys/...`) unless nothing else was logged."""
     for name in preferred:
-        if name and name in names:
+        if name and name in names and not is_system_metric(name):
             return name
     for prefix in ("val/", "test/", "train/"):
         for name in names:
             if name.startswith(prefix) and not name.endswith("/lr"):
                 return name
-    return names[0] if names else None
+    others = [name for name in names if not is_system_metric(name)]
+    return others[0] if others else names[0] if names else None
 
 
 def direction_word(name: str, higher_is_better: Callable[[str], bool]) -> str:
