@@ -1,9 +1,11 @@
 """System metrics (`sys/...`) stay out of the way: never the metric shown first, a best value
-or a ★ in a comparison; their charts come after the training ones."""
+or a ★ in a comparison (which leaves them out); their charts come after the training ones."""
 
 from __future__ import annotations
 
-from tuneboard.store import StageValues
+from pathlib import Path
+
+from tuneboard.store import StageValues, Store
 from tuneboard.tui.metrics import default_metric, metric_families
 from tuneboard.ui.comparison import StageGroup, aligned_rows, bookkeeping, metric_order
 
@@ -45,3 +47,16 @@ def test_system_metrics_have_no_best_run_and_come_last() -> None:
         by_metric["sys/gpu_util"].best_runs == ()
         and by_metric["sys/gpu_util"].higher_is_better is None
     )
+
+
+def test_stage_values_leave_system_metrics_out(tmp_path: Path) -> None:
+    with Store(tmp_path / "db.duckdb") as store:
+        store.create_run("r", "exp", {})
+        store.log_metrics("r", 0, 5, {"val/accuracy": 0.8, "sys/process_rss_mb": 300.0})
+        store.log_metrics("r", 1, 0, {"sys/process_cpu_percent": 12.0})  # a stage like export
+        store.flush()
+        values = store.stage_values("r", higher)
+        assert store.last_metrics("r")["sys/process_rss_mb"] == 300.0  # stored all the same
+    assert [(v.stage_index, v.last, v.best) for v in values] == [
+        (0, {"val/accuracy": 0.8}, {"val/accuracy": 0.8})
+    ]
