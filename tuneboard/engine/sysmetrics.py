@@ -175,6 +175,7 @@ class SystemSampler:
         return not self.running
 
     def _loop(self) -> None:
+        first = True  # the CPU figure of a first round covers the time since the last one
         while True:
             with self._cond:
                 if not self._runs:
@@ -187,15 +188,18 @@ class SystemSampler:
                 due = [run for run in self._runs.values() if run.due <= now]
                 for run in due:
                     run.due = now + run.interval
-            self._sample(due)
+            self._sample(due, first)
+            first = False
 
-    def _sample(self, due: list[_Watched]) -> None:
+    def _sample(self, due: list[_Watched], first: bool = False) -> None:
         if self.probe is None:
             self.probe = self._guard("probe", SystemProbe) or None
             if self.probe is None:
                 return
         probe = self.probe
         shared = self._guard("process", probe.process) or {}
+        if first:  # it only starts the measurement: since the thread last ran, or nothing
+            shared.pop(CPU, None)
         devices: dict[str, Mapping[str, float]] = {}
         for run in due:
             if run.device not in devices:
