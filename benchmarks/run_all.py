@@ -36,6 +36,7 @@ SCRIPTS = (
     "gpu",
     "causal_lm",
     "causal_lm_gpu",
+    "sys_metrics",
 )
 GPU_ONLY = ("gpu", "causal_lm_gpu")
 """Scripts that keep the figures measured on a GPU when run on a machine without one."""
@@ -49,6 +50,7 @@ TITLES = {
     "gpu": "7. GPU",
     "causal_lm": "8. Causal-LM fine-tuning",
     "causal_lm_gpu": "9. Causal-LM fine-tuning on a GPU",
+    "sys_metrics": "10. System metrics",
 }
 SIZES = {
     "training": "2,000 SST-2 training rows, 1 epoch, batch 16, max length 128, all 872 dev "
@@ -75,6 +77,8 @@ SIZES = {
     "causal_lm_gpu": "A ~0.5B GPT-2-style decoder from a config in bf16, packing off; 4,000 "
     "pairs, 2 epochs, batch 32, 3 rounds. Measured only where a CUDA GPU is visible; kept "
     "otherwise",
+    "sys_metrics": "the sampler watching 1, 4 and 8 runs on the CPU, a round every 1 s for 20 s "
+    "each, against 20 s with none watched",
 }
 OUTPUT = REPO / "BENCHMARKS.md"
 NOTES = REPO / "benchmarks" / "notes.md"

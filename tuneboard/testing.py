@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tuneboard.store.schema import ArtifactRow, EventRow, StageRow
+from tuneboard.store.schema import ArtifactRow, EventRow, StageRow, is_system_metric
 from tuneboard.ui.render import toml_literal
 
 if TYPE_CHECKING:  # the plugin manager is imported when a test asks for it
@@ -82,7 +82,8 @@ _PARENT_PTH = "_tuneboard_parent_env.pth"
 class RunResult:
     """One finished run as the database has it.
 
-    `metrics` maps every logged metric name to its last value; `stages`, `events` and
+    `metrics` maps every logged metric name to its last value (system metrics, ``sys/...``,
+    left out: whether one was sampled depends on how long the run took); `stages`, `events` and
     `artifacts` are the run's rows of those tables; `run_dir` is the run's folder.
     """
 
@@ -213,7 +214,11 @@ class ThrowawayProject:
                 run_id=run_id,
                 status=row.status,
                 error=row.error,
-                metrics=store.last_metrics(run_id),
+                metrics={
+                    name: value
+                    for name, value in store.last_metrics(run_id).items()
+                    if not is_system_metric(name)
+                },
                 stages=store.stages(run_id),
                 events=store.events(run_id),
                 artifacts=store.artifacts(run_id),

@@ -244,6 +244,7 @@ def test_defaults_and_model_table(tmp_path: Path) -> None:
     assert project.name == tmp_path.name
     assert project.devices == "auto"
     assert (project.slots_per_device, project.cpu_slots) == (1, 1)
+    assert project.sys_metrics_interval == 5.0
     config = project.experiment("tiny.v2", REGISTRY)
     assert config.model.source is None
     assert config.model.config == {"model_type": "bert", "hidden_size": 32}
@@ -305,7 +306,7 @@ def test_unknown_project_key(tmp_path: Path) -> None:
     assert message.startswith(
         "tuneboard.toml: [project]: unknown key 'cpu_slot' (did you mean 'cpu_slots'?); "
         "accepted keys: corrections, cpu_slots, database, devices, executor, name, preferences, "
-        "responses, runs_dir, slots_per_device"
+        "responses, runs_dir, slots_per_device, sys_metrics_interval"
     )
 
 
@@ -321,6 +322,9 @@ def test_unknown_project_key(tmp_path: Path) -> None:
         ("database = '/tmp/x.duckdb'", "key 'database' must be a path inside the project"),
         ("runs_dir = 'a/../..'", "key 'runs_dir' must be a path inside the project"),
         ("runs_dir = '.'", "key 'runs_dir' must be a path inside the project"),
+        ("sys_metrics_interval = -1", "[project]: key 'sys_metrics_interval' must be >= 0, got -1"),
+        ("sys_metrics_interval = 0.05", "'sys_metrics_interval' must be 0 (off) or at least 0.1"),
+        ("sys_metrics_interval = 'often'", "key 'sys_metrics_interval' must be a number"),
     ],
 )
 def test_bad_project_values(tmp_path: Path, line: str, expected: str) -> None:

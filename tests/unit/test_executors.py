@@ -261,3 +261,21 @@ def test_a_remote_runs_generations_are_replayed_into_the_store(tmp_path: Path) -
         (1, "validation", 0, 'Say "hi"\nnow', "hi", "hi", 4, 5.0),
         (1, "validation", 1, "Ünï", "", None, 4, 5.0),
     ]
+
+
+def test_replayed_system_metrics_are_stored_but_not_a_runs_final_values(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    recorder = RemoteRecorder(RecordWriter(write))
+    recorder.log_metrics("r1", 0, 3, {"train/loss": 0.5, "sys/process_rss_mb": 300.0}, 2.0)
+    os.close(write)
+    with os.fdopen(read) as lines:
+        log = lines.read()
+    with Store(tmp_path / "db.duckdb", flush_interval=0.05) as store:
+        store.create_run("r1", "exp", {})
+        job = SimpleNamespace(run_id="r1", store=store, observer=None, lifecycle=None)
+        replayer = RecordReplayer(job, device_prefix="faraway")  # type: ignore[arg-type]
+        replayer.feed(log)
+        replayer.end()
+        store.flush()
+        assert store.metric_names("r1") == ["sys/process_rss_mb", "train/loss"]
+    assert replayer.last_values == {"train/loss": 0.5}  # what the run_finished hooks get

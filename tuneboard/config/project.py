@@ -29,6 +29,8 @@ DEFAULT_PREFERENCES = "preferences.jsonl"
 DEFAULT_DATABASE = ".tuneboard/tuneboard.duckdb"
 DEFAULT_RUNS_DIR = ".tuneboard/runs"
 LOCAL_EXECUTOR = "local"
+DEFAULT_SYS_METRICS_INTERVAL = 5.0
+MIN_SYS_METRICS_INTERVAL = 0.1  # seconds; shorter would cost more than it tells
 
 _DEVICE = re.compile(r"cpu|mps|cuda:[0-9]+")
 
@@ -41,6 +43,12 @@ class _ProjectKeys:
     devices: str | list[str] = param("auto", 'devices: "auto", or a list like ["cuda:0"]')
     slots_per_device: int = param(1, "runs at once on each GPU", min=1, max=64)
     cpu_slots: int = param(1, "runs at once on the CPU", min=1, max=1_024)
+    sys_metrics_interval: float = param(
+        DEFAULT_SYS_METRICS_INTERVAL,
+        "seconds between samples of each run's system metrics (sys/...); 0 turns them off",
+        min=0,
+        max=3_600,
+    )
     corrections: str = param(
         DEFAULT_CORRECTIONS, "label corrections from reviews (JSON lines), relative to the project"
     )
@@ -93,7 +101,8 @@ class Project:
     `corrections` is the file reviews write label corrections to (None: the default,
     ``corrections.jsonl`` in the project folder; see `corrections_file`). `responses` and
     `preferences` are the files reviews of generations write (`responses_file`,
-    `preferences_file`).
+    `preferences_file`). `sys_metrics_interval` is the seconds between samples of a run's
+    system metrics (0: none; `tuneboard.engine.sysmetrics`).
     """
 
     root: Path
@@ -104,6 +113,7 @@ class Project:
     devices: str | tuple[str, ...] = "auto"
     slots_per_device: int = 1
     cpu_slots: int = 1
+    sys_metrics_interval: float = DEFAULT_SYS_METRICS_INTERVAL
     corrections: Path | None = None
     responses: Path | None = None
     preferences: Path | None = None
@@ -187,6 +197,7 @@ def load_project(root_or_file: Path) -> Project:
         devices=_devices(keys.devices, f"{label}: [project]"),
         slots_per_device=keys.slots_per_device,
         cpu_slots=keys.cpu_slots,
+        sys_metrics_interval=_sys_interval(keys.sys_metrics_interval, f"{label}: [project]"),
         corrections=project_path(root, keys.corrections, f"{label}: [project]", "corrections"),
         responses=project_path(root, keys.responses, f"{label}: [project]", "responses"),
         preferences=project_path(root, keys.preferences, f"{label}: [project]", "preferences"),
@@ -209,6 +220,15 @@ def _devices(value: str | list[str], where: str) -> str | tuple[str, ...]:
     if len(set(value)) != len(value):
         raise ConfigError(f"{where}: key 'devices' lists a device twice: {value!r}")
     return tuple(value)
+
+
+def _sys_interval(seconds: float, where: str) -> float:
+    if 0 < seconds < MIN_SYS_METRICS_INTERVAL:
+        raise ConfigError(
+            f"{where}: key 'sys_metrics_interval' must be 0 (off) or at least "
+            f"{MIN_SYS_METRICS_INTERVAL} seconds, got {seconds!r}"
+        )
+    return seconds
 
 
 def _executor(value: str | dict[str, Any], where: str) -> ExecutorSpec:

@@ -68,7 +68,8 @@ class RunEnvironment:
 
     `stage_runner(position, state, suffix)` runs the pipeline's stage at `position` as a new
     stage row (set by the runner; `StageContext.run_stages` uses it); `next_row` is the row
-    the next stage to start gets.
+    the next stage to start gets. `position` is the running stage's row and the highest step
+    it logged so far (None between stages): where system metrics go (`engine.sysmetrics`).
     """
 
     run_id: str
@@ -88,6 +89,7 @@ class RunEnvironment:
     responses_file: Path | None = None
     preferences_file: Path | None = None
     task: Task[Any] | None = None
+    position: tuple[int, int] | None = None
 
     def metric_plugins(self) -> list[Metric]:
         """One instance of each metric plugin the experiment names."""
@@ -129,6 +131,9 @@ class RunContext(StageContext):
         values = {name: float(value) for name, value in metrics.items()}
         self._env.store.log_metrics(self.run_id, self.stage_index, step, values, time.time())
         self._env.last_values.update(values)
+        at = self._env.position
+        if at is None or at[0] != self.stage_index or step > at[1]:
+            self._env.position = (self.stage_index, step)
         self._env.observer.metrics(self.run_id, self.stage_index, step, values)
 
     def progress(self, completed: int, total: int | None = None, description: str = "") -> None:

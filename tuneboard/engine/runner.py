@@ -21,6 +21,7 @@ from tuneboard.engine.context import ProjectDatasetContext, RunContext, RunEnvir
 from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
 from tuneboard.engine.resume import ResumePlan, RunRecovery, StageCompleted, StageOutcome
+from tuneboard.engine.sysmetrics import SAMPLER
 from tuneboard.engine.tasks import build_task
 from tuneboard.plugins import PluginRegistry
 from tuneboard.sdk.contracts import LogLevel, PipelineState, Splits
@@ -213,13 +214,16 @@ class EngineJob:
         self.store.log_event(self.run_id, f"run started on {device}")
         self._final_metrics = env.last_values
         self.lifecycle.started(device)
+        interval = self.prepared.project.sys_metrics_interval
         try:
-            killpoints.reached("run.started")
-            state = self.recovery.initial_state(env, self._initial_state)
-            killpoints.reached("run.loaded")
-            env.stage_runner = functools.partial(self._run_stage, env)  # for ctx.run_stages
-            for spec in experiment.stages:
-                state = self.recovery.run_stage(env, spec, state, self._run_stage)
+            # Sampled while its stages run; stopped before its final status is written.
+            with SAMPLER.watching(self.run_id, device, self.store, interval, lambda: env.position):
+                killpoints.reached("run.started")
+                state = self.recovery.initial_state(env, self._initial_state)
+                killpoints.reached("run.loaded")
+                env.stage_runner = functools.partial(self._run_stage, env)  # for ctx.run_stages
+                for spec in experiment.stages:
+                    state = self.recovery.run_stage(env, spec, state, self._run_stage)
             headline = state.metrics.get(
                 experiment.headline, env.last_values.get(experiment.headline)
             )
@@ -321,6 +325,7 @@ class EngineJob:
         killpoints.reached("stage.started", index)
         started = time.perf_counter()
         status = FAILED
+        outer, env.position = env.position, (index, 0)  # system metrics go to this stage now
         try:
             ctx.check_stop()
             state = stage_cls(spec.params).run(ctx, state)
@@ -342,6 +347,7 @@ class EngineJob:
                 f"stage {index} {name} ({spec.plugin}{origin}): {one_line(error)}"
             ) from error
         finally:
+            env.position = outer
             self._finish_stage(ctx, name, spec.plugin, status, time.perf_counter() - started)
 
     def _outcome(self, ctx: RunContext) -> StageOutcome:

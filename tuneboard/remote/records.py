@@ -31,6 +31,7 @@ from tuneboard.engine.observer import RunObserver, StageSummary
 from tuneboard.sdk.recording import RunRecorder
 from tuneboard.sdk.status import COMPLETED, FAILED, FINISHED_STATUSES, RUNNING
 from tuneboard.sdk.tasks import Generation
+from tuneboard.store.schema import is_system_metric
 from tuneboard.store.store import hash_path
 
 if TYPE_CHECKING:
@@ -321,7 +322,8 @@ class RecordReplayer:
     log). `device_prefix` marks the run's device (``ray`` makes ``ray:cpu``); artifacts
     written on another host are recorded as ``HOST:PATH``. `lines` counts the log's complete
     lines so far, `tail` keeps its last lines that are not records, `final_status` is set
-    once the run recorded its end, and `last_values` holds each metric's latest value.
+    once the run recorded its end, and `last_values` holds each metric's latest value (system
+    metrics left out).
     """
 
     def __init__(self, job: EngineJob, *, device_prefix: str, tail_lines: int = 40) -> None:
@@ -462,7 +464,8 @@ class RecordReplayer:
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         values = _values(record["values"])
-        self.last_values.update(values)
+        # As in a local run, the run-finished hooks get the training metrics, not `sys/` ones.
+        self.last_values.update((k, v) for k, v in values.items() if not is_system_metric(k))
         self.job.store.log_metrics(
             self.job.run_id,
             int(record["stage_index"]),

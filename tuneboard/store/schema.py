@@ -29,6 +29,15 @@ each stage continuing where the previous ended), `step` (within each stage, from
 
 X_AXES: tuple[XAxis, ...] = ("run_step", "step", "epoch", "time")
 
+SYSTEM_PREFIX = "sys/"
+"""The prefix of the system metrics a run's process samples (`tuneboard.engine.sysmetrics`)."""
+
+
+def is_system_metric(name: str) -> bool:
+    """Whether `name` is a system metric (`sys/...`): how the machine fared, not how good the
+    model is, so never a best value, a headline or the metric shown first."""
+    return name.startswith(SYSTEM_PREFIX)
+
 
 @dataclass(frozen=True)
 class RunRow:

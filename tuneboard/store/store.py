@@ -35,6 +35,7 @@ from tuneboard.store.migrations import STAGE_SPANS
 from tuneboard.store.schema import (
     FINISHED_STATUSES,
     STATUSES,
+    SYSTEM_PREFIX,
     X_AXES,
     ArtifactRow,
     EventRow,
@@ -744,15 +745,20 @@ class Store(RunRecorder):
         self, run_id: str, higher_is_better: Callable[[str], bool]
     ) -> list[StageValues]:
         """Per stage (in pipeline order, stages that logged nothing left out), the last value
-        of each metric (highest step, then latest time) and its best (NaN ignored)."""
+        of each metric (highest step, then latest time) and its best (NaN ignored).
+
+        System metrics (`sys/...`) are left out: they tell how the machine fared while a stage
+        ran, not what the stage achieved, so they never line stages up or fill a comparison.
+        """
         rows = self._fetch(
             "SELECT m.stage_index, any_value(s.name), any_value(s.plugin), m.name,"
             " arg_max(m.value, (m.step, m.wall_time)),"
             " min(m.value) FILTER (WHERE NOT isnan(m.value)),"
             " max(m.value) FILTER (WHERE NOT isnan(m.value))"
             " FROM metrics m LEFT JOIN stages s USING (run_id, stage_index)"
-            " WHERE m.run_id = ? GROUP BY m.stage_index, m.name ORDER BY m.stage_index, m.name",
-            [run_id],
+            " WHERE m.run_id = ? AND NOT starts_with(m.name, ?)"
+            " GROUP BY m.stage_index, m.name ORDER BY m.stage_index, m.name",
+            [run_id, SYSTEM_PREFIX],
         )
         stages: dict[int, StageValues] = {}
         for index, stage, plugin, name, last, low, high in rows:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from tuneboard.store.schema import is_system_metric
+
 # Families drawn first and last; the others come alphabetically in between.
 _FIRST = ("loss",)
 _LAST = ("lr", "samples_per_s")
@@ -15,7 +17,10 @@ _SPLITS = ("train", "val", "validation", "test")
 
 
 def family_of(name: str) -> str:
-    """The family of a logged metric: `val/loss` and `train/loss` are both `loss`."""
+    """The family of a logged metric: `val/loss` and `train/loss` are both `loss`; a system
+    metric (`sys/gpu_util`) is a family of its own, named in full."""
+    if is_system_metric(name):
+        return name
     return name.split("/", 1)[1] if "/" in name else name
 
 
@@ -24,7 +29,8 @@ def metric_families(names: Iterable[str], monitored: str | None = None) -> dict[
     `monitored` metric's family first (what picks the best checkpoint), then loss, the others
     alphabetically, and lr and throughput last, whatever order the names come in.
 
-    Within a family, train comes before validation before test.
+    Within a family, train comes before validation before test. System metrics' charts come
+    after every training one.
     """
     first = family_of(monitored) if monitored else None
     families: dict[str, list[str]] = {}
@@ -32,6 +38,8 @@ def metric_families(names: Iterable[str], monitored: str | None = None) -> dict[
         families.setdefault(family_of(name), []).append(name)
 
     def family_key(family: str) -> tuple[int, str]:
+        if is_system_metric(family):
+            return (3, family)
         if family == first:
             return (-1, family)
         if family in _FIRST:
@@ -51,15 +59,17 @@ def metric_families(names: Iterable[str], monitored: str | None = None) -> dict[
 
 
 def default_metric(names: Sequence[str], preferred: Sequence[str | None]) -> str | None:
-    """The metric to show first: the first of `preferred` that exists, else a validation one."""
+    """The metric to show first: the first of `preferred` that exists, else a validation one;
+    never a system metric (`sys/...`) unless nothing else was logged."""
     for name in preferred:
-        if name and name in names:
+        if name and name in names and not is_system_metric(name):
             return name
     for prefix in ("val/", "test/", "train/"):
         for name in names:
             if name.startswith(prefix) and not name.endswith("/lr"):
                 return name
-    return names[0] if names else None
+    others = [name for name in names if not is_system_metric(name)]
+    return others[0] if others else names[0] if names else None
 
 
 def direction_word(name: str, higher_is_better: Callable[[str], bool]) -> str:

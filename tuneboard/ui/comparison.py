@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from tuneboard.store import StageValues
+from tuneboard.store.schema import is_system_metric
 from tuneboard.ui.pipelines import match_stage
 from tuneboard.ui.safe import format_value
 
@@ -25,7 +26,10 @@ _PREFIXES = ("val", "validation", "test", "train")
 
 def bookkeeping(name: str) -> bool:
     """Whether a metric is bookkeeping (`train/lr`, `train/epoch`, a speed such as
-    `train/samples_per_s`): a value no run can be better at."""
+    `train/samples_per_s`, a system metric such as `sys/gpu_util`): a value no run can be
+    better at."""
+    if is_system_metric(name):
+        return True
     family = name.split("/", 1)[1] if "/" in name else name
     return family in BOOKKEEPING or family.endswith("_per_s")
 
