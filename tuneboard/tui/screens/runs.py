@@ -359,7 +359,7 @@ class RunsScreen(LiveScreen):
         starts = [run.started_at for run in runs if run.started_at is not None]
         ends = [run.finished_at for run in runs if run.finished_at is not None]
         start = min(starts) if starts else None
-        end = now if sweep.running else (max(ends) if ends else None)
+        end = now if sweep.active else (max(ends) if ends else None)
         arrow = "▾" if sweep.sweep_id in self.expanded else "▸"
         return (
             Text("✓" if chosen == len(runs) else "-" if chosen else " ", style="bold"),

@@ -67,7 +67,7 @@ class SweepScreen(LiveScreen):
 
     def busy(self) -> bool:
         """Poll fast while a trial is queued or running."""
-        return self.sweep is None or self.sweep.running > 0
+        return self.sweep is None or self.sweep.active > 0
 
     def load(self) -> SweepTrials:
         """The sweep's trials and their objectives (one open of the database)."""
