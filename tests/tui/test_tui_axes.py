@@ -217,7 +217,9 @@ async def test_a_chart_of_steps_labels_its_x_axis_with_whole_steps() -> None:
     async with app.run_test(size=(80, 16)):
         chart = app.query_one(MetricChart)
         steps = [float(x) for x in range(1, 41)]
-        chart.set_series({"train/loss": Series(steps, [1 / x for x in steps])}, "step in stage full")
+        chart.set_series(
+            {"train/loss": Series(steps, [1 / x for x in steps])}, "step in stage full"
+        )
         assert axis_numbers(chart) == ["10", "20", "30", "40"]
         marks = ChartMarks(boundaries=(Boundary(40.0, "full"),))
         chart.set_series({"train/loss": Series(steps, [1 / x for x in steps])}, "step", marks)

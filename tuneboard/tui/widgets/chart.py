@@ -268,7 +268,7 @@ class MetricChart(PlotextPlot):
             plt.xticks([lo])
             lo, hi = lo - 1, hi + 1
         elif (ticks := self._step_ticks(lo, hi)) is not None:
-            plt.xticks(ticks, [str(tick) for tick in ticks])
+            plt.xticks([float(tick) for tick in ticks], [str(tick) for tick in ticks])
         self._xlim = (lo, hi)
         plt.xlim(lo, hi)
         # Lines first: the series and marks are drawn over them. The frame is the line of a
