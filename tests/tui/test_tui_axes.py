@@ -5,8 +5,9 @@ stages' best checkpoints, and where the labels fit on a chart's top edge."""
 from __future__ import annotations
 
 from rich.text import Text
+from textual.app import App, ComposeResult
 
-from tuneboard.store import StageSpan
+from tuneboard.store import Series, StageSpan
 from tuneboard.tui.axes import (
     RUN_STEPS,
     AxisMode,
@@ -18,7 +19,15 @@ from tuneboard.tui.axes import (
     step_range,
 )
 from tuneboard.tui.axes import axis_modes as modes_of
-from tuneboard.tui.widgets.chart import Boundary, Mark, label_top_edge, place_labels
+from tuneboard.tui.widgets.chart import (
+    Boundary,
+    ChartMarks,
+    Mark,
+    MetricChart,
+    label_top_edge,
+    place_labels,
+    step_ticks,
+)
 
 
 def span(
@@ -178,3 +187,43 @@ def test_labels_are_written_into_the_top_edge_of_the_frame() -> None:
     assert lines[1] == "   ┌a─────────┬b ← c────┐"
     assert lines[2] == figure.plain.split("\n")[2]
     assert label_top_edge(figure, [], 0, 19).plain == figure.plain
+
+
+def test_step_ticks_fall_on_round_whole_numbers() -> None:
+    assert step_ticks(1, 40) == [10, 20, 30, 40]
+    assert step_ticks(1, 120) == [20, 40, 60, 80, 100, 120]
+    assert step_ticks(10, 40) == [10, 20, 30, 40]
+    assert step_ticks(1, 2) == [1, 2]
+    # plotext's own five ticks are whole numbers already: kept.
+    assert step_ticks(0, 120) is None and step_ticks(20, 80) is None
+
+
+class ChartApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield MetricChart("loss")
+
+
+def axis_numbers(chart: MetricChart) -> list[str]:
+    """The numbers under the chart's frame: its x tick labels."""
+    figure = chart.render()
+    assert isinstance(figure, Text)
+    rows = figure.plain.split("\n")
+    frame = next(i for i, row in enumerate(rows) if "└" in row)
+    return rows[frame + 1].split()
+
+
+async def test_a_chart_of_steps_labels_its_x_axis_with_whole_steps() -> None:
+    app = ChartApp()
+    async with app.run_test(size=(80, 16)):
+        chart = app.query_one(MetricChart)
+        steps = [float(x) for x in range(1, 41)]
+        chart.set_series(
+            {"train/loss": Series(steps, [1 / x for x in steps])}, "step in stage full"
+        )
+        assert axis_numbers(chart) == ["10", "20", "30", "40"]
+        marks = ChartMarks(boundaries=(Boundary(40.0, "full"),))
+        chart.set_series({"train/loss": Series(steps, [1 / x for x in steps])}, "step", marks)
+        assert axis_numbers(chart) == ["10", "20", "30", "40"]
+        seconds = [x / 3 for x in range(1, 41)]
+        chart.set_series({"train/loss": Series(seconds, steps)}, "seconds since start")
+        assert "." in "".join(axis_numbers(chart))  # not whole numbers: plotext's own ticks

@@ -158,7 +158,9 @@ async def test_the_table_gives_last_and_best_values_per_stage_with_the_best_run_
         assert row(screen, "evaluate · test/loss")[3:] == ["0.41", "0.41"]
         # Which stage of each run a group shows, where they differ.
         table = screen.query_one("#metrics", DataTable)
-        first = [str(cell) for cell in table.get_row_at(0)]
+        # Which run is which, first: the experiment of each.
+        assert row(screen, "experiment") == ["experiment", "", "", "multistep", "baseline"]
+        first = [str(cell) for cell in table.get_row_at(1)]
         assert first[0] == "warmup"
         assert first[3:] == ["stage warmup", "stage single_step"]
 
@@ -218,7 +220,7 @@ async def test_hostile_stage_names_show_as_text_when_aligned(
         assert f"{PIPELINE} has no stage {visible(HOSTILE)}" in note(screen)
         assert set(plot.series) == {HOSTILE_RUN}
         table = screen.query_one("#metrics", DataTable)
-        assert str(table.get_row_at(0)[0]) == visible(HOSTILE)
+        assert str(table.get_row_at(1)[0]) == visible(HOSTILE)
         # The stage picker's options are drawn as text too.
         align = screen.query_one("#align", Select)
         align.expanded = True

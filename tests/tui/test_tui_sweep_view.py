@@ -13,7 +13,7 @@ from tests.tui.seed import SWEEP_BEST, SWEEP_ID, SWEEP_PRUNED, seed_sweep, sweep
 from tuneboard.tui.app import TuneboardApp
 from tuneboard.tui.screens.detail import DetailScreen
 from tuneboard.tui.screens.runs import SWEEP_KEY, RunsScreen
-from tuneboard.tui.screens.sweep import SweepScreen
+from tuneboard.tui.screens.sweep import SweepScreen, whole_ticks
 from tuneboard.tui.widgets.scatter import ScatterChart
 
 ROW = SWEEP_KEY + SWEEP_ID
@@ -180,3 +180,13 @@ async def test_a_running_trial_counts_once_it_completes(
         assert str(trials.get_row_at(SWEEP_BEST - 1)[0]) == f"  {SWEEP_BEST}"
         summary = str(screen.query_one("#sweep-summary", Static).render())
         assert "best trial 13: 0.95 (lr=0.004, schedule=cosine)" in summary
+
+
+def test_a_parameter_of_whole_numbers_ticks_whole_numbers() -> None:
+    epochs = whole_ticks((1.0, 2.0, 4.0, 6.0, 6.0))
+    assert epochs is not None and epochs.labels == ("1", "2", "3", "4", "5", "6")
+    assert epochs.positions == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+    layers = whole_ticks((1.0, 4.0, 8.0))
+    assert layers is not None and layers.labels == ("2", "4", "6", "8")
+    assert whole_ticks((0.1, 0.3)) is None  # not whole: plotext's own ticks
+    assert whole_ticks((8.0, 16.0, 48.0)) is None  # plotext's own (8 18 28 38 48) are whole

@@ -89,6 +89,16 @@ def test_stages_line_up_by_name_in_pipeline_order() -> None:
     assert groups[1].metrics == ["val/accuracy", "train/loss", "train/lr"]
 
 
+def test_the_groups_keep_pipeline_order_whichever_run_comes_first() -> None:
+    # The baseline first: its `evaluate` still comes after the pipeline's training stages.
+    groups = groups_by_name([BASELINE, PIPELINE])
+    assert names(groups) == ["warmup", "full", "evaluate"]
+    assert matched(groups, "evaluate") == (BASELINE[1], PIPELINE[2])
+    assert matched(groups, "full") == (BASELINE[0], PIPELINE[1])
+    export = [*PIPELINE, stage(3, "export", "export", {}, {})]
+    assert names(groups_by_name([BASELINE, export])) == ["warmup", "full", "evaluate", "export"]
+
+
 def test_a_stage_only_one_run_has_keeps_its_group() -> None:
     renamed = [
         stage(0, "head", "finetune", {"train/loss": 0.4}, {}),
@@ -122,7 +132,8 @@ def test_a_repeated_stage_name_lines_up_by_occurrence() -> None:
         stage(1, "evaluate", "evaluate", {"test/accuracy": 0.8}, {}),
     ]
     groups = groups_by_name([twice, BASELINE])
-    assert names(groups) == ["evaluate", "evaluate #2", "single_step"]
+    # The baseline's `single_step` comes before its `evaluate`, as in its pipeline.
+    assert names(groups) == ["single_step", "evaluate", "evaluate #2"]
     assert matched(groups, "evaluate") == (twice[0], BASELINE[1])
     assert matched(groups, "evaluate #2") == (twice[1], None)
     assert matched(groups, "single_step") == (None, BASELINE[0])

@@ -84,6 +84,16 @@ def test_pruned_failed_and_running_trials_are_never_best() -> None:
     assert sweep.trials[4].objective is None  # never logged the metric
 
 
+def test_queued_trials_are_counted_apart_from_running_ones() -> None:
+    statuses = [("running", None)] + [("queued", None)] * 11
+    sweep = sweep_of(statuses, HIGHER, [None] * 12)
+    assert sweep.counts() == "12 trials (1 running, 11 queued)"
+    assert sweep.active == 12 and sweep.running == 1
+    assert sweep.status == "running"
+    waiting = sweep_of([("queued", None)], HIGHER, [None])
+    assert waiting.counts() == "1 trial (1 queued)" and waiting.status == "queued"
+
+
 def test_no_best_before_a_trial_completes_with_a_value() -> None:
     sweep = sweep_of([("completed", None), ("running", None)], HIGHER, [None, (0.1, 0.2)])
     assert sweep.best is None and sweep.best_text() == ""

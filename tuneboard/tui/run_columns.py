@@ -156,7 +156,7 @@ def sweep_cells(
     starts = [run.started_at for run in runs if run.started_at is not None]
     ends = [run.finished_at for run in runs if run.finished_at is not None]
     start = min(starts) if starts else None
-    end = now if sweep.running else (max(ends) if ends else None)
+    end = now if sweep.active else (max(ends) if ends else None)
     arrow = "▾" if expanded else "▸"
     best = sweep.best_text() if fit.headline_name else sweep.best_value_text()
     if fit.started.startswith("%Y"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from tuneboard.store import StageValues
 from tuneboard.store.schema import is_system_metric
@@ -22,6 +23,8 @@ from tuneboard.ui.safe import format_value
 BOOKKEEPING = ("lr", "epoch")
 # Metrics of a stage in this order of their prefix, then by name; bookkeeping ones last.
 _PREFIXES = ("val", "validation", "test", "train")
+
+K = TypeVar("K")
 
 
 def bookkeeping(name: str) -> bool:
@@ -148,7 +151,6 @@ def groups_by_name(runs: Sequence[Sequence[StageValues]]) -> list[StageGroup]:
     named differently).
     """
     keyed: list[dict[tuple[str, int], StageValues]] = []
-    order: dict[tuple[str, int], None] = {}
     for stages in runs:
         seen: dict[str, int] = {}
         by_key = {}
@@ -156,7 +158,7 @@ def groups_by_name(runs: Sequence[Sequence[StageValues]]) -> list[StageGroup]:
             seen[stage.name] = seen.get(stage.name, 0) + 1
             by_key[(stage.name, seen[stage.name])] = stage
         keyed.append(by_key)
-        order.update(dict.fromkeys(by_key))
+    order = _merged_order([list(by_key) for by_key in keyed])
     groups: list[StageGroup] = []
     for name, count in order:
         if count == 1:
@@ -180,6 +182,25 @@ def groups_by_name(runs: Sequence[Sequence[StageValues]]) -> list[StageGroup]:
             continue
         kept.append(group)
     return kept
+
+
+def _merged_order(sequences: Sequence[Sequence[K]]) -> list[K]:
+    """The keys of all the sequences in one order that keeps each sequence's own order where
+    they agree: a key new to the merge goes just before the next key of its sequence already
+    there (else at the end), so a baseline's `evaluate` listed first still comes after a
+    pipeline's `warmup` and `full`."""
+    merged: list[K] = []
+    for keys in sequences:
+        at = 0
+        for i, key in enumerate(keys):
+            if key in merged:
+                at = max(at, merged.index(key) + 1)
+                continue
+            later = [merged.index(k) for k in keys[i + 1 :] if k in merged]
+            at = next((j for j in later if j >= at), len(merged))
+            merged.insert(at, key)
+            at += 1
+    return merged
 
 
 def _same_stages(group: StageGroup, other: StageGroup) -> bool:

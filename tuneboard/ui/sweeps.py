@@ -121,9 +121,14 @@ class SweepTrials:
         return best_trial(self.trials, self.objective)
 
     @property
-    def running(self) -> int:
+    def active(self) -> int:
         """How many trials are queued or running."""
         return sum(1 for trial in self.trials if trial.status in ACTIVE_STATUSES)
+
+    @property
+    def running(self) -> int:
+        """How many trials are running (queued ones aside)."""
+        return sum(1 for trial in self.trials if trial.status == RUNNING)
 
     @property
     def pruned(self) -> int:
@@ -149,10 +154,12 @@ class SweepTrials:
         return param_points(self.trials, key)
 
     def counts(self) -> str:
-        """`12 trials (1 running, 2 pruned)`."""
+        """`12 trials (1 running, 9 queued, 2 pruned)`."""
         total = len(self.trials)
         text = f"{total} trial{'s' if total != 1 else ''}"
-        extra = [f"{n} {word}" for n, word in ((self.running, "running"), (self.pruned, "pruned"))]
+        queued = self.active - self.running
+        counted = ((self.running, "running"), (queued, "queued"), (self.pruned, "pruned"))
+        extra = [f"{n} {word}" for n, word in counted]
         extra = [part for part in extra if not part.startswith("0 ")]
         return f"{text} ({', '.join(extra)})" if extra else text
 

@@ -326,6 +326,10 @@ class CompareScreen(LiveScreen):
         table.add_column("", key="direction")
         for run in data.runs:
             table.add_column(safe_text(run.run_id), key=run.run_id)
+        if data.runs:
+            # Which run is which (the pipeline, the baseline), as `tuneboard compare` says.
+            experiments = [Text(visible(run.experiment), style="dim") for run in data.runs]
+            table.add_row(Text("experiment", style="dim"), "", "", *experiments, key="experiment")
         per_run = [data.stages.get(run.run_id, []) for run in data.runs]
         groups = stage_groups(per_run, data.stage)
         group: str | None = None

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Header, Static
 
 from tuneboard.tui.cells import status_cell
 from tuneboard.tui.screens.base import LiveScreen
+from tuneboard.tui.widgets.chart import step_ticks
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.scatter import Layer, ScatterChart, Ticks
 from tuneboard.tui.widgets.table import Table
@@ -67,7 +68,7 @@ class SweepScreen(LiveScreen):
 
     def busy(self) -> bool:
         """Poll fast while a trial is queued or running."""
-        return self.sweep is None or self.sweep.running > 0
+        return self.sweep is None or self.sweep.active > 0
 
     def load(self) -> SweepTrials:
         """The sweep's trials and their objectives (one open of the database)."""
@@ -149,7 +150,7 @@ class SweepScreen(LiveScreen):
                     tuple(map(float, range(len(points.categories)))), points.categories
                 )
             else:
-                ticks = decade_ticks(points.xs) if log_x else None
+                ticks = decade_ticks(points.xs) if log_x else whole_ticks(points.xs)
             chart.set_layers(
                 param_layers(points, sweep.best),
                 param_labels(sweep.params)[key],
@@ -284,6 +285,18 @@ def decade_ticks(xs: tuple[float, ...]) -> Ticks | None:
         return None
     powers = range(low, high + 1)
     return Ticks(tuple(10.0**k for k in powers), tuple(f"1e{k}" for k in powers))
+
+
+def whole_ticks(xs: tuple[float, ...]) -> Ticks | None:
+    """Round whole numbers along the axis of a parameter whose values are all whole (epochs,
+    batch sizes: `1 2 3 4 5 6`, not `1.0 2.2 3.5 4.8 6.0`); None for other values, or when
+    plotext's own ticks fall on whole numbers already."""
+    if not xs or not all(math.isfinite(x) and float(x).is_integer() for x in xs):
+        return None
+    numbers = step_ticks(min(xs), max(xs))
+    if numbers is None:
+        return None
+    return Ticks(tuple(float(n) for n in numbers), tuple(str(n) for n in numbers))
 
 
 def wide_positive(xs: tuple[float, ...]) -> bool:

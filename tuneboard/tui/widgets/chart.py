@@ -66,6 +66,21 @@ def column_of(x: float, lo: float, hi: float, width: int) -> int:
     return math.floor(round(0.5 + (width - 1) * (x - lo) / (hi - lo), 8))
 
 
+def step_ticks(lo: float, hi: float, count: int = 5) -> list[int] | None:
+    """Whole-number x ticks for an axis of whole numbers (steps) from `lo` to `hi`, at a round
+    interval (1, 2 or 5 times a power of ten) near a `count`-th of the span; None when
+    plotext's own `count` evenly spaced ticks already fall on whole numbers (`0 30 60 90 120`),
+    so that `1 10.8 20.5 30.2 40` reads `10 20 30 40` instead."""
+    if hi <= lo or all(float((hi - lo) * i / (count - 1)).is_integer() for i in range(count)):
+        return None
+    raw = (hi - lo) / (count - 1)
+    power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    rounds = [m * power for m in (1, 2, 5, 10) if m * power >= 1]
+    step = int(min(rounds, key=lambda r: abs(math.log(r / raw))))
+    first = math.ceil(lo / step) * step
+    return list(range(first, math.floor(hi) + 1, step))
+
+
 def _candidates(labels: list[str], note: str) -> list[str]:
     """A merged boundary's texts, longest first: with its note, with the note squeezed, bare."""
     name = "+".join(labels)
@@ -276,6 +291,8 @@ class MetricChart(PlotextPlot):
             # made-up values (-1 .. 1 for step 0); one tick, at the points.
             plt.xticks([lo])
             lo, hi = lo - 1, hi + 1
+        elif (ticks := self._step_ticks(lo, hi)) is not None:
+            plt.xticks([float(tick) for tick in ticks], [str(tick) for tick in ticks])
         self._xlim = (lo, hi)
         plt.xlim(lo, hi)
         # Lines first: the series and marks are drawn over them. The frame is the line of a
@@ -310,6 +327,15 @@ class MetricChart(PlotextPlot):
                 color="red+",
                 label=visible(label) or None,
             )
+
+    def _step_ticks(self, lo: float, hi: float) -> list[int] | None:
+        """`step_ticks` when every x drawn is a whole number (steps, trials), else None."""
+        xs = [x for points in self.series.values() for x in points.xs]
+        xs += [boundary.x for boundary in self.marks.boundaries]
+        xs += [mark.x for mark in self.marks.points]
+        if not all(float(x).is_integer() for x in xs):
+            return None
+        return step_ticks(lo, hi)
 
     def _x_span(self) -> tuple[float, float] | None:
         """The lowest and highest x of every point, boundary and mark; None when there is no
