@@ -36,10 +36,10 @@ from tuneboard.tui.screens.dialogs import TextPrompt
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
+from tuneboard.tui.widgets.typing import EditorArea
 from tuneboard.ui.safe import safe_text
 
 ROW_LIMIT = 1000
-VIEW_KEYS = Binding.Group("views")
 STARTER = """SELECT run_id, experiment, status, headline, headline_value
 FROM runs
 ORDER BY created_at DESC
@@ -67,15 +67,13 @@ class SqlScreen(BaseScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "run_query", "Run", priority=True),
-        Binding("escape", "escape", "Cancel/leave editor", priority=True),
+        # Out of the editor: back to it (the editor shows its own escape, "Leave editor").
+        Binding("escape", "escape", "Editor"),
         Binding("ctrl+s", "save_query", "Save", priority=True),
         Binding("ctrl+g", "chart", "Chart", priority=True),
         Binding("ctrl+e", "focus_editor", "Editor", show=False),
-        # Digits and q type into the editor, so the views and quitting have other keys here.
-        Binding("f1", "app.switch_mode('runs')", "Runs", group=VIEW_KEYS),
-        Binding("f2", "app.switch_mode('sql')", "SQL", group=VIEW_KEYS),
-        Binding("f3", "app.switch_mode('plugins')", "Plugins", group=VIEW_KEYS),
-        Binding("ctrl+q", "app.request_quit", "Quit"),
+        # In the editor, digits and q are text: the editor's footer shows F1-F3 and ctrl+q
+        # (tuneboard.tui.widgets.typing); out of it, the app's 1-3 and q work as everywhere.
     ]
 
     def __init__(self) -> None:
@@ -101,7 +99,7 @@ class SqlScreen(BaseScreen):
         yield NavBar("sql")
         with Horizontal(id="sql-top"):
             language = "sql" if "sql" in TextArea().available_languages else None
-            yield TextArea(
+            yield EditorArea(
                 STARTER,
                 language=language,
                 id="editor",
