@@ -301,7 +301,9 @@ class SqlScreen(BaseScreen):
 
     @on(Tree.NodeSelected, "#schema")
     def _schema_chosen(self, event: Tree.NodeSelected[str]) -> None:
-        if event.node.data:
+        # Enter or a click on a table only opens or closes it; on a column it is a choice:
+        # the column's name goes in at the editor's cursor.
+        if event.node.data and not event.node.allow_expand:
             editor = self.query_one("#editor", TextArea)
             editor.insert(event.node.data)
 
