@@ -87,7 +87,8 @@ def _inherit_project(ctx: click.Context, param: click.Parameter, value: Path | N
     if value is None:
         return given
     if given is not None and given.resolve() != value.resolve():
-        echo(f"error: --project given twice: {given} before the command, {value} after", err=True)
+        message = f"error: --project given twice: {given} before the command, {value} after"
+        echo(message, err=True, fg="red")
         sys.exit(EXIT_BAD_INPUT)
     return value
 
