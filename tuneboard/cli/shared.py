@@ -75,6 +75,24 @@ def exit_on_second_interrupt(message: str = "interrupted again: exiting now") ->
     signal.signal(signal.SIGINT, exit_now)
 
 
+def _inherit_project(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A command's --project, else the one given before its name (`tuneboard -p DIR runs`).
+
+    Both given and naming different folders: a one-line error, exit 2.
+    """
+    parent = ctx.parent
+    while parent is not None and "project_dir" not in parent.params:
+        parent = parent.parent
+    given: Path | None = None if parent is None else parent.params["project_dir"]
+    if value is None:
+        return given
+    if given is not None and given.resolve() != value.resolve():
+        message = f"error: --project given twice: {given} before the command, {value} after"
+        echo(message, err=True, fg="red")
+        sys.exit(EXIT_BAD_INPUT)
+    return value
+
+
 def _project_option(*, eager: bool) -> Callable[[F], F]:
     return click.option(
         "--project",
@@ -83,10 +101,13 @@ def _project_option(*, eager: bool) -> Callable[[F], F]:
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
         is_eager=eager,
+        # The group's own is read as given; a command's falls back on the group's.
+        callback=None if eager else _inherit_project,
         help="Project folder (default: the nearest folder upwards holding a tuneboard.toml).",
     )
 
 
+# A command's own: `tuneboard runs -p DIR`; `tuneboard -p DIR runs` works the same.
 project_option = _project_option(eager=False)
 # The `tuneboard` group's own: eager, so that `tuneboard -p DIR --help` knows the project
 # before --help lists the commands (with those of DIR's plugins).

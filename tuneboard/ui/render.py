@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
@@ -147,13 +147,24 @@ def write_rows(
         raise ValueError(f"unknown format {fmt!r}")
 
 
+# Columns a user copies (a run's id) or reads at a glance (its status): never cut nor wrapped,
+# whatever the width; the other columns wrap to give them room.
+WHOLE_COLUMNS = frozenset({"run_id", "run", "status", "parent_run_id", "child_run_id"})
+
+
 def rich_table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    whole: Collection[str] = WHOLE_COLUMNS,
 ) -> Any:
     """A `rich.table.Table` of the rows (imported lazily: rich costs start-up time).
 
     Title, headers and cells are user data: plain text with control characters escaped,
-    never read as markup.
+    never read as markup. The columns named in `whole` (run ids and statuses by default)
+    are never cut nor wrapped, in a narrow terminal or a pipe (80 columns): the others wrap,
+    a long word folded, to make room.
     """
     from rich.table import Table
 
@@ -164,8 +175,14 @@ def rich_table(
         title_justify="left",
         header_style="bold",
     )
-    for column in columns:
-        table.add_column(safe_text(column))
-    for row in rows:
-        table.add_row(*(safe_text(cell_text(v)) for v in row))
+    cells = [[safe_text(cell_text(v)) for v in row] for row in rows]
+    for index, column in enumerate(columns):
+        header = safe_text(column)
+        if column in whole:
+            width = max([header.cell_len, *(row[index].cell_len for row in cells)])
+            table.add_column(header, no_wrap=True, min_width=width)
+        else:
+            table.add_column(header, overflow="fold", min_width=1)
+    for row in cells:
+        table.add_row(*row)
     return table

@@ -22,7 +22,18 @@ from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
+from tuneboard.tui.widgets.typing import TypingInput
 from tuneboard.ui.safe import safe_text, visible
+
+
+class InstallLine(TypingInput):
+    """The install line: `enter` installs, `escape` goes back to the plugins table.
+
+    While it has the focus its keys (and F1-F3, ctrl+q) are the footer: the screen's own
+    letters are text here.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "submit", "Install")]
 
 
 class PluginsScreen(BaseScreen):
@@ -41,7 +52,7 @@ class PluginsScreen(BaseScreen):
         """The install line, the plugins table, the failures, then pip's output."""
         yield Header()
         yield NavBar("plugins")
-        yield Input(
+        yield InstallLine(
             placeholder="install: package name, wheel or folder (options: -U -e --no-deps …)",
             id="plugin-target",
             compact=True,
@@ -95,6 +106,10 @@ class PluginsScreen(BaseScreen):
             self._install(line.value)
         else:
             line.focus()
+
+    def action_leave_input(self) -> None:
+        """Leave the install line for the plugins table (what it holds stays)."""
+        self.query_one("#plugins", DataTable).focus()
 
     @on(Input.Submitted, "#plugin-target")
     def _submitted(self, event: Input.Submitted) -> None:

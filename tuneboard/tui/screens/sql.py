@@ -40,7 +40,6 @@ from tuneboard.tui.widgets.table import Table
 from tuneboard.ui.safe import safe_text
 
 ROW_LIMIT = 1000
-VIEW_KEYS = Binding.Group("views")
 STARTER = """SELECT run_id, experiment, status, headline, headline_value
 FROM runs
 ORDER BY created_at DESC
@@ -90,15 +89,13 @@ class SqlScreen(BaseScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "run_query", "Run", priority=True),
-        Binding("escape", "escape", "Cancel/leave", priority=True),
+        # Out of the editor: back to it (the editor shows its own escape, "Leave editor").
+        Binding("escape", "escape", "Editor"),
         Binding("ctrl+s", "save_query", "Save", priority=True),
         Binding("ctrl+g", "chart", "Chart", priority=True),
         Binding("ctrl+e", "focus_editor", "Editor", show=False),
-        # Digits and q type into the editor, so the views and quitting have other keys here.
-        Binding("f1", "app.switch_mode('runs')", "Runs", group=VIEW_KEYS),
-        Binding("f2", "app.switch_mode('sql')", "SQL", group=VIEW_KEYS),
-        Binding("f3", "app.switch_mode('plugins')", "Plugins", group=VIEW_KEYS),
-        Binding("ctrl+q", "app.request_quit", "Quit"),
+        # In the editor, digits and q are text: the editor's footer shows F1-F3 and ctrl+q
+        # (tuneboard.tui.widgets.typing); out of it, the app's 1-3 and q work as everywhere.
     ]
 
     def __init__(self) -> None:
@@ -326,7 +323,9 @@ class SqlScreen(BaseScreen):
 
     @on(Tree.NodeSelected, "#schema")
     def _schema_chosen(self, event: Tree.NodeSelected[str]) -> None:
-        if event.node.data:
+        # Enter or a click on a table only opens or closes it; on a column it is a choice:
+        # the column's name goes in at the editor's cursor.
+        if event.node.data and not event.node.allow_expand:
             editor = self.query_one("#editor", TextArea)
             editor.insert(event.node.data)
 

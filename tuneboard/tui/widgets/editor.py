@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
-from textual.widgets import TextArea
+
+from tuneboard.tui.widgets.typing import EditorArea
 
 
-class SqlEditor(TextArea):
-    """A TextArea whose ctrl+a selects all the text (home still goes to the line's start)."""
+class SqlEditor(EditorArea):
+    """The SQL editor: ctrl+a selects all the text (home still goes to the line's start);
+    escape and the typing keys as in every text box (`EditorArea`)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+a", "select_all", "Select all", show=False),
