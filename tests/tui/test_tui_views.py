@@ -16,6 +16,7 @@ from tests.tui.seed import (
     FAILED_TINY,
     RUNNING_TINY,
 )
+from tests.tui.test_tui_help import palette
 from tuneboard.tui.app import TuneboardApp
 from tuneboard.tui.screens.dialogs import TextPrompt
 from tuneboard.tui.screens.runs import RunsScreen
@@ -104,6 +105,13 @@ async def test_save_a_view_and_switch_between_views(
         await pick_view(app, pilot, "done")
         await wait_for(pilot, lambda: shown(app) == [COMPLETED_TINY, COMPLETED_MULTI])
         assert len(columns(app)) == 9
+
+        # From the command palette, on another screen.
+        await pick_view(app, pilot, "")
+        await pilot.press("2")
+        await palette(app, pilot, "view oldest", "Show view oldest")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_for(pilot, lambda: shown(app) == expected)
 
 
 async def test_a_view_with_bad_sql_is_reported_in_one_line(

@@ -180,6 +180,8 @@ class ViewPicker(ModalScreen[str | None]):
         with Vertical(classes="dialog picker-dialog"):
             yield Label(safe_text(f"saved views ({VIEWS_FILE})"), classes="question")
             yield OptionList(*options, id="views")
+            if not self.views:
+                yield Label(f"no views in {VIEWS_FILE} yet", classes="hint")
             yield Label("enter to show, escape to cancel; W saves the current view", classes="hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
