@@ -88,18 +88,27 @@ class ActiveView:
         self._error: str | None = None
         self._lock = threading.Lock()
 
-    def use(self, view: View | None) -> None:
-        """Show `view` from now on (None: every run)."""
+    def use(self, view: View | None, ids: list[str] | None = None) -> None:
+        """Show `view` from now on (None: every run), with the ids its query found if known."""
         with self._lock:
             self.view = view
             self.orders = bool(view and view.order_by.strip())
-            self._ids = None
+            self._ids = ids
             self._queried = None
+
+    def query(self, store: Store, view: View) -> list[str]:
+        """The ids of the runs `view` shows, in order; raises TuneboardError naming the file
+        and the view when the database refuses its SQL. Call from a thread."""
+        from tuneboard.store import run_query
+
+        try:
+            result = run_query(store, view.sql(), limit=1_000_000)
+        except (QueryError, TuneboardError) as error:
+            raise TuneboardError(f"{self.path.name}: [views.{view.name}]: {error}") from None
+        return [str(row[0]) for row in result.rows]
 
     def refresh(self, store: Store, runs: Sequence[RunRow]) -> None:
         """Run the view's query if the view or the runs changed (or a while has passed)."""
-        from tuneboard.store import run_query
-
         view = self.view
         if view is None:
             return
@@ -111,14 +120,13 @@ class ActiveView:
             if since < MIN_INTERVAL or (last[1] == print_ and since < MAX_INTERVAL):
                 return
         try:
-            result = run_query(store, view.sql(), limit=1_000_000)
-        except (QueryError, TuneboardError) as error:
+            ids = self.query(store, view)
+        except TuneboardError as error:
             with self._lock:
                 if self.view is view:
-                    self._error = f"{self.path.name}: [views.{view.name}]: {error}"
+                    self._error = str(error)
                     self.view, self.orders, self._ids = None, False, None
             return
-        ids = [str(row[0]) for row in result.rows]
         with self._lock:
             if self.view is view:
                 self._ids = ids
@@ -131,14 +139,9 @@ class ActiveView:
         if view is None:
             return list(runs)
         if ids is None:
-            return []  # read on the next load, in a moment
+            return []  # not read yet
         by_id = {run.run_id: run for run in runs}
         return [by_id[run_id] for run_id in ids if run_id in by_id]
-
-    @property
-    def pending(self) -> bool:
-        """True while a view is on but its query has not answered yet."""
-        return self.view is not None and self._ids is None
 
     def take_error(self) -> str | None:
         """The error that ended the last view, once."""

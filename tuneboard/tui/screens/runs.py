@@ -286,8 +286,7 @@ class RunsScreen(LiveScreen):
         if self.selected:
             parts.append(f"{len(self.selected)} selected")
         if self.view is not None and self.view.view is not None:
-            reading = " (reading…)" if self.view.pending else ""
-            parts.insert(0, f"view {self.view.view.name}{reading}")
+            parts.insert(0, f"view {self.view.view.name}")
         if self.view is not None and self.view.orders:
             parts.append("in the view's order")
         else:
@@ -372,10 +371,30 @@ class RunsScreen(LiveScreen):
         self.app.push_screen(ViewPicker(views, current), chosen)
 
     def use_view(self, view: View | None) -> None:
-        """Show the runs of `view` (None: every run), with its columns; the filters reset."""
+        """Show the runs of `view` (None: every run), with its columns; the filters reset.
+
+        The view's query runs first, in a thread: the table changes once its runs are known
+        (a view the database refuses changes nothing and says why).
+        """
         if self.view is None:
             self.view = ActiveView(views_path(self.tb.project))
-        self.view.use(view)
+        if view is None:
+            self._view_ready(None, None)
+        else:
+            self._query_view(self.view, view)
+
+    @work(thread=True, exit_on_error=False, name="reading a saved view", group="view")
+    def _query_view(self, active: ActiveView, view: View) -> None:
+        try:
+            ids = active.query(self.tb.store, view)
+        except TuneboardError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error", timeout=12)
+            return
+        self.app.call_from_thread(self._view_ready, view, ids)
+
+    def _view_ready(self, view: View | None, ids: list[str] | None) -> None:
+        assert self.view is not None
+        self.view.use(view, ids)
         self.query_one("#filter", Input).value = ""
         self.query_one("#status", Select).value = ALL
         self.query_one("#experiment", Select).value = ALL
