@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
-from textual.app import App, ScreenStackError
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.notifications import SeverityLevel
@@ -59,6 +59,12 @@ def _plugins_screen() -> Screen[Any]:
     return PluginsScreen()
 
 
+def _commands() -> Any:
+    from tuneboard.tui.commands import TuneboardCommands
+
+    return TuneboardCommands
+
+
 _NAV = Binding.Group("views")
 
 
@@ -73,6 +79,7 @@ class TuneboardApp(App[None]):
         "plugins": _plugins_screen,
     }
     DEFAULT_MODE = "runs"
+    COMMANDS: ClassVar[set[Any]] = {*App.COMMANDS, _commands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "switch_mode('runs')", "Runs", group=_NAV),
         Binding("2", "switch_mode('sql')", "SQL", group=_NAV),
@@ -80,6 +87,7 @@ class TuneboardApp(App[None]):
         Binding("f1", "switch_mode('runs')", "Runs", show=False),
         Binding("f2", "switch_mode('sql')", "SQL", show=False),
         Binding("f3", "switch_mode('plugins')", "Plugins", show=False),
+        Binding("question_mark", "show_keys", "Keys", key_display="?"),
         Binding("q", "request_quit", "Quit"),
         Binding("ctrl+q", "request_quit", "Quit", show=False),
     ]
@@ -318,7 +326,28 @@ class TuneboardApp(App[None]):
         if event.state == WorkerState.ERROR:
             self.worker_failed(event.worker)
 
+    # --- help and the command palette ---------------------------------------------------------
+
+    def action_show_keys(self) -> None:
+        """Show the keys of the screen on show (and the app's)."""
+        from tuneboard.tui.screens.keys import KeysScreen
+
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's palette commands, with its "Keys" panel replaced by the `?` screen."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Keys":
+                yield SystemCommand("Keys", "The keys of this screen (?)", self.action_show_keys)
+            else:
+                yield command
+
     # --- quitting ----------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Quit as `q` does (the palette's Quit calls this): ask first when runs are active."""
+        self.action_request_quit()
 
     def action_request_quit(self) -> None:
         """Quit; if runs of this app are active, ask whether to cancel them first."""

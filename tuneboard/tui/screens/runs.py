@@ -15,12 +15,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Input, Select, Static
 
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.tui.cells import duration_of, is_active
 from tuneboard.tui.messages import RunsChanged
 from tuneboard.tui.run_columns import FITS, Fit, fit_for, row_cells, sweep_cells
 from tuneboard.tui.screens.base import LiveScreen
-from tuneboard.tui.screens.dialogs import ConfirmDialog
+from tuneboard.tui.screens.dialogs import ConfirmDialog, TextPrompt
 from tuneboard.tui.selection import delete_question, selection_order
+from tuneboard.tui.views import ActiveView, ViewPicker, load_views, views_path
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.tui.widgets.nav import NavBar
 from tuneboard.tui.widgets.table import Table
@@ -28,8 +30,10 @@ from tuneboard.ui.safe import safe_text
 from tuneboard.ui.sweeps import SweepReader, SweepTrials
 
 if TYPE_CHECKING:
-    from tuneboard.store import RunRow
+    from tuneboard.ui.views import View
 
+if TYPE_CHECKING:
+    from tuneboard.store import RunRow
 ALL = "*"
 # A refilled table gets at least this many rows (and a terminal's height) at once, the rest
 # after the next frame (see `RunsScreen.redraw`).
@@ -102,6 +106,8 @@ class RunsScreen(LiveScreen):
         Binding("slash", "focus_filter", "Filter"),
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse", "Reverse", show=False),
+        Binding("w", "views", "Views", show=False),
+        Binding("W", "save_view", "Save view", show=False),
         Binding("escape", "focus_table", "Table", show=False),
     ]
 
@@ -122,6 +128,9 @@ class RunsScreen(LiveScreen):
         self._visible_count = 0
         self._sweep_reader = SweepReader()
         self.fit: Fit = FITS[0]
+        self.columns = COLUMNS  # the columns shown (a saved view may show fewer)
+        self._picked = tuple(range(len(COLUMNS)))
+        self.view: ActiveView | None = None  # a saved view on show (see tuneboard.tui.views)
 
     def compose(self) -> ComposeResult:
         """Header, navigation, filters, the table and the footer."""
@@ -171,7 +180,7 @@ class RunsScreen(LiveScreen):
             return False
         self.fit = fit
         table = self.query_one("#runs", DataTable)
-        for column in COLUMNS:
+        for column in self.columns:
             header = table.columns[column.key]  # type: ignore[index]
             header.label = Text(fit.header(column.key, column.label))
             header.content_width = len(header.label)
@@ -185,13 +194,15 @@ class RunsScreen(LiveScreen):
         return any(is_active(run.status) for run in self.runs)
 
     def load(self) -> RunsData:
-        """Every run of the project, and what the sweeps among them show (one open of the
+        """Every run of the project, what the sweeps among them show (one open of the
         database: the runs, then the records and objectives of sweep runs not read yet or
-        still active)."""
+        still active), and a saved view's ids."""
         store = self.tb.store
         with store.hold():
             runs = store.list_runs()
             sweeps = self._sweep_reader.read(store, runs, self._sweep_table, self._higher)
+        if self.view is not None:  # user SQL: on a connection of its own, outside hold()
+            self.view.refresh(store, runs)
         return RunsData(runs, sweeps)
 
     def _sweep_table(self, experiment: str) -> Any:
@@ -224,6 +235,10 @@ class RunsScreen(LiveScreen):
             [*self.tb.project.experiment_names, *(r.experiment for r in data.runs)]
         )
         self._set_experiment_options(tuple(names))
+        error = self.view.take_error() if self.view is not None else None
+        if error:
+            self.notify(error, severity="error", timeout=12)
+            self.set_columns(())
         self.redraw()
 
     def visible_runs(self) -> list[RunRow]:
@@ -233,11 +248,13 @@ class RunsScreen(LiveScreen):
         experiment = self.query_one("#experiment", Select).value
         runs = [
             run
-            for run in self.runs
+            for run in (self.view.apply(self.runs) if self.view else self.runs)
             if (status == ALL or run.status == status)
             and (experiment == ALL or run.experiment == experiment)
             and (not text or text in _haystack(run))
         ]
+        if self.view is not None and self.view.orders:
+            return runs  # in the view's ORDER BY
         column = next(c for c in COLUMNS if c.key == self.sort_column)
         now = self.tb.clock()
         runs.sort(key=lambda run: run.run_id, reverse=self.sort_reverse)
@@ -287,11 +304,11 @@ class RunsScreen(LiveScreen):
         if keys == self.shown:
             # Rows not added yet get their cells when they are (see `_add_rest`).
             for row in rows[: table.row_count]:
-                cells = self._cached_row(row, now, variables)
+                cells = self._shown_cells(row, now, variables)
                 old = self._cells.get(row.key)
                 if cells is old:
                     continue
-                for column, value, before in zip(COLUMNS, cells, old or (), strict=False):
+                for column, value, before in zip(self.columns, cells, old or (), strict=False):
                     if value != before:
                         table.update_cell(row.key, column.key, value, update_width=True)
                 self._cells[row.key] = cells
@@ -320,7 +337,7 @@ class RunsScreen(LiveScreen):
         variables: dict[str, str],
     ) -> None:
         for row in rows:
-            cells = self._cached_row(row, now, variables)
+            cells = self._shown_cells(row, now, variables)
             table.add_row(*cells, key=row.key)
             self._cells[row.key] = cells
 
@@ -349,6 +366,11 @@ class RunsScreen(LiveScreen):
         self._row_cache[run.run_id] = (key, cells)
         return cells
 
+    def _shown_cells(self, row: Row, now: float, variables: dict[str, str]) -> tuple[Any, ...]:
+        """A row's cells, only those of the columns shown (a saved view may show fewer)."""
+        cells = self._cached_row(row, now, variables)
+        return cells if len(self._picked) == len(cells) else tuple(cells[i] for i in self._picked)
+
     def _row(
         self, run: RunRow, now: float, variables: dict[str, str], prefix: str = ""
     ) -> tuple[Any, ...]:
@@ -369,7 +391,12 @@ class RunsScreen(LiveScreen):
             parts.append(f"{count} sweep{'s' if count != 1 else ''}")
         if self.selected:
             parts.append(f"{len(self.selected)} selected")
-        parts.append(f"sorted by {self.sort_column} {arrow}")
+        if self.view is not None and self.view.view is not None:
+            parts.insert(0, f"view {self.view.view.name}")
+        if self.view is not None and self.view.orders:
+            parts.append("in the view's order")
+        else:
+            parts.append(f"sorted by {self.sort_column} {arrow}")
         active = sum(1 for run in self.runs if is_active(run.status))
         if active:
             parts.append(f"{active} active")
@@ -432,18 +459,103 @@ class RunsScreen(LiveScreen):
             self.sort_reverse = not self.sort_reverse
         else:
             self.sort_column, self.sort_reverse = key, key in ("started", "headline")
-        self.redraw()
+        self._own_sort()
 
     def action_sort(self) -> None:
         """Sort by the next column."""
         index = SORTABLE.index(self.sort_column)
         self.sort_column = SORTABLE[(index + 1) % len(SORTABLE)]
-        self.redraw()
+        self._own_sort()
 
     def action_reverse(self) -> None:
         """Reverse the order."""
         self.sort_reverse = not self.sort_reverse
+        self._own_sort()
+
+    def _own_sort(self) -> None:
+        """The screen's sort from now on (over a view's ORDER BY)."""
+        if self.view is not None:
+            self.view.orders = False
         self.redraw()
+
+    # --- saved views (tuneboard.tui.views) ------------------------------------------------
+
+    def action_views(self) -> None:
+        """Pick a saved view (or every run)."""
+        views = load_views(self.tb, SORTABLE)
+        current = self.view.view.name if self.view and self.view.view else None
+
+        def chosen(name: str | None) -> None:
+            if name is not None:
+                self.use_view(views.get(name))
+
+        self.app.push_screen(ViewPicker(views, current), chosen)
+
+    def use_view(self, view: View | None) -> None:
+        """Show the runs of `view` (None: every run), with its columns; the filters reset.
+
+        The view's query runs first, in a thread: the table changes once its runs are known
+        (a view the database refuses changes nothing and says why).
+        """
+        if self.view is None:
+            self.view = ActiveView(views_path(self.tb.project))
+        if view is None:
+            self._view_ready(None, None)
+        else:
+            self._query_view(self.view, view)
+
+    @work(thread=True, exit_on_error=False, name="reading a saved view", group="view")
+    def _query_view(self, active: ActiveView, view: View) -> None:
+        try:
+            ids = active.query(self.tb.store, view)
+        except TuneboardError as error:
+            self.app.call_from_thread(self.notify, str(error), severity="error", timeout=12)
+            return
+        self.app.call_from_thread(self._view_ready, view, ids)
+
+    def _view_ready(self, view: View | None, ids: list[str] | None) -> None:
+        assert self.view is not None
+        self.view.use(view, ids)
+        self.query_one("#filter", Input).value = ""
+        self.query_one("#status", Select).value = ALL
+        self.query_one("#experiment", Select).value = ALL
+        self.set_columns(view.columns if view else ())
+        self.request_refresh()
+
+    def set_columns(self, keys: Sequence[str]) -> None:
+        """Show these columns (the selection mark always; none given: all of them)."""
+        wanted = [c for c in COLUMNS if c.key == "sel" or not keys or c.key in keys]
+        if tuple(wanted) == self.columns:
+            return
+        self.columns = tuple(wanted)
+        self._picked = tuple(COLUMNS.index(c) for c in wanted)
+        table = self.query_one("#runs", DataTable)
+        table.clear(columns=True)
+        for column in self.columns:
+            table.add_column(self.fit.header(column.key, column.label), key=column.key)
+        self.shown, self._cells = [], {}
+        self.redraw()
+
+    def action_save_view(self) -> None:
+        """Save the filters, the sort and the columns as a view (asks for a name)."""
+        from tuneboard.tui.views import state_view
+        from tuneboard.ui.views import save_view
+
+        current = self.view.view.name if self.view and self.view.view else ""
+
+        def named(name: str | None) -> None:
+            if not name:
+                return
+            view = state_view(self, name)
+            try:
+                save_view(views_path(self.tb.project), view, SORTABLE)
+            except TuneboardError as error:
+                self.notify(str(error), severity="error", timeout=12)
+                return
+            self.notify(f"saved view {name!r} in {views_path(self.tb.project).name}")
+            self.use_view(view)
+
+        self.app.push_screen(TextPrompt("Save this view as:", current), named)
 
     def action_focus_filter(self) -> None:
         """Type to filter."""

@@ -1,23 +1,68 @@
-"""A DataTable that never shows cells drawn at the column widths it had before measuring."""
+"""The app's one table widget: k9s/htop movement keys, and cells never drawn at stale widths."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
+# The movement keys every table adds to DataTable's arrows and page keys: (key, action, help).
+MOVE_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("j", "move_down", "down a row"),
+    ("k", "move_up", "up a row"),
+    ("g", "move_top", "to the first row"),
+    ("G", "move_bottom", "to the last row"),
+    ("home", "move_top", "to the first row"),
+    ("end", "move_bottom", "to the last row"),
+)
+# Keys a screen may bind for itself: there the screen's binding wins (see `Table.check_action`).
+_LETTERS = {"move_down": "j", "move_up": "k", "move_top": "g", "move_bottom": "G"}
+
 
 class Table(DataTable[Any]):
-    """Textual's DataTable, repainted after it measures new rows and cells.
+    """Textual's DataTable with `j`/`k`/`g`/`G`/Home/End, repainted after it measures rows.
 
-    DataTable sizes its columns when it is next idle and keys its rendered cells by an
-    update count, not by column width. A frame drawn before that idle moment (a busy
+    Movement: `j`/`k` move down/up a row, `g`/Home to the first row, `G`/End to the last
+    (as in k9s and htop). A screen that binds one of these letters for itself keeps it (the
+    Review screen's `g` keeps a label): the table then leaves that key to the screen, and
+    Home/End still move.
+
+    Repainting: DataTable sizes its columns when it is next idle and keys its rendered cells
+    by an update count, not by column width. A frame drawn before that idle moment (a busy
     machine) caches cells cut to the header widths, and they stay on screen until some
     other change, which on a quiet table never comes. Counting the measuring as an update
     voids those cells.
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(key, f"{action}('{key}')", help, show=False) for key, action, help in MOVE_KEYS),
+    ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Leave a letter key to the screen when the screen binds it."""
+        letter = _LETTERS.get(action)
+        if letter is None or not parameters or parameters[0] != letter:
+            return True  # Home/End, or a key other than the letter
+        return not self.screen._bindings.key_to_bindings.get(letter)
+
+    def action_move_down(self, key: str = "") -> None:
+        """Down a row (or scroll down a line in a table without a cursor)."""
+        self.action_cursor_down()
+
+    def action_move_up(self, key: str = "") -> None:
+        """Up a row (or scroll up a line)."""
+        self.action_cursor_up()
+
+    def action_move_top(self, key: str = "") -> None:
+        """To the first row (or the top)."""
+        self.action_scroll_top()
+
+    def action_move_bottom(self, key: str = "") -> None:
+        """To the last row (or the bottom)."""
+        self.action_scroll_bottom()
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         super()._update_dimensions(new_rows)
