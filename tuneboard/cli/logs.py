@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tuneboard.cli.shared import echo, friendly_errors, load_project_from, open_store, project_option
+from tuneboard.cli.shared import (
+    echo,
+    friendly_errors,
+    load_project_from,
+    open_store,
+    project_option,
+)
 
 if TYPE_CHECKING:
     from tuneboard.store import LogRow

@@ -160,7 +160,6 @@ class EngineJob:
         self._final_metrics: dict[str, float] = {}  # the run's last value of each metric
         self._log: capture.RunLog | None = None  # its output, while it runs here
 
-
     @property
     def experiment(self) -> str:
         """The name of the run's experiment."""

@@ -219,9 +219,9 @@ M008_LOGS = """
 CREATE TABLE logs (
     run_id VARCHAR,                 -- the run whose thread wrote it
     stage_index INTEGER,            -- the stage running then, NULL outside a stage
-    line BIGINT,                    -- its number in the run's log, from 0 (again from 0 when resumed)
+    line BIGINT,                    -- its place in the run's log from 0 (again from 0 on resume)
     time TIMESTAMPTZ,               -- when it was written
-    stream VARCHAR,                 -- stdout, stderr, warnings, logging, or tuneboard (lines dropped)
+    stream VARCHAR,                 -- stdout, stderr, warnings, logging, tuneboard (lines dropped)
     level VARCHAR,                  -- debug, info, warning, error or critical (prints: info)
     source VARCHAR,                 -- the logger's name or the warning's category; '' for prints
     message VARCHAR                 -- the line, or the whole warning or record (may span lines)

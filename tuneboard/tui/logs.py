@@ -101,7 +101,7 @@ class LogView(Vertical):
             return
         for row in chunk.rows:
             if log_matches(row, self.needle):
-                lines.write(self._render(row))
+                lines.write(self._line_text(row))
 
     def open_search(self) -> None:
         """Show the search box and focus it."""
@@ -129,9 +129,9 @@ class LogView(Vertical):
         lines = self.query_one(RichLog)
         lines.clear()
         for row in self.shown_rows:
-            lines.write(self._render(row))
+            lines.write(self._line_text(row))
 
-    def _render(self, row: LogRow) -> Text:
+    def _line_text(self, row: LogRow) -> Text:
         prefix, message_lines = log_lines(row)
         text = Text(visible(prefix), style="dim")
         body = Text("  " + "\n    ".join(visible(line) for line in message_lines))
