@@ -201,3 +201,26 @@ def test_follow_prints_new_lines_until_the_run_ends_and_ctrl_c_exits_130(
     interrupted.process.send_signal(signal.SIGINT)
     assert interrupted.finish() == 130
     stop.touch()
+
+
+def test_hostile_lines_print_as_text(tuneboard_project: ThrowawayProject, cli: CliRunner) -> None:
+    from tests.tui.seed import HOSTILE
+    from tuneboard.ui.safe import visible
+
+    root = tuneboard_project.root
+    (root / "tuneboard.toml").write_text('[project]\nname = "throwaway"\n', encoding="utf-8")
+    with Store(load_project(root).database) as store:
+        store.create_run("r1", "exp", {"stages": []})
+        store.set_run_status("r1", "completed")
+        store.log_output("r1", 0, 0, "stdout", "info", "", HOSTILE)
+        store.log_output("r1", 0, 1, "logging", "error", f"lib{HOSTILE}", f"first\n{HOSTILE}")
+    shown = cli("logs", "r1", cwd=root)
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\x9b" not in shown.stdout
+    lines = shown.stdout.splitlines()
+    assert lines[0].endswith(f"stdout  {visible(HOSTILE)}")
+    assert f"error lib{visible(HOSTILE)}  first" in lines[1]
+    assert lines[2] == f"    {visible(HOSTILE)}"
+    as_json = cli("logs", "r1", "--json", cwd=root)
+    assert "\x1b" not in as_json.stdout
+    assert json.loads(as_json.stdout.splitlines()[0])["message"] == HOSTILE

@@ -3,6 +3,7 @@ as text. Seeded rows, no training."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from textual.widgets import RichLog, TabbedContent
@@ -11,6 +12,7 @@ from tests.tui.conftest import AppFactory, wait_for
 from tests.tui.seed import HOSTILE, T0
 from tuneboard.config import load_project
 from tuneboard.store import Store
+from tuneboard.testing import ThrowawayProject
 from tuneboard.tui.logs import LogSearch, LogView
 from tuneboard.tui.screens.detail import DetailScreen
 from tuneboard.ui.safe import visible
@@ -65,3 +67,30 @@ async def test_logs_follow_new_lines_and_search_filters_them(
         await pilot.press("slash", "escape")  # clears it; the screen stays
         await wait_for(pilot, lambda: len(_screen_lines(view)) == 4)
         assert app.screen is screen and view.needle == ""
+
+
+async def test_a_run_launched_in_the_app_shows_its_prints_in_the_logs_tab(
+    tuneboard_project: ThrowawayProject, make_app: AppFactory
+) -> None:
+    # Textual replaces sys.stdout while the app runs: the run's prints must still be kept.
+    plugin = Path(__file__).resolve().parent.parent / "integration" / "log_plugins.py"
+    tuneboard_project.add_plugin_file(plugin, name="chatty")
+    toml = '[project]\nname = "throwaway"\ndevices = ["cpu"]\n\n'
+    toml += tuneboard_project.experiment_toml("talk", [{"plugin": "chatty", "tag": "APP"}])
+    (tuneboard_project.root / "tuneboard.toml").write_text(toml, encoding="utf-8")
+    app = make_app(tuneboard_project.root, fixed_clock=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+
+        def launch() -> str:
+            engine = app.engine
+            return engine.launch(engine.prepare(app.project.experiment("talk", app.registry)))
+
+        run_id = await asyncio.to_thread(launch)
+        await app.push_screen(DetailScreen(run_id))
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+        view = screen.query_one(LogView)
+        await wait_for(pilot, lambda: any(r.message == "APP done" for r in view.rows), 120)
+        messages = [row.message for row in view.rows]
+        assert messages[:3] == ["APP line 0", "APP line 1", "APP line 2"]
+        assert "APP logged" in messages
