@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import CliRunner
 from tuneboard.config import load_project
+from tuneboard.engine import capture
 from tuneboard.engine.engine import Engine
 from tuneboard.plugins import load_plugins
 from tuneboard.store import Store
@@ -224,3 +225,19 @@ def test_hostile_lines_print_as_text(tuneboard_project: ThrowawayProject, cli: C
     as_json = cli("logs", "r1", "--json", cwd=root)
     assert "\x1b" not in as_json.stdout
     assert json.loads(as_json.stdout.splitlines()[0])["message"] == HOSTILE
+
+
+def test_a_stage_printing_in_a_tight_loop_is_capped(
+    project: ThrowawayProject, launcher: Launcher
+) -> None:
+    _write_experiments(project, flood={"tag": "FLOOD", "lines": 5_000})
+    run_id = launcher.launch("flood")
+    assert launcher.engine.wait([run_id], timeout=300)
+    launcher.store.flush()
+    rows = launcher.store.logs(run_id)
+    printed = [row for row in rows if row.message.startswith("FLOOD line")]
+    assert capture.BURST <= len(printed) < 5_000 // 2
+    notes = [row.message for row in rows if row.stream == "tuneboard"]
+    assert notes and all(n.endswith("lines dropped: more than 200 lines a second") for n in notes)
+    dropped = sum(int(n.split()[0]) for n in notes)
+    assert len([r for r in rows if r.message.startswith("FLOOD")]) + dropped == 5_000 + 5
