@@ -176,7 +176,8 @@ class RunLog:
 
     def _record(self, stream: str, level: str, source: str, message: str) -> None:
         line, self._line = self._line, self._line + 1
-        with contextlib.suppress(Exception):  # never fail the code that printed
+        # Never fail the code that printed; what recording says itself is not the run's.
+        with contextlib.suppress(Exception), paused():
             self.recorder.log_output(
                 self.run_id, self.stage_index, line, stream, level, source, message
             )
