@@ -56,7 +56,7 @@ def exports(source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         done = tuneboard("export", "--all", "--format", file_format, "--out", str(out), cwd=source)
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith(
-            f"exported 5 runs (13 stages, 337 metrics, 42 events, 1 artifacts, 0 generations, 1 run_parents) as {file_format}"
+            f"exported 5 runs (13 stages, 337 metrics, 42 events, 1 artifacts, 0 generations, 0 logs, 1 run_parents) as {file_format}"
         )
     # Runs named by id and by a unique prefix.
     out = made["two"] = folder / "two"
@@ -125,7 +125,7 @@ def test_export_then_import_into_another_project(
 ) -> None:
     out = exports[file_format]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format_version"] == 3 and manifest["source_project"] == "sentiment"
+    assert manifest["format_version"] == 4 and manifest["source_project"] == "sentiment"
     assert manifest["file_format"] == file_format and len(manifest["run_ids"]) == 5
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["manifest.json", *(f"{t}.{file_format}" for t in TABLES)]
@@ -135,7 +135,7 @@ def test_export_then_import_into_another_project(
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.startswith(
         "imported 5 runs (13 stages, 337 metrics, 42 events, 1 artifacts, 0 generations,"
-        " 1 run_parents)"
+        " 0 logs, 1 run_parents)"
     )
     assert counts(target) == counts(source)
     for table in ("metrics", "events", "artifacts", "run_parents"):
@@ -156,7 +156,7 @@ def test_export_then_import_into_another_project(
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines() == [
         "imported 0 runs (0 stages, 0 metrics, 0 events, 0 artifacts, 0 generations,"
-        f" 0 run_parents) from {out}"
+        f" 0 logs, 0 run_parents) from {out}"
         " (project 'sentiment')",
         "skipped 5 runs already here (identical)",
     ]

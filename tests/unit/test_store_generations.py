@@ -123,7 +123,7 @@ def test_export_and_import_carry_generations(
     exported = export_runs(store, ["r"], out, file_format, source_project="a")
     assert exported.rows["generations"] == 5
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == 4
     with Store(tmp_path / "b" / "tuneboard.duckdb") as target:
         imported = import_runs(target, out)
         assert imported.imported == ["r"] and imported.rows["generations"] == 5

@@ -44,6 +44,7 @@ from tuneboard.cli import (
     compare,
     export_import,
     lineage,
+    logs,
     plugins,
     resume,
     review,
@@ -84,6 +85,7 @@ main.add_command(runs.runs)
 main.add_command(show.show)
 main.add_command(compare.compare)
 main.add_command(lineage.lineage)
+main.add_command(logs.logs)
 main.add_command(cancel.cancel)
 main.add_command(sql.sql)
 main.add_command(sweep.sweep)

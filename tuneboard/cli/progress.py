@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Column
 
+from tuneboard.engine.capture import paused
 from tuneboard.engine.observer import RunObserver, StageSummary
 from tuneboard.ui.render import format_number, status_text
 from tuneboard.ui.safe import visible
@@ -68,7 +69,8 @@ class ProgressObserver(RunObserver):
         label = f"{stage_index} {name}" if name == plugin else f"{stage_index} {name} ({plugin})"
         if run_id in self.run_labels:
             label = f"{self.run_labels[run_id]} · {label}"
-        with self._lock:
+        # Called from the run's thread; rich draws the bars here: not the run's output.
+        with self._lock, paused():
             self._tasks[(run_id, stage_index)] = self._progress.add_task(
                 visible(label), total=None, metrics=""
             )
@@ -108,11 +110,12 @@ class ProgressObserver(RunObserver):
         if self.enabled:
             status = status_text(summary.status)
             run = f"{self.run_labels[run_id]} · " if run_id in self.run_labels else ""
-            self._progress.console.print(
-                visible(
-                    f"  {run}stage {stage_index} {summary.name}: {status} in "
-                    f"{summary.seconds:.1f}s{best}"
-                ),
-                highlight=False,
-                markup=False,
-            )
+            with paused():  # called from the run's thread: tuneboard's line, not the run's
+                self._progress.console.print(
+                    visible(
+                        f"  {run}stage {stage_index} {summary.name}: {status} in "
+                        f"{summary.seconds:.1f}s{best}"
+                    ),
+                    highlight=False,
+                    markup=False,
+                )

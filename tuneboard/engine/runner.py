@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneboard.config import LOCAL_EXECUTOR, ExperimentConfig, Project
-from tuneboard.engine import killpoints
+from tuneboard.engine import capture, killpoints
 from tuneboard.engine.context import ProjectDatasetContext, RunContext, RunEnvironment
 from tuneboard.engine.lifecycle import RunLifecycle
 from tuneboard.engine.observer import RunObserver, StageSummary
@@ -29,7 +29,7 @@ from tuneboard.sdk.errors import ConfigError, PluginError, RunCancelled, Tuneboa
 from tuneboard.sdk.errors import one_line as _one_line
 from tuneboard.sdk.files import make_private
 from tuneboard.sdk.recording import RunRecorder
-from tuneboard.sdk.status import CANCELLED, COMPLETED, FAILED, RUNNING
+from tuneboard.sdk.status import CANCELLED, COMPLETED, FAILED, FINISHED_STATUSES, RUNNING
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -159,6 +159,7 @@ class EngineJob:
             project_dir=prepared.project.root,
         )
         self._final_metrics: dict[str, float] = {}  # the run's last value of each metric
+        self._log: capture.RunLog | None = None  # its output, while it runs here
 
     @property
     def experiment(self) -> str:
@@ -193,7 +194,13 @@ class EngineJob:
         return RecordReplayer(self, device_prefix=device_prefix)
 
     def __call__(self, device: str, cancel: threading.Event) -> None:
-        """Run every stage in order on `device`; never raises."""
+        """Run every stage in order on `device`; never raises. What the run's threads print,
+        warn and log meanwhile is kept in its log (`tuneboard.engine.capture`)."""
+        with capture.capturing(self.run_id, self.store) as self._log:
+            self._execute(device, cancel)
+        self._log = None
+
+    def _execute(self, device: str, cancel: threading.Event) -> None:
         experiment = self.prepared.experiment
         env = RunEnvironment(
             run_id=self.run_id,
@@ -251,6 +258,8 @@ class EngineJob:
     def _set_status(
         self, status: str, *, device: str | None = None, error: str | None = None
     ) -> None:
+        if status in FINISHED_STATUSES and self._log is not None:
+            self._log.close()  # its last lines are kept before the run reads as finished
         self.store.set_run_status(self.run_id, status, device=device, error=error)
         self.observer.run_status(self.run_id, status, error)
         if status in (COMPLETED, FAILED, CANCELLED):
@@ -326,6 +335,9 @@ class EngineJob:
         started = time.perf_counter()
         status = FAILED
         outer, env.position = env.position, (index, 0)  # system metrics go to this stage now
+        outer_log = self._log.stage_index if self._log is not None else None
+        if self._log is not None:
+            self._log.stage_index = index  # so do the lines the run prints
         try:
             ctx.check_stop()
             state = stage_cls(spec.params).run(ctx, state)
@@ -348,6 +360,8 @@ class EngineJob:
             ) from error
         finally:
             env.position = outer
+            if self._log is not None:
+                self._log.stage_index = outer_log
             self._finish_stage(ctx, name, spec.plugin, status, time.perf_counter() - started)
 
     def _outcome(self, ctx: RunContext) -> StageOutcome:

@@ -212,6 +212,22 @@ LEFT JOIN stages s ON s.run_id = p.parent_run_id AND s.stage_index = p.parent_st
 LEFT JOIN stages c ON c.run_id = p.run_id AND c.stage_index = 0;
 """
 
+# Each run's output (see tuneboard/engine/capture.py): what its threads printed, Python
+# warnings and logging records, one row per line or message, capped per run. Like `metrics`,
+# without a key or index, so writing stays fast.
+M008_LOGS = """
+CREATE TABLE logs (
+    run_id VARCHAR,                 -- the run whose thread wrote it
+    stage_index INTEGER,            -- the stage running then, NULL outside a stage
+    line BIGINT,                    -- its place in the run's log from 0 (again from 0 on resume)
+    time TIMESTAMPTZ,               -- when it was written
+    stream VARCHAR,                 -- stdout, stderr, warnings, logging, tuneboard (lines dropped)
+    level VARCHAR,                  -- debug, info, warning, error or critical (prints: info)
+    source VARCHAR,                 -- the logger's name or the warning's category; '' for prints
+    message VARCHAR                 -- the line, or the whole warning or record (may span lines)
+);
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_initial", M001_INITIAL),
     ("m002_cancel_requests", M002_CANCEL_REQUESTS),
@@ -219,6 +235,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m004_generations", M004_GENERATIONS),
     ("m005_run_steps", M005_RUN_STEPS),
     ("m006_lineage", M006_LINEAGE),
+    ("m008_logs", M008_LOGS),
 ]
 
 

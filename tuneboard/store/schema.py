@@ -132,6 +132,25 @@ class EventRow:
 
 
 @dataclass(frozen=True)
+class LogRow:
+    """One row of `logs`: a line a run printed, a Python warning or a logging record.
+
+    `stream` is stdout, stderr, warnings, logging or tuneboard (its note of dropped lines);
+    `source` the logger's name or the warning's category ('' for prints); `stage_index`
+    None outside a stage.
+    """
+
+    run_id: str
+    stage_index: int | None
+    line: int
+    time: float
+    stream: str
+    level: str
+    source: str
+    message: str
+
+
+@dataclass(frozen=True)
 class ArtifactRow:
     """One row of `artifacts`."""
 
@@ -229,6 +248,7 @@ __all__ = [
     "ArtifactRow",
     "EventRow",
     "GenerationRow",
+    "LogRow",
     "RunLink",
     "RunRow",
     "RunStatus",

@@ -40,6 +40,7 @@ from tuneboard.store.schema import (
     ArtifactRow,
     EventRow,
     GenerationRow,
+    LogRow,
     RunLink,
     RunRow,
     RunStatus,
@@ -57,6 +58,7 @@ from tuneboard.store.writer import (
     EVENT,
     FLUSH_INTERVAL,
     GENERATIONS,
+    LOG,
     METRICS,
     PROGRESS,
     STATEMENT,
@@ -347,6 +349,21 @@ class Store(RunRecorder):
         """Record an event of a run (or of one of its stages)."""
         self._put((EVENT, run_id, stage_index, _now(at), level, message))
 
+    def log_output(
+        self,
+        run_id: str,
+        stage_index: int | None,
+        line: int,
+        stream: str,
+        level: str,
+        source: str,
+        message: str,
+        *,
+        at: float | None = None,
+    ) -> None:
+        """Record one line of a run's output (a row of `logs`; see `tuneboard.engine.capture`)."""
+        self._put((LOG, run_id, stage_index, line, _now(at), stream, level, source, message))
+
     def log_generations(
         self,
         run_id: str,
@@ -619,6 +636,34 @@ class Store(RunRecorder):
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [EventRow(*row) for row in reversed(self._fetch(sql, [run_id]))]
+
+    def logs(self, run_id: str, *, after: int = 0, last: int | None = None) -> list[LogRow]:
+        """The run's log in order, without its first `after` rows; with `last`, only the
+        latest `last` of those (a follower passes the number of rows it has seen). Empty
+        for a file written before the table existed (unmigrated)."""
+        sql = (
+            "SELECT run_id, stage_index, line, epoch(time), stream, level, source, message"
+            " FROM logs WHERE run_id = ? ORDER BY time, line"
+        )
+        params: list[Any] = [run_id]
+        if after:
+            sql += " OFFSET ?"
+            params.append(int(after))
+        if last is not None:
+            sql = f"SELECT * FROM ({sql}) ORDER BY 4 DESC, 3 DESC LIMIT {int(last)}"
+        try:
+            rows = self._fetch(sql, params)
+        except duckdb.CatalogException:
+            return []
+        return [LogRow(*row) for row in (reversed(rows) if last is not None else rows)]
+
+    def log_count(self, run_id: str) -> int:
+        """How many rows the run's log has."""
+        try:
+            rows = self._fetch("SELECT count(*) FROM logs WHERE run_id = ?", [run_id])
+        except duckdb.CatalogException:
+            return 0
+        return int(rows[0][0])
 
     def artifacts(self, run_id: str) -> list[ArtifactRow]:
         """The run's artifacts in the order they were recorded."""

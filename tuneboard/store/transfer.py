@@ -1,7 +1,7 @@
 """Open data: export runs to Parquet, CSV or JSON-lines files, and import such an export.
 
 An export is a folder with one file per table (`runs`, `stages`, `metrics`, `events`,
-`artifacts`, `generations`, `run_parents`), each written by DuckDB's `COPY` from an Arrow
+`artifacts`, `generations`, `logs`, `run_parents`), each written by DuckDB's `COPY` from an Arrow
 table (columnar, no Python loop over rows), and a `manifest.json`: format version, tuneboard
 version, source project, file format, run ids and each table's file and row count.
 
@@ -11,7 +11,8 @@ already there is never replaced: it is skipped and counted as *identical* (same 
 same number of rows in every table) or as a *conflict* (this project's version is kept).
 Runs that were still queued or running when exported arrive as `interrupted`: nothing in the
 importing project will ever finish them. Exports of format version 1 predate `generations`:
-their runs arrive without any; those before version 3 predate `run_parents` (lineage).
+their runs arrive without any; those before version 3 predate `run_parents` (lineage), and
+those before version 4 predate `logs`.
 
 The files are read and written by a private in-memory DuckDB connection; the project's
 database is reached only through the store's connection (short-lived, with lock back-off).
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from tuneboard.store.store import Store
 
 FORMAT_NAME = "tuneboard-export"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 FILE_FORMATS: dict[str, str] = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
 
@@ -116,6 +117,16 @@ COLUMNS: dict[str, dict[str, str]] = {
         "reference": "VARCHAR",
         "created_at": "TIMESTAMPTZ",
     },
+    "logs": {
+        "run_id": "VARCHAR",
+        "stage_index": "INTEGER",
+        "line": "BIGINT",
+        "time": "TIMESTAMPTZ",
+        "stream": "VARCHAR",
+        "level": "VARCHAR",
+        "source": "VARCHAR",
+        "message": "VARCHAR",
+    },
     "run_parents": {
         "run_id": "VARCHAR",
         "parent_run_id": "VARCHAR",
@@ -131,7 +142,7 @@ TABLES: tuple[str, ...] = tuple(COLUMNS)
 CHILD_TABLES: tuple[str, ...] = TABLES[1:]
 # Tables added after format version 1, with the version that added them: an older export has
 # no file for them and imports as if the file were empty.
-SINCE_VERSION: dict[str, int] = {"generations": 2, "run_parents": 3}
+SINCE_VERSION: dict[str, int] = {"generations": 2, "run_parents": 3, "logs": 4}
 
 # Rows in a stable order, so the same runs always export to the same files.
 _ORDER = {
@@ -141,6 +152,7 @@ _ORDER = {
     "events": "run_id, time, stage_index, level, message",
     "artifacts": "run_id, created_at, stage_index, path",
     "generations": "run_id, stage_index, step NULLS LAST, split, idx, created_at",
+    "logs": "run_id, time, line",
     "run_parents": "run_id, created_at, parent_run_id",
 }
 _COPY_OPTIONS = {

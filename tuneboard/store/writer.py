@@ -63,6 +63,8 @@ EVENT = "event"  # (EVENT, run_id, stage_index, time, level, message)
 ARTIFACT = "artifact"  # (ARTIFACT, run_id, stage_index, kind, path, bytes, sha256, time)
 # (GENERATIONS, run_id, stage_index, ((split, idx, prompt, output, reference, step), ...), time)
 GENERATIONS = "generations"
+# (LOG, run_id, stage_index, line, time, stream, level, source, message)
+LOG = "log"
 STATEMENT = "statement"  # (STATEMENT, sql, params)
 DELETE_RUN = "delete_run"  # (DELETE_RUN, run_id)
 _FLUSH = "flush"  # (_FLUSH, threading.Event set once everything before it is committed)
@@ -70,7 +72,16 @@ _STOP = "stop"  # (_STOP, threading.Event)
 
 Op = tuple[Any, ...]
 
-RUN_TABLES = ("metrics", "events", "artifacts", "generations", "stages", "run_parents", "runs")
+RUN_TABLES = (
+    "metrics",
+    "events",
+    "artifacts",
+    "generations",
+    "logs",
+    "stages",
+    "run_parents",
+    "runs",
+)
 
 _RETRY_FIRST = 0.05
 _RETRY_MAX = 2.0
@@ -401,6 +412,7 @@ class _Batch:
         self._events: tuple[list[Any], ...] = ([], [], [], [], [])
         self._artifacts: list[tuple[Any, ...]] = []
         self._generations: list[Op] = []
+        self._logs: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
         self._progress: dict[tuple[str, int], tuple[int, int | None]] = {}
 
     def add(self, op: Op) -> None:
@@ -411,6 +423,9 @@ class _Batch:
             self._progress[(op[1], op[2])] = (op[3], op[4])
         elif tag == EVENT:
             for column, value in zip(self._events, op[1:], strict=True):
+                column.append(value)
+        elif tag == LOG:
+            for column, value in zip(self._logs, op[1:], strict=True):
                 column.append(value)
         elif tag == ARTIFACT:
             self._artifacts.append(op[1:])
@@ -432,6 +447,7 @@ class _Batch:
         self._write_metrics()
         self._write_events()
         self._write_generations()
+        self._write_logs()
         if self._artifacts:
             self.cur.executemany(
                 "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, to_timestamp(?))",
@@ -499,6 +515,33 @@ class _Batch:
             table,
             "INSERT INTO generations SELECT run_id, stage_index, step, split, idx, prompt,"
             " output, reference, to_timestamp(created_at) FROM _tuneboard_batch",
+        )
+
+    def _write_logs(self) -> None:
+        columns, self._logs = self._logs, ([], [], [], [], [], [], [], [])
+        if not columns[0]:
+            return
+        import pyarrow as pa  # here, not at import: see `_write_events`
+
+        types = (
+            pa.string(),
+            pa.int32(),
+            pa.int64(),
+            pa.float64(),
+            pa.string(),
+            pa.string(),
+            pa.string(),
+            pa.string(),
+        )
+        names = ["run_id", "stage_index", "line", "time", "stream", "level", "source", "message"]
+        table = pa.Table.from_arrays(
+            [pa.array(column, kind) for column, kind in zip(columns, types, strict=True)],
+            names=names,
+        )
+        self._insert(
+            table,
+            "INSERT INTO logs SELECT run_id, stage_index, line, to_timestamp(time), stream,"
+            " level, source, message FROM _tuneboard_batch",
         )
 
     def _insert(self, table: pa.Table, sql: str) -> None:

@@ -40,6 +40,7 @@ from tuneboard.tui.lineage import (
     open_children,
     open_parent,
 )
+from tuneboard.tui.logs import LogChunk, LogView
 from tuneboard.tui.metrics import metric_families, monitored_metric
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.widgets.chart import MetricChart
@@ -67,6 +68,7 @@ class RunDetail:
     axis: AxisMode = RUN_STEPS  # the axis the series were read on
     generations: list[GenerationRow] = field(default_factory=list)
     lineage: Lineage | None = None
+    logs: LogChunk | None = None
 
 
 class ChartArea(VerticalScroll):
@@ -92,6 +94,7 @@ class DetailScreen(LiveScreen):
         Binding("right_square_bracket", "prompt(1)", "Next prompt"),
         Binding("p", "open_parent", "Parent run"),
         Binding("o", "open_children", "Child runs"),
+        Binding("slash", "search_logs", "Search logs"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -111,10 +114,11 @@ class DetailScreen(LiveScreen):
         self.histories: list[PromptHistory] = []
         self.prompt_index = 0
         self.lineage: Lineage | None = None
+        self.log_view = LogView(id="logs")
 
     def compose(self) -> ComposeResult:
-        """Summary, error banner, stage timeline, then charts, generations, events and config as
-        tabs (generations only once the run has some)."""
+        """Summary, error banner, stage timeline, then charts, generations, events, logs and
+        config as tabs (generations only once the run has some)."""
         yield Header()
         yield Static(id="summary")
         yield LineageLine(id="lineage")
@@ -131,6 +135,8 @@ class DetailScreen(LiveScreen):
                 yield Static(id="generations")
             with TabPane("Events", id="events-tab"), VerticalScroll():
                 yield Static(id="events")
+            with TabPane("Logs", id="logs-tab"):
+                yield self.log_view
             with TabPane("Config", id="config-tab"), VerticalScroll():
                 yield Static(id="config")
         yield WrappingFooter()
@@ -211,6 +217,7 @@ class DetailScreen(LiveScreen):
                 axis=axis,
                 generations=self._reader.read(store, self.run_id, version),
                 lineage=read_lineage(store, run.run_id, whole=False),
+                logs=self.log_view.read(store, self.run_id),
             )
 
     def show(self, data: RunDetail) -> None:
@@ -228,6 +235,7 @@ class DetailScreen(LiveScreen):
         self._show_charts(data)
         self._show_generations(data.stages, data.generations)
         self._show_events(data.events)
+        self.log_view.show(data.logs)
         if not self._config_shown:
             self._show_config(data.run)
         if data.run.status not in ACTIVE_STATUSES:
@@ -441,6 +449,11 @@ class DetailScreen(LiveScreen):
         self.prompt_index = (self.prompt_index + delta) % len(self.histories)
         self.query_one("#tabs", TabbedContent).active = "generations-tab"
         self._draw_generations()
+
+    def action_search_logs(self) -> None:
+        """Show the Logs tab and search it."""
+        self.query_one("#tabs", TabbedContent).active = "logs-tab"
+        self.log_view.open_search()
 
     def action_open_parent(self) -> None:
         """Open the run this run's model came from."""
