@@ -44,6 +44,7 @@ from tuneboard.cli import (
     export_import,
     lineage,
     plugins,
+    queue,
     resume,
     review,
     run,
@@ -83,6 +84,7 @@ main.add_command(show.show)
 main.add_command(compare.compare)
 main.add_command(lineage.lineage)
 main.add_command(cancel.cancel)
+main.add_command(queue.queue)
 main.add_command(sql.sql)
 main.add_command(review.review)
 main.add_command(export_import.export_command)

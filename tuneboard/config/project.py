@@ -41,6 +41,13 @@ class _ProjectKeys:
     devices: str | list[str] = param("auto", 'devices: "auto", or a list like ["cuda:0"]')
     slots_per_device: int = param(1, "runs at once on each GPU", min=1, max=64)
     cpu_slots: int = param(1, "runs at once on the CPU", min=1, max=1_024)
+    memory_gb: float | None = param(
+        None,
+        "GPU memory each run needs, in GB, unless its experiment says: queued runs wait "
+        "until a GPU has that much free (no check on the CPU)",
+        min=0.0,
+        max=1e6,
+    )
     corrections: str = param(
         DEFAULT_CORRECTIONS, "label corrections from reviews (JSON lines), relative to the project"
     )
@@ -104,6 +111,7 @@ class Project:
     devices: str | tuple[str, ...] = "auto"
     slots_per_device: int = 1
     cpu_slots: int = 1
+    memory_gb: float | None = None
     corrections: Path | None = None
     responses: Path | None = None
     preferences: Path | None = None
@@ -187,6 +195,7 @@ def load_project(root_or_file: Path) -> Project:
         devices=_devices(keys.devices, f"{label}: [project]"),
         slots_per_device=keys.slots_per_device,
         cpu_slots=keys.cpu_slots,
+        memory_gb=keys.memory_gb,
         corrections=project_path(root, keys.corrections, f"{label}: [project]", "corrections"),
         responses=project_path(root, keys.responses, f"{label}: [project]", "responses"),
         preferences=project_path(root, keys.preferences, f"{label}: [project]", "preferences"),

@@ -39,6 +39,7 @@ from tuneboard.store.database import (
     is_damage,
     os_reason,
 )
+from tuneboard.store.queue import EMPTY, QueueState, read_queue
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,7 +71,16 @@ _STOP = "stop"  # (_STOP, threading.Event)
 
 Op = tuple[Any, ...]
 
-RUN_TABLES = ("metrics", "events", "artifacts", "generations", "stages", "run_parents", "runs")
+RUN_TABLES = (
+    "metrics",
+    "events",
+    "artifacts",
+    "generations",
+    "stages",
+    "run_parents",
+    "queue",
+    "runs",
+)
 
 _RETRY_FIRST = 0.05
 _RETRY_MAX = 2.0
@@ -140,6 +150,8 @@ class Writer:
         # anyway, and when (monotonic time): see `Store.cancel_requests`.
         self.cancel_requested: frozenset[str] = frozenset()
         self.cancel_read_at = -math.inf
+        # The queue (order, holds, pins, pause), read at the same moments.
+        self.queue: QueueState = EMPTY
         self._users = 0
         self._abandoned = False
         self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
@@ -376,9 +388,11 @@ class Writer:
         # poll for cancel requests reads this instead of opening the file itself.
         try:
             rows = cur.execute("SELECT run_id FROM runs WHERE cancel_requested").fetchall()
+            queue = read_queue(cur)
         except duckdb.Error:
             return
         self.cancel_requested = frozenset(run_id for (run_id,) in rows)
+        self.queue = queue
         self.cancel_read_at = time.monotonic()
 
 
