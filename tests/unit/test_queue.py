@@ -71,7 +71,9 @@ def test_a_pinned_run_starts_only_on_its_device() -> None:
 
 def test_a_run_short_of_memory_waits_and_others_go_on() -> None:
     def memory_wait(run_id: str, device: str) -> str | None:
-        return "needs 40 GB" if run_id == "big" or (device == "cuda:0" and run_id == "mid") else None
+        return (
+            "needs 40 GB" if run_id == "big" or (device == "cuda:0" and run_id == "mid") else None
+        )
 
     choice, reasons = next_start(
         ["big", "mid"], GPUS, ["cuda:0", "cuda:1"], QueueRules(), memory_wait=memory_wait

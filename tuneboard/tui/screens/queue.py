@@ -111,6 +111,8 @@ class QueueScreen(LiveScreen):
         """Draw the devices and the queue, the cursor staying on its run."""
         from tuneboard.engine.steering import entry_state, memory_text, use_text, waiting_reason
 
+        follow = self._follow or self.current_run_id()  # of the rows shown until now
+        self._follow = None
         self.data = data
         devices = self.query_one("#devices", DataTable)
         devices.clear()
@@ -125,8 +127,6 @@ class QueueScreen(LiveScreen):
                 safe_text(" ".join(slot.runs) or "idle"),
             )
         table = self.query_one("#queue", DataTable)
-        follow = self._follow or self.current_run_id()
-        self._follow = None
         table.clear()
         for n, entry in enumerate(data.state.entries, 1):
             table.add_row(
