@@ -75,6 +75,7 @@ class SqlScreen(BaseScreen):
         Binding("f1", "app.switch_mode('runs')", "Runs", group=VIEW_KEYS),
         Binding("f2", "app.switch_mode('sql')", "SQL", group=VIEW_KEYS),
         Binding("f3", "app.switch_mode('plugins')", "Plugins", group=VIEW_KEYS),
+        Binding("f4", "app.switch_mode('queue')", "Queue", group=VIEW_KEYS),
         Binding("ctrl+q", "app.request_quit", "Quit"),
     ]
 
