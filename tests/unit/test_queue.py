@@ -153,21 +153,12 @@ def _entry(run_id: str, **kwargs: object) -> QueueEntry:
     return QueueEntry(run_id, **values)  # type: ignore[arg-type]
 
 
-def test_the_policy_turns_the_databases_queue_into_rules() -> None:
+def test_the_policy_takes_the_rules_it_is_given() -> None:
     policy = StoreQueuePolicy(measure=lambda device: None)
-    policy.update(
-        _state(
-            _entry("b", position=1, pinned="cuda:0"),
-            _entry("a", position=2, held=True),
-            _entry("c"),
-            paused=True,
-        )
-    )
-    rules = policy.rules()
-    assert rules.paused
-    assert rules.order == ("b", "a")
-    assert rules.held == {"a"}
-    assert rules.pinned == {"b": "cuda:0"}
+    assert policy.rules() == QueueRules()
+    rules = QueueRules(paused=True, order=("b",), held=frozenset({"a"}))
+    policy.update(rules)
+    assert policy.rules() is rules
 
 
 def test_the_memory_check_counts_free_memory_and_this_processes_estimates() -> None:
@@ -227,7 +218,16 @@ def test_the_queue_in_the_database(store: Store) -> None:
     )
     assert state.entry("r3").pinned == "cuda:1"  # type: ignore[union-attr]
     assert state.entry("r0").waiting == "waits for a free slot"  # type: ignore[union-attr]
-    assert store.controls(["r0"]) == ([], state)
+    assert store.controls(["r0"]) == (
+        [],
+        QueueRules(
+            paused=True,
+            order=("r2", "r0", "r1", "r3"),
+            held=frozenset({"r1"}),
+            pinned={"r3": "cuda:1"},
+        ),
+    )
+    assert store.controls(["r0"], rules=False) == ([], None)
     store.set_run_status("r2", "running")  # leaving the queue drops its row
     store.delete_run("r1")
     store.set_queue_paused(False)

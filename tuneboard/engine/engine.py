@@ -211,11 +211,12 @@ class Engine:
         """Read the queue's rules from the database now and apply them (after a change made
         in this process; other processes' changes arrive with the next poll)."""
         try:
-            _, state = self.store.controls([])
+            _, rules = self.store.controls([])
         except Exception:  # a busy database only delays the rules to the next poll
             log.warning("could not read the queue", exc_info=True)
             return
-        self.queue_policy.update(state)
+        if rules is not None:
+            self.queue_policy.update(rules)
         self.scheduler.nudge()
 
     def _record_waiting(self) -> None:
@@ -245,15 +246,18 @@ class Engine:
                 for run_id in active:
                     self.executor.cancel(run_id)
                 continue
+            # The queue's rules only matter while this process has runs waiting in it.
+            queued = bool(self.scheduler.queued())
             try:
-                requested, queue = self.store.controls(active)
+                requested, rules = self.store.controls(active, rules=queued)
             except Exception:  # a busy database only delays the cancel to the next poll
                 log.warning("could not read cancel requests", exc_info=True)
                 continue
             for run_id in requested:
                 self.executor.cancel(run_id)
-            self.queue_policy.update(queue)
-            self.scheduler.nudge()
+            if rules is not None:
+                self.queue_policy.update(rules)
+                self.scheduler.nudge()
             self._record_waiting()
 
     def _run_dir(self, run_id: str) -> Path:

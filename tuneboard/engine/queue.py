@@ -1,12 +1,12 @@
 """The engine's `QueuePolicy`: the queue rules people set in the database, and memory waits.
 
-The engine's poll thread (see `Engine`) reads the queue from the store about once a second,
-through the writer's read after each batch when there is one (`Store.controls`), and hands
-it here with `update`; the scheduler's dispatcher asks `rules()` and `memory_wait()` from
-memory. A run with a `memory_gb` estimate starts on a GPU only when the GPU has that much
-free and its total less the estimates of this process's runs already on it is that much
-too (two runs started in one moment must not both count the same free memory). There is no
-check on the CPU.
+While it has queued runs, the engine's poll thread (see `Engine`) reads the queue's rules
+from the store about once a second, through the writer's read after each batch when there is
+one (`Store.controls`), and hands them here with `update`; the scheduler's dispatcher asks
+`rules()` and `memory_wait()` from memory. A run with a `memory_gb` estimate starts on a GPU
+only when the GPU has that much free and its total less the estimates of this process's runs
+already on it is that much too (two runs started in one moment must not both count the same
+free memory). There is no check on the CPU.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 
 from tuneboard.engine.devices import GB, free_memory
 from tuneboard.sdk.scheduler import QueueRules
-from tuneboard.store.queue import QueueState
 
 
 class StoreQueuePolicy:
@@ -36,14 +35,8 @@ class StoreQueuePolicy:
             else:
                 self._memory[run_id] = float(memory_gb)
 
-    def update(self, state: QueueState) -> None:
-        """Take the queue as read from the database."""
-        rules = QueueRules(
-            paused=state.paused,
-            order=tuple(e.run_id for e in state.entries if e.position is not None),
-            held=frozenset(e.run_id for e in state.entries if e.held),
-            pinned={e.run_id: e.pinned for e in state.entries if e.pinned},
-        )
+    def update(self, rules: QueueRules) -> None:
+        """Take the queue's rules as read from the database (`Store.controls`)."""
         with self._lock:
             self._rules = rules
 

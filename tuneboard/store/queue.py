@@ -14,6 +14,7 @@ from typing import Any, Literal
 import duckdb
 
 from tuneboard.sdk.errors import TuneboardError
+from tuneboard.sdk.scheduler import QueueRules
 
 QUEUE_SELECT = """
 SELECT r.run_id, r.experiment, epoch(r.created_at), q.position, coalesce(q.held, false),
@@ -24,6 +25,15 @@ ORDER BY q.position NULLS LAST, r.created_at, r.run_id
 """
 
 PAUSED_SELECT = "SELECT coalesce(any_value(paused), false) FROM queue_settings"
+
+# What a process needs to obey the queue, in one cheap statement: the pause, and the rows of
+# `queue` (only runs someone steered, or whose process said why they wait, have one).
+RULES_SELECT = """
+SELECT (SELECT coalesce(any_value(paused), false) FROM queue_settings),
+       list({'run_id': run_id, 'position': position, 'held': held, 'device': device}
+            ORDER BY position NULLS LAST, run_id)
+FROM queue
+"""
 
 Move = Literal["up", "down", "top", "bottom"]
 MOVES: tuple[Move, ...] = ("up", "down", "top", "bottom")
@@ -71,6 +81,22 @@ def read_queue(cur: duckdb.DuckDBPyConnection) -> QueueState:
     except duckdb.CatalogException:
         return EMPTY
     return QueueState(bool(paused), tuple(_entry(row) for row in rows))
+
+
+def read_rules(cur: duckdb.DuckDBPyConnection) -> QueueRules:
+    """The queue's rules for the scheduler (an unmigrated file: no rules)."""
+    try:
+        row = cur.execute(RULES_SELECT).fetchone()
+    except duckdb.CatalogException:
+        return QueueRules()
+    paused, rows = row if row is not None else (False, None)
+    rows = rows or []
+    return QueueRules(
+        paused=bool(paused),
+        order=tuple(r["run_id"] for r in rows if r["position"] is not None),
+        held=frozenset(r["run_id"] for r in rows if r["held"]),
+        pinned={r["run_id"]: r["device"] for r in rows if r["device"]},
+    )
 
 
 def _entry(row: tuple[Any, ...]) -> QueueEntry:

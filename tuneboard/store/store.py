@@ -23,6 +23,7 @@ import psutil
 
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.sdk.recording import RunRecorder
+from tuneboard.sdk.scheduler import QueueRules
 from tuneboard.store import queue as q
 from tuneboard.store.database import (
     DEFAULT_LOCK_TIMEOUT,
@@ -443,21 +444,34 @@ class Store(RunRecorder):
         with self._db.cursor(lock_timeout=self._lock_timeout) as cur, self._reading():
             return q.read_queue(cur)
 
-    def controls(self, run_ids: Sequence[str]) -> tuple[list[str], q.QueueState]:
-        """Which of `run_ids` another process asked to cancel, and the queue.
+    def controls(
+        self, run_ids: Sequence[str], *, rules: bool = True
+    ) -> tuple[list[str], QueueRules | None]:
+        """Which of `run_ids` another process asked to cancel, and (with `rules`, for a
+        process with queued runs) the queue's rules, else None.
 
         For a process's poll: the writer's read after its last batch when fresh (see
-        `cancel_requests`), else one read of the file for both.
+        `cancel_requests`; asking for the rules makes the next batches read them too), else
+        one read of the file for both.
         """
         writer = self._writer
-        if writer is not None and time.monotonic() - writer.cancel_read_at < _CANCEL_FRESH:
-            return [r for r in run_ids if r in writer.cancel_requested], writer.queue
+        if writer is not None:
+            now = time.monotonic()
+            if rules:
+                writer.rules_wanted_at = now
+            fresh = now - writer.cancel_read_at < _CANCEL_FRESH
+            if fresh and (not rules or now - writer.rules_read_at < _CANCEL_FRESH):
+                requested = [r for r in run_ids if r in writer.cancel_requested]
+                return requested, writer.queue_rules if rules else None
         with self._db.cursor(lock_timeout=self._lock_timeout) as cur, self._reading():
-            rows = cur.execute(
-                "SELECT run_id FROM runs WHERE cancel_requested AND list_contains(?, run_id)",
-                [list(run_ids)],
-            ).fetchall()
-            return [run_id for (run_id,) in rows], q.read_queue(cur)
+            requested = []
+            if run_ids:
+                rows = cur.execute(
+                    "SELECT run_id FROM runs WHERE cancel_requested AND list_contains(?, run_id)",
+                    [list(run_ids)],
+                ).fetchall()
+                requested = [run_id for (run_id,) in rows]
+            return requested, q.read_rules(cur) if rules else None
 
     def claim_run(self, run_id: str, *, from_statuses: Sequence[str]) -> None:
         """Make this process the owner of `run_id` and queue it again, if its status is still
