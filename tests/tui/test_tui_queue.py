@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList
 
 from tests.tui.conftest import AppFactory, wait_for
+from tuneboard.engine.devices import GB, DeviceFigures
 from tuneboard.store import Store
 from tuneboard.tui.app import TuneboardApp
 from tuneboard.tui.screens.queue import DevicePicker, QueueScreen
 
-IDS = ("20260101-120000-aaaa", "20260101-120001-bbbb", "20260101-120002-cccc")
+IDS = ("20260102-090000-qqq1", "20260102-090001-qqq2", "20260102-090002-qqq3")
 
 
 def _queue_project(project: Path) -> Path:
@@ -119,3 +123,34 @@ async def test_the_queue_screen_is_in_the_footer_and_nav(
         } <= shown
         await pilot.press("1")
         await wait_for(pilot, lambda: not isinstance(app.screen, QueueScreen))
+
+
+def test_queue_screen_snapshot(
+    seeded_project: Path,
+    make_app: AppFactory,
+    snap_compare: Callable[..., bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Devices (fixed figures: the machine's own vary) and a queue with a held, a pinned and
+    a paused state."""
+    from tuneboard.engine import steering
+
+    gpu = DeviceFigures("cuda:0", "NVIDIA H100 80GB HBM3", 87.0, 61.5 * GB, 80 * GB, 64.0)
+    cpu = DeviceFigures("cpu", "2 cores", 37.0, 3.2 * GB, 15.6 * GB, cores=2)
+    monkeypatch.setattr(steering, "device_figures", lambda *args, **kwargs: [gpu, cpu])
+    project = _queue_project(seeded_project)
+    with Store(project / ".tuneboard" / "tuneboard.duckdb") as store:
+        store.set_held(IDS[1], True)
+        store.set_pin(IDS[2], "cuda:0")
+        store.set_queue_waiting({IDS[0]: "needs 30 GB; cuda:0 has 18.5 GB free"})
+    app = make_app(project)
+
+    async def before(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: app.store_ready)
+        await pilot.press("4")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        await wait_for(pilot, lambda: _table(app, "queue").row_count == 3)
+        await wait_for(pilot, lambda: not _table(app, "queue")._require_update_dimensions)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(100, 24), run_before=before)
