@@ -213,6 +213,9 @@ def test_a_headless_run_obeys_the_queue_steered_from_another_process(
             assert cli("queue", "release", first, cwd=tick_project).returncode == 0
             out, err = process.communicate(timeout=240)
             assert process.returncode == 0, out + err
+            # Even with --quiet, the process said why its runs did not start.
+            assert "waits: queue paused" in err
+            assert "waits: held" in err
             runs = {run.run_id: run for run in store.list_runs()}
         assert runs[first].status == "completed"
         assert runs[second].started_at < runs[first].started_at  # type: ignore[operator]
