@@ -229,6 +229,7 @@ def test_the_queue_in_the_database(store: Store) -> None:
     )
     assert store.controls(["r0"], rules=False) == ([], None)
     store.set_run_status("r2", "running")  # leaving the queue drops its row
+    store.set_queue_waiting({"r2": "waits for a free slot"})  # read before it started: ignored
     store.delete_run("r1")
     store.set_queue_paused(False)
     store.flush()

@@ -150,8 +150,11 @@ SET_PIN = (
     "INSERT INTO queue (run_id, device) VALUES (?, ?)"
     " ON CONFLICT (run_id) DO UPDATE SET device = excluded.device"
 )
+# Only for runs still queued: a run that started since its reason was read keeps no row.
 SET_WAITING = (
-    "INSERT INTO queue (run_id, waiting) SELECT unnest($ids), unnest($reasons)"
+    "INSERT INTO queue (run_id, waiting)"
+    " SELECT w.run_id, w.reason FROM (SELECT unnest($ids) AS run_id, unnest($reasons) AS reason) w"
+    " JOIN runs r USING (run_id) WHERE r.status = 'queued'"
     " ON CONFLICT (run_id) DO UPDATE SET waiting = excluded.waiting"
 )
 SET_PAUSED = (
