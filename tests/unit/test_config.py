@@ -305,8 +305,8 @@ def test_unknown_project_key(tmp_path: Path) -> None:
     message = load_error(tmp_path, "[project]\ncpu_slot = 2\n")
     assert message.startswith(
         "tuneboard.toml: [project]: unknown key 'cpu_slot' (did you mean 'cpu_slots'?); "
-        "accepted keys: corrections, cpu_slots, database, devices, executor, name, preferences, "
-        "responses, runs_dir, slots_per_device, sys_metrics_interval"
+        "accepted keys: corrections, cpu_slots, database, devices, executor, memory_gb, name, "
+        "preferences, responses, runs_dir, slots_per_device, sys_metrics_interval"
     )
 
 

@@ -46,6 +46,7 @@ from tuneboard.cli import (
     lineage,
     logs,
     plugins,
+    queue,
     resume,
     review,
     run,
@@ -87,6 +88,7 @@ main.add_command(compare.compare)
 main.add_command(lineage.lineage)
 main.add_command(logs.logs)
 main.add_command(cancel.cancel)
+main.add_command(queue.queue)
 main.add_command(sql.sql)
 main.add_command(sweep.sweep)
 main.add_command(review.review)

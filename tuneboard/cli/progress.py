@@ -96,6 +96,14 @@ class ProgressObserver(RunObserver):
         text = "  ".join(f"{name} {format_number(latest[name])}" for name in shown)
         self._progress.update(task, metrics=visible(text))
 
+    def waiting(self, run_id: str, reason: str) -> None:
+        """Say why a run waits in the queue (a pause, a hold, a pin, memory), even when quiet:
+        a run that does not start must say why."""
+        run = self.run_labels.get(run_id, f"run {run_id}")
+        self._progress.console.print(
+            visible(f"  {run} waits: {reason}"), highlight=False, markup=False
+        )
+
     def stage_finished(self, run_id: str, stage_index: int, summary: StageSummary) -> None:
         """Complete the bar and print a line about the stage."""
         task = self._tasks.get((run_id, stage_index))

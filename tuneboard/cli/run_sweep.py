@@ -16,6 +16,7 @@ from tuneboard.cli.shared import (
     EXIT_RUN_FAILED,
     echo,
     exit_on_second_interrupt,
+    report_waiting,
 )
 from tuneboard.config import Project
 from tuneboard.config.sweeps import plan_sweep, run_count
@@ -58,10 +59,12 @@ def run_sweep(
     try:
         sweep = launch_sweep(engine, prepared, on_launch=launched)
         echo(f"sweep id {sweep.sweep_id}")
+        seen: dict[str, str] = {}
         with observer:
             while not sweep.wait(timeout=0.25):
                 if (failure := store.failure) is not None:
                     raise failure
+                report_waiting(engine, observer, seen)
     except KeyboardInterrupt:
         exit_on_second_interrupt()
         echo("\ninterrupted: cancelling the sweep…", err=True)

@@ -184,6 +184,18 @@ def emit(
         write_rows(columns, rows, fmt, sys.stdout)
 
 
+def report_waiting(engine: Engine, observer: ProgressObserver, seen: dict[str, str]) -> None:
+    """Tell the user when a run of this process starts waiting for something other than a
+    free slot (a paused queue, a hold, a pin, memory); `seen` keeps what was said."""
+    from tuneboard.sdk.scheduler import NO_SLOT
+
+    for run_id, why in engine.scheduler.waiting().items():
+        if seen.get(run_id) != why:
+            seen[run_id] = why
+            if why != NO_SLOT and not why.startswith("its sweep"):
+                observer.waiting(run_id, why)
+
+
 def follow_run(
     engine: Engine, store: Store, observer: ProgressObserver, start: Callable[[], str]
 ) -> NoReturn:
@@ -197,10 +209,12 @@ def follow_run(
     """
     try:
         run_id = start()
+        seen: dict[str, str] = {}
         with observer:
             while not engine.wait([run_id], timeout=0.25):
                 if (failure := store.failure) is not None:
                     raise failure
+                report_waiting(engine, observer, seen)
     except KeyboardInterrupt:
         exit_on_second_interrupt()
         click.echo("\ninterrupted: cancelling the run…", err=True)

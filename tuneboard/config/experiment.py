@@ -98,6 +98,9 @@ class ExperimentConfig:
     raw: Mapping[str, Any]
     task_params: Any = None
     """The validated keys of the task plugin's table (None for the classification tasks)."""
+    memory_gb: float | None = None
+    """GPU memory a run needs, in GB (its own key, else the project's): a queued run waits
+    until a GPU has that much free. None: no estimate, no wait."""
 
 
 # --- the keys of an experiment's tables, declared like plugin parameters -----------------
@@ -123,6 +126,13 @@ class _ExperimentKeys:
     headline: str | None = param(None, "the metric that ranks runs (default: test/<metric>)")
     stages: Any = param(help="the pipeline: [[experiments.NAME.stages]] tables")
     sweep: dict[str, Any] | None = param(None, "a search: [experiments.NAME.sweep] (sweeps.py)")
+    memory_gb: float | None = param(
+        None,
+        "GPU memory a run needs, in GB: queued runs wait until a GPU has that much free "
+        "(default: the project's; no check on the CPU)",
+        min=0.0,
+        max=1e6,
+    )
 
 
 @dataclass(kw_only=True)
@@ -136,7 +146,7 @@ class _ModelKeys:
 
 # What `--set` may set at the top of an experiment (tuneboard.config.overrides checks it).
 EXPERIMENT_SPECS = {spec.name: spec for spec in describe_params(_ExperimentKeys)}
-SCALAR_KEYS = ("description", "metrics", "max_length", "seed", "headline")
+SCALAR_KEYS = ("description", "metrics", "max_length", "seed", "headline", "memory_gb")
 STAGE_KEYS = ("plugin", "name")
 
 
@@ -170,6 +180,7 @@ def experiment_from_raw(
         headline=keys.headline or f"test/{metrics[0]}",
         # A run is one point: the sweep table that made it is not part of its config.
         raw={key: copy.deepcopy(value) for key, value in raw.items() if key != "sweep"},
+        memory_gb=keys.memory_gb if keys.memory_gb is not None else project.memory_gb,
     )
 
 

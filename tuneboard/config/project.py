@@ -49,6 +49,13 @@ class _ProjectKeys:
         min=0,
         max=3_600,
     )
+    memory_gb: float | None = param(
+        None,
+        "GPU memory each run needs, in GB, unless its experiment says: queued runs wait "
+        "until a GPU has that much free (no check on the CPU)",
+        min=0.0,
+        max=1e6,
+    )
     corrections: str = param(
         DEFAULT_CORRECTIONS, "label corrections from reviews (JSON lines), relative to the project"
     )
@@ -114,6 +121,7 @@ class Project:
     slots_per_device: int = 1
     cpu_slots: int = 1
     sys_metrics_interval: float = DEFAULT_SYS_METRICS_INTERVAL
+    memory_gb: float | None = None
     corrections: Path | None = None
     responses: Path | None = None
     preferences: Path | None = None
@@ -198,6 +206,7 @@ def load_project(root_or_file: Path) -> Project:
         slots_per_device=keys.slots_per_device,
         cpu_slots=keys.cpu_slots,
         sys_metrics_interval=_sys_interval(keys.sys_metrics_interval, f"{label}: [project]"),
+        memory_gb=keys.memory_gb,
         corrections=project_path(root, keys.corrections, f"{label}: [project]", "corrections"),
         responses=project_path(root, keys.responses, f"{label}: [project]", "responses"),
         preferences=project_path(root, keys.preferences, f"{label}: [project]", "preferences"),

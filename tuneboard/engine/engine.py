@@ -15,6 +15,7 @@ from tuneboard.engine import killpoints
 from tuneboard.engine.executors import build_executor
 from tuneboard.engine.observer import ObserverGroup, RunObserver
 from tuneboard.engine.provenance import build_record
+from tuneboard.engine.queue import StoreQueuePolicy
 from tuneboard.engine.resume import ResumePlan
 from tuneboard.engine.runner import EngineJob, PreparedRun, prepare_run
 from tuneboard.plugins import PluginRegistry
@@ -27,7 +28,8 @@ from tuneboard.store.writer import import_batch_libraries
 
 log = logging.getLogger(__name__)
 
-# How often a process looks for cancel requests made by other processes for its runs.
+# How often a process looks for cancel requests made by other processes for its runs, and
+# at the queue's order, holds, pins and pause.
 CANCEL_POLL_SECONDS = 1.0
 
 
@@ -54,11 +56,16 @@ class Engine:
         self.store = store
         self.registry = registry
         self.observer = observer or RunObserver()
+        # The queue as people steer it (`tuneboard queue`, the app's Queue screen).
+        self.queue_policy = StoreQueuePolicy()
         self.scheduler = scheduler or Scheduler(
             project.devices,
             slots_per_device=project.slots_per_device,
             cpu_slots=project.cpu_slots,
+            policy=self.queue_policy,
+            recheck=CANCEL_POLL_SECONDS,
         )
+        self._waiting: dict[str, str] = {}  # why runs wait, as last recorded
         # Where runs execute: the project's executor (`local`: the scheduler's slots).
         self.executor = executor or build_executor(project, registry, scheduler=self.scheduler)
         self._lock = threading.Lock()
@@ -137,6 +144,8 @@ class Engine:
             run_dir=run_dir,
         )
         job.lifecycle.queued()
+        self.queue_policy.expect(run_id, experiment.memory_gb)
+        self.read_queue()  # a paused queue holds it from the start
         self.executor.submit(job, group=sweep_id, group_limit=max_parallel)
         self._watch_cancel_requests()
         return run_id
@@ -161,6 +170,8 @@ class Engine:
             resume=plan,
         )
         job.lifecycle.queued()
+        self.queue_policy.expect(plan.run_id, prepared.experiment.memory_gb)
+        self.read_queue()
         self.executor.submit(job)
         self._watch_cancel_requests()
         return plan
@@ -202,6 +213,26 @@ class Engine:
                 raise
         return done
 
+    def read_queue(self) -> None:
+        """Read the queue's rules from the database now and apply them (after a change made
+        in this process; other processes' changes arrive with the next poll)."""
+        try:
+            _, rules = self.store.controls([])
+        except Exception:  # a busy database only delays the rules to the next poll
+            log.warning("could not read the queue", exc_info=True)
+            return
+        if rules is not None:
+            self.queue_policy.update(rules)
+        self.scheduler.nudge()
+
+    def _record_waiting(self) -> None:
+        """Record why this process's queued runs wait, where it changed."""
+        waiting = self.scheduler.waiting()
+        changed = {r: why for r, why in waiting.items() if self._waiting.get(r) != why}
+        self._waiting = waiting
+        if changed:
+            self.store.set_queue_waiting(changed)
+
     def _watch_cancel_requests(self) -> None:
         with self._lock:
             if self._watcher is None:
@@ -221,13 +252,19 @@ class Engine:
                 for run_id in active:
                     self.executor.cancel(run_id)
                 continue
+            # The queue's rules only matter while this process has runs waiting in it.
+            queued = bool(self.scheduler.queued())
             try:
-                requested = self.store.cancel_requests(active)
+                requested, rules = self.store.controls(active, rules=queued)
             except Exception:  # a busy database only delays the cancel to the next poll
                 log.warning("could not read cancel requests", exc_info=True)
                 continue
             for run_id in requested:
                 self.executor.cancel(run_id)
+            if rules is not None:
+                self.queue_policy.update(rules)
+                self.scheduler.nudge()
+            self._record_waiting()
 
     def _run_dir(self, run_id: str) -> Path:
         return self.project.runs_dir / run_id

@@ -6,6 +6,11 @@ visible CUDA GPU (each with `slots_per_device` slots), else the CPU (with `cpu_s
 With `devices="auto"` they are found on the dispatcher thread, so that importing torch never
 blocks the caller (the app's event loop, the CLI). Cancellation is cooperative: a queued job is
 dropped, a running job's event is set and the job checks it between steps.
+
+A `QueuePolicy` (the engine's, over the database) steers the queue: the order of the queued
+runs, runs held back, runs pinned to one device, a paused queue, and runs that wait for
+memory. The scheduler asks it again every `recheck` seconds (and on `nudge()`); `next_start`
+is the rule, a pure function.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,93 @@ class _Job:
     slot: Slot | None = None
     group: str | None = None
     group_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueRules:
+    """How the queue is steered: what a `QueuePolicy` reads from wherever the user set it.
+
+    `order` lists run ids placed by the user, first first; queued runs not in it follow, in
+    the order they were submitted. A `held` run stays queued; a `pinned` run starts only on
+    its device; while `paused`, nothing starts.
+    """
+
+    paused: bool = False
+    order: tuple[str, ...] = ()
+    held: frozenset[str] = frozenset()
+    pinned: Mapping[str, str] = field(default_factory=dict)
+
+
+class QueuePolicy(Protocol):
+    """What steers a `Scheduler`'s queue (the engine implements it over the database).
+
+    Both methods are called on the dispatcher thread with the scheduler's lock held: they
+    must be quick and must not call the scheduler.
+    """
+
+    def rules(self) -> QueueRules:
+        """The latest rules (from memory: no I/O)."""
+        ...
+
+    def memory_wait(self, run_id: str, device: str, running: Mapping[str, str]) -> str | None:
+        """Why `run_id` cannot start on `device` now for lack of memory, or None if it can.
+
+        `running` maps the runs running on this scheduler to their devices.
+        """
+        ...
+
+
+PAUSED = "queue paused"
+HELD = "held"
+NO_SLOT = "waits for a free slot"
+
+
+def next_start(
+    queued: Sequence[str],
+    free: Sequence[Slot],
+    devices: Sequence[str],
+    rules: QueueRules,
+    *,
+    group_full: Callable[[str], bool] = lambda run_id: False,
+    memory_wait: Callable[[str, str], str | None] = lambda run_id, device: None,
+) -> tuple[tuple[str, Slot] | None, dict[str, str]]:
+    """The queued run to start next and its slot (None: none can), and why the runs before
+    it wait (all of them when none can start).
+
+    `queued` is in submission order, `free` the free slots, `devices` every device of the
+    scheduler. Runs go in `rules.order`, then the rest; a run that cannot start (held, its
+    sweep full, its pinned device busy, short of memory) does not block the runs after it.
+    """
+    if rules.paused:
+        return None, dict.fromkeys(queued, PAUSED)
+    placed = {run_id: n for n, run_id in enumerate(rules.order)}
+    ordered = sorted(
+        queued, key=lambda run_id: (run_id not in placed, placed.get(run_id, 0))
+    )  # stable: the unplaced keep their submission order
+    reasons: dict[str, str] = {}
+    for run_id in ordered:
+        if run_id in rules.held:
+            reasons[run_id] = HELD
+            continue
+        if group_full(run_id):
+            reasons[run_id] = "its sweep runs its max_parallel runs already"
+            continue
+        pin = rules.pinned.get(run_id)
+        if pin is not None and pin not in devices:
+            reasons[run_id] = f"pinned to {pin}, which this process does not use"
+            continue
+        slots = [slot for slot in free if pin is None or slot.device == pin]
+        if not slots:
+            reasons[run_id] = f"waits for {pin}" if pin is not None else NO_SLOT
+            continue
+        why = None
+        for slot in slots:
+            why = memory_wait(run_id, slot.device)
+            if why is None:
+                return (run_id, slot), reasons
+        assert why is not None
+        reasons[run_id] = why
+    return None, reasons
 
 
 def detect_devices() -> list[str]:
@@ -91,6 +184,8 @@ class Scheduler:
         slots_per_device: int = 1,
         cpu_slots: int = 1,
         resolve_devices: Callable[[], list[str]] = detect_devices,
+        policy: QueuePolicy | None = None,
+        recheck: float = 1.0,
     ) -> None:
         self._devices_setting = devices
         self._slots_per_device = slots_per_device
@@ -102,6 +197,10 @@ class Scheduler:
         self._free: list[Slot] | None = None
         self._dispatcher: threading.Thread | None = None
         self._closed = False
+        self._policy = policy
+        self._recheck = recheck
+        self._devices: list[str] = []
+        self._waiting: dict[str, str] = {}
 
     # --- public ---------------------------------------------------------------------------
 
@@ -160,6 +259,22 @@ class Scheduler:
         with self._lock:
             return {run_id: job.slot.device for run_id, job in self._running.items() if job.slot}
 
+    def queued(self) -> list[str]:
+        """Ids of the queued jobs, in submission order."""
+        with self._lock:
+            return [job.run_id for job in self._queue]
+
+    def waiting(self) -> dict[str, str]:
+        """Why each queued job waits, as of the dispatcher's last look."""
+        with self._lock:
+            queued = {job.run_id for job in self._queue}
+            return {run_id: why for run_id, why in self._waiting.items() if run_id in queued}
+
+    def nudge(self) -> None:
+        """Look at the queue again now (the policy's rules changed)."""
+        with self._lock:
+            self._lock.notify_all()
+
     def wait(self, run_ids: Iterable[str] | None = None, timeout: float | None = None) -> bool:
         """Block until the given jobs (default: all) are done; False on timeout."""
         wanted = None if run_ids is None else set(run_ids)
@@ -206,35 +321,64 @@ class Scheduler:
             # Without torch there is nothing to detect; runs then fail with their own clear error.
             log.exception("could not detect devices; using the CPU")
             slots = make_slots(["cpu"], self._slots_per_device, self._cpu_slots)
+        # Without a policy nothing changes but what wakes the dispatcher; with one, its rules
+        # (and free memory) may change at any time, so look again every `recheck` seconds.
+        timeout = None if self._policy is None else self._recheck
         with self._lock:
             self._free = slots
+            self._devices = sorted({slot.device for slot in slots})
             while True:
-                self._lock.wait_for(lambda: self._startable() or self._closed)
+                self._lock.wait_for(lambda: self._startable() or self._closed, timeout)
                 if self._closed and not self._queue:
                     return
-                while self._free and (job := self._next_job()) is not None:
+                while (choice := self._choose()) is not None:
+                    job, slot = choice
                     self._queue.remove(job)
-                    job.slot = self._free.pop(0)
+                    self._free.remove(slot)
+                    job.slot = slot
                     self._running[job.run_id] = job
                     threading.Thread(
                         target=self._work, args=(job,), name=f"run-{job.run_id}", daemon=True
                     ).start()
 
-    def _next_job(self) -> _Job | None:
-        """The first queued job whose group (if any) is below its limit."""
+    def _choose(self) -> tuple[_Job, Slot] | None:
+        """The job to start next and its slot (see `next_start`); keeps why the others wait."""
+        if self._free is None:
+            return None
         running: dict[str, int] = {}
         for job in self._running.values():
             if job.group is not None:
                 running[job.group] = running.get(job.group, 0) + 1
-        for job in self._queue:
+        jobs = {job.run_id: job for job in self._queue}
+
+        def group_full(run_id: str) -> bool:
+            job = jobs[run_id]
             if job.group is None or job.group_limit is None:
-                return job
-            if running.get(job.group, 0) < job.group_limit:
-                return job
-        return None
+                return False
+            return running.get(job.group, 0) >= job.group_limit
+
+        policy = self._policy
+        rules = QueueRules() if policy is None else policy.rules()
+        memory_wait: Callable[[str, str], str | None] = lambda run_id, device: None  # noqa: E731
+        if policy is not None:
+            devices = {run_id: job.slot.device for run_id, job in self._running.items() if job.slot}
+            memory_wait = lambda run_id, device: policy.memory_wait(  # noqa: E731
+                run_id, device, devices
+            )
+        choice, self._waiting = next_start(
+            list(jobs),
+            self._free,
+            self._devices,
+            rules,
+            group_full=group_full,
+            memory_wait=memory_wait,
+        )
+        if choice is None:
+            return None
+        return jobs[choice[0]], choice[1]
 
     def _startable(self) -> bool:
-        return bool(self._free) and self._next_job() is not None
+        return self._choose() is not None
 
     def _work(self, job: _Job) -> None:
         assert job.slot is not None

@@ -212,6 +212,26 @@ LEFT JOIN stages s ON s.run_id = p.parent_run_id AND s.stage_index = p.parent_st
 LEFT JOIN stages c ON c.run_id = p.run_id AND c.stage_index = 0;
 """
 
+# The queue, steered by people (see docs/running.md#the-queue): the order of queued runs,
+# holds and pins, and a whole-queue pause. Every process that runs runs obeys them. A run
+# without a row waits in creation order after the placed ones; a row goes when its run
+# leaves the queue (starts, or ends before starting).
+M007_QUEUE = """
+CREATE TABLE queue (
+    run_id VARCHAR PRIMARY KEY,     -- a queued run
+    position INTEGER,               -- its place, first 1; NULL: after the placed runs, by age
+    held BOOLEAN DEFAULT false,     -- true: it stays queued until released
+    device VARCHAR,                 -- pinned: it starts only on this device (cpu, cuda:0 ...)
+    waiting VARCHAR                 -- why it waits, as its process last saw it
+);
+
+CREATE TABLE queue_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),  -- one row
+    paused BOOLEAN NOT NULL,        -- true: no queued run starts, in any process
+    changed_at TIMESTAMPTZ          -- when it was last paused or resumed
+);
+"""
+
 # Each run's output (see tuneboard/engine/capture.py): what its threads printed, Python
 # warnings and logging records, one row per line or message, capped per run. Like `metrics`,
 # without a key or index, so writing stays fast.
@@ -235,6 +255,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m004_generations", M004_GENERATIONS),
     ("m005_run_steps", M005_RUN_STEPS),
     ("m006_lineage", M006_LINEAGE),
+    ("m007_queue", M007_QUEUE),
     ("m008_logs", M008_LOGS),
 ]
 

@@ -23,6 +23,8 @@ import psutil
 
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.sdk.recording import RunRecorder
+from tuneboard.sdk.scheduler import QueueRules
+from tuneboard.store import queue as q
 from tuneboard.store.database import (
     DEFAULT_LOCK_TIMEOUT,
     Database,
@@ -267,6 +269,8 @@ class Store(RunRecorder):
                 sets.append("finished_at = to_timestamp(?)")
                 params.append(_now(at))
         self._statement(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*params, run_id])
+        if status != RunStatus.QUEUED:  # its order, hold and pin applied to this wait only
+            self._statement(q.LEAVE_QUEUE, [run_id])
 
     def set_headline_value(self, run_id: str, value: float) -> None:
         """Set the value shown next to the run's headline metric in run lists."""
@@ -432,6 +436,67 @@ class Store(RunRecorder):
             [run_id, RunStatus.QUEUED.value, RunStatus.RUNNING.value],
         )
 
+    # --- the queue (see `tuneboard.store.queue`) ------------------------------------------
+
+    def set_queue_order(self, run_ids: Sequence[str]) -> None:
+        """Place these queued runs first, in this order (the others follow, by age)."""
+        if run_ids:
+            self._statement(q.SET_ORDER, {"ids": list(run_ids)})
+
+    def set_held(self, run_id: str, held: bool) -> None:
+        """Hold a queued run back (it stays queued), or release it."""
+        self._statement(q.SET_HELD, [run_id, held])
+
+    def set_pin(self, run_id: str, device: str | None) -> None:
+        """Let a queued run start only on `device` (None: on any)."""
+        self._statement(q.SET_PIN, [run_id, device])
+
+    def set_queue_paused(self, paused: bool, *, at: float | None = None) -> None:
+        """Pause the whole queue (no queued run starts, in any process) or resume it."""
+        self._statement(q.SET_PAUSED, [paused, _now(at)])
+
+    def set_queue_waiting(self, reasons: Mapping[str, str]) -> None:
+        """Record why these queued runs of this process wait (shown by the CLI and the app)."""
+        if reasons:
+            self._statement(
+                q.SET_WAITING,
+                {"ids": list(reasons), "reasons": list(reasons.values())},
+            )
+
+    def queue(self) -> q.QueueState:
+        """The queue as it is now: paused or not, its runs in the order they start."""
+        with self._db.cursor(lock_timeout=self._lock_timeout) as cur, self._reading():
+            return q.read_queue(cur)
+
+    def controls(
+        self, run_ids: Sequence[str], *, rules: bool = True
+    ) -> tuple[list[str], QueueRules | None]:
+        """Which of `run_ids` another process asked to cancel, and (with `rules`, for a
+        process with queued runs) the queue's rules, else None.
+
+        For a process's poll: the writer's read after its last batch when fresh (see
+        `cancel_requests`; asking for the rules makes the next batches read them too), else
+        one read of the file for both.
+        """
+        writer = self._writer
+        if writer is not None:
+            now = time.monotonic()
+            if rules:
+                writer.rules_wanted_at = now
+            fresh = now - writer.cancel_read_at < _CANCEL_FRESH
+            if fresh and (not rules or now - writer.rules_read_at < _CANCEL_FRESH):
+                requested = [r for r in run_ids if r in writer.cancel_requested]
+                return requested, writer.queue_rules if rules else None
+        with self._db.cursor(lock_timeout=self._lock_timeout) as cur, self._reading():
+            requested = []
+            if run_ids:
+                rows = cur.execute(
+                    "SELECT run_id FROM runs WHERE cancel_requested AND list_contains(?, run_id)",
+                    [list(run_ids)],
+                ).fetchall()
+                requested = [run_id for (run_id,) in rows]
+            return requested, q.read_rules(cur) if rules else None
+
     def claim_run(self, run_id: str, *, from_statuses: Sequence[str]) -> None:
         """Make this process the owner of `run_id` and queue it again, if its status is still
         one of `from_statuses` (for resuming it; after a `flush()`, `get_run` tells whether
@@ -475,7 +540,7 @@ class Store(RunRecorder):
             finally:
                 writer.release()
 
-    def _statement(self, sql: str, params: list[Any]) -> None:
+    def _statement(self, sql: str, params: list[Any] | dict[str, Any]) -> None:
         self._put((STATEMENT, sql, params))
 
     def _refuse_read_only(self, op: Op) -> None:

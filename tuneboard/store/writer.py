@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import duckdb
 
 from tuneboard.sdk.errors import TuneboardError
+from tuneboard.sdk.scheduler import QueueRules
 from tuneboard.store.database import (
     DEFAULT_LOCK_TIMEOUT,
     Database,
@@ -39,6 +40,7 @@ from tuneboard.store.database import (
     is_damage,
     os_reason,
 )
+from tuneboard.store.queue import read_rules
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -80,8 +82,12 @@ RUN_TABLES = (
     "logs",
     "stages",
     "run_parents",
+    "queue",
     "runs",
 )
+
+# Seconds after a process last asked for the queue's rules during which batches read them.
+_RULES_WANTED = 5.0
 
 _RETRY_FIRST = 0.05
 _RETRY_MAX = 2.0
@@ -151,6 +157,11 @@ class Writer:
         # anyway, and when (monotonic time): see `Store.cancel_requests`.
         self.cancel_requested: frozenset[str] = frozenset()
         self.cancel_read_at = -math.inf
+        # The queue's rules (order, holds, pins, pause), read at the same moments while a
+        # process with queued runs asked for them lately (`rules_wanted_at`).
+        self.queue_rules = QueueRules()
+        self.rules_read_at = -math.inf
+        self.rules_wanted_at = -math.inf
         self._users = 0
         self._abandoned = False
         self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
@@ -387,10 +398,15 @@ class Writer:
         # poll for cancel requests reads this instead of opening the file itself.
         try:
             rows = cur.execute("SELECT run_id FROM runs WHERE cancel_requested").fetchall()
+            now = time.monotonic()
+            rules = read_rules(cur) if now - self.rules_wanted_at < _RULES_WANTED else None
         except duckdb.Error:
             return
         self.cancel_requested = frozenset(run_id for (run_id,) in rows)
-        self.cancel_read_at = time.monotonic()
+        self.cancel_read_at = now
+        if rules is not None:
+            self.queue_rules = rules
+            self.rules_read_at = now
 
 
 class _Stop(Exception):

@@ -65,11 +65,18 @@ def _commands() -> Any:
     return TuneboardCommands
 
 
+def _queue_screen() -> Screen[Any]:
+    from tuneboard.tui.screens.queue import QueueScreen
+
+    return QueueScreen()
+
+
 _NAV = Binding.Group("views")
 
 
 class TuneboardApp(App[None]):
-    """The terminal app of one project: Runs, SQL and Plugins views, and the run screens."""
+    """The terminal app of one project: Runs, SQL, Plugins and Queue views, and the run
+    screens."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "tuneboard"
@@ -77,6 +84,7 @@ class TuneboardApp(App[None]):
         "runs": RunsScreen,
         "sql": _sql_screen,
         "plugins": _plugins_screen,
+        "queue": _queue_screen,
     }
     DEFAULT_MODE = "runs"
     COMMANDS: ClassVar[set[Any]] = {*App.COMMANDS, _commands}
@@ -84,9 +92,11 @@ class TuneboardApp(App[None]):
         Binding("1", "switch_mode('runs')", "Runs", group=_NAV),
         Binding("2", "switch_mode('sql')", "SQL", group=_NAV),
         Binding("3", "switch_mode('plugins')", "Plugins", group=_NAV),
+        Binding("4", "switch_mode('queue')", "Queue", group=_NAV),
         Binding("f1", "switch_mode('runs')", "Runs", show=False),
         Binding("f2", "switch_mode('sql')", "SQL", show=False),
         Binding("f3", "switch_mode('plugins')", "Plugins", show=False),
+        Binding("f4", "switch_mode('queue')", "Queue", show=False),
         Binding("question_mark", "show_keys", "Keys", key_display="?"),
         Binding("q", "request_quit", "Quit"),
         Binding("ctrl+q", "request_quit", "Quit", show=False),

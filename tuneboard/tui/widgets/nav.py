@@ -1,4 +1,4 @@
-"""The line under the header that names the three views and switches between them."""
+"""The line under the header that names the views and switches between them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ("runs", "1/F1", "Runs"),
     ("sql", "2/F2", "SQL"),
     ("plugins", "3/F3", "Plugins"),
+    ("queue", "4/F4", "Queue"),
 )
 
 
