@@ -15,6 +15,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Input, Select, Static
 
 from tuneboard.tui.cells import (
+    STATUS_VARIABLES,
     duration_cell,
     duration_of,
     headline_cell,
@@ -23,6 +24,7 @@ from tuneboard.tui.cells import (
     status_cell,
 )
 from tuneboard.tui.messages import RunsChanged
+from tuneboard.tui.pending import Pending
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.widgets.footer import WrappingFooter
@@ -96,6 +98,8 @@ class RunsScreen(LiveScreen):
         self._row_cache: dict[str, tuple[object, tuple[Any, ...]]] = {}
         self._experiments: tuple[str, ...] = ()
         self._fills = 0  # counts refills of the table; a pending rest of an older one is void
+        self.loaded = False  # the first read from the store has been drawn
+        self.pending = Pending()  # cancels and deletes shown before the store has them
 
     def compose(self) -> ComposeResult:
         """Header, navigation, filters, the table and the footer."""
@@ -134,16 +138,18 @@ class RunsScreen(LiveScreen):
     # --- data ---------------------------------------------------------------------------
 
     def busy(self) -> bool:
-        """Poll fast while a run is queued or running (in this app or another process)."""
-        return any(is_active(run.status) for run in self.runs)
+        """Poll fast while a run is queued, running or being cancelled (in any process)."""
+        return bool(self.pending.cancelling) or any(is_active(run.status) for run in self.runs)
 
     def load(self) -> list[RunRow]:
         """Every run of the project (one short read of the database)."""
         return self.tb.store.list_runs()
 
     def show(self, data: list[RunRow]) -> None:
-        """Keep the runs and redraw the table."""
-        self.runs = data
+        """Keep the runs (with the user's pending cancels and deletes) and redraw the table."""
+        self.pending.settle(data)
+        self.runs = data = self.pending.apply(data)
+        self.loaded = True
         known = {run.run_id for run in data}
         self.selected &= known
         for run_id in self._row_cache.keys() - known:
@@ -237,7 +243,7 @@ class RunsScreen(LiveScreen):
 
         With a thousand runs, building every cell twice a second would keep the app busy.
         """
-        key = (run, run.run_id in self.selected, id(variables))
+        key = (run, run.run_id in self.selected, _palette(variables))
         cached = self._row_cache.get(run.run_id)
         if cached is not None and cached[0] == key and run.status != "running":
             return cached[1]
@@ -259,6 +265,10 @@ class RunsScreen(LiveScreen):
         )
 
     def _update_summary(self, visible: int) -> None:
+        if not self.loaded:
+            # Not "0 of 0 runs": nothing has been read yet.
+            self.query_one("#summary", Static).update("loading runs…")
+            return
         arrow = "↓" if self.sort_reverse else "↑"
         parts = [f"{visible} of {len(self.runs)} runs"]
         if self.selected:
@@ -387,11 +397,32 @@ class RunsScreen(LiveScreen):
         if not is_active(run.status):
             self.notify(f"run {run.run_id} is {run.status}; only active runs can be cancelled")
             return
-        if self.tb.engine.cancel(run.run_id):
-            self.notify(f"cancelling run {run.run_id}…")
-        else:
-            self.notify(f"run {run.run_id} could not be cancelled from here", severity="warning")
-        self.request_refresh()
+        # Shown at once; the engine (which may still be loading) and the store in a worker.
+        self.pending.cancelling.add(run.run_id)
+        self.show_pending()
+        self.notify(f"cancelling run {run.run_id}…")
+        self._cancel(run.run_id)
+
+    def show_pending(self) -> None:
+        """Redraw the runs now with the user's pending cancels and deletes."""
+        self.runs = self.pending.apply(self.runs)
+        self.redraw()
+
+    @work(thread=True, exit_on_error=False, name="cancelling a run")
+    def _cancel(self, run_id: str) -> None:
+        app = self.tb
+        try:
+            cancelled = app.engine.cancel(run_id)
+        except BaseException:
+            self.pending.cancelling.discard(run_id)  # the failure is notified
+            raise
+        finally:
+            self.post_message_refresh()
+        if not cancelled:
+            self.pending.cancelling.discard(run_id)
+            app.call_from_thread(
+                app.notify, f"run {run_id} could not be cancelled from here", severity="warning"
+            )
 
     def action_relaunch(self) -> None:
         """Launch the run's experiment again with the config it ran with."""
@@ -417,6 +448,9 @@ class RunsScreen(LiveScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
+                self.pending.deleted.add(run.run_id)
+                self.selected.discard(run.run_id)
+                self.show_pending()
                 self._delete(run.run_id)
 
         self.app.push_screen(
@@ -432,8 +466,13 @@ class RunsScreen(LiveScreen):
     @work(thread=True, exit_on_error=False, name="deleting a run")
     def _delete(self, run_id: str) -> None:
         app = self.tb
-        app.store.delete_run(run_id)
-        app.store.flush()
+        try:
+            app.store.delete_run(run_id)
+            app.store.flush()
+        except BaseException:
+            self.pending.deleted.discard(run_id)  # shown again; the failure is notified
+            self.post_message_refresh()
+            raise
         runs_dir = app.project.runs_dir.resolve()
         folder = (runs_dir / run_id).resolve()
         if folder.parent == runs_dir and folder.is_dir():
@@ -441,6 +480,12 @@ class RunsScreen(LiveScreen):
         self.selected.discard(run_id)
         app.call_from_thread(app.notify, f"deleted run {run_id}")
         self.post_message_refresh()
+
+
+def _palette(variables: dict[str, str]) -> tuple[str, ...]:
+    """The theme colours the cells use: rows are rebuilt when these change, not whenever
+    Textual hands out a new (equal) variables dict, which it does on every style refresh."""
+    return tuple(variables.get(name, "") for name in STATUS_VARIABLES.values())
 
 
 def _haystack(run: RunRow) -> str:
