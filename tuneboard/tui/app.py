@@ -12,6 +12,7 @@ delay them; then the other views are built, hidden (see `warmup`), so switching 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -108,6 +109,7 @@ class TuneboardApp(App[None]):
         self._store_lock = threading.Lock()
         self._engine_loading = False
         self._store_thread_started = False
+        self._building_views: Worker[Any] | None = None
         self._closed = False  # close_services ran: background threads open nothing more
         self.poll_interval = poll_interval
         self.idle_poll_interval = idle_poll_interval
@@ -190,7 +192,18 @@ class TuneboardApp(App[None]):
         """Build the other views now, hidden (the app is idle: its runs are on screen)."""
         from tuneboard.tui.warmup import install_modes
 
-        self.run_worker(install_modes(self, self.MODES), name="building the views")
+        self._building_views = self.run_worker(
+            install_modes(self, self.MODES), name="building the views", exit_on_error=False
+        )
+
+    async def _shutdown(self) -> None:
+        # Textual closes every screen here: a view still being built would get events while
+        # its widgets are removed. Let the building finish first (it takes a moment).
+        worker = self._building_views
+        if worker is not None and not worker.is_finished:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.wait(), 5)
+        await super()._shutdown()
 
     def _check_dead_owners(self) -> None:
         if self.store_ready:

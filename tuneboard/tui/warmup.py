@@ -9,11 +9,14 @@ hidden, brings their styles up to date once, and leaves them suspended, as a swi
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from textual import events
 from textual.app import App
+from textual.screen import Screen
 
 
 async def install_modes(app: App[Any], modes: Iterable[str]) -> list[str]:
@@ -25,6 +28,8 @@ async def install_modes(app: App[Any], modes: Iterable[str]) -> list[str]:
     """
     built = []
     for mode in modes:
+        if not app.is_running:
+            break  # shutting down: a screen added now would change what Textual is closing
         if mode == app.current_mode or app._screen_stacks.get(mode):
             continue
         await app._init_mode(mode)
@@ -32,5 +37,17 @@ async def install_modes(app: App[Any], modes: Iterable[str]) -> list[str]:
         screen.post_message(events.ScreenSuspend())
         app.stylesheet.update(screen, animate=False)
         screen._css_update_count = app._css_update_count
+        await settled(screen)
         built.append(mode)
     return built
+
+
+async def settled(screen: Screen[Any], timeout: float = 2.0) -> None:
+    """Wait until the widgets of a new screen have handled their pending messages (its first
+    layout sends them events; closing the app before they are handled breaks some widgets)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        nodes = [screen, *screen.walk_children()]
+        if all(node._message_queue.empty() for node in nodes):
+            return
+        await asyncio.sleep(0.01)
