@@ -135,6 +135,28 @@ def run_app_in_pty(
     return figures
 
 
+GROUPS = {
+    "keys": ("cursor", "select"),
+    "switch": ("switch to SQL", "switch to Runs", "switch to Plugins", "switch back to Runs"),
+    "launch": ("open Launch",),
+}
+"""Probes reported together: a key in the runs table, a switch of view, opening Launch."""
+
+
+def probe_times(runs: Sequence[dict[str, Any]], group: str) -> tuple[list[float], int]:
+    """The key-to-frame seconds of `group`'s probes over `runs`, and how many never showed."""
+    times: list[float] = []
+    missed = 0
+    for run in runs:
+        for name in GROUPS[group]:
+            for seconds in run.get("probes", {}).get(name, []):
+                if seconds is None:
+                    missed += 1
+                else:
+                    times.append(seconds)
+    return times, missed
+
+
 # --- the child -----------------------------------------------------------------------------
 
 
@@ -208,8 +230,11 @@ class _Prober:
 
         pace = random.Random(0)
         driver = self.app._driver
+        launchable = bool(self.app.project.experiment_names)
         for _ in range(self.rounds):
             for name, key in PROBES:
+                if "Launch" in name and not launchable:
+                    continue
                 time.sleep(pace.uniform(0.3, 0.5))  # let the app settle, unevenly
                 before = self.app.call_from_thread(_before, self.app, name)
                 if name == "cursor":
@@ -269,10 +294,7 @@ def _child(args: argparse.Namespace) -> None:
             stats["idle_rss_mib"] = psutil.Process().memory_info().rss / 2**20
             if args.mode == "live":
                 self.run_worker(self._launch, thread=True)
-            if args.probes:
-                self.set_timer(args.warmup, self._probe)
-            else:
-                self.set_timer(args.warmup, self._window_start)
+            self.set_timer(args.warmup, self._window_start)
 
         def _probe(self) -> None:
             prober.append(_Prober(self, args.probes))
@@ -297,7 +319,10 @@ def _child(args: argparse.Namespace) -> None:
         def _window_end(self) -> None:
             stats["w1"] = (time.time(), time.thread_time(), time.process_time())
             stats["screen"] = type(self.screen).__name__
-            self.exit()
+            if args.probes:
+                self._probe()
+            else:
+                self.exit()
 
     project = load_project(Path(args.project))
     app = Bench(project)
