@@ -4,10 +4,11 @@ One `Engine` runs the runs in background threads; its observer posts messages to
 and the screens read from the store in thread workers, so the app never freezes while
 models train. Runs launched by other processes appear because the screens poll the store.
 
-Start-up order: the store opens in a background thread from the moment the app mounts (while
-Textual builds the first frame), and the runs show as soon as it is open; the plugins and the
-engine load only after that, once the runs are on screen (or on first use), so they do not
-delay them; then the other views are built, hidden (see `warmup`), so switching is instant.
+Start-up order: the store opens in a background thread as soon as the app loads (while
+Textual reads its CSS and builds the first frame), and the runs show as soon as it is open;
+the plugins and the engine load only after that, once the runs are on screen (or on first
+use), so they do not delay them; then the other views are built, hidden (see `warmup`), so
+switching to them is quick.
 """
 
 from __future__ import annotations
@@ -117,16 +118,20 @@ class TuneboardApp(App[None]):
         self.stopping = False
         self._last_failure: tuple[str, float] | None = None
 
-    def on_mount(self) -> None:
-        """Name the project in the header; start opening the database in the background.
+    def on_load(self) -> None:
+        """Start opening the database in the background, as the app starts running.
 
-        Opened from here rather than after the first frame: importing duckdb and opening the
-        file then overlap Textual's own start, and the runs reach the screen sooner.
+        Opened from here (before Textual reads the CSS and builds the first screen) rather
+        than after the first frame: importing duckdb and opening the file then overlap
+        Textual's own start, and the runs reach the screen sooner.
         """
-        self.sub_title = self.project.name
         if not self._store_thread_started:
             self._store_thread_started = True
             threading.Thread(target=self._open_store, name="tuneboard-store", daemon=True).start()
+
+    def on_mount(self) -> None:
+        """Name the project in the header."""
+        self.sub_title = self.project.name
 
     # --- user text ------------------------------------------------------------------------
     # Run ids, names and errors reach notifications and titles: never as markup, and with
