@@ -189,6 +189,9 @@ class TuneboardApp(App[None]):
         # A failure shows when something uses the engine (in a worker that reports it).
         with contextlib.suppress(TuneboardError):
             self.services(background=True)
+        from tuneboard.tui.warmup import import_screens
+
+        import_screens()
         if not self._closed:
             with contextlib.suppress(RuntimeError):  # the app has ended meanwhile
                 self.call_from_thread(self._install_other_views)
