@@ -6,9 +6,13 @@ every 50 steps) at `--rate` steps per second, with progress, like a fast trainin
 without the training (so the app's own cost shows, not torch's). Measured over a window while
 the 8 runs go: frames written per second, the UI thread's CPU, and the whole process's CPU
 (the runs, the store's writer and the screens' loader threads included) — once with the runs
-table in front, once with the first run's detail screen (live charts).
+table in front, once with the first run's detail screen (live charts). Then, in a third app
+start with the 8 runs going, the time from a key to the frame that shows its effect: a key in
+the runs table, switching views, opening Launch (`app_harness.PROBES`). ``--against REV``
+also times the keys on the app of git revision REV, in interleaved starts, and reports both.
 
     python -m benchmarks.live_ui            # add --smoke for a seconds-long check
+    python -m benchmarks.live_ui --against 3e742b3
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import sst2
-from benchmarks.app_harness import app_available, run_app_in_pty
+from benchmarks.app_harness import app_available, run_app_in_pty, tree_at
 from benchmarks.common import (
     REPO,
     Result,
@@ -123,12 +127,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds after launching")
+    parser.add_argument("--probes", type=int, default=3, help="rounds of timed key presses")
+    parser.add_argument("--against", default=None, help="git revision to time keys beside")
     parser.add_argument("--no-wait", action="store_true")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.smoke:
         args.runs, args.seconds, args.reps, args.warmup, args.no_wait = 2, 1.0, 1, 2.0, True
+        args.probes = 1
     result = Result("live_ui", command_line("benchmarks.live_ui", argv or sys.argv[1:]))
     why_not = app_available()
     if why_not:
@@ -177,7 +184,32 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{median(v.get('process_cpu_pct', float('nan')) for v in views):.0f}% of a core",
             )
             result.details["detail" if detail else "runs_table"] = views
+        measure_keys(result, project, args)
     print(f"wrote {result.save(results_folder(args.out))}")
+
+
+def measure_keys(result: Result, project: Path, args: argparse.Namespace) -> None:
+    """Key presses while the runs log: now, and at `args.against` in alternate starts."""
+    from benchmarks.startup import add_probe_figures
+
+    tree = tree_at(args.against) if args.against else None
+    now: list[dict[str, Any]] = []
+    then: list[dict[str, Any]] = []
+    command = ["--project", str(project), "--mode", "live", "--runs", str(args.runs)]
+    command += ["--settle", "1", "--warmup", str(args.warmup), "--seconds", "0.5"]
+    command += ["--probes", str(args.probes)]
+    contenders: list[tuple[Path | None, list[dict[str, Any]]]] = [(None, now)]
+    if tree is not None:
+        contenders.append((tree, then))
+    for _ in range(args.reps):
+        for folder, into in contenders:
+            _reset(project)
+            result.loads.append(other_load(not args.no_wait))
+            into.append(run_app_in_pty(command, tuneboard_from=folder))
+    where = f"{args.runs} runs x {args.rate:g} steps/s logging"
+    add_probe_figures(result, "live UI", where, now, then, args.against)
+    result.details["keys"] = now
+    result.details["keys_before"] = then
 
 
 def _reset(project: Path) -> None:

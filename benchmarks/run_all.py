@@ -61,9 +61,12 @@ SIZES = {
     "20 + 5 latency trials",
     "queries": "1,000 runs x 10,000 steps x 5 metrics = 50M points (built once, ~500 MiB, "
     "cached in benchmarks/.cache); 40 series, 10 runs-table reads",
-    "startup": "10 x `tuneboard --help`; 3 app starts on the 50M-point database",
+    "startup": "10 x `tuneboard --help`; 5 app starts on the 50M-point database, each then "
+    "timing 3 rounds of keys (cursor, select, F2/F1/F3/F1), interleaved with 5 starts of the app "
+    "at 3e742b3 (before issue 16's speed fixes)",
     "live_ui": "8 runs x 20 steps/s, a 10 s window after 5 s, one app start per view (runs "
-    "table, run detail)",
+    "table, run detail); then one start timing 6 rounds of keys (cursor, select, F2/F1/F3/F1, "
+    "n/escape) while the 8 runs log, and one of the app at 3e742b3 (before)",
     "scheduling": "60 sleep jobs over 4 slots; 8 ticker runs over 2 CPU slots; contention: "
     "5 steps (after 3 warm-up steps) of a 4-layer hidden-384 BERT per cell, 3 competitors x 4 "
     "OpenMP settings, 1 round",

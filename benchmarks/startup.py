@@ -5,9 +5,13 @@ each run's wall time and peak RSS come from `os.wait4`. ``python -c pass`` is me
 way, as the floor. The app (when `tuneboard.tui.app` exists) opens on a project holding a
 database of `--app-runs` runs x 10,000 steps x 5 metrics, in a real pseudo-terminal: the time
 from starting the process to the first frame that shows the runs table with rows, then the
-memory of the idle app and the CPU its UI thread uses while idle.
+memory of the idle app and the CPU its UI thread uses while idle; then, idle, the time from
+a key to the frame that shows its effect (`app_harness.PROBES`: cursor, select, switching
+views with F1/F2/F3). ``--against REV`` also starts the app of git revision REV, in
+interleaved rounds, and reports both and their ratio (before and after a change, one run).
 
     python -m benchmarks.startup                 # copies the queries benchmark's database
+    python -m benchmarks.startup --against 3e742b3
     python -m benchmarks.startup --smoke
 """
 
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.app_harness import app_available, run_app_in_pty
+from benchmarks.app_harness import app_available, probe_times, run_app_in_pty, tree_at
 from benchmarks.common import (
     REPO,
     Result,
@@ -120,26 +124,28 @@ def app_project(folder: Path | None, runs: int, steps: int) -> Path:
 
 
 def measure_app(
-    result: Result, project: Path, runs: int, reps: int, wait: bool, idle: float = 3.0
+    result: Result,
+    project: Path,
+    runs: int,
+    reps: int,
+    wait: bool,
+    idle: float = 3.0,
+    probes: int = 2,
+    against: str | None = None,
 ) -> None:
-    """Section: the app's first paint on a big project, and the idle app's memory and CPU."""
+    """Section: the app's first paint on a big project, the idle app's memory and CPU, and
+    key presses; with `against`, the app of that revision too, round by round."""
     paints: list[dict[str, Any]] = []
+    before: list[dict[str, Any]] = []
+    tree = tree_at(against) if against else None
+    command = ["--project", str(project), "--mode", "paint", "--settle", str(idle)]
+    command += ["--seconds", str(idle), "--probes", str(probes)]
     for _ in range(reps):
         result.loads.append(other_load(wait))
-        paints.append(
-            run_app_in_pty(
-                [
-                    "--project",
-                    str(project),
-                    "--mode",
-                    "paint",
-                    "--settle",
-                    str(idle),
-                    "--seconds",
-                    str(idle),
-                ]
-            )
-        )
+        paints.append(run_app_in_pty(command))
+        if tree is not None:
+            result.loads.append(other_load(wait))
+            before.append(run_app_in_pty(command, tuneboard_from=tree))
     spawn = [p["spawn_to_paint_s"] for p in paints if p.get("spawn_to_paint_s") is not None]
     if spawn:
         result.add(
@@ -147,8 +153,8 @@ def measure_app(
             f"app first paint with {runs:,} runs (process start to runs table on screen)",
             round(median(spawn), 2),
             "s",
-            target="< 1 s",
-            met=median(spawn) < 1.0,
+            target="< 0.5 s",
+            met=median(spawn) < 0.5,
             note=f"median of {len(spawn)}; in a 160x48 pseudo-terminal; "
             f"Python imports and building the app take "
             f"{median(p.get('import_and_build_s', float('nan')) for p in paints):.2f} s of it; "
@@ -171,7 +177,82 @@ def measure_app(
         "% of a core",
         note=f"{median(p.get('refresh_per_s', float('nan')) for p in paints):.1f} frames/s idle",
     )
+    add_probe_figures(result, "start-up", f"idle, {runs:,} runs", paints, before, against)
+    if before:
+        add_before(
+            result, "start-up", "app first paint", "spawn_to_paint_s", paints, before, against
+        )
     result.details["app_runs"] = paints
+    result.details["app_runs_before"] = before
+
+
+PROBE_FIGURES = {
+    "keys": ("a key in the runs table (cursor, select) to its frame", 0.1, "< 100 ms"),
+    "switch": ("switching views (F1/F2/F3) to the new view's frame", 0.15, "< 150 ms"),
+    "launch": ("opening Launch (n) to its form on screen", 0.15, "< 150 ms"),
+}
+"""Each group of `app_harness.GROUPS`: what it measures, its target in seconds, as text."""
+
+
+def add_probe_figures(
+    result: Result,
+    section: str,
+    where: str,
+    runs: Sequence[dict[str, Any]],
+    before: Sequence[dict[str, Any]],
+    against: str | None,
+) -> None:
+    """One figure per probe group measured (median key-to-frame time), with the before run's
+    median and the ratio in the note when there is one."""
+    for group, (what, target, target_text) in PROBE_FIGURES.items():
+        times, missed = probe_times(runs, group)
+        if not times:
+            continue
+        value = median(times)
+        note = f"median of {len(times)}, max {1000 * max(times):.0f} ms"
+        if missed:
+            note += f"; {missed} never showed within 10 s"
+        old, _ = probe_times(before, group)
+        if old:
+            note += (
+                f"; at {against}: median {1000 * median(old):.0f} ms, max "
+                f"{1000 * max(old):.0f} ms (now / then: {value / median(old):.2f}x)"
+            )
+        result.add(
+            section,
+            f"{where}: {what}",
+            round(1000 * value, 1),
+            "ms",
+            target=target_text,
+            met=value < target and not missed,
+            note=note,
+        )
+
+
+def add_before(
+    result: Result,
+    section: str,
+    what: str,
+    key: str,
+    runs: Sequence[dict[str, Any]],
+    before: Sequence[dict[str, Any]],
+    against: str | None,
+) -> None:
+    """A figure measured at `against` too: its median then, and the ratio now / then."""
+    now = [r[key] for r in runs if r.get(key) is not None]
+    then = [r[key] for r in before if r.get(key) is not None]
+    if not now or not then:
+        return
+    result.add(
+        section,
+        f"{what}: at {against} (before), in the same rounds",
+        round(median(then), 2),
+        "s",
+        note=f"median of {len(then)}; now / then: {median(now) / median(then):.2f}x "
+        f"(ratio of medians; per round: "
+        + ", ".join(f"{a / b:.2f}" for a, b in zip(now, then, strict=False))
+        + ")",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -182,12 +263,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--app-runs", type=int, default=1000)
     parser.add_argument("--app-steps", type=int, default=10_000)
     parser.add_argument("--project", default=None, help="keep the app's project here")
+    parser.add_argument("--probes", type=int, default=3, help="rounds of timed key presses")
+    parser.add_argument("--against", default=None, help="git revision to measure beside")
     parser.add_argument("--no-wait", action="store_true")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.smoke:
         args.reps, args.app_reps, args.app_runs, args.app_steps = 2, 1, 20, 100
+        args.probes = 1
         args.no_wait = True
     result = Result("startup", command_line("benchmarks.startup", argv or sys.argv[1:]))
     measure_help(result, args.reps, not args.no_wait)
@@ -209,7 +293,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                 build(folder / ".tuneboard" / "tuneboard.duckdb", args.app_runs, args.app_steps)
             project = app_project(folder, args.app_runs, args.app_steps)
             idle = 1.0 if args.smoke else 3.0
-            measure_app(result, project, args.app_runs, args.app_reps, not args.no_wait, idle)
+            measure_app(
+                result,
+                project,
+                args.app_runs,
+                args.app_reps,
+                not args.no_wait,
+                idle,
+                args.probes,
+                args.against,
+            )
     for figure in result.figures:
         print(f"{figure.name}: {figure.value} {figure.unit}  {figure.note}")
     print(f"wrote {result.save(results_folder(args.out))}")

@@ -8,14 +8,19 @@ them. Such a column is given as DuckDB's own text for its values instead (`infin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import pyarrow as pa
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
 
 
 def column_values(cur: duckdb.DuckDBPyConnection, column: pa.ChunkedArray) -> list[Any]:
     """The column's values as Python objects; as DuckDB's text where Python has no type."""
+    # Imported here: the store is imported at the app's start, and pyarrow (with numpy)
+    # takes ~0.2 s, which the runs table would wait for. A query result has it loaded anyway.
+    import pyarrow as pa
+
     try:
         values: list[Any] = column.to_pylist()
         return values

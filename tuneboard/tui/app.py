@@ -4,9 +4,11 @@ One `Engine` runs the runs in background threads; its observer posts messages to
 and the screens read from the store in thread workers, so the app never freezes while
 models train. Runs launched by other processes appear because the screens poll the store.
 
-Start-up order: the first frame paints before the database is opened; the store opens in a
-background thread and the runs show as soon as it is open; the plugins and the engine load
-only after that, once the runs are on screen (or on first use), so they do not delay them.
+Start-up order: the store opens in a background thread as soon as the app loads (while
+Textual reads its CSS and builds the first frame), and the runs show as soon as it is open;
+the plugins and the engine load only after that, once the runs are on screen (or on first
+use), so they do not delay them; then the modules of the other screens are imported in that
+background thread (see `warmup`), so the first key that opens one does not wait for them.
 """
 
 from __future__ import annotations
@@ -124,12 +126,24 @@ class TuneboardApp(App[None]):
         self._services_lock = threading.Lock()  # plugins and engine
         self._store_lock = threading.Lock()
         self._engine_loading = False
+        self._store_thread_started = False
         self._closed = False  # close_services ran: background threads open nothing more
         self.poll_interval = poll_interval
         self.idle_poll_interval = idle_poll_interval
         self.clock = clock
         self.stopping = False
         self._last_failure: tuple[str, float] | None = None
+
+    def on_load(self) -> None:
+        """Start opening the database in the background, as the app starts running.
+
+        Opened from here (before Textual reads the CSS and builds the first screen) rather
+        than after the first frame: importing duckdb and opening the file then overlap
+        Textual's own start, and the runs reach the screen sooner.
+        """
+        if not self._store_thread_started:
+            self._store_thread_started = True
+            threading.Thread(target=self._open_store, name="tuneboard-store", daemon=True).start()
 
     def on_mount(self) -> None:
         """Name the project in the header."""
@@ -160,9 +174,8 @@ class TuneboardApp(App[None]):
         return super().format_title(visible(title), visible(sub_title))
 
     def on_ready(self) -> None:
-        """After the first paint, open the database in the background (the plugins and the
-        engine follow once the runs are on screen, see `start_services`)."""
-        threading.Thread(target=self._open_store, name="tuneboard-store", daemon=True).start()
+        """After the first paint: the plugins and the engine load once the runs are on screen
+        (see `start_services`), or after a few seconds at the latest."""
         self.set_timer(ENGINE_START_SECONDS, self.start_services)
         self.set_interval(DEAD_OWNER_CHECK_SECONDS, self._check_dead_owners)
 
@@ -192,6 +205,9 @@ class TuneboardApp(App[None]):
         # A failure shows when something uses the engine (in a worker that reports it).
         with contextlib.suppress(TuneboardError):
             self.services(background=True)
+        from tuneboard.tui.warmup import import_screens
+
+        import_screens()
 
     def _check_dead_owners(self) -> None:
         if self.store_ready:

@@ -21,6 +21,7 @@ STATUS_VARIABLES: dict[str, str] = {
     "completed": "success",
     "failed": "error",
     "cancelled": "secondary",
+    "cancelling": "secondary",
     "interrupted": "error",
 }
 

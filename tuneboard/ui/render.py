@@ -16,6 +16,7 @@ STATUS_STYLES: dict[str, tuple[str, str]] = {
     "completed": ("✓", "green"),
     "failed": ("✗", "red"),
     "cancelled": ("■", "magenta"),
+    "cancelling": ("□", "magenta"),  # the app, until the store records the run cancelled
     "interrupted": ("!", "red"),
 }
 

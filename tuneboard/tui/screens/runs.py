@@ -16,8 +16,9 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Input, Select, Static
 
 from tuneboard.sdk.errors import TuneboardError
-from tuneboard.tui.cells import duration_of, is_active
+from tuneboard.tui.cells import STATUS_VARIABLES, duration_of, is_active
 from tuneboard.tui.messages import RunsChanged
+from tuneboard.tui.pending import Pending
 from tuneboard.tui.run_columns import FITS, Fit, fit_for, row_cells, sweep_cells
 from tuneboard.tui.screens.base import LiveScreen
 from tuneboard.tui.screens.dialogs import ConfirmDialog, TextPrompt
@@ -131,6 +132,8 @@ class RunsScreen(LiveScreen):
         self.columns = COLUMNS  # the columns shown (a saved view may show fewer)
         self._picked = tuple(range(len(COLUMNS)))
         self.view: ActiveView | None = None  # a saved view on show (see tuneboard.tui.views)
+        self.loaded = False  # the first read from the store has been drawn
+        self.pending = Pending()  # cancels and deletes shown before the store has them
 
     def compose(self) -> ComposeResult:
         """Header, navigation, filters, the table and the footer."""
@@ -190,8 +193,8 @@ class RunsScreen(LiveScreen):
     # --- data ---------------------------------------------------------------------------
 
     def busy(self) -> bool:
-        """Poll fast while a run is queued or running (in this app or another process)."""
-        return any(is_active(run.status) for run in self.runs)
+        """Poll fast while a run is queued, running or being cancelled (in any process)."""
+        return bool(self.pending.cancelling) or any(is_active(run.status) for run in self.runs)
 
     def load(self) -> RunsData:
         """Every run of the project, what the sweeps among them show (one open of the
@@ -221,8 +224,11 @@ class RunsScreen(LiveScreen):
         return metric_higher_is_better(metric, self.tb.registry)
 
     def show(self, data: RunsData) -> None:
-        """Keep the runs and sweeps and redraw the table."""
-        self.runs = data.runs
+        """Keep the runs (with the user's pending cancels and deletes) and sweeps, and redraw
+        the table."""
+        self.pending.settle(data.runs)
+        self.runs = self.pending.apply(data.runs)
+        self.loaded = True
         had_sweeps, self.sweeps = bool(self.sweeps), data.sweeps
         if had_sweeps != bool(self.sweeps):
             self.refresh_bindings()  # the sweep keys come and go with the sweeps
@@ -358,7 +364,7 @@ class RunsScreen(LiveScreen):
         if row.sweep is not None:
             return self._sweep_row(row.sweep, now, variables)
         run = row.run
-        key = (run, run.run_id in self.selected, id(variables), row.prefix, self.fit)
+        key = (run, run.run_id in self.selected, _palette(variables), row.prefix, self.fit)
         cached = self._row_cache.get(run.run_id)
         if cached is not None and cached[0] == key and run.status != "running":
             return cached[1]
@@ -384,6 +390,10 @@ class RunsScreen(LiveScreen):
         return sweep_cells(sweep, now, variables, chosen, expanded, self.fit)
 
     def _update_summary(self, visible: int) -> None:
+        if not self.loaded:
+            # Not "0 of 0 runs": nothing has been read yet.
+            self.query_one("#summary", Static).update("loading runs…")
+            return
         arrow = "↓" if self.sort_reverse else "↑"
         parts = [f"{visible} of {len(self.runs)} runs"]
         if self.sweeps:
@@ -671,9 +681,9 @@ class RunsScreen(LiveScreen):
             if not active:
                 self.notify(f"sweep {sweep.sweep_id} has no active runs to cancel")
                 return
-            cancelled = sum(1 for run_id in active if self.tb.engine.cancel(run_id))
-            self.notify(f"cancelling {cancelled} of {len(active)} active runs of the sweep…")
-            self.request_refresh()
+            self.notify(f"cancelling the {len(active)} active runs of the sweep…")
+            for run_id in active:
+                self._start_cancel(run_id)
             return
         run = self.current_run()
         if run is None:
@@ -681,11 +691,36 @@ class RunsScreen(LiveScreen):
         if not is_active(run.status):
             self.notify(f"run {run.run_id} is {run.status}; only active runs can be cancelled")
             return
-        if self.tb.engine.cancel(run.run_id):
-            self.notify(f"cancelling run {run.run_id}…")
-        else:
-            self.notify(f"run {run.run_id} could not be cancelled from here", severity="warning")
-        self.request_refresh()
+        self.notify(f"cancelling run {run.run_id}…")
+        self._start_cancel(run.run_id)
+
+    def _start_cancel(self, run_id: str) -> None:
+        """Show the run cancelling at once; the engine (which may still be loading) and the
+        store in a worker."""
+        self.pending.cancelling.add(run_id)
+        self.show_pending()
+        self._cancel(run_id)
+
+    def show_pending(self) -> None:
+        """Redraw the runs now with the user's pending cancels and deletes."""
+        self.runs = self.pending.apply(self.runs)
+        self.redraw()
+
+    @work(thread=True, exit_on_error=False, name="cancelling a run")
+    def _cancel(self, run_id: str) -> None:
+        app = self.tb
+        try:
+            cancelled = app.engine.cancel(run_id)
+        except BaseException:
+            self.pending.cancelling.discard(run_id)  # the failure is notified
+            raise
+        finally:
+            self.post_message_refresh()
+        if not cancelled:
+            self.pending.cancelling.discard(run_id)
+            app.call_from_thread(
+                app.notify, f"run {run_id} could not be cancelled from here", severity="warning"
+            )
 
     def action_relaunch(self) -> None:
         """Launch the run's experiment again with the config it ran with."""
@@ -728,7 +763,7 @@ class RunsScreen(LiveScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._delete([run.run_id for run in runs])
+                self._delete_now([run.run_id for run in runs])
 
         self.app.push_screen(
             ConfirmDialog(delete_question(runs, hidden), yes="Delete", no="Keep"), answered
@@ -747,7 +782,7 @@ class RunsScreen(LiveScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._delete(run_ids)
+                self._delete_now(run_ids)
 
         self.app.push_screen(
             ConfirmDialog(
@@ -759,13 +794,25 @@ class RunsScreen(LiveScreen):
             answered,
         )
 
+    def _delete_now(self, run_ids: list[str]) -> None:
+        """Take the runs off the table at once; their rows and folders go in a worker."""
+        self.pending.deleted.update(run_ids)
+        self.selected.difference_update(run_ids)
+        self.show_pending()
+        self._delete(run_ids)
+
     @work(thread=True, exit_on_error=False, name="deleting runs")
     def _delete(self, run_ids: list[str]) -> None:
         app = self.tb
         runs_dir = app.project.runs_dir.resolve()
-        for run_id in run_ids:
-            app.store.delete_run(run_id)
-        app.store.flush()
+        try:
+            for run_id in run_ids:
+                app.store.delete_run(run_id)
+            app.store.flush()
+        except BaseException:
+            self.pending.deleted.difference_update(run_ids)  # shown again; failure notified
+            self.post_message_refresh()
+            raise
         for run_id in run_ids:
             folder = (runs_dir / run_id).resolve()
             if folder.parent == runs_dir and folder.is_dir():
@@ -774,6 +821,12 @@ class RunsScreen(LiveScreen):
         done = f"deleted run {run_ids[0]}" if len(run_ids) == 1 else f"deleted {len(run_ids)} runs"
         app.call_from_thread(app.notify, done)
         self.post_message_refresh()
+
+
+def _palette(variables: dict[str, str]) -> tuple[str, ...]:
+    """The theme colours the cells use: rows are rebuilt when these change, not whenever
+    Textual hands out a new (equal) variables dict, which it does on every style refresh."""
+    return tuple(variables.get(name, "") for name in STATUS_VARIABLES.values())
 
 
 def _haystack(run: RunRow) -> str:
