@@ -196,3 +196,20 @@ async def test_a_screen_that_binds_g_keeps_it(seeded_project: Path, make_app: Ap
         assert str(table.get_cell_at((3, 5))) == "positive"
         await pilot.press("home", "j")
         assert table.cursor_row == 1
+
+
+async def test_help_says_how_to_close_it_on_a_small_terminal(
+    seeded_project: Path, make_app: AppFactory
+) -> None:
+    # At 80x24 the keys of Runs are longer than the box: they scroll, and the line that says
+    # how to close the box stays on screen below them.
+    app = make_app(seeded_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeysScreen))
+        await pilot.pause()
+        box = app.screen.query_one("KeysScreen > Vertical").content_region
+        hint = app.screen.query_one(".hint").region
+        assert hint.height == 1 and box.contains_region(hint), (hint, box)

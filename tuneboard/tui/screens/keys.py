@@ -146,6 +146,10 @@ class KeysScreen(ModalScreen[None]):
         height: auto;
         max-height: 1fr;
     }
+    /* Docked, so that keys longer than the box scroll above it instead of pushing it out. */
+    KeysScreen .hint {
+        dock: bottom;
+    }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark", "close", "Close", key_display="esc"),
