@@ -213,3 +213,16 @@ async def test_help_says_how_to_close_it_on_a_small_terminal(
         box = app.screen.query_one("KeysScreen > Vertical").content_region
         hint = app.screen.query_one(".hint").region
         assert hint.height == 1 and box.contains_region(hint), (hint, box)
+
+
+async def test_help_says_how_to_switch_tabs_where_a_screen_has_them(
+    seeded_project: Path, make_app: AppFactory
+) -> None:
+    app = make_app(seeded_project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        assert "Tabs:" not in await open_help(app, pilot)
+        await app.push_screen(DetailScreen(COMPLETED_TINY))
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert "Tabs: ← / → the previous / next tab" in await open_help(app, pilot)

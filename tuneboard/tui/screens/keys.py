@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Label, Static
+from textual.widgets import Label, Static, Tabs
 
 from tuneboard.tui.widgets.table import MOVE_KEYS, Table
 
@@ -26,6 +26,14 @@ SCREEN_NAMES = {"DetailScreen": "Run detail", "SqlScreen": "SQL", "ResultChartSc
 TABLE_KEYS: tuple[tuple[str, str], ...] = (
     ("↑ / ↓", "up / down a row"),
     ("pgup / pgdn", "up / down a page"),
+)
+# Textual's keys for a screen with tabs (Run detail, Compare), which open on the tab bar.
+TAB_KEYS: tuple[tuple[str, str], ...] = (
+    ("← / →", "the previous / next tab, while the tab bar has the focus"),
+    (
+        "tab / shift+tab",
+        "move the focus: tab bar, the tab's content (charts scroll with pgup / pgdn)",
+    ),
 )
 PALETTE_KEY = ("ctrl+p", "command palette: launch, open a run, go to a screen, run a saved query…")
 
@@ -106,6 +114,8 @@ def key_groups(screen: Screen[object]) -> list[KeyGroup]:
                 (*((" / ".join(keys), what) for what, keys in rows.items()), *TABLE_KEYS),
             )
         )
+    if screen.query(Tabs):
+        groups.append(KeyGroup("Tabs", TAB_KEYS))
     mine = {b.key for b in own}
     app_bindings = [b for b in _own_bindings(app) if b.key not in mine and _shown(app, b.action)]
     groups.append(KeyGroup("Everywhere", (*_merge(app, app, app_bindings), PALETTE_KEY)))
