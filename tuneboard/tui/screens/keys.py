@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Label, Static, Tabs
+from textual.widgets import Static, Tabs
 
 from tuneboard.tui.widgets.table import MOVE_KEYS, Table
 
@@ -35,6 +35,7 @@ TAB_KEYS: tuple[tuple[str, str], ...] = (
         "move the focus: tab bar, the tab's content (charts scroll with pgup / pgdn)",
     ),
 )
+CLOSE_HINT = "escape or ? closes"
 PALETTE_KEY = ("ctrl+p", "command palette: launch, open a run, go to a screen, run a saved query…")
 
 
@@ -152,13 +153,11 @@ class KeysScreen(ModalScreen[None]):
         border: thick $primary;
         background: $surface;
     }
+    /* The title and how to close sit in the border, so that keys longer than the box scroll
+       inside it and never push either out. */
     KeysScreen VerticalScroll {
         height: auto;
-        max-height: 1fr;
-    }
-    /* Docked, so that keys longer than the box scroll above it instead of pushing it out. */
-    KeysScreen .hint {
-        dock: bottom;
+        max-height: 100%;
     }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -172,11 +171,11 @@ class KeysScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         """A title, the groups (scrolling when the terminal is short) and how to close."""
-        with Vertical():
-            yield Label(Text(f"Keys: {screen_name(self.under)}", style="bold"))
-            with VerticalScroll():
-                yield Static(render_groups(self.groups), id="keys")
-            yield Label("escape or ? closes", classes="hint")
+        box = Vertical()
+        box.border_title = f"Keys: {screen_name(self.under)}"
+        box.border_subtitle = CLOSE_HINT
+        with box, VerticalScroll():
+            yield Static(render_groups(self.groups), id="keys")
 
     def action_close(self) -> None:
         """Close the help."""
