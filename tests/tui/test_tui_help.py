@@ -196,3 +196,34 @@ async def test_a_screen_that_binds_g_keeps_it(seeded_project: Path, make_app: Ap
         assert str(table.get_cell_at((3, 5))) == "positive"
         await pilot.press("home", "j")
         assert table.cursor_row == 1
+
+
+async def test_help_says_how_to_close_it_on_a_small_terminal(
+    seeded_project: Path, make_app: AppFactory
+) -> None:
+    # At 80x24 the keys of Runs are longer than the box: they scroll, and the line that says
+    # how to close the box stays on screen below them.
+    app = make_app(seeded_project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeysScreen))
+        await pilot.pause()
+        box = app.screen.query_one("KeysScreen > Vertical")
+        keys = app.screen.query_one("KeysScreen VerticalScroll")
+        assert box.content_region.contains_region(keys.region), (keys.region, box.content_region)
+        assert (box.border_title, box.border_subtitle) == ("Keys: Runs", "escape or ? closes")
+
+
+async def test_help_says_how_to_switch_tabs_where_a_screen_has_them(
+    seeded_project: Path, make_app: AppFactory
+) -> None:
+    app = make_app(seeded_project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        assert "Tabs:" not in await open_help(app, pilot)
+        await app.push_screen(DetailScreen(COMPLETED_TINY))
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert "Tabs: ← / → the previous / next tab" in await open_help(app, pilot)

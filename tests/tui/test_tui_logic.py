@@ -15,6 +15,7 @@ from tuneboard.plugins import load_plugins
 from tuneboard.sdk.errors import ConfigError
 from tuneboard.store import RunRow
 from tuneboard.tui.cells import headline_cell, progress_bar, status_cell
+from tuneboard.tui.commands import id_hits
 from tuneboard.tui.configs import config_differences, flatten_config, split_values, toml_literal
 from tuneboard.tui.history import QueryHistory, SavedQueries
 from tuneboard.tui.launch_form import (
@@ -225,3 +226,10 @@ def test_the_app_module_paints_before_importing_the_store() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_palette_finds_a_run_by_the_start_or_the_short_id_the_table_shows() -> None:
+    runs = [_run("completed", run_id=i) for i in ("20261203-091404-1b7c", "20261203-091400-5d68")]
+    assert [r.run_id for r in id_hits("5d68", runs)] == ["20261203-091400-5d68"]
+    assert [r.run_id for r in id_hits("20261203-0914", runs)] == [r.run_id for r in runs]
+    assert id_hits("tiny", runs) == []

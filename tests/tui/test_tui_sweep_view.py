@@ -12,6 +12,7 @@ from tests.tui.conftest import AppFactory, wait_for
 from tests.tui.seed import SWEEP_BEST, SWEEP_ID, SWEEP_PRUNED, seed_sweep, sweep_run_id
 from tuneboard.tui.app import TuneboardApp
 from tuneboard.tui.screens.detail import DetailScreen
+from tuneboard.tui.screens.launch import LaunchScreen
 from tuneboard.tui.screens.runs import SWEEP_KEY, RunsScreen
 from tuneboard.tui.screens.sweep import SweepScreen, whole_ticks
 from tuneboard.tui.widgets.scatter import ScatterChart
@@ -190,3 +191,18 @@ def test_a_parameter_of_whole_numbers_ticks_whole_numbers() -> None:
     assert layers is not None and layers.labels == ("2", "4", "6", "8")
     assert whole_ticks((0.1, 0.3)) is None  # not whole: plotext's own ticks
     assert whole_ticks((8.0, 16.0, 48.0)) is None  # plotext's own (8 18 28 38 48) are whole
+
+
+async def test_n_on_a_sweep_row_launches_its_experiment(
+    sweep_project: Path, make_app: AppFactory
+) -> None:
+    app = make_app(sweep_project)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: shows(app, 6))
+        table, screen = table_of(app), runs_screen(app)
+        table.move_cursor(row=screen.shown.index(ROW))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        launch = app.screen
+        assert isinstance(launch, LaunchScreen)
+        assert launch.experiment == "tiny_sweep"

@@ -84,6 +84,17 @@ def test_get_run_by_prefix(store: Store) -> None:
         store.get_run("%")
 
 
+def test_get_run_by_the_short_id_the_app_shows(store: Store) -> None:
+    # The Runs table shows the last characters of an id (`a3f9`) where it is narrow.
+    for run_id in ("20261203-091400-5d68", "20261203-091404-1b7c", "20261203-091406-0b7c"):
+        store.create_run(run_id, "exp", {})
+    store.flush()
+    assert store.get_run("5d68").run_id == "20261203-091400-5d68"
+    assert store.get_run("1b7c").run_id == "20261203-091404-1b7c"
+    with pytest.raises(TuneboardError, match=r"^'b7c' matches several runs: "):
+        store.get_run("b7c")
+
+
 def test_stages_and_progress(store: Store) -> None:
     store.create_run("r", "exp", {}, status="running")
     store.stage_started("r", 0, name="warmup", plugin="head", params={"epochs": 1}, at=10.0)

@@ -599,7 +599,8 @@ class Store(RunRecorder):
         return [_run_row(row) for row in self._fetch(sql, params)]
 
     def get_run(self, run_id_or_prefix: str) -> RunRow:
-        """The run with this id, or the only run whose id starts with it."""
+        """The run with this id, or the only run whose id starts with it, else the only run
+        whose id ends with it (the app's short ids, `a3f9`, are the ends of run ids)."""
         key = run_id_or_prefix
         rows = self._fetch(
             _RUN_SELECT + " WHERE starts_with(r.run_id, ?) ORDER BY r.run_id LIMIT 11", [key]
@@ -607,6 +608,10 @@ class Store(RunRecorder):
         exact = [row for row in rows if row[0] == key]
         if exact:
             return _run_row(exact[0])
+        if not rows and key:
+            rows = self._fetch(
+                _RUN_SELECT + " WHERE ends_with(r.run_id, ?) ORDER BY r.run_id LIMIT 11", [key]
+            )
         if not rows:
             raise TuneboardError(f"no run matches {key!r}")
         if len(rows) > 1:

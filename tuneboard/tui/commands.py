@@ -41,9 +41,10 @@ def highlight(matcher: Matcher, text: str) -> Content:
 
 
 def id_hits(query: str, runs: list[RunRow]) -> list[RunRow]:
-    """The runs whose id starts with a word of `query` (newest first), at most MAX_RUN_HITS."""
-    words = [w for w in query.split() if any(c.isdigit() for c in w)]
-    found = [run for run in runs if any(run.run_id.startswith(w) for w in words)]
+    """The runs whose id starts or ends with a word of `query` (the Runs table's short ids,
+    `a3f9`, are the ends of ids), newest first, at most MAX_RUN_HITS."""
+    words = tuple(w for w in query.split() if any(c.isdigit() for c in w))
+    found = [run for run in runs if run.run_id.startswith(words) or run.run_id.endswith(words)]
     return found[:MAX_RUN_HITS]
 
 
@@ -112,7 +113,8 @@ class TuneboardCommands(Provider):
                 yield DiscoveryHit(Content(title), command, text=title, help=help)
 
     async def search(self, query: str) -> Hits:
-        """Commands whose title matches `query`, and runs whose id starts with a word of it."""
+        """Commands whose title matches `query`, and runs whose id starts or ends with a word of
+        it."""
         matcher = self.matcher(query)
         for title, help, command in self.commands:
             score = matcher.match(title)

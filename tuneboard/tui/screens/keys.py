@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Label, Static
+from textual.widgets import Static, Tabs
 
 from tuneboard.tui.widgets.table import MOVE_KEYS, Table
 
@@ -27,6 +27,15 @@ TABLE_KEYS: tuple[tuple[str, str], ...] = (
     ("↑ / ↓", "up / down a row"),
     ("pgup / pgdn", "up / down a page"),
 )
+# Textual's keys for a screen with tabs (Run detail, Compare), which open on the tab bar.
+TAB_KEYS: tuple[tuple[str, str], ...] = (
+    ("← / →", "the previous / next tab, while the tab bar has the focus"),
+    (
+        "tab / shift+tab",
+        "move the focus: tab bar, the tab's content (charts scroll with pgup / pgdn)",
+    ),
+)
+CLOSE_HINT = "escape or ? closes"
 PALETTE_KEY = ("ctrl+p", "command palette: launch, open a run, go to a screen, run a saved query…")
 
 
@@ -106,6 +115,8 @@ def key_groups(screen: Screen[object]) -> list[KeyGroup]:
                 (*((" / ".join(keys), what) for what, keys in rows.items()), *TABLE_KEYS),
             )
         )
+    if screen.query(Tabs):
+        groups.append(KeyGroup("Tabs", TAB_KEYS))
     mine = {b.key for b in own}
     app_bindings = [b for b in _own_bindings(app) if b.key not in mine and _shown(app, b.action)]
     groups.append(KeyGroup("Everywhere", (*_merge(app, app, app_bindings), PALETTE_KEY)))
@@ -142,9 +153,11 @@ class KeysScreen(ModalScreen[None]):
         border: thick $primary;
         background: $surface;
     }
+    /* The title and how to close sit in the border, so that keys longer than the box scroll
+       inside it and never push either out. */
     KeysScreen VerticalScroll {
         height: auto;
-        max-height: 1fr;
+        max-height: 100%;
     }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -158,11 +171,11 @@ class KeysScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         """A title, the groups (scrolling when the terminal is short) and how to close."""
-        with Vertical():
-            yield Label(Text(f"Keys: {screen_name(self.under)}", style="bold"))
-            with VerticalScroll():
-                yield Static(render_groups(self.groups), id="keys")
-            yield Label("escape or ? closes", classes="hint")
+        box = Vertical()
+        box.border_title = f"Keys: {screen_name(self.under)}"
+        box.border_subtitle = CLOSE_HINT
+        with box, VerticalScroll():
+            yield Static(render_groups(self.groups), id="keys")
 
     def action_close(self) -> None:
         """Close the help."""
