@@ -73,7 +73,7 @@ def _queue_screen() -> Screen[Any]:
     return QueueScreen()
 
 
-_NAV = Binding.Group("views")
+_NAV = Binding.Group("screens")
 
 
 class TuneboardApp(App[None]):

@@ -16,7 +16,7 @@ from textual.widgets import Input, TextArea
 
 from tuneboard.tui.widgets.nav import VIEWS
 
-VIEW_KEYS = Binding.Group("views")
+VIEW_KEYS = Binding.Group("screens")
 
 # F1 for the first view, F2 for the second...: the keys that switch views while typing.
 TYPING_KEYS: list[BindingType] = [
