@@ -131,6 +131,9 @@ def test_concurrent_runs_keep_their_own_lines_and_the_cli_prints_them(
     as_json = cli("logs", left, "--json", "--grep", "helper", cwd=project.root)
     (record,) = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert record["message"] == "LEFT from a helper thread" and record["stream"] == "stdout"
+    nothing = cli("logs", left, "--grep", "no such words", cwd=project.root)
+    assert nothing.returncode == 0 and nothing.stdout == ""
+    assert "no line of run" in nothing.stderr and "matches 'no such words'" in nothing.stderr
     unknown = cli("logs", "no-such-run", cwd=project.root)
     assert unknown.returncode == 2 and "no-such-run" in unknown.stderr
 

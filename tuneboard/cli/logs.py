@@ -43,7 +43,7 @@ def logs(run_id: str, project_dir: Path | None, follow: bool, needle: str, as_js
     project = load_project_from(project_dir)
     store = open_store(project, read_only=True)
     run_id = store.get_run(run_id).run_id
-    seen = 0
+    seen = printed = 0
     while True:
         # The status first: lines read after it are all the lines of a run that had ended.
         active = follow and store.get_run(run_id).status in ACTIVE_STATUSES
@@ -52,10 +52,14 @@ def logs(run_id: str, project_dir: Path | None, follow: bool, needle: str, as_js
         for row in rows:
             if _matches(row, needle):
                 _print_row(row, as_json)
+                printed += 1
         if not active:
             break
         time.sleep(POLL_INTERVAL)
     store.close()
+    if not printed and not as_json:
+        what = f"no line of run {run_id}'s log matches {needle!r}" if needle else None
+        echo(f"note: {what or f'run {run_id} logged no output'}", err=True)
 
 
 def _matches(row: LogRow, needle: str) -> bool:
