@@ -31,7 +31,8 @@ async def test_system_metrics_chart_after_the_training_ones(
         assert isinstance(screen, DetailScreen)
         await wait_for(pilot, lambda: CPU in screen.charts and screen.spans)
         titles = [chart.title for chart in screen.query(MetricChart)]
-        assert titles == ["loss", "accuracy", "auroc", "epoch", CPU, RSS]
+        # The monitored metric's family first (val/accuracy), then loss; system metrics last.
+        assert titles == ["accuracy", "loss", "auroc", "epoch", CPU, RSS]
         assert screen.charts[CPU].series[CPU].xs == [0.0, 20.0, 30.0, 60.0]  # run-wide steps
         assert screen.charts[CPU].marks.points == ()  # no best checkpoint on it
         table = screen.query_one("#stages", DataTable)
