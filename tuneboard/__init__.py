@@ -5,6 +5,7 @@ in `__all__`), re-exported from `tuneboard.sdk`. It never imports torch, transfo
 Textual. The training facade a stage uses is `ctx.training` (see `Training`).
 """
 
+import tuneboard.startup  # noqa: F401  (first: the Ctrl-C handler while the program starts)
 from tuneboard.sdk.contracts import (
     CAUSAL_LM,
     SEQ2SEQ,

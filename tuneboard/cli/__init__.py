@@ -10,32 +10,10 @@ Start-up must stay fast: torch, transformers, Textual and rich are imported only
 commands that need them.
 """
 
-# ruff: noqa: E402  (the Ctrl-C handler goes in before the commands are imported)
 from __future__ import annotations
 
 import signal
-import sys
 from pathlib import Path
-from types import FrameType
-
-
-def _cancel_start_up(signum: int, frame: FrameType | None) -> None:
-    sys.stderr.write("\ncancelled\n")
-    sys.stderr.flush()
-    raise SystemExit(130)
-
-
-def _started_as_command() -> bool:
-    """True in the `tuneboard` program (the script or `python -m tuneboard.cli`), not when
-    another program (a test runner) imports this package."""
-    argv = getattr(sys, "orig_argv", sys.argv)
-    return Path(sys.argv[0]).name == "tuneboard" or argv[1:3] == ["-m", "tuneboard.cli"]
-
-
-# Ctrl-C while the commands load (and plugins register theirs): one line, exit 130, no
-# traceback. `main` hands Ctrl-C back to Python's default once a command starts.
-if _started_as_command():
-    signal.signal(signal.SIGINT, _cancel_start_up)
 
 import click
 
@@ -58,6 +36,7 @@ from tuneboard.cli import (
 from tuneboard.cli.app import open_app
 from tuneboard.cli.plugin_commands import TuneboardGroup
 from tuneboard.cli.shared import group_project_option
+from tuneboard.startup import cancel_start_up
 
 
 @click.group(
@@ -74,7 +53,7 @@ def main(ctx: click.Context, project_dir: Path | None) -> None:
     With no command, opens the terminal app. Commands take --project DIR; by default the
     project is the nearest folder upwards that holds a tuneboard.toml.
     """
-    if signal.getsignal(signal.SIGINT) is _cancel_start_up:
+    if signal.getsignal(signal.SIGINT) is cancel_start_up:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if ctx.invoked_subcommand is None:
         open_app(project_dir)

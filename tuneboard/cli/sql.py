@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -25,7 +25,6 @@ from tuneboard.cli.shared import (
 )
 
 if TYPE_CHECKING:
-    from tuneboard.config import Project
     from tuneboard.store.sql import QueryJob, QueryResult
 
 
@@ -81,16 +80,15 @@ def sql(
     """
     worker: _QueryThread | None = None
     try:
-        from tuneboard.store.attach import parse_attachments
-
-        attach = parse_attachments(attach_specs)
         if query == "-":
             query = sys.stdin.read()
-        project = load_project_from(project_dir)
-        # Everything DuckDB does happens in another thread, and this one only waits: Ctrl-C
-        # raises KeyboardInterrupt here, never inside DuckDB's C++ code (which aborts the
-        # process, or turns it into an error), and the query is stopped with `interrupt()`.
-        worker = _QueryThread(project, query, limit=limit, offset=offset, attach=attach)
+        # Everything DuckDB does, from importing it on, happens in another thread, and this
+        # one only waits: Ctrl-C raises KeyboardInterrupt here, never inside DuckDB's C++ code
+        # (which aborts the process, or turns it into an error), and the query is stopped
+        # with `interrupt()`.
+        worker = _QueryThread(
+            project_dir, query, limit=limit, offset=offset, attach_specs=attach_specs
+        )
         worker.start()
         if not worker.finished.wait(timeout):
             worker.cancel()
@@ -136,20 +134,20 @@ _CANCEL_GRACE = 5.0
 
 
 class _QueryThread(threading.Thread):
-    """Opens the project's database and runs one user query, in a thread of its own."""
+    """Loads the project, opens its database and runs one user query, in a thread of its own."""
 
     def __init__(
         self,
-        project: Project,
+        project_dir: Path | None,
         query: str,
         *,
         limit: int,
         offset: int,
-        attach: Mapping[str, Path],
+        attach_specs: Sequence[str],
     ) -> None:
         super().__init__(name="tuneboard-query", daemon=True)
         self.finished = threading.Event()
-        self._args = (project, query, limit, offset, attach)
+        self._args = (project_dir, query, limit, offset, attach_specs)
         self._lock = threading.Lock()
         self._job: QueryJob | None = None
         self._cancelled = False
@@ -157,11 +155,13 @@ class _QueryThread(threading.Thread):
         self._error: BaseException | None = None
 
     def run(self) -> None:
-        from tuneboard.store.sql import QueryJob
-
-        project, query, limit, offset, attach = self._args
+        project_dir, query, limit, offset, attach_specs = self._args
         try:
-            store = open_store(project, read_only=True)
+            from tuneboard.store.attach import parse_attachments
+            from tuneboard.store.sql import QueryJob
+
+            attach = parse_attachments(attach_specs)
+            store = open_store(load_project_from(project_dir), read_only=True)
             job = QueryJob(store, query, limit=limit, offset=offset, attach=attach)
             with self._lock:
                 self._job = job
