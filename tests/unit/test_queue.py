@@ -312,3 +312,17 @@ def test_on_the_cpu_a_multi_device_job_takes_the_cpu_slots_there_are() -> None:
     recorder.release.set()
     assert scheduler.wait(timeout=30)
     assert recorder.started == [("ranks", "cpu,cpu,cpu")]
+
+
+def test_a_run_on_several_devices_shows_on_each(tmp_path: Path) -> None:
+    from tuneboard.config import load_project
+    from tuneboard.engine.steering import device_slots
+
+    (tmp_path / "tuneboard.toml").write_text('[project]\nname = "p"\ndevices = ["cpu"]\n')
+    project = load_project(tmp_path)
+    slots = device_slots(project, [("pair", "cuda:0,cuda:1"), ("ranks", "cpu,cpu")])
+    assert {slot.figures.device: slot.runs for slot in slots} == {
+        "cpu": ("ranks",),
+        "cuda:0": ("pair",),
+        "cuda:1": ("pair",),
+    }
