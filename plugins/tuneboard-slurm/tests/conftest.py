@@ -1,7 +1,7 @@
 """Fixtures for the Slurm executor's tests: this plugin importable, and one single-node Slurm.
 
 The plugin is imported from its source folder when it is not installed; submitit must be in the
-running Python (tuneboard's ``test`` extra has it), else the tests are skipped saying so.
+running Python (tuneboard's ``test`` extra has it), else the tests skip themselves saying so.
 
 `slurm_cluster` starts a real single-node Slurm for the module from Debian's packages: it
 installs them with apt-get when they are missing and this is root, starts ``munged`` (when no
@@ -32,11 +32,6 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("tuneboard_slurm") is None:
     sys.path.insert(0, str(PACKAGE / "src"))
-if importlib.util.find_spec("submitit") is None:
-    pytest.skip(
-        "submitit is not installed here: pip install -e '.[test]' (tuneboard) installs it",
-        allow_module_level=True,
-    )
 
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 BINARIES = ["slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "sinfo", "munged"]

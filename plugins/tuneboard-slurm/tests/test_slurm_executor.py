@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import psutil
 import pytest
-from tuneboard_slurm import SlurmExecutor, SlurmParams
 
 from tuneboard.config import load_project
 from tuneboard.engine import checkpoint
@@ -24,6 +23,10 @@ from tuneboard.engine.engine import Engine
 from tuneboard.engine.observer import RunObserver
 from tuneboard.plugins import load_plugins
 from tuneboard.store import Store
+
+pytest.importorskip("submitit", reason="submitit is not installed: pip install -e '.[test]'")
+
+from tuneboard_slurm import SlurmExecutor, SlurmParams  # after the check: it needs submitit
 
 if TYPE_CHECKING:  # the fixture's type (conftest is not imported by name: others share it)
     from conftest import SlurmCluster

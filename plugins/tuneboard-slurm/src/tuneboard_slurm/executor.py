@@ -194,7 +194,10 @@ class _Follower:
                     with contextlib.suppress(Exception):
                         self.job.cancel(check=False)
                     stop_sent = now
-            cancel.wait(READ_SECONDS) if stop_sent is None else time.sleep(READ_SECONDS)
+            if stop_sent is None:
+                cancel.wait(READ_SECONDS)
+            else:
+                time.sleep(READ_SECONDS)
         quiet_since = time.monotonic()
         while self.replayer.final_status is None:
             if self._read():
