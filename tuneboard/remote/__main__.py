@@ -2,7 +2,8 @@
 
 Remote executors start this on the machine that runs the run (see `tuneboard.sdk.remote`); it
 is not meant to be typed by hand. Lifecycle hooks are left to the launching process, which
-calls them as it replays the records. Exit status: 0 when the run completed or was
+calls them as it replays the records. A spec with `resume` goes on from the checkpoints in
+the run folder, as `tuneboard resume` does. Exit status: 0 when the run completed or was
 cancelled, 1 when it failed, 2 when the spec is not valid.
 """
 
@@ -84,8 +85,22 @@ def _job(spec: RemoteSpec, store: RemoteRecorder, observer: RecordingObserver) -
     run_dir = Path(spec.run_dir)
     with private_files():
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    plan = None
+    if spec.resume:  # as `tuneboard resume`, with the database's part left to the launcher
+        from tuneboard.engine.resume import check_labels, clear_later_stages, plan_resume
+
+        plan = plan_resume(spec.run_id, run_dir, experiment)
+        check_labels(plan, prepared)
+        clear_later_stages(run_dir, plan)
+        store.resumed(plan)
     job = EngineJob(
-        spec.run_id, prepared, store=store, registry=registry, observer=observer, run_dir=run_dir
+        spec.run_id,
+        prepared,
+        store=store,
+        registry=registry,
+        observer=observer,
+        run_dir=run_dir,
+        resume=plan,
     )
     job.lifecycle = LeftToLauncher(
         registry,
