@@ -104,16 +104,19 @@ def _install_or_skip() -> None:
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
-    done = subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=600, check=False
-    )
-    if done.returncode != 0:  # the package lists may be missing: once more after an update
-        subprocess.run(
-            ["apt-get", "update", "-q"], capture_output=True, env=env, timeout=300, check=False
-        )
+    try:
         done = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=600, check=False
+            command, capture_output=True, text=True, env=env, timeout=240, check=False
         )
+        if done.returncode != 0:  # the package lists may be missing: once more after an update
+            subprocess.run(
+                ["apt-get", "update", "-q"], capture_output=True, env=env, timeout=120, check=False
+            )
+            done = subprocess.run(
+                command, capture_output=True, text=True, env=env, timeout=240, check=False
+            )
+    except subprocess.TimeoutExpired as error:
+        pytest.skip(f"Slurm cannot be installed here: {' '.join(error.cmd)} took too long")
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         reason = " ".join([line for line in lines if line.startswith("E:")] or lines[-1:])
