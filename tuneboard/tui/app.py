@@ -31,6 +31,7 @@ from textual.worker import Worker, WorkerState
 from tuneboard.config import Project
 from tuneboard.sdk.errors import TuneboardError
 from tuneboard.tui.messages import AppObserver, RunsChanged, RunStatusChanged
+from tuneboard.tui.restyle import RestyledOnThemeChange
 from tuneboard.tui.screens.dialogs import ConfirmDialog
 from tuneboard.tui.screens.runs import RunsScreen
 from tuneboard.ui.safe import visible
@@ -76,7 +77,7 @@ def _queue_screen() -> Screen[Any]:
 _NAV = Binding.Group("screens")
 
 
-class TuneboardApp(App[None]):
+class TuneboardApp(RestyledOnThemeChange):
     """The terminal app of one project: Runs, SQL, Plugins and Queue views, and the run
     screens."""
 

@@ -70,7 +70,9 @@ class LaunchScreen(BaseScreen):
                 )
                 yield Static(id="description", classes="field-help")
             yield Static(id="form-error", classes="error-banner")
-            yield Vertical(id="fields")
+            # The first experiment's fields are composed with the screen: mounted later, they
+            # cost a second round of styling and layout before the form shows.
+            yield Vertical(*self._field_rows(self.experiment), id="fields")
             yield Label("launch", classes="section")
             with Horizontal(classes="field"):
                 yield Label("copies", classes="field-name")
@@ -90,11 +92,13 @@ class LaunchScreen(BaseScreen):
         yield WrappingFooter()
 
     async def on_mount(self) -> None:
-        """Build the form of the first experiment."""
+        """Fill in what goes with the first experiment's fields (composed with the screen)."""
         self.sub_title = "launch"
         self.query_one("#form-error").display = False
         self.query_one("#experiment", Select).focus()
-        await self.build_form(self.experiment)
+        async with self._building:
+            self._fields_shown(self.experiment)
+            self.form_ready = self.experiment
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -110,13 +114,15 @@ class LaunchScreen(BaseScreen):
             self.form_ready = name
 
     async def _build_form(self, name: str) -> None:
-        raw = self.tb.project.raw_experiment(name)
-        self.query_one("#description", Static).update(
-            safe_text(str(raw.get("description", "")), multiline=True)
-        )
-        self.sections = form_sections(raw, self.tb.registry)
         container = self.query_one("#fields", Vertical)
         await container.remove_children()
+        await container.mount_all(self._field_rows(name))
+        self._fields_shown(name)
+
+    def _field_rows(self, name: str) -> list[Widget]:
+        """The rows of experiment `name`'s fields (kept in `sections` and `widgets`)."""
+        raw = self.tb.project.raw_experiment(name)
+        self.sections = form_sections(raw, self.tb.registry)
         self.widgets.clear()
         self.errors.clear()
         rows: list[Widget] = []
@@ -138,7 +144,15 @@ class LaunchScreen(BaseScreen):
                         classes="field",
                     )
                 )
-        await container.mount_all(rows)
+        return rows
+
+    def _fields_shown(self, name: str) -> None:
+        """What goes with experiment `name`'s fields: its description, the grid's keys, the
+        sweep row, no error."""
+        raw = self.tb.project.raw_experiment(name)
+        self.query_one("#description", Static).update(
+            safe_text(str(raw.get("description", "")), multiline=True)
+        )
         grid = self.query_one("#grid-key", Select)
         grid.set_options([(safe_text(key), key) for key in grid_keys(self.sections)])
         self._show_sweep(raw)

@@ -30,6 +30,12 @@ class Table(DataTable[Any]):
     Review screen's `g` keeps a label): the table then leaves that key to the screen, and
     Home/End still move.
 
+    Restyling: DataTable drops every rendered cell whenever Textual restyles it, and Textual
+    restyles every widget of a view each time the view shows again (F1/F2/F3), which made
+    drawing the runs table again most of a switch back to Runs. The cells are kept when what
+    decides the table's styles (the stylesheet's rules, and the classes and pseudo-classes
+    of the table and its ancestors, focus included) is the same as at the last restyle.
+
     Repainting: DataTable sizes its columns when it is next idle and keys its rendered cells
     by an update count, not by column width. A frame drawn before that idle moment (a busy
     machine) caches cells cut to the header widths, and they stay on screen until some
@@ -40,6 +46,34 @@ class Table(DataTable[Any]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(key, f"{action}('{key}')", help, show=False) for key, action, help in MOVE_KEYS),
     ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._styled_by: tuple[object, ...] | None = None
+
+    def notify_style_update(self) -> None:
+        """Drop the rendered cells only when the table may look different (see the class)."""
+        styled_by, self._styled_by = self._styled_by, self._style_inputs()
+        if styled_by is not None and styled_by == self._styled_by:
+            # Skips DataTable's own method (which empties its caches), not the widget's.
+            super(DataTable, self).notify_style_update()
+            self.refresh()
+        else:
+            super().notify_style_update()
+
+    def _style_inputs(self) -> tuple[object, ...] | None:
+        """What the table's styles follow from: the rules, and the CSS path from the app
+        to the table (only the pseudo-classes some rule mentions: a view's place among the
+        app's views changes its `:first-child` and `:odd` at each switch)."""
+        if not self.is_attached:
+            return None
+        rules = tuple(self.app.stylesheet.rules)
+        used: set[str] = set().union(*(rule.pseudo_classes for rule in rules))
+        path = tuple(
+            (type(node), node.id, node.classes, node.pseudo_classes & used)
+            for node in self.css_path_nodes
+        )
+        return rules, path
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Leave a letter key to the screen when the screen binds it."""
