@@ -41,7 +41,9 @@ class RemoteSpec:
     data files and `plugins/` are read there); `config` the experiment's resolved table (what
     `runs.config` holds); `run_dir` the folder the run writes checkpoints and exports to on
     the remote machine. `device` is ``"cpu"``, or ``"auto"`` for the first GPU the process
-    can see (the CPU when none); `threads`, when set, caps torch's CPU threads.
+    can see (the CPU when none; ``cuda:LOCAL_RANK`` in a rank of a data-parallel run);
+    `threads`, when set, caps torch's CPU threads. With `resume`, the run goes on from the
+    checkpoints in `run_dir` (`tuneboard resume`).
     """
 
     project: str
@@ -52,6 +54,7 @@ class RemoteSpec:
     device: str = "auto"
     threads: int | None = None
     version: int = field(default=SPEC_VERSION)
+    resume: bool = False
 
 
 def encode_spec(spec: RemoteSpec) -> str:
