@@ -2,7 +2,8 @@
 
 Remote executors start this on the machine that runs the run (see `tuneboard.sdk.remote`); it
 is not meant to be typed by hand. Lifecycle hooks are left to the launching process, which
-calls them as it replays the records. Exit status: 0 when the run completed or was
+calls them as it replays the records. A spec with `resume` goes on from the checkpoints in
+the run folder, as `tuneboard resume` does. Exit status: 0 when the run completed or was
 cancelled, 1 when it failed, 2 when the spec is not valid.
 
 With the torchrun environment (`WORLD_SIZE` above 1, `RANK`, ...) the process is one rank of
@@ -125,7 +126,6 @@ def _job(
     scratch: Path | None = None,
 ) -> EngineJob:
     from tuneboard.config import experiment_from_raw, load_project
-    from tuneboard.engine.resume import plan_resume
     from tuneboard.engine.runner import EngineJob, prepare_run
     from tuneboard.plugins import load_plugins
     from tuneboard.remote.ranked import ReadingRecovery
@@ -141,7 +141,15 @@ def _job(
     run_dir = shared if scratch is None else scratch / spec.run_id
     with private_files():
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    plan = plan_resume(spec.run_id, shared, experiment) if spec.resume else None
+    plan = None
+    if spec.resume:  # as `tuneboard resume`, with the database's part left to the launcher
+        from tuneboard.engine.resume import check_labels, clear_later_stages, plan_resume
+
+        plan = plan_resume(spec.run_id, shared, experiment)
+        check_labels(plan, prepared)
+        if scratch is None:  # rank 0 (or a run of one process)
+            clear_later_stages(shared, plan)
+            store.resumed(plan)
     job = EngineJob(
         spec.run_id,
         prepared,

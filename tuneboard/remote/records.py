@@ -15,6 +15,7 @@ record can never touch another run or run SQL of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,9 +34,10 @@ from tuneboard.sdk.recording import RunRecorder
 from tuneboard.sdk.status import COMPLETED, FAILED, FINISHED_STATUSES, RUNNING
 from tuneboard.sdk.tasks import Generation
 from tuneboard.store.schema import is_system_metric
-from tuneboard.store.store import hash_path
+from tuneboard.store.store import Store, hash_path
 
 if TYPE_CHECKING:
+    from tuneboard.engine.resume import ResumePlan
     from tuneboard.engine.runner import EngineJob
 
 log = logging.getLogger(__name__)
@@ -283,6 +285,17 @@ class RemoteRecorder(RunRecorder):
             at=_now(at),
         )
 
+    def resumed(self, plan: ResumePlan) -> None:
+        """Record that the run goes on from `plan` (the launcher drops the metric points
+        logged after that point and completes the stage rows handed on)."""
+        self._records.write(
+            "run.resumed",
+            row=plan.row,
+            step=plan.step,
+            completed=[dataclasses.asdict(handoff) for handoff in plan.completed],
+        )
+        self.log_event(plan.run_id, f"the remote process goes on from {plan.describe()}")
+
     def flush(self, timeout: float | None = None) -> None:
         """Records are written at once; with acks, wait until the launcher stored them."""
         if self._acks is not None:
@@ -475,6 +488,7 @@ class RecordReplayer:
             ),
             "observer.stage_finished": self._stage_finished,
             "flush": self._flush,
+            "run.resumed": self._resumed,
         }
 
     # --- input ----------------------------------------------------------------------------
@@ -576,6 +590,17 @@ class RecordReplayer:
             str(record["sha256"]),
             at=float(record["at"]),
         )
+
+    def _resumed(self, record: dict[str, Any]) -> None:
+        from tuneboard.engine.resume import Handoff, record_resume_point
+
+        completed = [Handoff(**dict(fields)) for fields in record["completed"]]
+        store = self.job.store
+        if isinstance(store, Store):  # the launcher's database (always, but for tests)
+            # A statement runs ahead of the points queued in its batch: those go in first.
+            store.flush()
+            row, step = int(record["row"]), _int(record["step"])
+            record_resume_point(store, self.job.run_id, row, step, completed)
 
     def _stage_finished(self, record: dict[str, Any]) -> None:
         fields = dict(record["summary"])
