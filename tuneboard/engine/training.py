@@ -659,6 +659,8 @@ class _Loop:
         model.train()
         self.optimizer.zero_grad(set_to_none=True)
         start_epoch, start_micro = self.restore()
+        if self.ranks is not None and not ranks.same(self.step, self.device):
+            raise RuntimeError(f"rank {self.ranks.rank}: the ranks start at different steps")
         if self.stopped_early or self.step >= self.total:
             return
         window_samples, window_start = 0, time.perf_counter()
