@@ -80,16 +80,20 @@ def test_two_ranks_train_like_one_process_with_the_same_global_batch(
 ) -> None:
     two = engine_on(sentiment_project, "cpu,cpu")
     ddp = run(two, "gpus=2", *SETTINGS)
+    fsdp = run(two, "gpus=2", "parallel=fsdp", *SETTINGS)
     two.shutdown(cancel=False)
-    run_row = two.store.get_run(ddp)
-    assert (run_row.status, run_row.error, run_row.device) == ("completed", None, "cpu,cpu")
+    for run_id in (ddp, fsdp):
+        row = two.store.get_run(run_id)
+        assert (row.status, row.error, row.device) == ("completed", None, "cpu,cpu")
     two.store.close()
     one = engine_on(sentiment_project, "cpu")
     single = run(one, *SETTINGS)
     one.shutdown(cancel=False)
     one.store.close()
     database = load_project(sentiment_project).database
+    # The best weights (val/accuracy's first best) are what the test split measures.
     assert_close(values(database, ddp), values(database, single))
+    assert_close(values(database, fsdp), values(database, single))
     assert (load_project(sentiment_project).runs_dir / ddp / "export").is_dir()
 
 
