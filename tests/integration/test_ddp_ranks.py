@@ -29,7 +29,13 @@ from tuneboard.store import Store
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 300  # only catches hangs: two ranks on two loaded cores take ~30 s a run
-SETTINGS = ("stages.0.epochs=2", "stages.0.dropout=0", "stages.0.eval_every=5")
+# 40 optimizer steps (no early stop), an evaluation and a resume checkpoint every 5, no dropout.
+SETTINGS = (
+    "stages.0.epochs=2",
+    "stages.0.patience=0",
+    "stages.0.dropout=0",
+    "stages.0.eval_every=5",
+)
 
 
 class Steps(RunObserver):
@@ -208,7 +214,7 @@ def test_a_two_rank_run_killed_at_a_random_step_resumes_to_the_uninterrupted_res
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert launcher.stdout is not None
-    run_id = None
+    run_id, killed = None, False
     try:
         for line in launcher.stdout:
             words = line.split()
@@ -216,11 +222,12 @@ def test_a_two_rank_run_killed_at_a_random_step_resumes_to_the_uninterrupted_res
                 run_id = words[1]
             if words[:2] == ["step", "0"] and int(words[2]) >= kill_at:
                 launcher.send_signal(signal.SIGKILL)  # its ranks end with it
+                killed = True
                 break
     finally:
         launcher.kill()
         launcher.wait(TIMEOUT)
-    assert run_id is not None, "the launcher never started the run"
+    assert run_id is not None and killed, f"the run ended before step {kill_at}"
 
     engine = engine_on(sentiment_project, "cpu,cpu")
     engine.resume(run_id)
