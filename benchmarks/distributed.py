@@ -2,12 +2,14 @@
 
 A tiny random BERT (2 layers, hidden 32, the MiniLM tokenizer) is fine-tuned for one epoch on
 SST-2 training phrases (the sentiment sample's data where SST-2 is not on disk), evaluated on
-the dev sentences, as a real tuneboard run through the engine: once as one process (both
-cores, `gpus = 1`), once as two rank processes of one core each (`gpus = 2`, devices
-``cpu,cpu``, DDP over gloo). Dropout is off, so both see the same arithmetic but for the order
-of floating-point sums: their validation values should agree within noise. The time per
-optimizer step (from the loop's ``train/samples_per_s``, evaluations left out) gives the
-DDP overhead per step: gradient all-reduce, the agreed loss and stop flag, one core per rank.
+the dev sentences, as a real tuneboard run through the engine: once as one process
+(`gpus = 1`), once as two rank processes (`gpus = 2`, devices ``cpu,cpu``, DDP over gloo),
+both with the global batch 32, every process with one thread (the machine has 2 cores).
+Dropout is off, so both see the same arithmetic but for the order of floating-point sums:
+their validation values should agree within noise. A third run, one process with batch 16
+(one rank's share), does a rank's work without the ranks: the 2 ranks' time per optimizer step
+less its own (from the loop's ``train/samples_per_s``, evaluations left out) is the DDP
+overhead per step: the gradient all-reduce and the agreed loss and stop flag.
 
     python -m benchmarks.distributed          # add --smoke for a seconds-long check
 """
@@ -66,8 +68,9 @@ log_every = 5
 """
 
 
-def one_run(folder: Path, devices: str, gpus: int) -> dict[str, Any]:
-    """Run the experiment on `devices` with `gpus`; its validation values and step times."""
+def one_run(folder: Path, devices: str, overrides: list[str]) -> dict[str, Any]:
+    """Run the experiment on `devices` with `overrides`; its validation values and step
+    times."""
     import duckdb
 
     from tuneboard.config import load_project
@@ -79,10 +82,10 @@ def one_run(folder: Path, devices: str, gpus: int) -> dict[str, Any]:
     project = load_project(folder)
     registry = load_plugins(project.root)
     store = Store(project.database)
-    engine = Engine(
-        project, store, registry, scheduler=Scheduler([devices], slots_per_device=1, cpu_slots=1)
-    )
-    config = project.experiment("tiny", registry, [f"gpus={gpus}"])
+    # Two CPU slots, one used: the in-process run gets one thread, as each rank does.
+    scheduler = Scheduler([devices], slots_per_device=1, cpu_slots=2)
+    engine = Engine(project, store, registry, scheduler=scheduler)
+    config = project.experiment("tiny", registry, overrides)
     started = time.perf_counter()
     run_id = engine.launch(engine.prepare(config))
     engine.wait([run_id])
@@ -97,12 +100,13 @@ def one_run(folder: Path, devices: str, gpus: int) -> dict[str, Any]:
             "SELECT step, name, value FROM metrics WHERE run_id = ? ORDER BY step", [run_id]
         ).fetchall()
     rates = [value for _, name, value in rows if name == "train/samples_per_s"]
+    batch = int(config.stages[0].params.batch_size)
     last = max(step for step, name, _ in rows if name == "val/loss")
     val = {name: value for step, name, value in rows if name.startswith("val/") and step == last}
     return {
         "seconds": round(seconds, 2),
         "steps": last,
-        "ms_per_step": round(1000 * BATCH / statistics.median(rates), 2),
+        "ms_per_step": round(1000 * batch / statistics.median(rates), 2),
         "val": val,
     }
 
@@ -113,17 +117,22 @@ def measure(result: Result, rows: int, wait: bool) -> None:
     result.details.update(source=source, train_rows=len(train), dev_rows=len(dev), batch=BATCH)
     runs = {}
     with tempfile.TemporaryDirectory(prefix="tuneboard-bench-") as tmp:
-        for label, devices, gpus in (("1 process", "cpu", 1), ("2 ranks", "cpu,cpu", 2)):
+        contenders = (
+            ("1 process", "cpu", ["gpus=1"]),
+            ("2 ranks", "cpu,cpu", ["gpus=2"]),
+            ("1 process, half batch", "cpu", ["gpus=1", f"stages.0.batch_size={BATCH // 2}"]),
+        )
+        for label, devices, overrides in contenders:
             folder = Path(tmp) / label.replace(" ", "-")
             folder.mkdir()
             (folder / "tuneboard.toml").write_text(PROJECT.format(batch=BATCH), encoding="utf-8")
             write_tsv(folder / "train.tsv", train)
             write_tsv(folder / "dev.tsv", dev)
             result.loads.append(other_load(wait))
-            runs[label] = one_run(folder, devices, gpus)
+            runs[label] = one_run(folder, devices, overrides)
             shutil.rmtree(folder, ignore_errors=True)
     result.details["runs"] = runs
-    one, two = runs["1 process"], runs["2 ranks"]
+    one, two, half = runs["1 process"], runs["2 ranks"], runs["1 process, half batch"]
     for name in ("val/accuracy", "val/loss"):
         result.add("metrics", f"{name}, 1 process", round(one["val"][name], 4))
         result.add("metrics", f"{name}, 2 ranks (gloo)", round(two["val"][name], 4))
@@ -136,18 +145,28 @@ def measure(result: Result, rows: int, wait: bool) -> None:
         met=gap <= TOLERANCE,
         note=f"same global batch {BATCH}, {one['steps']} steps, dropout off",
     )
-    result.add("speed", "time per step, 1 process (2 threads)", one["ms_per_step"], "ms")
-    result.add("speed", "time per step, 2 ranks (1 thread each)", two["ms_per_step"], "ms")
+    result.add("speed", f"time per step, 1 process, batch {BATCH}", one["ms_per_step"], "ms")
+    result.add("speed", f"time per step, 2 ranks, global batch {BATCH}", two["ms_per_step"], "ms")
+    result.add("speed", f"time per step, 1 process, batch {BATCH // 2}", half["ms_per_step"], "ms")
+    overhead = two["ms_per_step"] - half["ms_per_step"]
     result.add(
         "speed",
         "DDP overhead per step",
-        round(two["ms_per_step"] - one["ms_per_step"], 2),
+        round(overhead, 2),
         "ms",
-        note="2 ranks - 1 process, per optimizer step, evaluations left out",
+        note=f"2 ranks - 1 process with one rank's batch ({BATCH // 2}); "
+        f"{100 * overhead / two['ms_per_step']:.0f}% of the ranks' step",
     )
     result.add(
         "speed",
-        "whole run, 1 process / 2 ranks",
+        "speed-up of 2 ranks over 1 process, same global batch",
+        round(one["ms_per_step"] / two["ms_per_step"], 2),
+        "x",
+        note="one thread per process: 2 cores in all against 1",
+    )
+    result.add(
+        "speed",
+        f"whole run, 1 process / 2 ranks, batch {BATCH}",
         f"{one['seconds']:g} / {two['seconds']:g}",
         "s",
         note="from launch to end; the ranks' start (2 processes importing torch) included",
@@ -173,4 +192,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     os.chdir(REPO)
+    os.environ["OMP_NUM_THREADS"] = "1"  # as each rank has: 1 thread per process, 2 cores
     main()

@@ -85,7 +85,8 @@ SIZES = {
     "sys_metrics": "the sampler watching 1, 4 and 8 runs on the CPU, a round every 1 s for 20 s "
     "each, against 20 s with none watched",
     "distributed": "tiny BERT, 4,000 SST-2 rows, 1 epoch, global batch 32, all 872 dev sentences; "
-    "1 process (2 threads) against 2 gloo ranks (1 thread each), one run each",
+    "1 process against 2 gloo ranks and 1 process with half the batch, 1 thread each, one run "
+    "each",
 }
 OUTPUT = REPO / "BENCHMARKS.md"
 NOTES = REPO / "benchmarks" / "notes.md"
