@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # The first-party plugin packages' sources, for the import contracts (they are not installed).
-PLUGIN_SOURCES := plugins/tuneboard-example/src:plugins/tuneboard-ray/src:plugins/tuneboard-contrastive/src
+PLUGIN_SOURCES := plugins/tuneboard-example/src:plugins/tuneboard-ray/src:plugins/tuneboard-slurm/src:plugins/tuneboard-contrastive/src
 
 .PHONY: setup demo test lint bench
 

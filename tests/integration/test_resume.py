@@ -155,11 +155,12 @@ def query(project: Path, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
 
 
 def series(project: Path, run_id: str) -> dict[tuple[int, str], list[tuple[int, float]]]:
-    """Every metric's points by (stage, name), but the timing one."""
+    """Every metric's points by (stage, name), but the timing ones (speed, system metrics)."""
     rows = query(
         project,
         "SELECT stage_index, name, step, value FROM metrics WHERE run_id = ?"
-        " AND name <> 'train/samples_per_s' ORDER BY stage_index, name, step",
+        " AND name <> 'train/samples_per_s' AND name NOT LIKE 'sys/%'"
+        " ORDER BY stage_index, name, step",
         [run_id],
     )
     out: dict[tuple[int, str], list[tuple[int, float]]] = {}

@@ -33,14 +33,14 @@ GPUS = [Slot("cuda:0", 0), Slot("cuda:1", 0)]
 
 def test_without_rules_the_first_submitted_starts_on_the_first_free_slot() -> None:
     choice, reasons = next_start(["a", "b"], CPU, ["cpu"], QueueRules())
-    assert choice == ("a", CPU[0])
+    assert choice == ("a", (CPU[0],))
     assert reasons == {}
 
 
 def test_the_order_puts_placed_runs_first_and_the_rest_in_submission_order() -> None:
     rules = QueueRules(order=("c", "b"))
     choice, _ = next_start(["a", "b", "c", "d"], CPU, ["cpu"], rules)
-    assert choice == ("c", CPU[0])
+    assert choice == ("c", (CPU[0],))
     _, reasons = next_start(["a", "b", "c", "d"], [], ["cpu"], rules)
     assert list(reasons) == ["c", "b", "a", "d"]
     assert set(reasons.values()) == {NO_SLOT}
@@ -48,7 +48,7 @@ def test_the_order_puts_placed_runs_first_and_the_rest_in_submission_order() -> 
 
 def test_a_held_run_is_skipped_and_does_not_block_the_next() -> None:
     choice, reasons = next_start(["a", "b"], CPU, ["cpu"], QueueRules(held=frozenset({"a"})))
-    assert choice == ("b", CPU[0])
+    assert choice == ("b", (CPU[0],))
     assert reasons == {"a": HELD}
 
 
@@ -60,9 +60,9 @@ def test_nothing_starts_while_paused() -> None:
 
 def test_a_pinned_run_starts_only_on_its_device() -> None:
     rules = QueueRules(pinned={"a": "cuda:1"})
-    assert next_start(["a"], GPUS, ["cuda:0", "cuda:1"], rules)[0] == ("a", GPUS[1])
+    assert next_start(["a"], GPUS, ["cuda:0", "cuda:1"], rules)[0] == ("a", (GPUS[1],))
     choice, reasons = next_start(["a", "b"], GPUS[:1], ["cuda:0", "cuda:1"], rules)
-    assert choice == ("b", GPUS[0])  # cuda:1 is busy: the next run takes cuda:0
+    assert choice == ("b", (GPUS[0],))  # cuda:1 is busy: the next run takes cuda:0
     assert reasons == {"a": "waits for cuda:1"}
     choice, reasons = next_start(["a"], CPU, ["cpu"], rules)
     assert choice is None
@@ -78,7 +78,7 @@ def test_a_run_short_of_memory_waits_and_others_go_on() -> None:
     choice, reasons = next_start(
         ["big", "mid"], GPUS, ["cuda:0", "cuda:1"], QueueRules(), memory_wait=memory_wait
     )
-    assert choice == ("mid", GPUS[1])  # not on cuda:0, where it does not fit
+    assert choice == ("mid", (GPUS[1],))  # not on cuda:0, where it does not fit
     assert reasons == {"big": "needs 40 GB"}
 
 
@@ -248,3 +248,81 @@ def test_a_run_not_queued_is_refused_in_one_line(store: Store) -> None:
     _queued(store, "r0")
     with pytest.raises(TuneboardError, match="run r9 is running, not queued"):
         queued_entry(store.queue(), "r9", "running")
+
+
+# --- runs on several devices together (gpus = N) ----------------------------------------------
+
+
+def test_a_multi_gpu_run_takes_a_slot_on_each_of_n_gpus_at_once() -> None:
+    four = [Slot(f"cuda:{n}", 0) for n in range(4)]
+    devices = [slot.device for slot in four]
+    choice, _ = next_start(["big"], four, devices, QueueRules(), wanted=lambda run_id: 2)
+    assert choice == ("big", (four[0], four[1]))
+    # One GPU free: nothing is taken (no partial allocation), and the run behind waits too.
+    choice, reasons = next_start(
+        ["big", "small"], four[3:], devices, QueueRules(), wanted=lambda r: 2 if r == "big" else 1
+    )
+    assert choice is None
+    assert reasons["big"].startswith(NO_SLOT)
+    assert reasons["small"] == "waits behind big, which needs 2 devices together"
+
+
+def test_a_multi_gpu_run_that_can_never_fit_does_not_block_the_others() -> None:
+    choice, reasons = next_start(
+        ["big", "small"],
+        GPUS,
+        ["cuda:0", "cuda:1"],
+        QueueRules(),
+        wanted=lambda r: 4 if r == "big" else 1,
+    )
+    assert choice == ("small", (GPUS[0],))
+    assert reasons == {"big": "needs 4 GPUs together; this process has 2"}
+
+
+def test_a_pinned_multi_gpu_run_includes_its_device() -> None:
+    four = [Slot(f"cuda:{n}", 0) for n in range(4)]
+    rules = QueueRules(pinned={"big": "cuda:2"})
+    choice, _ = next_start(["big"], four, [s.device for s in four], rules, wanted=lambda r: 2)
+    assert choice is not None
+    assert [slot.device for slot in choice[1]] == ["cuda:2", "cuda:0"]
+
+
+def test_the_scheduler_calls_a_multi_device_job_with_its_devices_and_frees_them_all() -> None:
+    recorder = Recorder()
+    scheduler = Scheduler(["cuda:0", "cuda:1"])
+    recorder.submit(scheduler, "single")
+    scheduler.submit("pair", recorder.job("pair"), lambda: None, devices=2)
+    recorder.submit(scheduler, "after")
+    expected = {
+        "pair": f"{NO_SLOT} (2 GPUs together)",
+        "after": "waits behind pair, which needs 2 devices together",
+    }
+    wait_until(lambda: scheduler.waiting() == expected, timeout=30)
+    assert [run_id for run_id, _ in recorder.started] == ["single"]
+    recorder.release.set()
+    assert scheduler.wait(timeout=30)
+    assert recorder.started[:2] == [("single", "cuda:0"), ("pair", "cuda:0,cuda:1")]
+    assert recorder.peak <= 2
+
+
+def test_on_the_cpu_a_multi_device_job_takes_the_cpu_slots_there_are() -> None:
+    recorder = Recorder()
+    scheduler = Scheduler(["cpu"], cpu_slots=1)
+    scheduler.submit("ranks", recorder.job("ranks"), lambda: None, devices=3)
+    recorder.release.set()
+    assert scheduler.wait(timeout=30)
+    assert recorder.started == [("ranks", "cpu,cpu,cpu")]
+
+
+def test_a_run_on_several_devices_shows_on_each(tmp_path: Path) -> None:
+    from tuneboard.config import load_project
+    from tuneboard.engine.steering import device_slots
+
+    (tmp_path / "tuneboard.toml").write_text('[project]\nname = "p"\ndevices = ["cpu"]\n')
+    project = load_project(tmp_path)
+    slots = device_slots(project, [("pair", "cuda:0,cuda:1"), ("ranks", "cpu,cpu")])
+    assert {slot.figures.device: slot.runs for slot in slots} == {
+        "cpu": ("ranks",),
+        "cuda:0": ("pair",),
+        "cuda:1": ("pair",),
+    }

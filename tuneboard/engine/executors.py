@@ -9,7 +9,7 @@ project's executor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tuneboard.config import LOCAL_EXECUTOR, ExecutorSpec, Project
@@ -44,8 +44,15 @@ class LocalExecutor(Executor[NoParams]):
     def submit(
         self, job: RunJob, *, group: str | None = None, group_limit: int | None = None
     ) -> None:
-        """Queue the run for the next free slot."""
-        self.scheduler.submit(job.run_id, job, job.dropped, group=group, group_limit=group_limit)
+        """Queue the run for the next free slot (a slot on each of its `gpus`)."""
+        self.scheduler.submit(
+            job.run_id,
+            job,
+            job.dropped,
+            group=group,
+            group_limit=group_limit,
+            devices=devices_wanted(job.config),
+        )
 
     def cancel(self, run_id: str) -> bool:
         """Drop a queued run, or ask a running one to stop between steps."""
@@ -62,6 +69,12 @@ class LocalExecutor(Executor[NoParams]):
     def shutdown(self, *, cancel: bool = True, timeout: float | None = None) -> bool:
         """Take no more runs, cancel the others if asked, and wait for them."""
         return self.scheduler.shutdown(cancel=cancel, timeout=timeout)
+
+
+def devices_wanted(config: Mapping[str, Any]) -> int:
+    """The devices a run uses together: its experiment's `gpus` (1 when not set)."""
+    gpus = config.get("gpus", 1)
+    return gpus if isinstance(gpus, int) and gpus > 1 else 1
 
 
 def executor_names(registry: PluginRegistry) -> list[str]:

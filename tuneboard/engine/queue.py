@@ -51,7 +51,9 @@ class StoreQueuePolicy:
         with self._lock:
             need = self._memory.get(run_id)
             reserved = sum(
-                self._memory.get(other, 0.0) for other, d in running.items() if d == device
+                self._memory.get(other, 0.0)
+                for other, devices in running.items()
+                if device in devices.split(",")  # a multi-GPU run's memory is per GPU
             )
         if need is None or not device.startswith("cuda"):
             return None

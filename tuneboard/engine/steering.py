@@ -122,11 +122,13 @@ def device_slots(
     cpu_interval: float | None = None,
 ) -> list[Slots]:
     """The project's devices with their figures and the running runs on each (`running`:
-    run id and device pairs, from any process); devices no run uses on this machine last.
-    `cpu_interval`: see `cpu_figures`."""
+    run id and device pairs, from any process; a run on several devices, `cuda:0,cuda:1`,
+    shows on each); devices no run uses on this machine last. `cpu_interval`: see
+    `cpu_figures`."""
     on: dict[str, list[str]] = defaultdict(list)
-    for run_id, device in running:
-        on[device or "?"].append(run_id)
+    for run_id, devices in running:
+        for device in dict.fromkeys((devices or "?").split(",")):
+            on[device].append(run_id)
     shown = []
     for figures in device_figures(project.devices, cpu_interval=cpu_interval):
         count = project.cpu_slots if figures.device == "cpu" else project.slots_per_device

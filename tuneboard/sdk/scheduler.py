@@ -15,6 +15,7 @@ is the rule, a pure function.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -48,9 +49,18 @@ class _Job:
     function: JobFunction
     on_dropped: Callable[[], None]
     cancel: threading.Event = field(default_factory=threading.Event)
-    slot: Slot | None = None
+    slots: tuple[Slot, ...] = ()
     group: str | None = None
     group_limit: int | None = None
+    devices_wanted: int = 1
+
+    @property
+    def device(self) -> str:
+        """The device the job runs on; a multi-device job's devices joined by commas (on the
+        CPU, "cpu" once per device wanted, however many CPU slots it holds)."""
+        if self.devices_wanted > 1 and all(slot.device == "cpu" for slot in self.slots):
+            return ",".join(["cpu"] * self.devices_wanted)
+        return ",".join(slot.device for slot in self.slots)
 
 
 @dataclass(frozen=True)
@@ -100,13 +110,17 @@ def next_start(
     *,
     group_full: Callable[[str], bool] = lambda run_id: False,
     memory_wait: Callable[[str, str], str | None] = lambda run_id, device: None,
-) -> tuple[tuple[str, Slot] | None, dict[str, str]]:
-    """The queued run to start next and its slot (None: none can), and why the runs before
+    wanted: Callable[[str], int] = lambda run_id: 1,
+) -> tuple[tuple[str, tuple[Slot, ...]] | None, dict[str, str]]:
+    """The queued run to start next and its slots (None: none can), and why the runs before
     it wait (all of them when none can start).
 
     `queued` is in submission order, `free` the free slots, `devices` every device of the
-    scheduler. Runs go in `rules.order`, then the rest; a run that cannot start (held, its
-    sweep full, its pinned device busy, short of memory) does not block the runs after it.
+    scheduler, `wanted` how many devices a run needs together (`gpus = N`). Runs go in
+    `rules.order`, then the rest; a run that cannot start (held, its sweep full, its pinned
+    device busy, short of memory) does not block the runs after it, except a multi-device
+    run short of free slots: the runs after it wait for it, so that single-device runs
+    cannot keep it waiting for ever. Slots are taken all at once or not at all.
     """
     if rules.paused:
         return None, dict.fromkeys(queued, PAUSED)
@@ -126,18 +140,72 @@ def next_start(
         if pin is not None and pin not in devices:
             reasons[run_id] = f"pinned to {pin}, which this process does not use"
             continue
+        count = wanted(run_id)
+        if count > 1:
+            chosen, why = _several(
+                count, free, devices, pin, functools.partial(memory_wait, run_id)
+            )
+            if chosen:
+                return (run_id, chosen), reasons
+            reasons[run_id] = why
+            if why.startswith(NO_SLOT):
+                behind = f"waits behind {run_id}, which needs {count} devices together"
+                later = ordered[ordered.index(run_id) + 1 :]
+                reasons.update(dict.fromkeys(later, behind))
+                return None, reasons
+            continue
         slots = [slot for slot in free if pin is None or slot.device == pin]
         if not slots:
             reasons[run_id] = f"waits for {pin}" if pin is not None else NO_SLOT
             continue
-        why = None
+        short: str | None = None
         for slot in slots:
-            why = memory_wait(run_id, slot.device)
-            if why is None:
-                return (run_id, slot), reasons
-        assert why is not None
-        reasons[run_id] = why
+            short = memory_wait(run_id, slot.device)
+            if short is None:
+                return (run_id, (slot,)), reasons
+        assert short is not None
+        reasons[run_id] = short
     return None, reasons
+
+
+def _several(
+    count: int,
+    free: Sequence[Slot],
+    devices: Sequence[str],
+    pin: str | None,
+    memory_wait: Callable[[str], str | None],
+) -> tuple[tuple[Slot, ...], str]:
+    """Slots for a run on `count` devices together, or () and why not.
+
+    GPUs: one slot on each of `count` distinct GPUs (the pinned one among them). The CPU
+    alone: `count` CPU slots (the scheduler asks for no more than it has).
+    """
+    gpus = [device for device in devices if device != "cpu"]
+    if not gpus:
+        cpu_slots = [slot for slot in free if slot.device == "cpu"]
+        if len(cpu_slots) < count:
+            return (), f"{NO_SLOT} ({count} CPU slots together)"
+        return tuple(cpu_slots[:count]), ""
+    if count > len(gpus):
+        return (), f"needs {count} GPUs together; this process has {len(gpus)}"
+    first: dict[str, Slot] = {}
+    for slot in free:
+        if slot.device != "cpu":
+            first.setdefault(slot.device, slot)
+    order = sorted(first, key=lambda device: device != pin)
+    chosen: list[Slot] = []
+    why = ""
+    for device in order:
+        reason = memory_wait(device)
+        if reason is None:
+            chosen.append(first[device])
+        else:
+            why = reason
+    if pin is not None and (not chosen or chosen[0].device != pin):
+        return (), why or f"waits for {pin}"
+    if len(chosen) < count:
+        return (), why or f"{NO_SLOT} ({count} GPUs together)"
+    return tuple(chosen[:count]), ""
 
 
 def detect_devices() -> list[str]:
@@ -212,17 +280,28 @@ class Scheduler:
         *,
         group: str | None = None,
         group_limit: int | None = None,
+        devices: int = 1,
     ) -> None:
         """Queue `function(device, cancel_event)` to run on the next free slot.
 
         `on_dropped` is called instead if the job is cancelled before it starts. Jobs of one
         `group` (a sweep) run at most `group_limit` at a time; the queue skips a job whose
-        group is full, so other jobs still use the free slots.
+        group is full, so other jobs still use the free slots. A job that wants several
+        `devices` (a data-parallel run) gets a slot on each of that many GPUs at once, or as
+        many CPU slots as it wants and there are, and is called with their devices joined by
+        commas (``"cuda:0,cuda:1"``; ``"cpu,cpu"`` on the CPU).
         """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the scheduler is shut down")
-            job = _Job(run_id, function, on_dropped, group=group, group_limit=group_limit)
+            job = _Job(
+                run_id,
+                function,
+                on_dropped,
+                group=group,
+                group_limit=group_limit,
+                devices_wanted=max(1, devices),
+            )
             self._queue.append(job)
             if self._dispatcher is None:
                 self._dispatcher = threading.Thread(
@@ -255,9 +334,9 @@ class Scheduler:
             return [job.run_id for job in self._queue] + list(self._running)
 
     def running(self) -> dict[str, str]:
-        """Running jobs and the device each runs on."""
+        """Running jobs and the device each runs on (several joined by commas)."""
         with self._lock:
-            return {run_id: job.slot.device for run_id, job in self._running.items() if job.slot}
+            return {run_id: job.device for run_id, job in self._running.items()}
 
     def queued(self) -> list[str]:
         """Ids of the queued jobs, in submission order."""
@@ -332,17 +411,18 @@ class Scheduler:
                 if self._closed and not self._queue:
                     return
                 while (choice := self._choose()) is not None:
-                    job, slot = choice
+                    job, taken = choice
                     self._queue.remove(job)
-                    self._free.remove(slot)
-                    job.slot = slot
+                    for slot in taken:
+                        self._free.remove(slot)
+                    job.slots = taken
                     self._running[job.run_id] = job
                     threading.Thread(
                         target=self._work, args=(job,), name=f"run-{job.run_id}", daemon=True
                     ).start()
 
-    def _choose(self) -> tuple[_Job, Slot] | None:
-        """The job to start next and its slot (see `next_start`); keeps why the others wait."""
+    def _choose(self) -> tuple[_Job, tuple[Slot, ...]] | None:
+        """The job to start next and its slots (see `next_start`); keeps why the others wait."""
         if self._free is None:
             return None
         running: dict[str, int] = {}
@@ -361,7 +441,7 @@ class Scheduler:
         rules = QueueRules() if policy is None else policy.rules()
         memory_wait: Callable[[str, str], str | None] = lambda run_id, device: None  # noqa: E731
         if policy is not None:
-            devices = {run_id: job.slot.device for run_id, job in self._running.items() if job.slot}
+            devices = {run_id: job.device for run_id, job in self._running.items()}
             memory_wait = lambda run_id, device: policy.memory_wait(  # noqa: E731
                 run_id, device, devices
             )
@@ -372,24 +452,34 @@ class Scheduler:
             rules,
             group_full=group_full,
             memory_wait=memory_wait,
+            wanted=lambda run_id: self._wanted(jobs[run_id]),
         )
         if choice is None:
             return None
         return jobs[choice[0]], choice[1]
 
+    def _wanted(self, job: _Job) -> int:
+        """How many slots `job` needs together: its devices, but on a machine without GPUs
+        no more than the CPU slots there are (its ranks then share them)."""
+        if job.devices_wanted == 1 or any(device != "cpu" for device in self._devices):
+            return job.devices_wanted
+        cpu_slots = sum(1 for run in self._running.values() for _ in run.slots)
+        cpu_slots += len(self._free or [])
+        return min(job.devices_wanted, max(1, cpu_slots))
+
     def _startable(self) -> bool:
         return self._choose() is not None
 
     def _work(self, job: _Job) -> None:
-        assert job.slot is not None
+        assert job.slots
         try:
-            job.function(job.slot.device, job.cancel)
+            job.function(job.device, job.cancel)
         except Exception:  # the job reports its own failures; this is a last resort
             log.exception("run %s raised out of its job function", job.run_id)
         finally:
             with self._lock:
                 del self._running[job.run_id]
                 assert self._free is not None
-                self._free.append(job.slot)
+                self._free.extend(job.slots)
                 self._free.sort(key=lambda slot: (slot.device, slot.number))
                 self._lock.notify_all()
