@@ -18,23 +18,29 @@ as a remote run's are (`RecordReplayer`); the other ranks' stderr is kept for th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
 from typing import IO, TYPE_CHECKING
 
+from tuneboard.sdk.errors import one_line
 from tuneboard.sdk.remote import RemoteSpec, encode_spec
 from tuneboard.sdk.status import CANCELLED, COMPLETED, FAILED
 
 if TYPE_CHECKING:
     from tuneboard.engine.runner import EngineJob
     from tuneboard.remote.records import RecordReplayer
+
+log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 60.0
 """How long the other ranks may take to end once one ended on its own or the run was
@@ -55,9 +61,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def rank_environments(devices: list[str], port: int) -> list[dict[str, str]]:
+def rank_environments(devices: list[str], port: int, scratch: str) -> list[dict[str, str]]:
     """Each rank's environment: torchrun's variables; the GPUs of the run made visible
-    (rank r uses ``cuda:r`` among them) or, on the CPU, the cores shared between the ranks."""
+    (rank r uses ``cuda:r`` among them) or, on the CPU, the cores shared between the ranks;
+    the folder the ranks other than 0 keep their scratch folders in."""
     world = len(devices)
     base = {
         **os.environ,
@@ -65,6 +72,7 @@ def rank_environments(devices: list[str], port: int) -> list[dict[str, str]]:
         "MASTER_ADDR": "127.0.0.1",
         "MASTER_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
+        "TUNEBOARD_RANK_SCRATCH": scratch,
     }
     if all(device.startswith("cuda") for device in devices):
         base["CUDA_VISIBLE_DEVICES"] = ",".join(d.partition(":")[2] or "0" for d in devices)
@@ -143,8 +151,29 @@ def launch(job: EngineJob, device: str, cancel: threading.Event) -> None:
     replayer = RecordReplayer(
         job, device_prefix="", device=device, on_flush=lambda n: started[0].ack(n)
     )
+    scratch = tempfile.mkdtemp(prefix="tuneboard-ranks-")
     try:
-        for number, env in enumerate(rank_environments(devices, free_port())):
+        _run(job, devices, command, scratch, replayer, started, cancel)
+    except Exception as error:  # the launcher's own failure fails this run only
+        log.exception("run %s: launching its ranks failed", job.run_id)
+        for rank in started:
+            rank.signal(signal.SIGKILL)
+        replayer.finish(FAILED, f"launching the ranks failed: {one_line(error)}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(
+    job: EngineJob,
+    devices: list[str],
+    command: list[str],
+    scratch: str,
+    replayer: RecordReplayer,
+    started: list[_Rank],
+    cancel: threading.Event,
+) -> None:
+    try:
+        for number, env in enumerate(rank_environments(devices, free_port(), scratch)):
             started.append(_Rank(number, command, env))
     except OSError as error:
         for rank in started:

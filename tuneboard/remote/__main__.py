@@ -77,20 +77,22 @@ def run_spec(spec: RemoteSpec, out_fd: int, cancel: threading.Event | None = Non
     cancel = cancel or threading.Event()
     place = ranks.from_env()
     rank = place[0] if place is not None and place[1] > 1 else None
+    scratch: Path | None = None
     acks = None
     if os.environ.get(LAUNCHER_PIPE) == "1":  # a local rank: its launcher answers on stdin
         acks = FlushAcks()
-        acks.watch(sys.stdin)
+        acks.watch(sys.stdin, lambda: scratch)
     records = RecordWriter(out_fd)
     store = RemoteRecorder(records, acks) if not rank else SilentRecorder()
     observer = RecordingObserver(records if not rank else RecordWriter(_devnull()))
-    scratch: Path | None = None
     try:
         try:
             device = _device(spec.device)
             if rank is not None:
                 if rank > 0:
-                    scratch = Path(tempfile.mkdtemp(prefix="tuneboard-rank-"))
+                    # In the launcher's scratch folder when it gives one: it removes that.
+                    parent = os.environ.get(SCRATCH) or None
+                    scratch = Path(tempfile.mkdtemp(prefix=f"rank-{rank}-", dir=parent))
                 parallel = str(spec.config.get("parallel", "ddp"))
                 own = scratch / spec.run_id if scratch is not None else None
                 ranks.join(device, parallel, Path(spec.run_dir), own)
@@ -114,6 +116,9 @@ def run_spec(spec: RemoteSpec, out_fd: int, cancel: threading.Event | None = Non
 
 LAUNCHER_PIPE = "TUNEBOARD_LAUNCHER_PIPE"
 """Set to 1 by the local launcher: stdin is its pipe (flush acks; closed when it dies)."""
+
+SCRATCH = "TUNEBOARD_RANK_SCRATCH"
+"""The folder ranks other than 0 make their scratch folders in (the local launcher's)."""
 
 
 def _devnull() -> int:

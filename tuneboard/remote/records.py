@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -77,8 +78,9 @@ class FlushAcks:
         self._sent = 0
         self._acked = 0
 
-    def watch(self, stream: Any) -> None:
-        """Read acks from `stream` in a daemon thread; end the process when it closes."""
+    def watch(self, stream: Any, scratch: Callable[[], Path | None] = lambda: None) -> None:
+        """Read acks from `stream` in a daemon thread; end the process when it closes (after
+        removing the folder `scratch()` gives, if any)."""
 
         def read() -> None:
             for line in stream:
@@ -87,6 +89,9 @@ class FlushAcks:
                     with self._lock:
                         self._acked = max(self._acked, int(number))
                         self._lock.notify_all()
+            folder = scratch()
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
             os._exit(1)  # the launcher died: stop now, as if killed with it
 
         threading.Thread(target=read, name="tuneboard-launcher-watch", daemon=True).start()
