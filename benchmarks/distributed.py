@@ -68,8 +68,8 @@ log_every = 5
 """
 
 
-def one_run(folder: Path, devices: str, overrides: list[str]) -> dict[str, Any]:
-    """Run the experiment on `devices` with `overrides`; its validation values and step
+def one_run(folder: Path, overrides: list[str]) -> dict[str, Any]:
+    """Run the experiment on the CPU with `overrides`; its validation values and step
     times."""
     import duckdb
 
@@ -82,8 +82,9 @@ def one_run(folder: Path, devices: str, overrides: list[str]) -> dict[str, Any]:
     project = load_project(folder)
     registry = load_plugins(project.root)
     store = Store(project.database)
-    # Two CPU slots, one used: the in-process run gets one thread, as each rank does.
-    scheduler = Scheduler([devices], slots_per_device=1, cpu_slots=2)
+    # Two CPU slots: a run of 2 ranks takes both; a run of one process one, with one thread
+    # (as each rank has).
+    scheduler = Scheduler(["cpu"], slots_per_device=1, cpu_slots=2)
     engine = Engine(project, store, registry, scheduler=scheduler)
     config = project.experiment("tiny", registry, overrides)
     started = time.perf_counter()
@@ -94,7 +95,7 @@ def one_run(folder: Path, devices: str, overrides: list[str]) -> dict[str, Any]:
     run = store.get_run(run_id)
     store.close()
     if run.status != "completed":
-        raise RuntimeError(f"the {devices} run ended {run.status}: {run.error}")
+        raise RuntimeError(f"the run {overrides} ended {run.status}: {run.error}")
     with duckdb.connect(str(project.database), read_only=True) as db:
         rows = db.execute(
             "SELECT step, name, value FROM metrics WHERE run_id = ? ORDER BY step", [run_id]
@@ -118,18 +119,18 @@ def measure(result: Result, rows: int, wait: bool) -> None:
     runs = {}
     with tempfile.TemporaryDirectory(prefix="tuneboard-bench-") as tmp:
         contenders = (
-            ("1 process", "cpu", ["gpus=1"]),
-            ("2 ranks", "cpu,cpu", ["gpus=2"]),
-            ("1 process, half batch", "cpu", ["gpus=1", f"stages.0.batch_size={BATCH // 2}"]),
+            ("1 process", ["gpus=1"]),
+            ("2 ranks", ["gpus=2"]),
+            ("1 process, half batch", ["gpus=1", f"stages.0.batch_size={BATCH // 2}"]),
         )
-        for label, devices, overrides in contenders:
+        for label, overrides in contenders:
             folder = Path(tmp) / label.replace(" ", "-")
             folder.mkdir()
             (folder / "tuneboard.toml").write_text(PROJECT.format(batch=BATCH), encoding="utf-8")
             write_tsv(folder / "train.tsv", train)
             write_tsv(folder / "dev.tsv", dev)
             result.loads.append(other_load(wait))
-            runs[label] = one_run(folder, devices, overrides)
+            runs[label] = one_run(folder, overrides)
             shutil.rmtree(folder, ignore_errors=True)
     result.details["runs"] = runs
     one, two, half = runs["1 process"], runs["2 ranks"], runs["1 process, half batch"]

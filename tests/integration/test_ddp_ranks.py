@@ -1,8 +1,8 @@
 """A run on several devices: N rank processes with torch.distributed (gloo on the CPU).
 
-The engine's scheduler is given one device ``cpu,cpu``, so each run's job is called with two
-devices, as the local executor does for ``gpus = 2``: the run is launched as two rank
-processes (`tuneboard.engine.distributed`), rank 0's records land in this database.
+The engine's scheduler has the CPU as its device (one slot, as the sample project): a run with
+``gpus = 2`` is called with the devices ``cpu,cpu`` and launched as two rank processes
+(`tuneboard.engine.distributed`), rank 0's records landing in this database.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ class Steps(RunObserver):
             self.trained.set()
 
 
-def engine_on(project_dir: Path, devices: str, observer: RunObserver | None = None) -> Engine:
+def engine_on(project_dir: Path, observer: RunObserver | None = None) -> Engine:
     project = load_project(project_dir)
-    scheduler = Scheduler([devices], slots_per_device=1, cpu_slots=1)
+    scheduler = Scheduler(["cpu"], slots_per_device=1, cpu_slots=1)
     store = Store(project.database)
     return Engine(
         project, store, load_plugins(project.root), scheduler=scheduler, observer=observer
@@ -86,7 +86,7 @@ def assert_close(got: dict[tuple[int, int, str], float], want: dict[tuple[int, i
 def test_two_ranks_train_like_one_process_with_the_same_global_batch(
     sentiment_project: Path,
 ) -> None:
-    two = engine_on(sentiment_project, "cpu,cpu")
+    two = engine_on(sentiment_project)
     ddp = run(two, "gpus=2", *SETTINGS)
     fsdp = run(two, "gpus=2", "parallel=fsdp", *SETTINGS)
     two.shutdown(cancel=False)
@@ -94,7 +94,7 @@ def test_two_ranks_train_like_one_process_with_the_same_global_batch(
         row = two.store.get_run(run_id)
         assert (row.status, row.error, row.device) == ("completed", None, "cpu,cpu")
     two.store.close()
-    one = engine_on(sentiment_project, "cpu")
+    one = engine_on(sentiment_project)
     single = run(one, *SETTINGS)
     one.shutdown(cancel=False)
     one.store.close()
@@ -136,7 +136,7 @@ def test_a_rank_that_dies_fails_the_run_in_one_line_and_frees_its_slots(
 ) -> None:
     (sentiment_project / "plugins").mkdir()
     (sentiment_project / "plugins" / "kill_rank.py").write_text(KILLER, encoding="utf-8")
-    engine = engine_on(sentiment_project, "cpu,cpu")
+    engine = engine_on(sentiment_project)
     run_id = run(engine, "gpus=2", "stages.0.strategy=kill_rank", *SETTINGS)
     assert engine.scheduler.active() == []
     engine.shutdown(cancel=False)
@@ -148,7 +148,7 @@ def test_a_rank_that_dies_fails_the_run_in_one_line_and_frees_its_slots(
 
 def test_cancel_stops_every_rank(sentiment_project: Path) -> None:
     steps = Steps()
-    engine = engine_on(sentiment_project, "cpu,cpu", observer=steps)
+    engine = engine_on(sentiment_project, observer=steps)
     config = engine.project.experiment("tiny", engine.registry, ["gpus=2", "stages.0.epochs=50"])
     run_id = engine.launch(engine.prepare(config))
     assert steps.trained.wait(TIMEOUT)
@@ -183,7 +183,7 @@ engine = Engine(
     project,
     Store(project.database),
     registry,
-    scheduler=Scheduler(["cpu,cpu"], slots_per_device=1, cpu_slots=1),
+    scheduler=Scheduler(["cpu"], slots_per_device=1, cpu_slots=1),
     observer=Say(),
 )
 config = project.experiment("tiny", registry, sys.argv[2:])
@@ -198,7 +198,7 @@ def test_a_two_rank_run_killed_at_a_random_step_resumes_to_the_uninterrupted_res
     sentiment_project: Path, tmp_path: Path
 ) -> None:
     database = load_project(sentiment_project).database
-    engine = engine_on(sentiment_project, "cpu,cpu")
+    engine = engine_on(sentiment_project)
     whole = run(engine, "gpus=2", *SETTINGS)
     engine.shutdown(cancel=False)
     engine.store.close()
@@ -229,7 +229,7 @@ def test_a_two_rank_run_killed_at_a_random_step_resumes_to_the_uninterrupted_res
         launcher.wait(TIMEOUT)
     assert run_id is not None and killed, f"the run ended before step {kill_at}"
 
-    engine = engine_on(sentiment_project, "cpu,cpu")
+    engine = engine_on(sentiment_project)
     engine.resume(run_id)
     assert engine.wait([run_id], timeout=TIMEOUT)
     engine.shutdown(cancel=False)
