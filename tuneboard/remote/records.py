@@ -19,7 +19,9 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -62,15 +64,61 @@ class RecordWriter:
                 data = data[os.write(self._fd, data) :]
 
 
+class FlushAcks:
+    """The launcher's answers to a rank's flush records, read from the rank's stdin.
+
+    A rank process of a local data-parallel run (`tuneboard.engine.distributed`) gets a pipe
+    from its launcher as stdin: ``ack N`` lines say that the launcher stored everything up to
+    flush record N; the end of the pipe says the launcher is gone, and the rank ends at once
+    (writing nothing more, so the run resumes from what its database holds).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._sent = 0
+        self._acked = 0
+
+    def watch(self, stream: Any, scratch: Callable[[], Path | None] = lambda: None) -> None:
+        """Read acks from `stream` in a daemon thread; end the process when it closes (after
+        removing the folder `scratch()` gives, if any)."""
+
+        def read() -> None:
+            for line in stream:
+                word, _, number = line.partition(" ")
+                if word == "ack" and number.strip().isdigit():
+                    with self._lock:
+                        self._acked = max(self._acked, int(number))
+                        self._lock.notify_all()
+            folder = scratch()
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            os._exit(1)  # the launcher died: stop now, as if killed with it
+
+        threading.Thread(target=read, name="tuneboard-launcher-watch", daemon=True).start()
+
+    def next(self) -> int:
+        """The number of the next flush record."""
+        with self._lock:
+            self._sent += 1
+            return self._sent
+
+    def wait(self, number: int, timeout: float | None) -> bool:
+        """Wait until flush record `number` is acknowledged; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._acked >= number, timeout)
+
+
 class RemoteRecorder(RunRecorder):
     """The recorder of a run executing remotely: every write becomes a record on stdout.
 
     A remote run has no database, so there is nothing to read. `final_status` is the last
-    finished status the run recorded.
+    finished status the run recorded. With `acks` (a local rank process), `flush` waits
+    until the launcher has stored every record written before it.
     """
 
-    def __init__(self, records: RecordWriter) -> None:
+    def __init__(self, records: RecordWriter, acks: FlushAcks | None = None) -> None:
         self._records = records
+        self._acks = acks
         self.final_status: str | None = None
 
     def set_run_status(
@@ -254,7 +302,34 @@ class RemoteRecorder(RunRecorder):
         self.log_event(plan.run_id, f"the remote process goes on from {plan.describe()}")
 
     def flush(self, timeout: float | None = None) -> None:
-        """Records are written at once: nothing to wait for."""
+        """Records are written at once; with acks, wait until the launcher stored them."""
+        if self._acks is not None:
+            number = self._acks.next()
+            self._records.write("flush", number=number)
+            self._acks.wait(number, timeout)
+
+
+class SilentRecorder(RemoteRecorder):
+    """The recorder of a rank other than 0: it records nothing, but says on stderr why its
+    run failed (the launcher keeps a rank's last error line for the run's error)."""
+
+    def __init__(self) -> None:
+        super().__init__(RecordWriter(os.open(os.devnull, os.O_WRONLY)))
+
+    def set_run_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        device: str | None = None,
+        error: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Keep the final status; print a failure's reason."""
+        if status in FINISHED_STATUSES:
+            self.final_status = status
+        if status == FAILED and error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
 
 
 class LeftToLauncher(RunLifecycle):
@@ -339,9 +414,19 @@ class RecordReplayer:
     metrics left out).
     """
 
-    def __init__(self, job: EngineJob, *, device_prefix: str, tail_lines: int = 40) -> None:
+    def __init__(
+        self,
+        job: EngineJob,
+        *,
+        device_prefix: str,
+        tail_lines: int = 40,
+        device: str | None = None,
+        on_flush: Callable[[int], None] | None = None,
+    ) -> None:
         self.job = job
         self.device_prefix = device_prefix
+        self.device = device  # the run's device as recorded, in place of PREFIX:DEVICE
+        self.on_flush = on_flush
         self.lines = 0
         self.records = 0
         self.tail: deque[str] = deque(maxlen=tail_lines)
@@ -407,6 +492,7 @@ class RecordReplayer:
                 self.job.run_id, int(r["stage_index"]), int(r["step"]), _values(r["values"])
             ),
             "observer.stage_finished": self._stage_finished,
+            "flush": self._flush,
             "run.resumed": self._resumed,
         }
 
@@ -467,6 +553,8 @@ class RecordReplayer:
             return
         device = _str(record["device"])
         label = f"{self.device_prefix}:{device}" if device else None
+        if device and self.device:
+            label = self.device
         self.job.store.set_run_status(self.job.run_id, status, device=label, error=error, at=at)
         if status == RUNNING:
             self.job.lifecycle.started(label or self.device_prefix)
@@ -475,6 +563,12 @@ class RecordReplayer:
         self.final_status = status
         self.job.store.set_run_status(self.job.run_id, status, error=error, at=at)
         self.job.lifecycle.finished(status, error, dict(self.last_values))
+
+    def _flush(self, record: dict[str, Any]) -> None:
+        """Store what came before, then tell the remote process (a local rank) so."""
+        if self.on_flush is not None:
+            self.job.store.flush()
+            self.on_flush(int(record["number"]))
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         values = _values(record["values"])
@@ -575,4 +669,5 @@ __all__ = [
     "RecordWriter",
     "RecordingObserver",
     "RemoteRecorder",
+    "SilentRecorder",
 ]

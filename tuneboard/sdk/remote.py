@@ -42,10 +42,10 @@ class RemoteSpec:
     data files and `plugins/` are read there); `config` the experiment's resolved table (what
     `runs.config` holds); `run_dir` the folder the run writes checkpoints and exports to on
     the remote machine. `device` is ``"cpu"``, or ``"auto"`` for the first GPU the process
-    can see (the CPU when none); `threads`, when set, caps torch's CPU threads. With
-    `resume`, the run goes on from the checkpoints and handoffs in `run_dir` (from its
-    beginning when there are none), and tells the launcher where, so that its database drops
-    the metric points logged after that point.
+    can see (the CPU when none; ``cuda:LOCAL_RANK`` in a rank of a data-parallel run);
+    `threads`, when set, caps torch's CPU threads. With `resume`, the run goes on from the
+    checkpoints and handoffs in `run_dir` (from its beginning when there are none), and tells
+    the launcher where, so that its database drops the metric points logged after that point.
     """
 
     project: str
