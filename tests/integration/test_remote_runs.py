@@ -30,6 +30,7 @@ from tuneboard import (
     remote_command,
 )
 from tuneboard.config import load_project
+from tuneboard.engine import killpoints
 from tuneboard.engine.engine import Engine
 from tuneboard.engine.observer import RunObserver, StageSummary
 from tuneboard.plugins import load_plugins
@@ -81,6 +82,13 @@ class ChildProcessExecutor(RemoteExecutor[ChildParams]):
         )
 
 
+class SharedFolderExecutor(ChildProcessExecutor):
+    """The child executor for a remote machine that sees the run folders: resumes there too."""
+
+    name = "shared"
+    resumes_remotely = True
+
+
 class Notes(RunObserver):
     """Keeps the notifications that reached this process."""
 
@@ -104,12 +112,16 @@ class Notes(RunObserver):
 
 
 def launch(
-    project_dir: Path, notes: Notes, *overrides: str, python: str = sys.executable
+    project_dir: Path,
+    notes: Notes,
+    *overrides: str,
+    python: str = sys.executable,
+    kind: type[ChildProcessExecutor] = ChildProcessExecutor,
 ) -> tuple[Engine, Store, str]:
     project = load_project(project_dir)
     registry = load_plugins(project.root)
     store = Store(project.database)
-    executor = ChildProcessExecutor(ChildParams(python), project)
+    executor = kind(ChildParams(python), project)
     engine = Engine(project, store, registry, observer=notes, executor=executor)
     config = project.experiment("tiny", registry, overrides)
     return engine, store, engine.launch(engine.prepare(config))
@@ -228,6 +240,36 @@ def test_a_job_that_dies_fails_the_run_with_its_output(sentiment_project: Path) 
         assert run.error.startswith("the child exited with 127: ")
         assert "no-such-python" in run.error and "not found" in run.error
         assert notes.statuses == ["queued", "failed"]
+    finally:
+        engine.shutdown(timeout=60)
+        store.close()
+
+
+def test_a_resumed_run_goes_on_remotely_from_its_folder(
+    sentiment_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = Notes()
+    # The child kills itself once its first checkpoint (the end of epoch 1, step 20) is on disk.
+    monkeypatch.setenv(killpoints.ENV, "checkpoint.written:0/20")
+    engine, store, run_id = launch(
+        sentiment_project, notes, "stages.0.epochs=2", kind=SharedFolderExecutor
+    )
+    try:
+        assert engine.wait([run_id], timeout=240)
+        store.flush()
+        assert store.get_run(run_id).status == "failed"
+        monkeypatch.delenv(killpoints.ENV)
+        assert store.series(run_id, "train/loss").xs[-1] == 20
+        engine.resume(run_id)
+        assert engine.wait([run_id], timeout=240)
+        store.flush()
+        run = store.get_run(run_id)
+        assert (run.status, run.device) == ("completed", "shared:cpu")
+        # Steps 21-40 came from the resumed child: each step once, none run twice.
+        assert store.series(run_id, "train/loss").xs == list(range(1, 41))
+        messages = [e.message for e in store.events(run_id)]
+        assert "the remote process goes on from stage 0 finetune at step 20" in messages
+        assert not any(m.startswith("resuming on this machine") for m in messages)
     finally:
         engine.shutdown(timeout=60)
         store.close()

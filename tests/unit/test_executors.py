@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,9 +18,11 @@ from tuneboard import Executor, ProjectInfo, RunJob, param
 from tuneboard.config import ExecutorSpec, Project, load_project, parse_executor_settings
 from tuneboard.engine.engine import Engine
 from tuneboard.engine.executors import LocalExecutor, build_executor, executor_names
+from tuneboard.engine.resume import ResumePlan
 from tuneboard.plugins import PluginRegistry
 from tuneboard.remote.records import RECORD_PREFIX, RecordReplayer, RecordWriter, RemoteRecorder
 from tuneboard.sdk.errors import ConfigError
+from tuneboard.sdk.remote import RemoteSpec, decode_spec, encode_spec
 from tuneboard.sdk.tasks import Generation
 from tuneboard.store import Store
 
@@ -279,3 +284,35 @@ def test_replayed_system_metrics_are_stored_but_not_a_runs_final_values(tmp_path
         store.flush()
         assert store.metric_names("r1") == ["sys/process_rss_mb", "train/loss"]
     assert replayer.last_values == {"train/loss": 0.5}  # what the run_finished hooks get
+
+
+def test_a_replayed_resume_drops_the_points_after_its_checkpoint(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    recorder = RemoteRecorder(RecordWriter(write))
+    plan = ResumePlan("r1", position=0, row=0, stage_name="finetune", step=20, handoff=None)
+    recorder.resumed(plan)
+    os.close(write)
+    with os.fdopen(read) as lines:
+        log = lines.read()
+    with Store(tmp_path / "db.duckdb", flush_interval=0.05) as store:
+        store.create_run("r1", "exp", {})
+        for step in (10, 20, 25):  # 25: logged by the job after its last checkpoint
+            store.log_metrics("r1", 0, step, {"train/loss": 1.0}, float(step))
+        store.log_metrics("r1", 1, 1, {"test/accuracy": 0.5}, 30.0)  # a later stage
+        job = SimpleNamespace(run_id="r1", store=store, observer=None, lifecycle=None)
+        replayer = RecordReplayer(job, device_prefix="faraway")  # type: ignore[arg-type]
+        replayer.feed(log)
+        replayer.end()
+        store.flush()
+        assert store.series("r1", "train/loss").xs == [10, 20]
+        assert store.metric_names("r1") == ["train/loss"]
+        events = [e.message for e in store.events("r1")]
+    assert events == ["the remote process goes on from stage 0 finetune at step 20"]
+
+
+def test_remote_specs_without_resume_still_decode() -> None:
+    spec = RemoteSpec("/p", "tiny", {"seed": 1}, "r1", "/p/runs/r1", device="cpu")
+    assert "resume" not in json.loads(base64.urlsafe_b64decode(encode_spec(spec)))
+    assert decode_spec(encode_spec(spec)) == spec and not spec.resume
+    resumed = dataclasses.replace(spec, resume=True)
+    assert decode_spec(encode_spec(resumed)).resume

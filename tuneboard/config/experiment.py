@@ -27,6 +27,9 @@ LOSS_VALUES = ("loss", "perplexity")
 
 _PACKAGE_SOURCE = re.compile(r"package:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(/.*)?")
 
+PARALLEL_MODES = ("ddp", "fsdp")
+"""How the ranks of a run with ``gpus > 1`` share the model (the `parallel` key)."""
+
 RUN_PREFIX = "run:"
 """A model source naming another run's model: ``run:RUN_ID`` or ``run:RUN_ID/STAGE``."""
 
@@ -101,6 +104,13 @@ class ExperimentConfig:
     memory_gb: float | None = None
     """GPU memory a run needs, in GB (its own key, else the project's): a queued run waits
     until a GPU has that much free. None: no estimate, no wait."""
+    gpus: int = 1
+    """Devices one run trains on, data-parallel (one rank process each, when above 1)."""
+    parallel: str = "ddp"
+    """How the ranks of a run share the model: ``ddp`` (a whole copy each) or ``fsdp``
+    (each rank holds a shard of the weights, gradients and optimizer state)."""
+    activation_checkpointing: bool = False
+    """Recompute activations in the backward pass in every training stage (less memory)."""
 
 
 # --- the keys of an experiment's tables, declared like plugin parameters -----------------
@@ -133,6 +143,24 @@ class _ExperimentKeys:
         min=0.0,
         max=1e6,
     )
+    gpus: int = param(
+        1,
+        "devices one run trains on, data-parallel: N rank processes, each with 1/N of every "
+        "batch (batch_size is the global batch; on a machine without GPUs, N CPU ranks)",
+        min=1,
+        max=1024,
+    )
+    parallel: str = param(
+        "ddp",
+        "with gpus > 1: ddp (each rank a whole copy of the model) or fsdp (the weights, "
+        "gradients and optimizer state sharded across the ranks)",
+        choices=PARALLEL_MODES,
+    )
+    activation_checkpointing: bool = param(
+        False,
+        "recompute activations in the backward pass in every training stage (as each stage's "
+        "gradient_checkpointing = true): less memory, slower steps",
+    )
 
 
 @dataclass(kw_only=True)
@@ -146,7 +174,17 @@ class _ModelKeys:
 
 # What `--set` may set at the top of an experiment (tuneboard.config.overrides checks it).
 EXPERIMENT_SPECS = {spec.name: spec for spec in describe_params(_ExperimentKeys)}
-SCALAR_KEYS = ("description", "metrics", "max_length", "seed", "headline", "memory_gb")
+SCALAR_KEYS = (
+    "description",
+    "metrics",
+    "max_length",
+    "seed",
+    "headline",
+    "memory_gb",
+    "gpus",
+    "parallel",
+    "activation_checkpointing",
+)
 STAGE_KEYS = ("plugin", "name")
 
 
@@ -176,12 +214,28 @@ def experiment_from_raw(
         metrics=metrics,
         max_length=keys.max_length,
         seed=keys.seed,
-        stages=_stages(keys.stages, registry, table),
+        stages=_checkpointed(_stages(keys.stages, registry, table), keys.activation_checkpointing),
         headline=keys.headline or f"test/{metrics[0]}",
         # A run is one point: the sweep table that made it is not part of its config.
         raw={key: copy.deepcopy(value) for key, value in raw.items() if key != "sweep"},
         memory_gb=keys.memory_gb if keys.memory_gb is not None else project.memory_gb,
+        gpus=keys.gpus,
+        parallel=keys.parallel,
+        activation_checkpointing=keys.activation_checkpointing,
     )
+
+
+def _checkpointed(stages: tuple[StageSpec, ...], on: bool) -> tuple[StageSpec, ...]:
+    """With `activation_checkpointing`, every stage that has `gradient_checkpointing` on."""
+    if not on:
+        return stages
+    changed = []
+    for spec in stages:
+        if "gradient_checkpointing" in {f.name for f in dataclasses.fields(spec.params)}:
+            params = dataclasses.replace(spec.params, gradient_checkpointing=True)
+            spec = dataclasses.replace(spec, params=params)
+        changed.append(spec)
+    return tuple(changed)
 
 
 def _model(value: str | dict[str, Any], experiment_where: str, where: str) -> ModelSpec:

@@ -72,6 +72,21 @@ def check_devices(project: Project) -> None:
             raise ConfigError(f"{where}: 'mps' is not available on this machine")
 
 
+def check_ranks(project: Project, experiment: ExperimentConfig) -> None:
+    """Refuse a stage whose global `batch_size` does not split evenly across `gpus` ranks."""
+    if experiment.gpus <= 1:
+        return
+    for spec in experiment.stages:
+        size = getattr(spec.params, "batch_size", None)
+        if isinstance(size, int) and size % experiment.gpus:
+            where = f"{project.file.name}: [experiments.{experiment.name}.stages.{spec.index}]"
+            raise ConfigError(
+                f"{where} ({spec.name}): key 'batch_size': {size} does not split evenly across "
+                f"gpus = {experiment.gpus} (batch_size is the global batch; use a multiple of "
+                f"{experiment.gpus})"
+            )
+
+
 def check_model(
     project: Project, experiment: ExperimentConfig, registry: PluginRegistry, labels: list[str]
 ) -> None:

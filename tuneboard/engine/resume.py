@@ -359,27 +359,44 @@ def prepare_resume(
     if run_dir.is_symlink() or (run_dir.exists() and not is_inside(run_dir, project.runs_dir)):
         raise TuneboardError(f"run {run_id}: its folder {run_dir} is a symbolic link; not resumed")
     plan = plan_resume(run_id, run_dir, experiment)
-    if plan.handoff is not None and plan.handoff.labels != prepared.labels:
-        raise TuneboardError(
-            f"run {run_id}: the data's labels changed since it ran "
-            f"({plan.handoff.labels} -> {prepared.labels}); launch the experiment again"
-        )
+    check_labels(plan, prepared)
     store.claim_run(run_id, from_statuses=(run.status,))
     store.flush()
     claimed = store.get_run(run_id)
     if (claimed.owner_host, claimed.owner_pid) != (socket.gethostname(), os.getpid()):
         raise TuneboardError(f"run {run_id} is being resumed by another process")
     killpoints.reached("resume.claimed")
-    # Stages after the resume point start over: their leftover checkpoints and points go.
+    clear_later_stages(run_dir, plan)
+    record_resume_point(store, run_id, plan.row, plan.step, plan.completed)
+    store.log_event(run_id, f"resumed from {plan.describe()}")
+    store.flush()
+    return prepared, plan
+
+
+def check_labels(plan: ResumePlan, prepared: PreparedRun) -> None:
+    """Raise `TuneboardError` when the data's labels changed since the run's last handoff."""
+    if plan.handoff is not None and plan.handoff.labels != prepared.labels:
+        raise TuneboardError(
+            f"run {plan.run_id}: the data's labels changed since it ran "
+            f"({plan.handoff.labels} -> {prepared.labels}); launch the experiment again"
+        )
+
+
+def clear_later_stages(run_dir: Path, plan: ResumePlan) -> None:
+    """Remove the leftover checkpoints of the stages after the resume point (they start over)."""
     for folder in run_dir.glob("stage-*"):
         suffix = folder.name.removeprefix("stage-")
         if suffix.isdigit() and int(suffix) > plan.row:
             checkpoint.clear(folder)
-    store.delete_metrics_after(run_id, plan.row, plan.step)
-    _complete_handed_on_rows(store, run_id, plan.completed)
-    store.log_event(run_id, f"resumed from {plan.describe()}")
-    store.flush()
-    return prepared, plan
+
+
+def record_resume_point(
+    store: Store, run_id: str, row: int, step: int | None, completed: Iterable[Handoff]
+) -> None:
+    """Make the database match a run resumed at stage `row`, `step`: the metric points logged
+    after that point go, and the stage rows whose handoff is on disk are completed."""
+    store.delete_metrics_after(run_id, row, step)
+    _complete_handed_on_rows(store, run_id, completed)
 
 
 def _complete_handed_on_rows(store: Store, run_id: str, handoffs: Iterable[Handoff]) -> None:

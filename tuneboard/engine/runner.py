@@ -67,7 +67,7 @@ def prepare_run(
     `store` or the project's database opened read-only for it."""
     from tuneboard.engine.data import auto_split, infer_labels
     from tuneboard.engine.lineage import trace_model
-    from tuneboard.engine.preflight import check_devices, check_model
+    from tuneboard.engine.preflight import check_devices, check_model, check_ranks
 
     model_origin = None
     if lineage:
@@ -91,6 +91,7 @@ def prepare_run(
     task = build_task(experiment, registry)
     labels = infer_labels(splits) if task is None or task.labelled else []
     check_devices(project)
+    check_ranks(project, experiment)
     check_train_modes(project, experiment)
     check_model(project, experiment, registry, labels)
     return PreparedRun(project, experiment, splits, labels, tuple(ctx.files), model_origin)
@@ -195,7 +196,13 @@ class EngineJob:
 
     def __call__(self, device: str, cancel: threading.Event) -> None:
         """Run every stage in order on `device`; never raises. What the run's threads print,
-        warn and log meanwhile is kept in its log (`tuneboard.engine.capture`)."""
+        warn and log meanwhile is kept in its log (`tuneboard.engine.capture`). Several
+        devices (``cpu,cpu``; a run with gpus = N) run it as N rank processes."""
+        from tuneboard.engine.distributed import is_multi, launch
+
+        if is_multi(device):
+            launch(self, device, cancel)
+            return
         with capture.capturing(self.run_id, self.store) as self._log:
             self._execute(device, cancel)
         self._log = None

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tuneboard.engine import checkpoint, killpoints
+from tuneboard.engine import checkpoint, killpoints, ranks
 from tuneboard.engine.adapters import (
     PEFT_MODES,
     add_adapters,
@@ -42,7 +42,7 @@ from tuneboard.engine.trainable import (
     set_dropout,
 )
 from tuneboard.sdk.contracts import Example, PipelineState, StageContext, Strategy, TrainStep
-from tuneboard.sdk.errors import ConfigError, DataError
+from tuneboard.sdk.errors import ConfigError, DataError, RunCancelled
 from tuneboard.sdk.tasks import EvaluationInputs, GenerationParams, Task
 from tuneboard.sdk.training import (
     IGNORE_INDEX,
@@ -552,6 +552,17 @@ def _trainable_model(
     return model
 
 
+def _data_parallel(model: Any, where: ranks.Ranks | None, device: str) -> Any:
+    """`model` wrapped for data-parallel training across the ranks (itself outside a run of
+    several ranks). DDP broadcasts rank 0's weights, so every rank starts the same."""
+    if where is None:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [torch.device(device).index] if device.startswith("cuda") else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
 def _after_training(model: Any, settings: TrainParams) -> Any:
     """The model a stage hands on: adapters merged (or kept, for prompt learning), gradient
     checkpointing off again, every weight trainable again for the next stage (a kept
@@ -602,6 +613,11 @@ class _Loop:
             ctx.event(f"precision {settings.precision} needs a GPU; training in fp32", "warning")
         self.autocast = _autocast(self.device, self.dtype)
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        # One rank of several: the model trains wrapped (DDP), each rank on its share of the
+        # batch; evaluation uses the plain model, the same on every rank.
+        self.ranks = ranks.current()
+        self.net = _data_parallel(model, self.ranks, self.device)
+        self.stop_agreed = False
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             decay_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay),
@@ -625,7 +641,7 @@ class _Loop:
     def forward(self, batch: dict[str, Any]) -> Any:
         """The model's outputs for `batch`, under the configured autocast."""
         with self.autocast():
-            return self.model(**batch)
+            return self.net(**batch)
 
     def backward(self, loss: Any) -> None:
         """Back-propagate `loss`, scaled for gradient accumulation and fp16."""
@@ -657,25 +673,30 @@ class _Loop:
             )
             first = start_micro if epoch == start_epoch else 0
             group_loss, group_done = 0.0, 0
-            micro_batches = batches(
-                self.train, self.rows_per_batch, order[first * self.rows_per_batch :], self.device
-            )
-            for micro, batch in enumerate(micro_batches, start=first):
-                if ctx.should_stop() and group_done == 0:
+            micro_batches = self._batches(order[first * self.rows_per_batch :])
+            for micro, (batch, share, rows) in enumerate(micro_batches, start=first):
+                if self._should_stop() and group_done == 0:
                     self.checkpoint(epoch, micro)  # between optimizer steps: resumable here
-                ctx.check_stop()
+                    raise RunCancelled(ctx.run_id)
+                if self.ranks is None:
+                    ctx.check_stop()
                 if group_done == 0:
                     # The last group of an epoch may be short; its mean loss still counts once.
                     group_size = min(self.accum, self.micro_per_epoch - micro)
-                    self.loss_scale = 1.0 / group_size
+                if self.ranks is not None:  # gradients are averaged over the ranks once a step
+                    self.net.require_backward_grad_sync = group_done + 1 == group_size
+                self.loss_scale = share / group_size
                 inputs = TrainStep(model, batch, self.forward, self.backward, self.step)
-                group_loss += self.strategy.step(inputs)
+                group_loss += self.strategy.step(inputs) * share
                 group_done += 1
-                window_samples += int(batch["input_ids"].shape[0])
+                window_samples += rows
                 if group_done < group_size:
                     continue
                 loss = group_loss / group_size
                 group_loss, group_done = 0.0, 0
+                if self.ranks is not None:  # the mean over the ranks; a stop all agree on
+                    loss, self.stop_agreed = ranks.agree(loss, ctx.should_stop(), self.device)
+                    loss /= self.ranks.world
                 if not math.isfinite(loss):
                     self._skip_non_finite(loss)
                     continue
@@ -708,6 +729,25 @@ class _Loop:
                     self.checkpoint(epoch, micro + 1)
                     window_start = time.perf_counter()
 
+    def _batches(self, order: np.ndarray) -> Iterator[tuple[dict[str, Any], float, int]]:
+        """The epoch's micro-batches from `order`: (this rank's batch, its weight in the global
+        batch's mean loss, the global batch's rows). Every rank goes through the same global
+        batches, each taking its share of the rows (`ranks.shard`)."""
+        if self.ranks is None:
+            for batch in batches(self.train, self.rows_per_batch, order, self.device):
+                yield batch, 1.0, int(batch["input_ids"].shape[0])
+            return
+        for start in range(0, len(order), self.rows_per_batch):
+            rows = order[start : start + self.rows_per_batch]
+            mine, share = ranks.shard(rows, self.train.group, self.ranks)
+            batch = next(batches(self.train, len(mine), mine, self.device))
+            yield batch, share, len(rows)
+
+    def _should_stop(self) -> bool:
+        """Whether to stop before the next step; one rank of several stops only when all do
+        (agreed at each optimizer step), so no rank waits alone in a collective."""
+        return self.stop_agreed if self.ranks is not None else self.ctx.should_stop()
+
     def checkpoint(self, epoch: int, position: int) -> None:
         """Write a resume checkpoint: the next micro-batch is `position` of `epoch`.
 
@@ -717,6 +757,16 @@ class _Loop:
         """
         if self.step == self.saved_step or not self.settings.resumable:
             return
+        if self.ranks is not None and not self.ranks.main:  # rank 0 writes it
+            ranks.barrier()
+            self.saved_step = self.step
+            return
+        try:
+            self._write_checkpoint(epoch, position)
+        finally:
+            ranks.barrier()  # every rank goes on once the checkpoint is whole
+
+    def _write_checkpoint(self, epoch: int, position: int) -> None:
         ctx = self.ctx
         ctx.flush()
         plain_rng, tensor_rng = checkpoint.rng_states(ctx.rng, self.device)
@@ -772,7 +822,8 @@ class _Loop:
     def restore(self) -> tuple[int, int]:
         """Continue from the stage's resume checkpoint, if it has one: load the weights,
         optimizer, scheduler, RNG and early-stopping state; return (epoch, position)."""
-        folder = checkpoint.latest(self.ctx.stage_dir)
+        stage_dir = self.ranks.shared(self.ctx.stage_dir) if self.ranks else self.ctx.stage_dir
+        folder = checkpoint.latest(stage_dir)  # other ranks read rank 0's
         if folder is None:
             return 0, 0
         meta = checkpoint.read_meta(folder)
@@ -914,7 +965,8 @@ class _Loop:
             batch_size=self.settings.eval_batch_size,
             device=self.device,
             dtype=self.dtype,
-            check_stop=self.ctx.check_stop,
+            # Ranks evaluate alike and stop together at the next step, never one alone here.
+            check_stop=None if self.ranks is not None else self.ctx.check_stop,
         )
         return score(self.ctx, predictions, self.validation, self.labels, "val")
 

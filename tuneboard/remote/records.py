@@ -15,10 +15,12 @@ record can never touch another run or run SQL of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -32,9 +34,10 @@ from tuneboard.sdk.recording import RunRecorder
 from tuneboard.sdk.status import COMPLETED, FAILED, FINISHED_STATUSES, RUNNING
 from tuneboard.sdk.tasks import Generation
 from tuneboard.store.schema import is_system_metric
-from tuneboard.store.store import hash_path
+from tuneboard.store.store import Store, hash_path
 
 if TYPE_CHECKING:
+    from tuneboard.engine.resume import ResumePlan
     from tuneboard.engine.runner import EngineJob
 
 log = logging.getLogger(__name__)
@@ -60,15 +63,57 @@ class RecordWriter:
                 data = data[os.write(self._fd, data) :]
 
 
+class FlushAcks:
+    """The launcher's answers to a rank's flush records, read from the rank's stdin.
+
+    A rank process of a local data-parallel run (`tuneboard.engine.distributed`) gets a pipe
+    from its launcher as stdin: ``ack N`` lines say that the launcher stored everything up to
+    flush record N; the end of the pipe says the launcher is gone, and the rank ends at once
+    (writing nothing more, so the run resumes from what its database holds).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._sent = 0
+        self._acked = 0
+
+    def watch(self, stream: Any) -> None:
+        """Read acks from `stream` in a daemon thread; end the process when it closes."""
+
+        def read() -> None:
+            for line in stream:
+                word, _, number = line.partition(" ")
+                if word == "ack" and number.strip().isdigit():
+                    with self._lock:
+                        self._acked = max(self._acked, int(number))
+                        self._lock.notify_all()
+            os._exit(1)  # the launcher died: stop now, as if killed with it
+
+        threading.Thread(target=read, name="tuneboard-launcher-watch", daemon=True).start()
+
+    def next(self) -> int:
+        """The number of the next flush record."""
+        with self._lock:
+            self._sent += 1
+            return self._sent
+
+    def wait(self, number: int, timeout: float | None) -> bool:
+        """Wait until flush record `number` is acknowledged; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._acked >= number, timeout)
+
+
 class RemoteRecorder(RunRecorder):
     """The recorder of a run executing remotely: every write becomes a record on stdout.
 
     A remote run has no database, so there is nothing to read. `final_status` is the last
-    finished status the run recorded.
+    finished status the run recorded. With `acks` (a local rank process), `flush` waits
+    until the launcher has stored every record written before it.
     """
 
-    def __init__(self, records: RecordWriter) -> None:
+    def __init__(self, records: RecordWriter, acks: FlushAcks | None = None) -> None:
         self._records = records
+        self._acks = acks
         self.final_status: str | None = None
 
     def set_run_status(
@@ -240,8 +285,46 @@ class RemoteRecorder(RunRecorder):
             at=_now(at),
         )
 
+    def resumed(self, plan: ResumePlan) -> None:
+        """Record that the run goes on from `plan` (the launcher drops the metric points
+        logged after that point and completes the stage rows handed on)."""
+        self._records.write(
+            "run.resumed",
+            row=plan.row,
+            step=plan.step,
+            completed=[dataclasses.asdict(handoff) for handoff in plan.completed],
+        )
+        self.log_event(plan.run_id, f"the remote process goes on from {plan.describe()}")
+
     def flush(self, timeout: float | None = None) -> None:
-        """Records are written at once: nothing to wait for."""
+        """Records are written at once; with acks, wait until the launcher stored them."""
+        if self._acks is not None:
+            number = self._acks.next()
+            self._records.write("flush", number=number)
+            self._acks.wait(number, timeout)
+
+
+class SilentRecorder(RemoteRecorder):
+    """The recorder of a rank other than 0: it records nothing, but says on stderr why its
+    run failed (the launcher keeps a rank's last error line for the run's error)."""
+
+    def __init__(self) -> None:
+        super().__init__(RecordWriter(os.open(os.devnull, os.O_WRONLY)))
+
+    def set_run_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        device: str | None = None,
+        error: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Keep the final status; print a failure's reason."""
+        if status in FINISHED_STATUSES:
+            self.final_status = status
+        if status == FAILED and error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
 
 
 class LeftToLauncher(RunLifecycle):
@@ -326,9 +409,19 @@ class RecordReplayer:
     metrics left out).
     """
 
-    def __init__(self, job: EngineJob, *, device_prefix: str, tail_lines: int = 40) -> None:
+    def __init__(
+        self,
+        job: EngineJob,
+        *,
+        device_prefix: str,
+        tail_lines: int = 40,
+        device: str | None = None,
+        on_flush: Callable[[int], None] | None = None,
+    ) -> None:
         self.job = job
         self.device_prefix = device_prefix
+        self.device = device  # the run's device as recorded, in place of PREFIX:DEVICE
+        self.on_flush = on_flush
         self.lines = 0
         self.records = 0
         self.tail: deque[str] = deque(maxlen=tail_lines)
@@ -394,6 +487,8 @@ class RecordReplayer:
                 self.job.run_id, int(r["stage_index"]), int(r["step"]), _values(r["values"])
             ),
             "observer.stage_finished": self._stage_finished,
+            "flush": self._flush,
+            "run.resumed": self._resumed,
         }
 
     # --- input ----------------------------------------------------------------------------
@@ -453,6 +548,8 @@ class RecordReplayer:
             return
         device = _str(record["device"])
         label = f"{self.device_prefix}:{device}" if device else None
+        if device and self.device:
+            label = self.device
         self.job.store.set_run_status(self.job.run_id, status, device=label, error=error, at=at)
         if status == RUNNING:
             self.job.lifecycle.started(label or self.device_prefix)
@@ -461,6 +558,12 @@ class RecordReplayer:
         self.final_status = status
         self.job.store.set_run_status(self.job.run_id, status, error=error, at=at)
         self.job.lifecycle.finished(status, error, dict(self.last_values))
+
+    def _flush(self, record: dict[str, Any]) -> None:
+        """Store what came before, then tell the remote process (a local rank) so."""
+        if self.on_flush is not None:
+            self.job.store.flush()
+            self.on_flush(int(record["number"]))
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         values = _values(record["values"])
@@ -487,6 +590,17 @@ class RecordReplayer:
             str(record["sha256"]),
             at=float(record["at"]),
         )
+
+    def _resumed(self, record: dict[str, Any]) -> None:
+        from tuneboard.engine.resume import Handoff, record_resume_point
+
+        completed = [Handoff(**dict(fields)) for fields in record["completed"]]
+        store = self.job.store
+        if isinstance(store, Store):  # the launcher's database (always, but for tests)
+            # A statement runs ahead of the points queued in its batch: those go in first.
+            store.flush()
+            row, step = int(record["row"]), _int(record["step"])
+            record_resume_point(store, self.job.run_id, row, step, completed)
 
     def _stage_finished(self, record: dict[str, Any]) -> None:
         fields = dict(record["summary"])
@@ -550,4 +664,5 @@ __all__ = [
     "RecordWriter",
     "RecordingObserver",
     "RemoteRecorder",
+    "SilentRecorder",
 ]

@@ -3,7 +3,8 @@
 A remote job runs the command from `remote_command`: ``python -m tuneboard.remote --spec
 SPEC``, where SPEC (a `RemoteSpec`) carries the project folder, the experiment's resolved
 config, the run id, the run folder and the device. That process prepares and runs the run with
-the same runner as a local run and writes what the run records as lines on stdout; the
+the same runner as a local run (with `resume`, going on from the checkpoints in the run
+folder, as `tuneboard resume` does) and writes what the run records as lines on stdout; the
 launching process feeds them to the run's `Replayer`, which writes them into its database.
 SIGTERM or SIGINT cancel the remote run cleanly between steps. `RemoteExecutor` does the
 queueing and the bookkeeping, so a subclass only starts, follows and stops jobs.
@@ -41,7 +42,10 @@ class RemoteSpec:
     data files and `plugins/` are read there); `config` the experiment's resolved table (what
     `runs.config` holds); `run_dir` the folder the run writes checkpoints and exports to on
     the remote machine. `device` is ``"cpu"``, or ``"auto"`` for the first GPU the process
-    can see (the CPU when none); `threads`, when set, caps torch's CPU threads.
+    can see (the CPU when none; ``cuda:LOCAL_RANK`` in a rank of a data-parallel run);
+    `threads`, when set, caps torch's CPU threads. With `resume`, the run goes on from the
+    checkpoints and handoffs in `run_dir` (from its beginning when there are none), and tells
+    the launcher where, so that its database drops the metric points logged after that point.
     """
 
     project: str
@@ -52,11 +56,15 @@ class RemoteSpec:
     device: str = "auto"
     threads: int | None = None
     version: int = field(default=SPEC_VERSION)
+    resume: bool = False
 
 
 def encode_spec(spec: RemoteSpec) -> str:
     """The spec as one shell-safe word (URL-safe base64 of its JSON)."""
-    return base64.urlsafe_b64encode(json.dumps(asdict(spec)).encode()).decode("ascii")
+    fields = asdict(spec)
+    if not spec.resume:  # left out, so that a remote of an older version still reads it
+        del fields["resume"]
+    return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode("ascii")
 
 
 def decode_spec(text: str) -> RemoteSpec:
@@ -92,11 +100,14 @@ class RemoteExecutor(Executor[P], ABC):
     job's log to `replayer.feed` as it arrives; stops the job when `cancel` is set; and
     returns how the job ended. What the run recorded itself (its status, error, metrics)
     wins; the returned outcome ends only a run that did not record its end (killed, lost,
-    failed before it started). A resumed run goes on from checkpoints in its folder here, so
-    it runs on this machine.
+    failed before it started). A resumed run (`tuneboard resume`) goes on from checkpoints
+    in its folder here, so it runs on this machine, unless `resumes_remotely` says that the
+    remote machines see the run folder too (a shared file system): then its job is started
+    like a new run's, with a spec whose `resume` is set.
     """
 
     max_jobs: int = 16  # a subclass may set its own, before the first submit
+    resumes_remotely: bool = False  # True: resumed runs are jobs too (`RemoteSpec.resume`)
 
     def __init__(self, params: P, project: ProjectInfo) -> None:
         super().__init__(params, project)
@@ -116,7 +127,8 @@ class RemoteExecutor(Executor[P], ABC):
         device: str = "auto",
         threads: int | None = None,
     ) -> RemoteSpec:
-        """What the remote process needs; the folders default to this machine's paths."""
+        """What the remote process needs; the folders default to this machine's paths, and
+        `resume` is set for a resumed run."""
         return RemoteSpec(
             project=project_dir or str(job.project_dir),
             experiment=job.experiment,
@@ -125,6 +137,7 @@ class RemoteExecutor(Executor[P], ABC):
             run_dir=run_dir or str(job.run_dir),
             device=device,
             threads=threads,
+            resume=job.resumed,
         )
 
     def submit(
@@ -171,7 +184,7 @@ class RemoteExecutor(Executor[P], ABC):
             return self._scheduler
 
     def _follow(self, job: RunJob, slot: str, cancel: threading.Event) -> None:
-        if job.resumed:
+        if job.resumed and not self.resumes_remotely:
             device = self._local_device()
             job.log_event(
                 f"resuming on this machine ({device}): {self.name} starts only new runs remotely"
