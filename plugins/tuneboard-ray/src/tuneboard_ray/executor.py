@@ -8,6 +8,11 @@ replays those lines into the project's database as they come, so the app's live 
 (`stop_job`: SIGTERM, which the run handles between steps). A job that fails before the run
 could record its end fails the run with the last lines of the job's log.
 
+Each run asks Ray for `gpus_per_run` GPUs, `cpus_per_run` CPUs, `memory_per_run` GiB and the
+custom `resources`. A run whose experiment has ``gpus = N`` (N > 1) is one job running a Ray
+Train driver instead (`tuneboard_ray.train`): N ranks, each asking for all that, on one node or
+several, rank 0's records relayed to the driver's output, which this process follows the same way.
+
 Ray is imported only when a run is submitted: `tuneboard --help`, `tuneboard plugins` and the
 app start without it.
 """

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -93,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # Ray Train's own folder (a marker file: the ranks report no checkpoints to Ray).
+    storage = os.path.join(tempfile.gettempdir(), "tuneboard-ray-train")
     trainer = TorchTrainer(
         _rank,
         train_loop_config={"spec": args.spec, "link": link},
@@ -101,10 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             use_gpu=workers.gpus > 0,
             resources_per_worker=workers.per_worker(),
         ),
-        run_config=RunConfig(
-            name=f"tuneboard-{spec.run_id}",
-            storage_path=os.path.join(tempfile.gettempdir(), "tuneboard-ray-train"),
-        ),
+        run_config=RunConfig(name=f"tuneboard-{spec.run_id}", storage_path=storage),
     )
     outcome: dict[str, BaseException | None] = {}
 
@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write(ray.get(link.take.remote()))
         fitting.join(FORWARD_POLL_SECONDS)
     _write(ray.get(link.take.remote()))
+    shutil.rmtree(os.path.join(storage, f"tuneboard-{spec.run_id}"), ignore_errors=True)
     error = outcome.get("error")
     if error is not None:  # the launcher keeps the last lines of the log
         print(f"error: {str(error).strip() or type(error).__name__}", file=sys.stderr)
