@@ -12,8 +12,12 @@ a thread of that worker hands what it reads to the link, and this driver takes i
 and writes it, byte for byte, to its own stdout, the job's log that the launcher follows, as
 for a one-process run. Ray's own worker logs are not forwarded here (``log_to_driver=False``),
 so nothing is mixed into the records. SIGTERM or SIGINT (`ray job stop`, tuneboard's cancel)
-set the link's cancel flag; every rank sees it within `CANCEL_POLL_SECONDS` and stops between
-steps. Exit status: 0 when every rank ended cleanly, 1 when the run failed, 2 for bad input.
+set the link's cancel flag. Rank 0 alone looks at it (every `CANCEL_POLL_SECONDS`): the ranks
+agree on stopping at each step, so the others stop there with it, while a rank told on its
+own could stop outside a step and leave the others waiting in a collective. Once rank 0 has
+ended (its records all relayed), the others have `RANKS_GRACE_SECONDS` to end too; a rank
+still waiting then ends with this driver. Exit status: rank 0's (0 when the run completed or
+was cancelled, 1 when it failed), 1 when Ray Train failed, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
@@ -34,18 +39,21 @@ from tuneboard import RemoteSpec, TuneboardError
 from tuneboard.sdk.remote import decode_spec
 from tuneboard_ray.command import WorkerResources
 
-# How often the ranks look at the link's cancel flag, and the driver for rank 0's records.
+# How often rank 0 looks at the link's cancel flag, and the driver for rank 0's records.
 CANCEL_POLL_SECONDS = 0.5
 FORWARD_POLL_SECONDS = 0.2
+# Once rank 0 has ended, how long the driver waits for the other ranks.
+RANKS_GRACE_SECONDS = 15.0
 READ_BYTES = 1 << 16
 
 
 class _Link:
-    """The actor between the driver and the ranks: rank 0's records, and the cancel flag."""
+    """The actor between the driver and rank 0: its records, its end, and the cancel flag."""
 
     def __init__(self) -> None:
         self._chunks: list[bytes] = []
         self._cancelled = False
+        self._status: int | None = None
 
     def put(self, chunk: bytes) -> None:
         """Rank 0: the next bytes of its records."""
@@ -56,12 +64,20 @@ class _Link:
         taken, self._chunks = b"".join(self._chunks), []
         return taken
 
+    def end(self, status: int) -> None:
+        """Rank 0: it ended with `status`, every record put."""
+        self._status = status
+
+    def status(self) -> int | None:
+        """The driver: rank 0's exit status once it ended, else None."""
+        return self._status
+
     def cancel(self) -> None:
         """The driver: the run is cancelled."""
         self._cancelled = True
 
     def cancelled(self) -> bool:
-        """The ranks: whether the run is cancelled."""
+        """Rank 0: whether the run is cancelled."""
         return self._cancelled
 
 
@@ -118,11 +134,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     fitting = threading.Thread(target=fit, name="tuneboard-ray-train", daemon=True)
     fitting.start()
     cancel_sent = False
+    status: int | None = None
+    deadline: float | None = None
     while fitting.is_alive():
         if cancel.is_set() and not cancel_sent:
             ray.get(link.cancel.remote())
             cancel_sent = True
+        if status is None and (status := ray.get(link.status.remote())) is not None:
+            deadline = time.monotonic() + RANKS_GRACE_SECONDS
         _write(ray.get(link.take.remote()))
+        if deadline is not None and time.monotonic() > deadline:
+            print(
+                f"the other ranks did not end {RANKS_GRACE_SECONDS:.0f} s after rank 0",
+                file=sys.stderr,
+            )
+            break
         fitting.join(FORWARD_POLL_SECONDS)
     _write(ray.get(link.take.remote()))
     shutil.rmtree(os.path.join(storage, f"tuneboard-{spec.run_id}"), ignore_errors=True)
@@ -130,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if error is not None:  # the launcher keeps the last lines of the log
         print(f"error: {str(error).strip() or type(error).__name__}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 def _rank(config: dict[str, Any]) -> None:
@@ -141,29 +167,30 @@ def _rank(config: dict[str, Any]) -> None:
     rank = ray.train.get_context().get_world_rank()
     link = config["link"]
     spec = decode_spec(config["spec"])
-    cancel, done = threading.Event(), threading.Event()
-    watcher = threading.Thread(
-        target=_watch_cancel, args=(link, cancel, done), name="tuneboard-cancel", daemon=True
-    )
-    watcher.start()
-    try:
-        if rank == 0:
-            read_end, write_end = os.pipe()
-            forwarder = threading.Thread(
-                target=_forward, args=(read_end, link), name="tuneboard-records", daemon=True
-            )
-            forwarder.start()
-            try:
-                status = _run_spec(spec, write_end, cancel)
-            finally:
-                os.close(write_end)  # the forwarder reads to the end, then stops
-                forwarder.join()
-                os.close(read_end)
-        else:
-            with open(os.devnull, "wb") as sink:  # the other ranks write no records
-                status = _run_spec(spec, sink.fileno(), cancel)
-    finally:
-        done.set()
+    cancel = threading.Event()  # never set on the other ranks: they stop when rank 0 does
+    if rank == 0:
+        done = threading.Event()
+        watcher = threading.Thread(
+            target=_watch_cancel, args=(link, cancel, done), name="tuneboard-cancel", daemon=True
+        )
+        watcher.start()
+        read_end, write_end = os.pipe()
+        forwarder = threading.Thread(
+            target=_forward, args=(read_end, link), name="tuneboard-records", daemon=True
+        )
+        forwarder.start()
+        status = 1
+        try:
+            status = _run_spec(spec, write_end, cancel)
+        finally:
+            done.set()
+            os.close(write_end)  # the forwarder reads to the end, then stops
+            forwarder.join()
+            os.close(read_end)
+            ray.get(link.end.remote(status))
+    else:
+        with open(os.devnull, "wb") as sink:  # the other ranks write no records
+            status = _run_spec(spec, sink.fileno(), cancel)
     if status != 0:
         raise RuntimeError(f"rank {rank} of run {spec.run_id} ended with exit status {status}")
 
