@@ -254,14 +254,20 @@ def test_a_sweep_on_ray_runs_at_most_max_parallel_runs_at_once(
     assert isinstance(runs, list) and len(runs) == 4
     assert {(run.status, run.device) for run in runs} == {("completed", "ray:cpu")}
     assert len({run.sweep_id for run in runs}) == 1
-    # From the database: at each run's start, how many runs were running (its own included).
-    spans = [(run.started_at, run.finished_at) for run in runs]
-    assert all(start is not None and end is not None for start, end in spans), spans
-    at_once = max(
-        sum(1 for start, end in spans if start <= moment < end)  # type: ignore[operator]
-        for moment, _ in spans
-    )
-    assert 1 <= at_once <= 2, spans
+    # From the database: each run's job is live from its submission (an event) to the run's
+    # end; when each was submitted, how many were live (its own included)?
+    assert all(run.finished_at is not None for run in runs)
+    spans = [(submitted_at(project, run.run_id), run.finished_at or 0.0) for run in runs]
+    live = [sum(1 for s, e in spans if s <= moment < e) for moment, _ in spans]
+    assert max(live) <= 2, spans
+
+
+def submitted_at(project: Path, run_id: str) -> float:
+    events = read(project, lambda store: store.events(run_id))
+    assert isinstance(events, list)
+    times = [e.time for e in events if SUBMITTED.match(e.message)]
+    assert len(times) == 1, [e.message for e in events]
+    return times[0]
 
 
 def test_two_ranks_run_on_two_nodes_into_the_local_database(
