@@ -37,6 +37,7 @@ SCRIPTS = (
     "causal_lm",
     "causal_lm_gpu",
     "sys_metrics",
+    "distributed",
 )
 GPU_ONLY = ("gpu", "causal_lm_gpu")
 """Scripts that keep the figures measured on a GPU when run on a machine without one."""
@@ -51,6 +52,7 @@ TITLES = {
     "causal_lm": "8. Causal-LM fine-tuning",
     "causal_lm_gpu": "9. Causal-LM fine-tuning on a GPU",
     "sys_metrics": "10. System metrics",
+    "distributed": "11. Data-parallel runs on the CPU",
 }
 SIZES = {
     "training": "2,000 SST-2 training rows, 1 epoch, batch 16, max length 128, all 872 dev "
@@ -82,6 +84,8 @@ SIZES = {
     "otherwise",
     "sys_metrics": "the sampler watching 1, 4 and 8 runs on the CPU, a round every 1 s for 20 s "
     "each, against 20 s with none watched",
+    "distributed": "tiny BERT, 4,000 SST-2 rows, 1 epoch, global batch 32, all 872 dev sentences; "
+    "1 process (2 threads) against 2 gloo ranks (1 thread each), one run each",
 }
 OUTPUT = REPO / "BENCHMARKS.md"
 NOTES = REPO / "benchmarks" / "notes.md"

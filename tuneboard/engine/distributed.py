@@ -171,8 +171,9 @@ def launch(job: EngineJob, device: str, cancel: threading.Event) -> None:
         replayer.finish(FAILED, failure[1])
         if replayer.final_status == FAILED:
             job.store.set_run_status(job.run_id, FAILED, error=failure[1])
-    elif failure is not None:
-        replayer.finish(FAILED, failure[1])
+    elif failure is not None:  # rank 0 died: its last lines came through the replayer
+        last = replayer.error_tail(1)
+        replayer.finish(FAILED, f"{failure[1]}: {last}" if last else failure[1])
     elif replayer.final_status is None:
         replayer.finish(FAILED, "rank 0 ended without recording the run's end")
 

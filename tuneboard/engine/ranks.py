@@ -124,6 +124,17 @@ def agree(loss: float, stop: bool, device: str) -> tuple[float, bool]:
     return total, stops > 0
 
 
+def same(value: int, device: str) -> bool:
+    """True when every rank has the same `value` (a check that they are in step)."""
+    import torch
+    import torch.distributed as dist
+
+    values = torch.tensor([value, -value], dtype=torch.int64, device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    high, low = values.tolist()
+    return bool(high == -low == value)
+
+
 def shard(rows: np.ndarray, group: int, ranks: Ranks) -> tuple[np.ndarray, float]:
     """This rank's part of one global batch of `rows` (row indices, whole groups of `group`
     rows each kept together) and its weight: N x its share of the rows, so that the mean of

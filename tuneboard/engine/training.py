@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tuneboard.engine import checkpoint, killpoints, ranks
+from tuneboard.engine import checkpoint, killpoints, ranks, sharding
 from tuneboard.engine.adapters import (
     PEFT_MODES,
     add_adapters,
@@ -359,6 +359,7 @@ class _Best:
         self.value, self.step, self.metrics, self.bad_evals = value, step, dict(metrics), 0
         with torch.no_grad():
             for name, tensor in _changing_tensors(model):
+                tensor = _whole(tensor)  # a shard (FSDP) gathered whole, on every rank
                 if name in self._copy:
                     self._copy[name].copy_(tensor)
                 else:
@@ -399,6 +400,12 @@ class _Best:
         self.value, self.step = meta["value"], meta["step"]
         self.metrics, self.bad_evals = dict(meta["metrics"]), int(meta["bad_evals"])
         self._copy = dict(tensors)
+
+
+def _whole(tensor: torch.Tensor) -> torch.Tensor:
+    """A tensor whole: a sharded one (a DTensor, under FSDP) gathered from every rank."""
+    full = getattr(tensor, "full_tensor", None)
+    return full() if full is not None else tensor
 
 
 def _changing_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
@@ -489,6 +496,8 @@ def fit(
             f"early stop at step {loop.step}: {monitor} did not improve for "
             f"{settings.patience} evaluations"
         )
+    if loop.ranks is not None:
+        model = sharding.unwrap(model, loop.ranks)  # FSDP: whole weights, plain module again
     if best.step is not None and best.step != loop.step:
         best.restore(model)
     model = _after_training(model, settings)
@@ -552,17 +561,6 @@ def _trainable_model(
     return model
 
 
-def _data_parallel(model: Any, where: ranks.Ranks | None, device: str) -> Any:
-    """`model` wrapped for data-parallel training across the ranks (itself outside a run of
-    several ranks). DDP broadcasts rank 0's weights, so every rank starts the same."""
-    if where is None:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [torch.device(device).index] if device.startswith("cuda") else None
-    return DistributedDataParallel(model, device_ids=ids)
-
-
 def _after_training(model: Any, settings: TrainParams) -> Any:
     """The model a stage hands on: adapters merged (or kept, for prompt learning), gradient
     checkpointing off again, every weight trainable again for the next stage (a kept
@@ -613,10 +611,12 @@ class _Loop:
             ctx.event(f"precision {settings.precision} needs a GPU; training in fp32", "warning")
         self.autocast = _autocast(self.device, self.dtype)
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
-        # One rank of several: the model trains wrapped (DDP), each rank on its share of the
-        # batch; evaluation uses the plain model, the same on every rank.
+        # One rank of several: the model trains wrapped (DDP, or sharded by FSDP), each rank
+        # on its share of the batch; evaluation runs whole, the same on every rank.
         self.ranks = ranks.current()
-        self.net = _data_parallel(model, self.ranks, self.device)
+        self.net = model
+        if self.ranks is not None:
+            self.net = sharding.wrap(model, self.ranks, self.device, self.dtype)
         self.stop_agreed = False
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
@@ -659,6 +659,8 @@ class _Loop:
         model.train()
         self.optimizer.zero_grad(set_to_none=True)
         start_epoch, start_micro = self.restore()
+        if self.ranks is not None and not ranks.same(self.step, self.device):
+            raise RuntimeError(f"rank {self.ranks.rank}: the ranks start at different steps")
         if self.stopped_early or self.step >= self.total:
             return
         window_samples, window_start = 0, time.perf_counter()
@@ -684,7 +686,7 @@ class _Loop:
                     # The last group of an epoch may be short; its mean loss still counts once.
                     group_size = min(self.accum, self.micro_per_epoch - micro)
                 if self.ranks is not None:  # gradients are averaged over the ranks once a step
-                    self.net.require_backward_grad_sync = group_done + 1 == group_size
+                    sharding.sync_gradients(self.net, self.ranks, group_done + 1 == group_size)
                 self.loss_scale = share / group_size
                 inputs = TrainStep(model, batch, self.forward, self.backward, self.step)
                 group_loss += self.strategy.step(inputs) * share
@@ -756,6 +758,11 @@ class _Loop:
         (a full disk) is reported as a warning and training goes on.
         """
         if self.step == self.saved_step or not self.settings.resumable:
+            return
+        if self.ranks is not None and self.ranks.parallel == "fsdp":
+            if self.saved_step == 0:
+                self.ctx.event("parallel = fsdp: no resume checkpoints yet", "warning")
+            self.saved_step = self.step
             return
         if self.ranks is not None and not self.ranks.main:  # rank 0 writes it
             ranks.barrier()

@@ -92,7 +92,8 @@ def run_spec(spec: RemoteSpec, out_fd: int, cancel: threading.Event | None = Non
                 if rank > 0:
                     scratch = Path(tempfile.mkdtemp(prefix="tuneboard-rank-"))
                 parallel = str(spec.config.get("parallel", "ddp"))
-                ranks.join(device, parallel, Path(spec.run_dir), scratch)
+                own = scratch / spec.run_id if scratch is not None else None
+                ranks.join(device, parallel, Path(spec.run_dir), own)
             job = _job(spec, store, observer, scratch)
         except Exception as error:  # bad input on this machine: the run fails with the reason
             from tuneboard.engine.runner import one_line
