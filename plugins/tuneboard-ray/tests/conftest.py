@@ -1,6 +1,6 @@
 """Fixtures for the Ray executor's tests: Ray and this plugin installed, and one local Ray head.
 
-`ray_env` is a Python that has tuneboard, ``ray[default]`` and this plugin. Where the running
+`ray_env` is a Python that has tuneboard, ``ray[default,train]`` and this plugin. Where the running
 Python has Ray and the plugin already (``pip install -e 'plugins/tuneboard-ray[test]'``), it
 is that one. Otherwise Ray is installed from the package index into a scratch environment
 layered over the running one (tuneboard's `ScratchEnv`: the project's own environment is not
@@ -8,8 +8,10 @@ changed), kept under the running environment's folder so that only the first ses
 for it (about 20 s), and the plugin is installed into it from a copy of this folder. The
 tests are skipped, with pip's reason, only when Ray cannot be installed.
 
-`ray_cluster` starts one Ray head on 127.0.0.1 for the module (``ray start --head --block``
-on free ports, in its own temporary folder) and stops it afterwards by its process id.
+`ray_cluster` starts a two-node Ray cluster on 127.0.0.1 for the module: a head and one more
+node (``ray start --head --block``, then ``ray start --address ... --block``, on free ports, in
+its own temporary folder), one CPU each, so that a run whose ranks ask one CPU each spans both
+nodes, as on a real cluster. It stops them afterwards by their process ids.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import tempfile
 import time
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -47,18 +50,42 @@ CLUSTER_START_SECONDS = 180
 
 @dataclass(frozen=True)
 class RayEnv:
-    """A Python with tuneboard, Ray and tuneboard-ray, and the `ray` command beside it."""
+    """A Python with tuneboard, Ray and tuneboard-ray.
+
+    `ray` is the `ray` command run by that Python (Ray's processes, Ray Train's workers among
+    them, then run that Python, which has the plugin).
+    """
 
     python: str
-    ray: str
+
+    @property
+    def ray(self) -> list[str]:
+        """The `ray` command of this Python."""
+        return [self.python, "-m", "ray.scripts.scripts"]
 
 
 @dataclass(frozen=True)
 class RayCluster:
-    """A running local Ray head: its Jobs API address and its log file."""
+    """A running local Ray cluster: its Jobs API address and its log file."""
 
     address: str
     log: Path
+
+    def nodes_of(self, submission_id: str, class_name: str = "RayTrainWorker") -> list[str]:
+        """The node ids of the actors of `class_name` that a job started (alive or dead)."""
+        job_id = self.job(submission_id)["job_id"]
+        query = urllib.parse.urlencode(
+            {
+                "filter_keys": "class_name",
+                "filter_predicates": "=",
+                "filter_values": class_name,
+                "detail": "1",
+                "limit": "1000",
+            }
+        )
+        with urllib.request.urlopen(f"{self.address}/api/v0/actors?{query}", timeout=10) as r:
+            actors = json.loads(r.read())["data"]["result"]["result"]
+        return [actor["node_id"] for actor in actors if actor["job_id"] == job_id]
 
     def job(self, submission_id: str) -> dict[str, Any]:
         """The Jobs API's record of a job (status, message, ...)."""
@@ -83,9 +110,7 @@ class RayCluster:
 def ray_env() -> RayEnv:
     """Ray and this plugin, in this Python or in a cached scratch environment."""
     if importlib.util.find_spec("ray") is not None and _installed("tuneboard-ray"):
-        return RayEnv(
-            sys.executable, shutil.which("ray") or str(Path(sys.executable).parent / "ray")
-        )
+        return RayEnv(sys.executable)
     requirements = _ray_requirements()
     key = hashlib.sha256(
         json.dumps([requirements, sys.version, sys.prefix, _read(CONSTRAINTS)]).encode()
@@ -121,28 +146,31 @@ def ray_env() -> RayEnv:
         env.pip(
             "install", "-q", "--no-deps", "--no-build-isolation", "--force-reinstall", str(source)
         )
-    return RayEnv(env.python, str(Path(env.python).parent / "ray"))
+    return RayEnv(env.python)
 
 
 @pytest.fixture(scope="module")
 def ray_cluster(ray_env: RayEnv) -> Iterator[RayCluster]:
-    """One Ray head on 127.0.0.1 (2 CPUs, the dashboard's Jobs API), stopped afterwards."""
+    """Two Ray nodes on 127.0.0.1 (one CPU each; the head has the Jobs API), stopped afterwards."""
     # A short folder: Ray's socket paths inside it must stay under 108 characters.
     temp = Path(tempfile.mkdtemp(prefix="tbray-", dir="/tmp"))
-    ports = _free_ports(7)
+    ports = _free_ports(11)
     log = temp / "ray-start.log"
-    command = [
-        ray_env.ray,
-        "start",
-        "--head",
+    common = [
         "--block",
         "--node-ip-address=127.0.0.1",
-        "--dashboard-host=127.0.0.1",
-        "--include-dashboard=true",
-        "--num-cpus=2",
+        "--num-cpus=1",
         "--num-gpus=0",
         "--object-store-memory=100000000",
         "--disable-usage-stats",
+    ]
+    head_command = [
+        *ray_env.ray,
+        "start",
+        "--head",
+        *common,
+        "--dashboard-host=127.0.0.1",
+        "--include-dashboard=true",
         f"--temp-dir={temp}",
         f"--port={ports[0]}",
         f"--dashboard-port={ports[1]}",
@@ -152,23 +180,60 @@ def ray_cluster(ray_env: RayEnv) -> Iterator[RayCluster]:
         f"--runtime-env-agent-port={ports[5]}",
         f"--metrics-export-port={ports[6]}",
     ]
+    node_command = [
+        *ray_env.ray,
+        "start",
+        f"--address=127.0.0.1:{ports[0]}",
+        *common,
+        f"--dashboard-agent-listen-port={ports[7]}",
+        f"--dashboard-agent-grpc-port={ports[8]}",
+        f"--runtime-env-agent-port={ports[9]}",
+        f"--metrics-export-port={ports[10]}",
+    ]
     address = f"http://127.0.0.1:{ports[1]}"
     started = time.monotonic()
-    with log.open("w") as out:
-        head = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
-        )
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        _wait_until_ready(address, head, log)
-        print(f"\nRay head ready at {address} in {time.monotonic() - started:.1f} s")
+        with log.open("w") as out:
+            processes.append(_start(head_command, out))
+            _wait_until_ready(address, processes[0], log)
+            processes.append(_start(node_command, out))
+            _wait_for_nodes(address, 2, processes[1], log)
+        print(f"\nRay cluster (2 nodes) ready at {address} in {time.monotonic() - started:.1f} s")
         yield RayCluster(address, log)
     finally:
-        _stop(head)
+        for process in reversed(processes):  # the other node first, then the head
+            _stop(process)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _start(command: list[str], out: IO[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+    )
+
+
+def _wait_for_nodes(address: str, count: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the cluster has `count` live nodes."""
+    deadline = time.monotonic() + CLUSTER_START_SECONDS
+    alive = 0
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"ray start (a node) exited with {process.returncode}:\n{_tail(log)}")
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError, ValueError, KeyError),
+            urllib.request.urlopen(f"{address}/api/v0/nodes", timeout=5) as response,
+        ):
+            nodes = json.loads(response.read())["data"]["result"]["result"]
+            alive = sum(1 for node in nodes if node["state"] == "ALIVE")
+            if alive >= count:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"{alive} of {count} Ray nodes came up in {CLUSTER_START_SECONDS} s:\n{_tail(log)}")
 
 
 def _wait_until_ready(address: str, head: subprocess.Popen[bytes], log: Path) -> None:

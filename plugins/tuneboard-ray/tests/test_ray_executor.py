@@ -232,3 +232,118 @@ def test_a_failed_job_fails_the_run_with_its_log(
     )
     assert f"{missing}: not found" in run.error or "No such file" in run.error
     assert ray_cluster.wait_for_job(submission)["status"] == "FAILED"
+
+
+def use_ray(project: Path, cluster: RayCluster, *settings: str) -> None:
+    """Make the project's runs go to `cluster`, with more executor settings (TOML lines)."""
+    config = project / "tuneboard.toml"
+    table = "\n".join(
+        ["[project.executor]", 'plugin = "ray"', f'address = "{cluster.address}"', *settings]
+    )
+    config.write_text(config.read_text(encoding="utf-8") + f"\n{table}\n", encoding="utf-8")
+
+
+def test_a_sweep_on_ray_runs_at_most_max_parallel_runs_at_once(
+    ray_env: RayEnv, ray_cluster: RayCluster, project: Path
+) -> None:
+    # Jobs that ask Ray for no CPU: Ray would start all four at once; max_parallel = 2 must not.
+    use_ray(project, ray_cluster, "cpus_per_run = 0")
+    done = tuneboard(ray_env, project, "run", "tiny_sweep", "--quiet", "--set", "stages.0.epochs=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = read(project, lambda store: store.list_runs())
+    assert isinstance(runs, list) and len(runs) == 4
+    assert {(run.status, run.device) for run in runs} == {("completed", "ray:cpu")}
+    assert len({run.sweep_id for run in runs}) == 1
+    # From the database: each run's job is live from its submission (an event) to the run's
+    # end; when each was submitted, how many were live (its own included)?
+    assert all(run.finished_at is not None for run in runs)
+    spans = [(submitted_at(project, run.run_id), run.finished_at or 0.0) for run in runs]
+    live = [sum(1 for s, e in spans if s <= moment < e) for moment, _ in spans]
+    assert max(live) <= 2, spans
+
+
+def submitted_at(project: Path, run_id: str) -> float:
+    events = read(project, lambda store: store.events(run_id))
+    assert isinstance(events, list)
+    times = [e.time for e in events if SUBMITTED.match(e.message)]
+    assert len(times) == 1, [e.message for e in events]
+    return times[0]
+
+
+def test_two_ranks_run_on_two_nodes_into_the_local_database(
+    ray_env: RayEnv, ray_cluster: RayCluster, project: Path
+) -> None:
+    use_ray(project, ray_cluster)
+    done = tuneboard(
+        ray_env, project, "run", "tiny", "--quiet", "--set", "gpus=2", "--set", "stages.0.epochs=2"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = only_run(project)
+    assert (run.status, run.error, run.device) == ("completed", None, "ray:cpu")
+    assert run.headline == "test/accuracy" and run.headline_value is not None
+    stages = read(project, lambda store: store.stages(run.run_id))
+    assert isinstance(stages, list)
+    assert [s.status for s in stages] == ["completed"] * 3
+    assert stages[0].steps == stages[0].total_steps  # the global batch: each rank has half of it
+    names = metric_names(project, run.run_id)
+    assert {"train/loss", "val/accuracy", "test/accuracy"} <= set(names)
+
+    submission = submission_of(project, run.run_id)
+    job = ray_cluster.wait_for_job(submission)
+    assert job["status"] == "SUCCEEDED"
+    assert " -m tuneboard_ray.train " in job["entrypoint"]
+    # Each rank asked for one CPU, and each node has one: the ranks ran on both nodes.
+    nodes = ray_cluster.nodes_of(submission)
+    assert len(nodes) == 2 and len(set(nodes)) == 2, nodes
+
+
+def test_cancelling_a_two_rank_run_stops_its_ranks(
+    ray_env: RayEnv, ray_cluster: RayCluster, project: Path
+) -> None:
+    use_ray(project, ray_cluster)
+    command = [
+        ray_env.python,
+        "-m",
+        "tuneboard.cli",
+        "run",
+        "tiny",
+        "--quiet",
+        "--set",
+        "gpus=2",
+        "--set",
+        "stages.0.epochs=300",
+        "--set",
+        "stages.0.patience=300",
+    ]
+    runner = subprocess.Popen(
+        command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # until rank 0's training metrics stream in: the ranks are stepping
+            assert runner.poll() is None, runner.communicate()[0]
+            assert time.monotonic() < deadline, "no metrics came back from the ranks"
+            if (project / ".tuneboard" / "tuneboard.duckdb").exists():
+                runs = read(project, lambda store: store.list_runs())
+                assert isinstance(runs, list)
+                if (
+                    runs
+                    and runs[0].status == "running"
+                    and "train/loss" in metric_names(project, runs[0].run_id)
+                ):
+                    run = runs[0]
+                    break
+            time.sleep(1)
+        cancelled = tuneboard(ray_env, project, "cancel", run.run_id)
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+        output, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 1, output
+    run = only_run(project)
+    assert (run.status, run.error) == ("cancelled", "cancelled by the user")
+    stages = read(project, lambda store: store.stages(run.run_id))
+    assert isinstance(stages, list) and stages[0].status == "cancelled"  # stopped between steps
+    assert stages[0].steps is not None and 0 < stages[0].steps < stages[0].total_steps
+    assert ray_cluster.wait_for_job(submission_of(project, run.run_id))["status"] == "STOPPED"

@@ -8,6 +8,11 @@ replays those lines into the project's database as they come, so the app's live 
 (`stop_job`: SIGTERM, which the run handles between steps). A job that fails before the run
 could record its end fails the run with the last lines of the job's log.
 
+Each run asks Ray for `gpus_per_run` GPUs, `cpus_per_run` CPUs, `memory_per_run` GiB and the
+custom `resources`. A run whose experiment has ``gpus = N`` (N > 1) is one job running a Ray
+Train driver instead (`tuneboard_ray.train`): N ranks, each asking for all that, on one node or
+several, rank 0's records relayed to the driver's output, which this process follows the same way.
+
 Ray is imported only when a run is submitted: `tuneboard --help`, `tuneboard plugins` and the
 app start without it.
 """
@@ -23,6 +28,7 @@ import secrets
 import socket
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -38,6 +44,7 @@ from tuneboard import (
     param,
     remote_command,
 )
+from tuneboard_ray.command import WorkerResources, train_command
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -62,9 +69,22 @@ class RayParams:
         DEFAULT_ADDRESS, "the cluster's Ray Jobs API (dashboard) address, http://HOST:8265"
     )
     gpus_per_run: float = param(
-        0.0, "GPUs each run's job asks Ray for (0: the run uses CPUs)", min=0
+        0.0,
+        "GPUs each run's job asks Ray for, per rank when the experiment has gpus = N > 1 "
+        "(0: the run uses CPUs)",
+        min=0,
     )
-    cpus_per_run: float = param(1.0, "CPUs each run's job asks Ray for; torch uses as many", min=0)
+    cpus_per_run: float = param(
+        1.0, "CPUs each run's job (each rank) asks Ray for; torch uses as many", min=0
+    )
+    memory_per_run: float = param(
+        0.0, "memory in GiB each run's job (each rank) asks Ray for (0: none reserved)", min=0
+    )
+    resources: dict[str, float] = param(
+        {},
+        "custom Ray resources each run's job (each rank) asks for, "
+        'e.g. { "accelerator_type:H100" = 1 }',
+    )
     python: str = param(
         "",
         "the cluster's Python with tuneboard installed "
@@ -78,6 +98,9 @@ class RayParams:
     )
     runtime_env: dict[str, Any] = param({}, "Ray runtime_env of every job (env_vars, pip, ...)")
     max_jobs: int = param(16, "runs submitted at once; more wait here, queued", min=1)
+    stop_seconds: int = param(
+        30, "after a cancel, how long a run's job has to end cleanly before Ray kills it", min=1
+    )
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.address)
@@ -86,6 +109,9 @@ class RayParams:
                 f"key 'address' must look like http://HOST:8265 (the Ray dashboard), "
                 f"got {self.address!r}"
             )
+        for name, amount in self.resources.items():
+            if not isinstance(amount, int | float) or isinstance(amount, bool) or amount < 0:
+                raise ValueError(f"key 'resources': {name!r} must be a number >= 0, got {amount!r}")
 
 
 class RayExecutor(RemoteExecutor[RayParams]):
@@ -126,17 +152,28 @@ class RayExecutor(RemoteExecutor[RayParams]):
         submission_id = f"tuneboard-{job.run_id}-{secrets.token_hex(3)}"
         if cancel.is_set():
             return RemoteOutcome(RunStatus.CANCELLED, "cancelled before it was submitted")
+        ranks = run_ranks(job.config)
+        if ranks > 1:  # a Ray Train driver that asks nothing itself: its ranks ask
+            entrypoint = train_command(self._python(), spec, self._worker_resources(ranks))
+            asks: dict[str, Any] = {}
+        else:
+            entrypoint = remote_command(self._python(), spec)
+            asks = {
+                "entrypoint_num_cpus": params.cpus_per_run or None,
+                "entrypoint_num_gpus": params.gpus_per_run or None,
+                "entrypoint_memory": _bytes(params.memory_per_run) or None,
+                "entrypoint_resources": dict(params.resources) or None,
+            }
         client.submit_job(
-            entrypoint=remote_command(self._python(), spec),
+            entrypoint=entrypoint,
             submission_id=submission_id,
-            runtime_env=dict(params.runtime_env) or None,
-            entrypoint_num_cpus=params.cpus_per_run or None,
-            entrypoint_num_gpus=params.gpus_per_run or None,
+            runtime_env=self._runtime_env(),
             metadata={
                 "tuneboard_run": job.run_id,
                 "tuneboard_experiment": job.experiment,
                 "tuneboard_project": self.project.name,
             },
+            **asks,
         )
         job.log_event(f"submitted as Ray job {submission_id} to {params.address}")
         asyncio.run(_follow(client, submission_id, replayer, cancel))
@@ -161,6 +198,25 @@ class RayExecutor(RemoteExecutor[RayParams]):
             f"Ray job {submission_id} ended ({info.status}) without the run's result; "
             f"see its log: {replayer.error_tail() or '(empty)'}",
         )
+
+    def _worker_resources(self, ranks: int) -> WorkerResources:
+        params = self.params
+        return WorkerResources(
+            workers=ranks,
+            cpus=params.cpus_per_run,
+            gpus=params.gpus_per_run,
+            memory=_bytes(params.memory_per_run),
+            resources=dict(params.resources),
+        )
+
+    def _runtime_env(self) -> dict[str, Any]:
+        """The user's runtime_env, with the time a cancelled job has to end cleanly
+        (Ray's default, 3 s, is shorter than one step of a large model)."""
+        runtime_env = dict(self.params.runtime_env)
+        env_vars = {"RAY_JOB_STOP_WAIT_TIME_S": str(self.params.stop_seconds)}
+        env_vars.update(runtime_env.get("env_vars") or {})
+        runtime_env["env_vars"] = env_vars
+        return runtime_env
 
     def _python(self) -> str:
         if self.params.python:
@@ -252,6 +308,16 @@ def _is_this_machine(address: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def run_ranks(config: Mapping[str, Any]) -> int:
+    """The rank count of a run's resolved experiment (its top-level `gpus`, default 1)."""
+    value = config.get("gpus", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else 1
+
+
+def _bytes(gib: float) -> int:
+    return int(gib * 1024**3)
 
 
 def _first_line(value: object) -> str:
