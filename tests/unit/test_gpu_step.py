@@ -110,7 +110,8 @@ def test_the_device_skip_trains_exactly_as_the_host_skip(tmp_path: Path) -> None
     for as_float in (False, True):
         state = toy_state()
         settings = TrainParams(**{**FAST, "epochs": 1, "nan_policy": "skip"})
-        fit(RecordingContext(tmp_path / str(as_float)), state, settings, Losses(frozenset({2}), as_float))
+        ctx = RecordingContext(tmp_path / str(as_float))
+        fit(ctx, state, settings, Losses(frozenset({2}), as_float))
         final.append(weights(state.model))
     assert not changed(*final)
 
@@ -151,11 +152,9 @@ def test_batch_widths_round_up_to_the_multiple_within_the_padded_width() -> None
     assert [int(b["input_ids"].sum()) for b in rounded] == [3, 9, 17, 5]  # padded with pad_id
     plain = [b["input_ids"].shape[1] for b in batches(data, 1, order, "cpu")]
     assert plain == [3, 9, 17, 5]
-    assert (pad_multiple("auto", "cuda:0"), pad_multiple("auto", "cpu"), pad_multiple(4, "cpu")) == (
-        8,
-        1,
-        4,
-    )
+    assert pad_multiple("auto", "cuda:0") == 8
+    assert pad_multiple("auto", "cpu") == 1
+    assert pad_multiple(4, "cpu") == 4
 
 
 def test_padding_to_a_multiple_leaves_the_results_alone(tmp_path: Path) -> None:

@@ -313,21 +313,27 @@ def batches(
     """
     if device.startswith("cuda"):
         with contextlib.closing(
-            prefetched(_host_batches(features, batch_size, order, multiple, True))
+            prefetched(_host_batches(features, batch_size, order, multiple, device))
         ) as ahead:
             for batch in ahead:
                 yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         return
-    for batch in _host_batches(features, batch_size, order, multiple, False):
+    for batch in _host_batches(features, batch_size, order, multiple, None):
         yield batch if device == "cpu" else {k: v.to(device) for k, v in batch.items()}
 
 
 def _host_batches(
-    features: Features, batch_size: int, order: np.ndarray, multiple: int, pin: bool
+    features: Features, batch_size: int, order: np.ndarray, multiple: int, pin: str | None
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """The batches of `batches` in host memory (pinned with `pin`)."""
+    """The batches of `batches` in host memory; pinned for the CUDA device `pin`, if set."""
     import numpy as np
     import torch
+
+    index = torch.device(pin).index if pin else None
+    if index is not None:
+        # Runs on the prefetching thread: pinning there must not start a CUDA context on
+        # GPU 0 when the run is on another one (a rank of a multi-GPU run).
+        torch.cuda.set_device(index)
 
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
