@@ -39,6 +39,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,7 @@ from benchmarks.common import (
     median,
     other_load,
     results_folder,
+    steady_rate,
 )
 from benchmarks.instructions import Pair, make_pairs, split_pairs, write_jsonl
 
@@ -326,6 +328,9 @@ def run_tuneboard(
     losses = store.series(run_id, "train/loss", max_points=1_000_000).ys
     val_losses = store.series(run_id, "val/loss", max_points=1_000_000).ys
     last = store.last_metrics(run_id)
+    steady = steady_rate(store, run_id, hyper.batch_size)
+    packed = [re.search(PACKED, e.message) for e in store.events(run_id)]
+    rows = next((int(m[1]) for m in packed if m), len(data["train"]))
     store.close()
     return {
         "seconds": finetune.finished_at - finetune.started_at,
@@ -335,7 +340,13 @@ def run_tuneboard(
         "val_losses": list(val_losses),
         "val_loss": val_losses[-1],
         "exact_match": last["test/exact_match"],
+        "steady_rows_per_s": steady,
+        "train_rows": rows,
     }
+
+
+PACKED = r"train split: packed \d+ examples into (\d+) sequences"
+"""The event that says how many rows packing made of the training examples."""
 
 
 # --- the plain loop ------------------------------------------------------------------------

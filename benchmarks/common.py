@@ -7,11 +7,13 @@ units and targets, the command that made them, the machine and the load while me
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
 import random
 import statistics
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,7 +49,24 @@ def machine() -> dict[str, Any]:
     }
     for module in ("torch", "transformers", "duckdb", "pyarrow", "accelerate"):
         info[module] = _version(module)
+    gpu = _gpu()
+    if gpu:
+        info["gpu"] = gpu
     return info
+
+
+def _gpu() -> str | None:
+    """The first CUDA GPU's name and memory and torch's CUDA version, when this process has
+    imported torch already (never imported here: most scripts do not need it)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    count = torch.cuda.device_count()
+    return (
+        f"{props.name} ({props.total_memory // 2**20} MiB{f', {count} GPUs' if count > 1 else ''})"
+        f", CUDA {torch.version.cuda}"
+    )
 
 
 def _cpu_model() -> str:
@@ -157,6 +176,26 @@ def interleaved(contenders: Sequence[str], reps: int, seed: int = 0) -> list[str
         rng.shuffle(round_)
         order.extend(round_)
     return order
+
+
+def steady_rate(store: Any, run_id: str, batch_size: int) -> float | None:
+    """Rows per second of a tuneboard run's training alone, from the wall times of its log
+    points (``train/lr``): over the spans between consecutive points that hold no
+    evaluation (nor the checkpoint after it), so the steps before the first point (warm-up)
+    and evaluations are left out. None without such a span."""
+    evaluations = set(store.series(run_id, "val/loss", max_points=1_000_000).xs)
+    steps = store.series(run_id, "train/lr", max_points=1_000_000).xs
+    times = store.series(run_id, "train/lr", max_points=1_000_000, x="time").xs
+    points = list(zip(steps, times, strict=True))
+    spans = [
+        (s1 - s0, t1 - t0)
+        for (s0, t0), (s1, t1) in itertools.pairwise(points)
+        if not any(s0 <= e < s1 for e in evaluations)
+    ]
+    seconds = sum(t for _, t in spans)
+    if seconds <= 0:
+        return None
+    return float(sum(s for s, _ in spans) * batch_size / seconds)
 
 
 # --- results -------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ accuracy on the 872 dev sentences and the model saved. Contenders:
 - ``plain``: `plain_loop` with dynamic padding, batches in tuneboard's order;
 - ``plain_padded``: the same loop with every batch padded to max length (tiny model only by
   default: on MiniLM it costs minutes);
+- ``plain_best``: the plain loop written for a GPU (losses read once at the end, pinned
+  batches, widths a multiple of 8 on CUDA; `benchmarks.gpu` uses it);
 - ``trainer``: HF Trainer at its best (dynamic padding, group_by_length);
 - ``trainer_padded``: HF Trainer's default fixed-length padding.
 
@@ -21,7 +23,8 @@ tokenisation, training, evaluation and saving; model loading is outside it. Size
 (a 2-layer, hidden-32 BERT from a config: per-step overhead dominates), ``minilm`` (the
 packaged all-MiniLM-L6-v2) and ``base`` (a BERT-base sized model from a config, for GPUs).
 The contenders ``tuneboard_x2`` / ``tuneboard_x4`` run 2 / 4 tuneboard runs at once on the
-device (its slots set to match) and report the samples/s of all of them together.
+device (its slots set to match) and report the samples/s of all of them together;
+``tuneboard_gpus2`` ... one run on 2 ... GPUs (``gpus = N``, a global batch N times the batch).
 
     python -m benchmarks.training                      # both sizes, 3 + 1 rounds
     python -m benchmarks.training --sizes minilm --reps-minilm 3
@@ -53,6 +56,7 @@ from benchmarks.common import (
     median,
     other_load,
     results_folder,
+    steady_rate,
 )
 from benchmarks.plain_loop import Example, Hyper
 
@@ -84,6 +88,8 @@ CONFIGS = {"tiny": TINY_CONFIG, "base": BASE_CONFIG}
 MINILM_CONTENDERS = tuple(c for c in CONTENDERS if c != "plain_padded")
 SHARED = "tuneboard_x"
 """``tuneboard_x2`` / ``tuneboard_x4``: that many tuneboard runs at once on one device."""
+GPUS = "tuneboard_gpus"
+"""``tuneboard_gpus2`` ...: one tuneboard run data-parallel on that many GPUs."""
 PADDED = ("plain_padded", "trainer_padded")
 """The fixed-length contenders: minutes a run on MiniLM, left out of its extra rounds."""
 LABELS = ["0", "1"]
@@ -129,10 +135,16 @@ def load_model(size: str, seed: int) -> tuple[Any, Any]:
 
 
 def tuneboard_toml(
-    size: str, hyper: Hyper, device: str = "cpu", grouped: bool = False, slots: int = 1
+    size: str,
+    hyper: Hyper,
+    device: str = "cpu",
+    grouped: bool = False,
+    slots: int = 1,
+    gpus: int = 1,
 ) -> str:
     """The temporary project's `tuneboard.toml`: one experiment, one `finetune` stage;
-    `slots` runs at once on the device."""
+    `slots` runs at once on the device; with `gpus` > 1 one run on the first `gpus` GPUs."""
+    devices = json.dumps([f"cuda:{i}" for i in range(gpus)] if gpus > 1 else [device])
     if size in CONFIGS:
         config = ", ".join(f"{key} = {json.dumps(value)}" for key, value in CONFIGS[size].items())
         model = f'[experiments.bench.model]\ntokenizer = "{MINILM}"\nconfig = {{ {config} }}\n'
@@ -143,7 +155,7 @@ def tuneboard_toml(
             f"""\
         [project]
         name = "bench"
-        devices = ["{device}"]
+        devices = {devices}
         slots_per_device = {slots}
         cpu_slots = {slots}
 
@@ -152,6 +164,7 @@ def tuneboard_toml(
         metrics = ["accuracy"]
         max_length = {hyper.max_length}
         seed = {hyper.seed}
+        {f"gpus = {gpus}" if gpus > 1 else ""}
 
         [experiments.bench.dataset]
         plugin = "tsv"
@@ -186,11 +199,14 @@ def run_tuneboard(
     device: str = "cpu",
     grouped: bool = False,
     runs: int = 1,
+    gpus: int = 1,
 ) -> dict[str, Any]:
     """Run the `finetune` stage through a temporary project and the real `Engine`.
 
     With `runs` > 1, that many identical runs share the device at once; ``seconds`` is then
-    the time from the first stage's start to the last one's end.
+    the time from the first stage's start to the last one's end. With `gpus` > 1, one run
+    on that many GPUs. ``steady_samples_per_s`` is the rate between the first and the last
+    log point before the first evaluation (start-up, evaluation and saving left out).
     """
     import torch
 
@@ -204,7 +220,7 @@ def run_tuneboard(
     project_dir.mkdir()
     sst2.write_tsv(project_dir / "train.tsv", train, "sentence")
     sst2.write_tsv(project_dir / "dev.tsv", dev, "content")
-    toml = tuneboard_toml(size, hyper, device, grouped, slots=runs)
+    toml = tuneboard_toml(size, hyper, device, grouped, slots=runs, gpus=gpus)
     (project_dir / "tuneboard.toml").write_text(toml)
 
     project = load_project(project_dir)
@@ -228,6 +244,7 @@ def run_tuneboard(
     run_id, stage = run_ids[0], stages[0]
     losses = store.series(run_id, "train/loss", max_points=1_000_000).ys
     accuracy = store.last_metrics(run_id)["val/accuracy"]
+    steady = steady_rate(store, run_id, hyper.batch_size)
     opens = store.database.opens
     store.close()
     return {
@@ -239,14 +256,22 @@ def run_tuneboard(
         "train_loss_mean": sum(losses) / len(losses),
         "train_loss_last": losses[-1],
         "database_opens": opens,
+        "steady_samples_per_s": steady,
     }
 
 
 def run_contender(
-    contender: str, size: str, rows: int, dev_rows: int, work: Path, device: str = "cpu"
+    contender: str,
+    size: str,
+    rows: int,
+    dev_rows: int,
+    work: Path,
+    device: str = "cpu",
+    batch_size: int = 16,
 ) -> dict[str, Any]:
-    """Run one contender once and return its figures (``seconds``, ``accuracy`` ...)."""
-    hyper = Hyper()
+    """Run one contender once and return its figures (``seconds``, ``accuracy`` ...);
+    `batch_size` per device (a ``tuneboard_gpus<N>`` run's global batch is N times it)."""
+    hyper = Hyper(batch_size=batch_size)
     train, dev, source = sst2.load(rows, hyper.seed)
     if dev_rows:
         dev = dev[:dev_rows]
@@ -259,6 +284,10 @@ def run_contender(
     if contender.startswith(SHARED):
         runs = int(contender.removeprefix(SHARED))
         figures = run_tuneboard(size, train, dev, hyper, work, device, runs=runs)
+    elif contender.startswith(GPUS):
+        gpus = int(contender.removeprefix(GPUS))
+        hyper = Hyper(batch_size=batch_size * gpus)
+        figures = run_tuneboard(size, train, dev, hyper, work, device, gpus=gpus)
     elif contender.startswith("tuneboard"):
         grouped = contender == "tuneboard_grouped"
         figures = run_tuneboard(size, train, dev, hyper, work, device, grouped)
@@ -276,6 +305,7 @@ def run_contender(
                 pad_to_max=contender == "plain_padded",
                 save_to=work / "model",
                 device=device,
+                best=contender == "plain_best",
             )
         elif contender.startswith("trainer"):
             from benchmarks.hf_trainer import train_and_evaluate as trainer_run
@@ -297,13 +327,26 @@ def run_contender(
     )
     if cuda:
         figures["peak_memory_mib"] = torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
-    return {"contender": contender, "size": size, "device": device, "data": source, **figures}
+    return {
+        "contender": contender,
+        "size": size,
+        "device": device,
+        "batch_size": hyper.batch_size,
+        "data": source,
+        **figures,
+    }
 
 
 def _worker(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="tuneboard-bench-") as tmp:
         figures = run_contender(
-            args.worker, args.size, args.rows, args.dev_rows, Path(tmp), args.device
+            args.worker,
+            args.size,
+            args.rows,
+            args.dev_rows,
+            Path(tmp),
+            args.device,
+            args.batch_size,
         )
     Path(args.json).write_text(json.dumps(figures))
 
@@ -312,12 +355,18 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def run_in_worker(
-    contender: str, size: str, rows: int, dev_rows: int, in_process: bool, device: str = "cpu"
+    contender: str,
+    size: str,
+    rows: int,
+    dev_rows: int,
+    in_process: bool,
+    device: str = "cpu",
+    batch_size: int = 16,
 ) -> dict[str, Any]:
     """One contender in a fresh process (or in this one, for smoke runs)."""
     if in_process:
         with tempfile.TemporaryDirectory(prefix="tuneboard-bench-") as tmp:
-            return run_contender(contender, size, rows, dev_rows, Path(tmp), device)
+            return run_contender(contender, size, rows, dev_rows, Path(tmp), device, batch_size)
     with tempfile.TemporaryDirectory(prefix="tuneboard-bench-") as tmp:
         out = Path(tmp) / "figures.json"
         command = [
@@ -336,6 +385,8 @@ def run_in_worker(
             str(out),
             "--device",
             device,
+            "--batch-size",
+            str(batch_size),
         ]
         # Every contender under tuneboard's OpenMP default (set when tuneboard.engine loads),
         # so the comparison measures tuneboard's own overhead, not its OpenMP setting.
@@ -558,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", default="tiny", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         _worker(args)

@@ -82,3 +82,38 @@ def test_instruction_pairs_are_deterministic_and_distinct() -> None:
     assert len({p for p, _ in pairs}) == 400
     splits = split_pairs(pairs, 50, 50)
     assert [len(splits[s]) for s in ("train", "validation", "test")] == [300, 50, 50]
+
+
+def test_gpu_quick_runs_every_part_and_skips_what_needs_a_gpu(tmp_path: Path) -> None:
+    # What a user without a GPU types to check the GPU benchmark before a GPU is lent.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu", "--quick", "--out", str(tmp_path)],
+        cwd=common.REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    document = json.loads((tmp_path / "gpu.json").read_text())
+    figures = {f["name"]: f for f in document["figures"]}
+    for batch in (16, 64):
+        for name in (
+            "tuneboard defaults / Trainer defaults, samples/s",
+            "tuneboard / best plain loop, time",
+        ):
+            assert figures[f"tiny b{batch}: {name}"]["value"] > 0
+    assert figures["tiny b16: 2 runs sharing the device / 1 run, samples/s"]["value"] > 0
+    assert figures["tiny: tuneboard, tokens/s"]["value"] > 0
+    if document["details"]["device"]["device"] == "cpu":
+        mfu = figures["tiny: tuneboard, model FLOPs utilisation (bf16)"]
+        assert mfu["value"] is None and mfu["note"] == "not measured: no CUDA GPU"
+        for n in (2, 4, 8):
+            scaling = figures[f"gpus = {n}: scaling efficiency"]
+            assert scaling["value"] is None and scaling["note"].startswith(
+                f"not measured: needs {n}"
+            )
+    assert not any(f["target"] for f in document["figures"])  # tiny sizes check no target
+    assert document["details"]["failed"] == []

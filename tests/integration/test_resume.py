@@ -91,6 +91,7 @@ batch_size = 32
 dropout = 0.1
 eval_every = 4
 strategy = "crash_at"
+log_every = 1  # losses read (and logged) at each step: the kill finds them written
 
 [[experiments.resumable.stages]]
 plugin = "evaluate"

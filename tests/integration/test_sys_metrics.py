@@ -22,7 +22,8 @@ from tuneboard.store import Store
 from tuneboard.store.schema import is_system_metric
 
 HOLD_AT = "train.step:0/3"
-SHORT = ["stages.0.epochs=1", "stages.0.max_steps=6"]
+# log_every = 1: step losses are read (and logged) at each step, so a held step is logged.
+SHORT = ["stages.0.epochs=1", "stages.0.max_steps=6", "stages.0.log_every=1"]
 
 
 @pytest.fixture

@@ -221,10 +221,11 @@ def test_max_steps_and_eval_every(tmp_path: Path) -> None:
 
 def test_cancellation_stops_within_a_micro_batch(tmp_path: Path) -> None:
     ctx = RecordingContext(tmp_path)
-    ctx.stop_when(lambda c: len(c.series("train/loss")) >= 2)
+    ctx.stop_when(lambda c: len(c.progress_calls) >= 2)  # two optimizer steps done
     with pytest.raises(RunCancelled):
         train(tmp_path, ctx=ctx, epochs=50)
-    assert len(ctx.series("train/loss")) == 2
+    # The losses wait on the device for a log point; a cancelled run still logs them.
+    assert [step for step, _ in ctx.series("train/loss")] == [1, 2]
 
 
 def test_cancellation_during_evaluation(tmp_path: Path) -> None:

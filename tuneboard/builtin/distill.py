@@ -88,7 +88,7 @@ class DistillationLoss(Strategy[NoParams]):
         device = next(model.parameters()).device
         self.teacher.to(device).eval()
 
-    def step(self, inputs: TrainStep) -> float:
+    def step(self, inputs: TrainStep) -> Any:
         """Teacher forward (no gradients), student forward, backward of the mixed loss."""
         import torch
         import torch.nn.functional as F
@@ -110,7 +110,7 @@ class DistillationLoss(Strategy[NoParams]):
         )
         loss = self.alpha * soft * t * t + (1 - self.alpha) * outputs.loss
         inputs.backward(loss)
-        return float(loss.detach())
+        return loss.detach()
 
 
 def every_other_layer(teacher: Any, training: Training) -> Any:

@@ -292,7 +292,7 @@ class DpoStep(Strategy[NoParams]):
                     logits = model(**self._inputs(batch)).logits
             return sequence_logps(logits, batch["labels"], self.causal)
 
-    def step(self, inputs: TrainStep) -> float:
+    def step(self, inputs: TrainStep) -> Any:
         """Forward the pairs, DPO loss, backward; return the loss."""
         batch = inputs.batch
         policy = sequence_logps(
@@ -302,7 +302,7 @@ class DpoStep(Strategy[NoParams]):
         losses, _, _ = dpo_losses(policy, reference, self.beta)
         loss = losses.mean()
         inputs.backward(loss)
-        return float(loss.detach())
+        return loss.detach()
 
     def evaluate(
         self,

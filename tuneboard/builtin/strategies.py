@@ -18,11 +18,12 @@ class StandardStrategy(Strategy[NoParams]):
     Params = NoParams
     description = "Plain training step: forward, then backward of the model's loss"
 
-    def step(self, inputs: TrainStep) -> float:
-        """Compute gradients for one micro-batch and return its loss."""
+    def step(self, inputs: TrainStep) -> Any:
+        """Compute gradients for one micro-batch and return its loss (a tensor on the device:
+        reading it here would make the host wait for the device)."""
         loss = inputs.forward(inputs.batch).loss
         inputs.backward(loss)
-        return float(loss.detach())
+        return loss.detach()
 
 
 BUILTIN_STRATEGIES: tuple[type[Strategy[Any]], ...] = (

@@ -6,10 +6,13 @@ that tokenise and batch, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import random
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tuneboard.sdk.contracts import (
     SEQUENCE_CLASSIFICATION,
@@ -27,6 +30,8 @@ from tuneboard.sdk.training import IGNORE_INDEX, Features
 if TYPE_CHECKING:
     import numpy as np
     import torch
+
+T = TypeVar("T")
 
 _CACHE_KEY = "tuneboard.features"
 
@@ -294,21 +299,46 @@ def _unit_order(lengths: np.ndarray, shuffle: bool, seed: int, group_batch_size:
 
 
 def batches(
-    features: Features, batch_size: int, order: np.ndarray, device: str
+    features: Features, batch_size: int, order: np.ndarray, device: str, multiple: int = 1
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield model inputs for `batch_size` rows at a time, in `order`, padded per batch.
 
-    Each batch is cut to its own longest row (dynamic padding) and moved to `device`. Packed
-    features get `position_ids` instead of an attention mask.
+    Each batch is cut to its own longest row (dynamic padding), rounded up to a multiple of
+    `multiple` (but not past the split's padded width) so that a GPU sees few distinct shapes
+    and reuses its kernels, and moved to `device`. Packed features get `position_ids` instead
+    of an attention mask.
+
+    On CUDA the next batch is built ahead, in pinned memory, on a background thread while the
+    current one trains, and copied without blocking the host.
     """
+    if device.startswith("cuda"):
+        with contextlib.closing(
+            prefetched(_host_batches(features, batch_size, order, multiple, device))
+        ) as ahead:
+            for batch in ahead:
+                yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        return
+    for batch in _host_batches(features, batch_size, order, multiple, None):
+        yield batch if device == "cpu" else {k: v.to(device) for k, v in batch.items()}
+
+
+def _host_batches(
+    features: Features, batch_size: int, order: np.ndarray, multiple: int, pin: str | None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The batches of `batches` in host memory; pinned for the CUDA device `pin`, if set."""
     import numpy as np
     import torch
 
-    non_blocking = device.startswith("cuda")
+    index = torch.device(pin).index if pin else None
+    if index is not None:
+        # Runs on the prefetching thread: pinning there must not start a CUDA context on
+        # GPU 0 when the run is on another one (a rank of a multi-GPU run).
+        torch.cuda.set_device(index)
+
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         lengths = features.lengths[rows]
-        width = int(lengths.max())
+        width = _rounded(int(lengths.max()), multiple, features.input_ids.shape[1])
         batch = {"input_ids": torch.from_numpy(features.input_ids[rows, :width])}
         if features.position_ids is not None:
             batch["position_ids"] = torch.from_numpy(features.position_ids[rows, :width])
@@ -319,14 +349,77 @@ def batches(
             batch["token_type_ids"] = torch.from_numpy(features.token_type_ids[rows, :width])
         labels = features.labels[rows]
         if features.label_lengths is not None:
-            labels = np.ascontiguousarray(labels[:, : int(features.label_lengths[rows].max())])
+            label_width = int(features.label_lengths[rows].max())
+            label_width = _rounded(label_width, multiple, labels.shape[1])
+            labels = np.ascontiguousarray(labels[:, :label_width])
         elif labels.ndim == 2:
             # Contiguous, since models flatten token labels with .view().
             labels = np.ascontiguousarray(labels[:, :width])
         batch["labels"] = torch.from_numpy(labels)
-        if device != "cpu":
-            batch = {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
+        if pin:
+            batch = {k: v.pin_memory() for k, v in batch.items()}
         yield batch
+
+
+def _rounded(width: int, multiple: int, limit: int) -> int:
+    """`width` rounded up to a multiple of `multiple`, at most `limit`."""
+    if multiple <= 1:
+        return width
+    return min(-(-width // multiple) * multiple, limit)
+
+
+def pad_multiple(setting: int | str, device: str) -> int:
+    """The multiple batch widths are rounded up to: `setting`, or for ``"auto"`` 8 on CUDA
+    (tensor-core tiles, and fewer shapes to compile kernels for) and 1 elsewhere (where padding
+    only costs compute)."""
+    if setting == "auto":
+        return 8 if device.startswith("cuda") else 1
+    return int(setting)
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
+    """Yield `items` in order while a background thread produces up to `depth` ahead.
+
+    An error raised while producing is raised here, at the item it replaced. Closing the
+    iterator (or leaving a loop over it) stops and joins the thread.
+    """
+    ahead: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            put((None, error))
+
+    thread = threading.Thread(target=produce, name="tuneboard-batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ahead.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def num_batches(n: int, batch_size: int) -> int:

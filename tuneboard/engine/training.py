@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from tuneboard.engine.data import (
     batch_order,
     batches,
     num_batches,
+    pad_multiple,
     split_features,
 )
 from tuneboard.engine.quantization import QLORA, is_4bit, reload_4bit
@@ -144,9 +146,10 @@ def predict(
     dtype: torch.dtype | None = None,
     with_probabilities: bool = False,
     check_stop: Callable[[], None] | None = None,
+    multiple: int = 1,
 ) -> Predictions:
     """Run `model` over `features` (longest rows first) and return predictions in the
-    features' order."""
+    features' order; batch widths are rounded up to a multiple of `multiple`."""
     autocast = _autocast(device, dtype)
     order = batch_order(features, shuffle=False, seed=0)
     width = features.input_ids.shape[1]
@@ -156,7 +159,7 @@ def predict(
     probs: list[torch.Tensor] = []
     model.eval()
     with torch.inference_mode():
-        for batch in batches(features, batch_size, order, device):
+        for batch in batches(features, batch_size, order, device, multiple):
             if check_stop is not None:
                 check_stop()
             labels = batch.pop("labels")
@@ -254,6 +257,7 @@ def evaluate(
         device=ctx.device,
         dtype=autocast_dtype(precision, ctx.device),
         check_stop=ctx.check_stop,
+        multiple=pad_multiple("auto", ctx.device),
     )
     return score(ctx, predictions, features, state.labels, prefix)
 
@@ -619,15 +623,28 @@ class _Loop:
             self.net = sharding.wrap(model, self.ranks, self.device, self.dtype)
         self.stop_agreed = False
         self.params = [p for p in model.parameters() if p.requires_grad]
+        fused = fused_adamw(self.device)
         self.optimizer = torch.optim.AdamW(
             decay_groups(model, settings.weight_decay, settings.lr, settings.layer_lr_decay),
             lr=settings.lr,
-            fused=fused_adamw(self.device),
+            fused=fused,
         )
         factor = lr_factor(settings.scheduler, warmup_steps(settings, self.total), self.total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.ema = WeightAverage(model, settings.ema_decay) if settings.ema_decay else None
         self.adapter_step = step_hook(model, settings.train)  # AdaLoRA's rank allocation
+        self.multiple = pad_multiple(settings.pad_to_multiple_of, self.device)
+        # Fused AdamW drops a step's update on the device when told the loss is not finite
+        # (`found_inf`), so the host never waits for the loss; with a grad scaler, an AdaLoRA
+        # hook or a weight average, which would all take the step in, nan_policy = "skip"
+        # reads the loss at each step instead.
+        takes_in = (self.scaler, self.adapter_step, self.ema)
+        self.device_skip = bool(fused) and all(hook is None for hook in takes_in)
+        self.read_each_step = settings.nan_policy == "skip" and not self.device_skip
+        self.pending: list[tuple[int, float | torch.Tensor]] = []  # steps' losses not yet read
+        # Compiled around the DDP or FSDP wrapper, when there is one.
+        self.forward_module = _compiled(ctx, self.net) if settings.compile else self.net
+        self.compiling = self.forward_module is not self.net
 
         self.loss_scale = 1.0
         self.step = 0
@@ -639,9 +656,29 @@ class _Loop:
         self.saved_step = 0
 
     def forward(self, batch: dict[str, Any]) -> Any:
-        """The model's outputs for `batch`, under the configured autocast."""
+        """The model's outputs for `batch`, under the configured autocast (compiled with
+        `compile = true`)."""
         with self.autocast():
-            return self.net(**batch)
+            if self.compiling:
+                return self._first_compiled_forward(batch)
+            return self.forward_module(**batch)
+
+    def _first_compiled_forward(self, batch: dict[str, Any]) -> Any:
+        """The first call of the compiled model, which compiles it: when that fails but the
+        plain model runs, train uncompiled with a warning (a fault of the model or the batch
+        raises as it would without compiling)."""
+        self.compiling = False
+        try:
+            return self.forward_module(**batch)
+        except Exception as error:
+            outputs = self.net(**batch)
+            self.forward_module = self.net
+            self.ctx.event(
+                f"compile = true: torch.compile failed ({_one_line(error)}); "
+                "training without compiling",
+                "warning",
+            )
+            return outputs
 
     def backward(self, loss: Any) -> None:
         """Back-propagate `loss`, scaled for gradient accumulation and fp16."""
@@ -653,7 +690,21 @@ class _Loop:
             loss.backward()
 
     def run(self) -> None:
-        """Train until the last step or until early stopping says stop."""
+        """Train until the last step or until early stopping says stop.
+
+        Step losses stay on the device until a log point (every `log_every` steps, an
+        epoch's end, an evaluation, a checkpoint, the last step) reads them all at once: the
+        host does not wait for the device at every step. A cancelled run logs what it trained.
+        """
+        try:
+            self._train()
+        except RunCancelled:
+            with contextlib.suppress(NonFiniteLoss):
+                self._log_losses()
+            raise
+        self._log_losses()
+
+    def _train(self) -> None:
         ctx, settings, model = self.ctx, self.settings, self.model
         self.strategy.setup(model)
         model.train()
@@ -674,7 +725,8 @@ class _Loop:
                 group_batch_size=settings.batch_size if settings.group_by_length else 0,
             )
             first = start_micro if epoch == start_epoch else 0
-            group_loss, group_done = 0.0, 0
+            group_loss: float | torch.Tensor = 0.0
+            group_done = 0
             micro_batches = self._batches(order[first * self.rows_per_batch :])
             for micro, (batch, share, rows) in enumerate(micro_batches, start=first):
                 if self._should_stop() and group_done == 0:
@@ -689,7 +741,7 @@ class _Loop:
                     sharding.sync_gradients(self.net, self.ranks, group_done + 1 == group_size)
                 self.loss_scale = share / group_size
                 inputs = TrainStep(model, batch, self.forward, self.backward, self.step)
-                group_loss += self.strategy.step(inputs) * share
+                group_loss = group_loss + _detached(self.strategy.step(inputs)) * share
                 group_done += 1
                 window_samples += rows
                 if group_done < group_size:
@@ -697,24 +749,31 @@ class _Loop:
                 loss = group_loss / group_size
                 group_loss, group_done = 0.0, 0
                 if self.ranks is not None:  # the mean over the ranks; a stop all agree on
-                    loss, self.stop_agreed = ranks.agree(loss, ctx.should_stop(), self.device)
+                    # One small all-reduce a step, read on the host: the ranks move in step
+                    # anyway (their gradients are all-reduced), and all must agree to stop.
+                    loss, self.stop_agreed = ranks.agree(
+                        float(loss), ctx.should_stop(), self.device
+                    )
                     loss /= self.ranks.world
-                if not math.isfinite(loss):
-                    self._skip_non_finite(loss)
-                    continue
-                self.skipped_in_a_row = 0
-                lr = self._optimizer_step()
+                elif self.read_each_step:
+                    loss = float(loss)  # the optimizer cannot drop the update on the device
+                lr = self._optimizer_step(loss)
                 self.step += 1
-                values = {"train/loss": loss}
+                self.pending.append((self.step, loss))
                 end_of_epoch = micro + 1 == self.micro_per_epoch
                 last = self.step == self.total
                 if self.step % settings.log_every == 0 or end_of_epoch or last:
-                    now = time.perf_counter()
-                    values["train/lr"] = lr
-                    values["train/epoch"] = self.step / self.steps_per_epoch
-                    values["train/samples_per_s"] = window_samples / max(now - window_start, 1e-9)
+                    self._read_losses()
+                    now = time.perf_counter()  # after the read: the device has caught up
+                    values = {
+                        "train/lr": lr,
+                        "train/epoch": self.step / self.steps_per_epoch,
+                        "train/samples_per_s": window_samples / max(now - window_start, 1e-9),
+                    }
+                    self._log_losses(values)
                     window_samples, window_start = 0, now
-                ctx.log(values, self.step)
+                elif self.read_each_step:
+                    self._log_losses()
                 ctx.progress(self.step, self.total, description)
                 killpoints.reached("train.step", f"{ctx.stage_index}/{self.step}")
                 if settings.eval_every > 0:
@@ -736,13 +795,15 @@ class _Loop:
         batch's mean loss, the global batch's rows). Every rank goes through the same global
         batches, each taking its share of the rows (`ranks.shard`)."""
         if self.ranks is None:
-            for batch in batches(self.train, self.rows_per_batch, order, self.device):
+            for batch in batches(
+                self.train, self.rows_per_batch, order, self.device, self.multiple
+            ):
                 yield batch, 1.0, int(batch["input_ids"].shape[0])
             return
         for start in range(0, len(order), self.rows_per_batch):
             rows = order[start : start + self.rows_per_batch]
             mine, share = ranks.shard(rows, self.train.group, self.ranks)
-            batch = next(batches(self.train, len(mine), mine, self.device))
+            batch = next(batches(self.train, len(mine), mine, self.device, self.multiple))
             yield batch, share, len(rows)
 
     def _should_stop(self) -> bool:
@@ -757,6 +818,7 @@ class _Loop:
         series is whole up to the checkpoint's step. A checkpoint that cannot be written
         (a full disk) is reported as a warning and training goes on.
         """
+        self._log_losses()
         if self.step == self.saved_step or not self.settings.resumable:
             return
         if self.ranks is not None and self.ranks.parallel == "fsdp":
@@ -883,15 +945,50 @@ class _Loop:
         )
         return epoch, position
 
-    def _skip_non_finite(self, loss: float) -> None:
-        """Stop on a NaN or infinite loss, or (``nan_policy = "skip"``) drop its gradients."""
-        step = self.step + 1
+    def _read_losses(self) -> None:
+        """Bring the pending steps' losses to the host, in one read."""
+        tensors = [loss for _, loss in self.pending if isinstance(loss, torch.Tensor)]
+        if not tensors:
+            return
+        read = iter(torch.stack(tensors).tolist())
+        self.pending = [
+            (step, next(read) if isinstance(loss, torch.Tensor) else loss)
+            for step, loss in self.pending
+        ]
+
+    def _log_losses(self, values: dict[str, float] | None = None) -> None:
+        """Log ``train/loss`` of every pending step (`values` too, at the current step), and
+        act on the non-finite ones as `nan_policy` says."""
+        self._read_losses()
+        pending, self.pending = self.pending, []
+        extra = dict(values or {})
+        for step, loss in pending:
+            assert isinstance(loss, float)
+            logged = {"train/loss": loss} if self._finite(step, loss) else {}
+            if step == self.step:
+                logged.update(extra)
+                extra = {}
+            if logged:
+                self.ctx.log(logged, step)
+        if extra:
+            self.ctx.log(extra, self.step)
+
+    def _finite(self, step: int, loss: float) -> bool:
+        """Whether `loss` (of `step`) is finite; if not, stop or count a skipped step."""
+        if math.isfinite(loss):
+            self.skipped_in_a_row = 0
+            return True
+        self._skip_non_finite(step, loss)
+        return False
+
+    def _skip_non_finite(self, step: int, loss: float) -> None:
+        """Stop on a NaN or infinite loss, or (``nan_policy = "skip"``) count its step as
+        skipped (its update was dropped)."""
         if self.settings.nan_policy != "skip":
             raise NonFiniteLoss(
                 f'the training loss is {loss} at step {step}; stopped (nan_policy = "stop"; '
                 'try a lower lr, or nan_policy = "skip")'
             )
-        self.optimizer.zero_grad(set_to_none=True)
         self.skipped += 1
         self.skipped_in_a_row += 1
         if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
@@ -905,9 +1002,26 @@ class _Loop:
                 "warning",
             )
 
-    def _optimizer_step(self) -> float:
-        """Clip, step, schedule; return the learning rate the step used."""
+    def _optimizer_step(self, loss: float | torch.Tensor) -> float:
+        """Clip, step, schedule; return the learning rate the step used.
+
+        A non-finite `loss` drops the update, the schedule goes on: a float is known here
+        and the optimizer does not step; a tensor (with `device_skip`) is checked on the
+        device, and fused AdamW's kernel leaves the weights and its state as they were.
+        """
         optimizer, scaler = self.optimizer, self.scaler
+        if isinstance(loss, float) and not math.isfinite(loss):
+            lr = float(self.scheduler.get_last_lr()[0])
+            with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()"
+                warnings.simplefilter("ignore", UserWarning)
+                self.scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            self.strategy.after_optimizer_step(self.model)
+            return lr
+        if self.device_skip:
+            optimizer.found_inf = (  # type: ignore[attr-defined]
+                (~torch.isfinite(loss)).float() if isinstance(loss, torch.Tensor) else None
+            )
         if scaler is not None:
             scaler.unscale_(optimizer)
         if self.settings.max_grad_norm > 0:
@@ -974,6 +1088,7 @@ class _Loop:
             dtype=self.dtype,
             # Ranks evaluate alike and stop together at the next step, never one alone here.
             check_stop=None if self.ranks is not None else self.ctx.check_stop,
+            multiple=self.multiple,
         )
         return score(self.ctx, predictions, self.validation, self.labels, "val")
 
@@ -983,6 +1098,7 @@ class _Loop:
         With `ema_decay` set, the averaged weights are evaluated and kept when best.
         """
         assert self.validation is not None
+        self._log_losses()
         averaged = self.ema.applied() if self.ema is not None else contextlib.nullcontext()
         with averaged:
             metrics = self._validation_values()
@@ -992,6 +1108,33 @@ class _Loop:
             self.best.update(self.model, self.step, metrics)
         patience = self.settings.patience
         return patience > 0 and self.best.bad_evals >= patience
+
+
+def _detached(loss: float | torch.Tensor) -> float | torch.Tensor:
+    """A strategy's loss as the loop keeps it: a float, or a detached fp32 scalar tensor."""
+    if isinstance(loss, torch.Tensor):
+        return loss.detach().float().reshape(())
+    return float(loss)
+
+
+def _compiled(ctx: StageContext, model: Any) -> Any:
+    """`model` compiled with torch.compile (it compiles at its first call), or `model` itself,
+    with a warning, when torch cannot compile here."""
+    try:
+        return torch.compile(model)
+    except Exception as error:
+        ctx.event(
+            f"compile = true: torch.compile is not available ({_one_line(error)}); "
+            "training without compiling",
+            "warning",
+        )
+        return model
+
+
+def _one_line(error: BaseException) -> str:
+    """`error` as ``Type: first line of its message``."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def save_checkpoint(ctx: StageContext, state: PipelineState, name: str = "best") -> Path:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from tuneboard.sdk.files import readable_file, readable_path
 
 if TYPE_CHECKING:
+    import torch
+
     from tuneboard.sdk.tasks import Generation, Task
     from tuneboard.sdk.training import Training
 
@@ -249,11 +251,14 @@ class Strategy(Plugin[P], ABC):
         """Called once before training starts, with the model on its device."""
 
     @abstractmethod
-    def step(self, inputs: TrainStep) -> float:
-        """Compute gradients for one micro-batch and return its loss as a float."""
+    def step(self, inputs: TrainStep) -> float | torch.Tensor:
+        """Compute gradients for one micro-batch and return its loss: a detached scalar
+        tensor on the device (``loss.detach()``), which the loop reads only at its log points
+        so the host never waits for the device, or a float."""
 
     def after_optimizer_step(self, model: Any) -> None:
-        """Called after every optimizer step (for weight averaging and the like)."""
+        """Called after every optimizer step (for weight averaging and the like), also one
+        whose update was dropped for a non-finite loss (``nan_policy = "skip"``)."""
 
 
 # --- stages -------------------------------------------------------------------------------

@@ -101,6 +101,20 @@ class TrainParams:
         1, "Micro-batches whose gradients add up to one optimizer step", min=1, max=65_536
     )
     precision: Precision = param("auto", PRECISION_HELP)
+    compile: bool = param(
+        False,
+        "Compile the model with torch.compile for training: faster GPU steps after a first"
+        " step that compiles (a minute or more); training goes on uncompiled, with a warning,"
+        " when compiling fails",
+    )
+    pad_to_multiple_of: Literal["auto"] | int = param(
+        "auto",
+        "Round each batch's sequence length up to a multiple of this (auto = 8 on CUDA, where"
+        " it lets kernels be reused; 1 = no rounding, the choice on the CPU, where padding"
+        " only costs compute)",
+        min=1,
+        max=4_096,
+    )
     train: TrainMode = param("all", TRAIN_HELP)
     top_k: int = param(
         2, "With train = top_k: how many of the top encoder layers train", min=1, max=1_000
@@ -177,7 +191,7 @@ class TrainParams:
     nan_policy: Literal["stop", "skip"] = param(
         "stop",
         "When the training loss is NaN or infinite: stop (fail the run with the reason) or "
-        "skip that optimizer step",
+        "skip that optimizer step (its update is dropped; the step and the schedule go on)",
     )
     resumable: bool = param(
         True,
@@ -185,7 +199,11 @@ class TrainParams:
         "cancel, so `tuneboard resume` goes on from there; about 3x the model's size on disk",
     )
     log_every: int = param(
-        10, "Log train/loss and lr every this many optimizer steps", min=1, max=100_000_000
+        10,
+        "Log lr, epoch and speed every this many optimizer steps; train/loss is logged for"
+        " every step, read from the device at these steps only (no host sync per step)",
+        min=1,
+        max=100_000_000,
     )
     eval_generate_samples: int = param(
         32,
