@@ -194,21 +194,13 @@ engine.shutdown(cancel=False)
 """
 
 
-def test_a_two_rank_run_killed_at_a_random_step_resumes_to_the_uninterrupted_result(
-    sentiment_project: Path, tmp_path: Path
-) -> None:
-    database = load_project(sentiment_project).database
-    engine = engine_on(sentiment_project)
-    whole = run(engine, "gpus=2", *SETTINGS)
-    engine.shutdown(cancel=False)
-    engine.store.close()
-    expected = values(database, whole)
-
+def kill_and_resume(project: Path, tmp_path: Path, kill_at: int, *overrides: str) -> str:
+    """Launch a run in a process of its own, SIGKILL it once it logged step `kill_at`, resume
+    it here to its end; its id."""
     script = tmp_path / "launcher.py"
     script.write_text(textwrap.dedent(LAUNCHER), encoding="utf-8")
-    kill_at = random.randint(2, 30)  # of its 40 steps: killed well before its end
     launcher = subprocess.Popen(
-        [sys.executable, str(script), str(sentiment_project), "gpus=2", *SETTINGS],
+        [sys.executable, str(script), str(project), *overrides],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -229,11 +221,52 @@ def test_a_two_rank_run_killed_at_a_random_step_resumes_to_the_uninterrupted_res
         launcher.wait(TIMEOUT)
     assert run_id is not None and killed, f"the run ended before step {kill_at}"
 
-    engine = engine_on(sentiment_project)
+    engine = engine_on(project)
     engine.resume(run_id)
     assert engine.wait([run_id], timeout=TIMEOUT)
     engine.shutdown(cancel=False)
     resumed = engine.store.get_run(run_id)
     assert (resumed.status, resumed.error, resumed.device) == ("completed", None, "cpu,cpu")
     engine.store.close()
+    return run_id
+
+
+def test_a_two_rank_run_killed_at_a_random_step_resumes_to_the_uninterrupted_result(
+    sentiment_project: Path, tmp_path: Path
+) -> None:
+    database = load_project(sentiment_project).database
+    engine = engine_on(sentiment_project)
+    whole = run(engine, "gpus=2", *SETTINGS)
+    engine.shutdown(cancel=False)
+    engine.store.close()
+    expected = values(database, whole)
+
+    kill_at = random.randint(2, 30)  # of its 40 steps: killed well before its end
+    run_id = kill_and_resume(sentiment_project, tmp_path, kill_at, "gpus=2", *SETTINGS)
+    assert_close(values(database, run_id), expected)
+
+
+def test_an_fsdp_run_killed_after_a_checkpoint_resumes_from_it_to_the_uninterrupted_result(
+    sentiment_project: Path, tmp_path: Path
+) -> None:
+    database = load_project(sentiment_project).database
+    fsdp = ("gpus=2", "parallel=fsdp", *SETTINGS)
+    engine = engine_on(sentiment_project)
+    whole = run(engine, *fsdp)
+    engine.shutdown(cancel=False)
+    engine.store.close()
+    expected = values(database, whole)
+
+    kill_at = random.randint(7, 30)  # after the first checkpoint (step 5), well before step 40
+    run_id = kill_and_resume(sentiment_project, tmp_path, kill_at, *fsdp)
+    with duckdb.connect(str(database), read_only=True) as db:
+        messages = [
+            m
+            for (m,) in db.execute(
+                "SELECT message FROM events WHERE run_id = ?", [run_id]
+            ).fetchall()
+        ]
+    resumed = [m for m in messages if m.startswith("resumed training at step ")]
+    assert resumed and int(resumed[0].split()[4]) >= 5, messages  # not started over
+    assert not [m for m in messages if "no resume checkpoints" in m]
     assert_close(values(database, run_id), expected)

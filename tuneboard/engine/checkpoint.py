@@ -131,7 +131,17 @@ def _point_key(stage_dir: Path, step: int) -> str:
 
 
 def _on_cpu(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key: value.detach().contiguous().cpu() for key, value in tensors.items()}
+    """The tensors on the CPU, a tensor that shares memory with an earlier one (tied weights)
+    copied, as safetensors' `save_file` refuses shared memory."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in tensors.items():
+        tensor = value.detach().contiguous().cpu()
+        if tensor.untyped_storage().data_ptr() in seen:
+            tensor = tensor.clone()
+        seen.add(tensor.untyped_storage().data_ptr())
+        out[key] = tensor
+    return out
 
 
 def load_model_into(model: Any, folder: Path, into: Mapping[str, Any] | None = None) -> None:

@@ -75,3 +75,40 @@ def unwrap(model: Any, ranks: Ranks) -> Any:
             full[name].detach().clone(), requires_grad=param.requires_grad
         )
     return model
+
+
+def full_state(model: Any, optimizer: Any, trained_only: bool) -> tuple[dict[str, Any], Any]:
+    """The FSDP model's and optimizer's whole state dicts, on rank 0's CPU ({} elsewhere).
+
+    A collective: every rank calls it. The optimizer's state is keyed by parameter name.
+    `trained_only` leaves out the frozen weights (a model with peft adapters)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    options = StateDictOptions(
+        full_state_dict=True, cpu_offload=True, ignore_frozen_params=trained_only
+    )
+    weights, optim = get_state_dict(model, optimizer, options=options)
+    return dict(weights), optim
+
+
+def load_full_state(
+    model: Any, optimizer: Any, weights: dict[str, Any], optim: Any, trained_only: bool
+) -> None:
+    """Load whole state dicts (as `full_state` gave them, read on every rank) back into the
+    FSDP model and optimizer, each rank keeping its shard. A collective."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    options = StateDictOptions(full_state_dict=True, strict=not trained_only)
+    set_state_dict(
+        model, optimizer, model_state_dict=weights, optim_state_dict=optim, options=options
+    )
+
+
+def shard_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`full` (a whole tensor, the same on every rank) cut as `like` is: this rank's shard
+    when `like` is a DTensor, else `full` itself."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if not isinstance(like, DTensor):
+        return full
+    return distribute_tensor(full.to(like.device), like.device_mesh, like.placements)

@@ -10,6 +10,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from tuneboard.engine.trainable import (
     set_dropout,
 )
 from tuneboard.sdk.contracts import Example, PipelineState, StageContext, Strategy, TrainStep
-from tuneboard.sdk.errors import ConfigError, DataError, RunCancelled
+from tuneboard.sdk.errors import ConfigError, DataError, RunCancelled, TuneboardError
 from tuneboard.sdk.tasks import EvaluationInputs, GenerationParams, Task
 from tuneboard.sdk.training import (
     IGNORE_INDEX,
@@ -420,6 +421,15 @@ def _changing_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 # --- the loop -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Gathered:
+    """What a resume checkpoint of an FSDP run holds, gathered whole from the shards."""
+
+    weights: dict[str, torch.Tensor]
+    optim: Any
+    ema: dict[str, torch.Tensor]
 
 
 def resolve_monitor(
@@ -821,26 +831,40 @@ class _Loop:
         self._log_losses()
         if self.step == self.saved_step or not self.settings.resumable:
             return
-        if self.ranks is not None and self.ranks.parallel == "fsdp":
-            if self.saved_step == 0:
-                self.ctx.event("parallel = fsdp: no resume checkpoints yet", "warning")
-            self.saved_step = self.step
-            return
+        gathered = self._gathered()  # FSDP: every rank takes part, rank 0 gets it whole
         if self.ranks is not None and not self.ranks.main:  # rank 0 writes it
             ranks.barrier()
             self.saved_step = self.step
             return
         try:
-            self._write_checkpoint(epoch, position)
+            self._write_checkpoint(epoch, position, gathered)
         finally:
             ranks.barrier()  # every rank goes on once the checkpoint is whole
 
-    def _write_checkpoint(self, epoch: int, position: int) -> None:
+    def _sharded(self) -> bool:
+        return self.ranks is not None and self.ranks.parallel == "fsdp"
+
+    def _gathered(self) -> _Gathered | None:
+        """Under FSDP, the model's, optimizer's and weight average's whole state, gathered
+        from every rank's shards: a collective, every rank calls it; the model and optimizer
+        state land on rank 0's CPU only (None: not sharded)."""
+        if not self._sharded():
+            return None
+        weights, optim = sharding.full_state(
+            self.model, self.optimizer, trained_only=is_peft_model(self.model)
+        )
+        ema = {}
+        if self.ema is not None:
+            with torch.no_grad():
+                ema = {str(i): _whole(t).cpu() for i, t in enumerate(self.ema.average)}
+        return _Gathered(weights, optim, ema)
+
+    def _write_checkpoint(self, epoch: int, position: int, gathered: _Gathered | None) -> None:
         ctx = self.ctx
         ctx.flush()
         plain_rng, tensor_rng = checkpoint.rng_states(ctx.rng, self.device)
         trainer: dict[str, Any] = {
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": gathered.optim if gathered else self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": tensor_rng,
@@ -861,7 +885,9 @@ class _Loop:
             "rng": plain_rng,
         }
         ema = {}
-        if self.ema is not None:
+        if gathered is not None:
+            ema = gathered.ema
+        elif self.ema is not None:
             ema = {str(i): tensor for i, tensor in enumerate(self.ema.average)}
         # Without an average, best weights of this very step are the model's: not saved twice.
         best_is_current = self.ema is None and self.best.step == self.step
@@ -870,7 +896,7 @@ class _Loop:
             checkpoint.write(
                 ctx.stage_dir,
                 self.step,
-                model=self._resume_weights() or self.model,
+                model=gathered.weights if gathered else self._resume_weights() or self.model,
                 trainer=trainer,
                 best={} if best_is_current else self.best.tensors(),
                 ema=ema,
@@ -910,15 +936,20 @@ class _Loop:
                 f"resume checkpoint {folder}: written for other data or settings ({what}); "
                 "launch the experiment again instead of resuming"
             )
-        checkpoint.load_model_into(self.model, folder, self._resume_weights())
         trainer = checkpoint.load_trainer(folder)
-        self.optimizer.load_state_dict(trainer["optimizer"])
+        if self._sharded():  # every rank reads the whole state and keeps its shard
+            self._load_gathered(folder, trainer["optimizer"])
+        else:
+            checkpoint.load_model_into(self.model, folder, self._resume_weights())
+            self.optimizer.load_state_dict(trainer["optimizer"])
         self.scheduler.load_state_dict(trainer["scheduler"])
         if self.scaler is not None and trainer.get("scaler") is not None:
             self.scaler.load_state_dict(trainer["scaler"])
         if meta["best_is_current"]:
             with torch.no_grad():
-                best = {name: t.detach().clone() for name, t in _changing_tensors(self.model)}
+                best = {
+                    name: _whole(t).detach().clone() for name, t in _changing_tensors(self.model)
+                }
         else:
             best = checkpoint.load_tensors(folder, checkpoint.BEST, self.device)
         self.best.load(meta["best"], best)
@@ -926,7 +957,7 @@ class _Loop:
             averages = checkpoint.load_tensors(folder, checkpoint.EMA, self.device)
             with torch.no_grad():
                 for i, average in enumerate(self.ema.average):
-                    average.copy_(averages[str(i)])
+                    average.copy_(sharding.shard_like(averages[str(i)], average))
             self.ema.updates = int(meta["ema_updates"] or 0)
         self.step = self.saved_step = int(meta["step"])
         self.skipped, self.skipped_in_a_row = int(meta["skipped"]), int(meta["skipped_in_a_row"])
@@ -944,6 +975,20 @@ class _Loop:
             self.step, self.total, f"epoch {min(epoch + 1, self.epochs)}/{self.epochs}"
         )
         return epoch, position
+
+    def _load_gathered(self, folder: Path, optim: Any) -> None:
+        """Load a checkpoint's whole model and optimizer state into the FSDP model: a
+        collective, every rank calls it."""
+        weights = checkpoint.load_tensors(folder, checkpoint.MODEL, "cpu")
+        try:
+            sharding.load_full_state(
+                self.model, self.optimizer, weights, optim, trained_only=is_peft_model(self.model)
+            )
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise TuneboardError(
+                f"resume checkpoint {folder}: its state does not fit this stage's model"
+                f" ({_one_line(error)})"
+            ) from None
 
     def _read_losses(self) -> None:
         """Bring the pending steps' losses to the host, in one read."""
