@@ -840,6 +840,8 @@ class _Loop:
             self._write_checkpoint(epoch, position, gathered)
         finally:
             ranks.barrier()  # every rank goes on once the checkpoint is whole
+            if self.ranks is not None:  # written or not, as the other ranks: no retry at this
+                self.saved_step = self.step  # step, which they would not join
 
     def _sharded(self) -> bool:
         return self.ranks is not None and self.ranks.parallel == "fsdp"
