@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "tuneboard"
-PLUGIN_PACKAGES = ("tuneboard-example", "tuneboard-ray", "tuneboard-contrastive")
+PLUGIN_PACKAGES = ("tuneboard-example", "tuneboard-ray", "tuneboard-slurm", "tuneboard-contrastive")
 HEAVY = ("torch", "transformers", "textual", "peft", "sacrebleu", "rouge_score", "nltk")
 
 

@@ -416,6 +416,8 @@ class Database:
         self._prepare_path(writable)
         created = not self.path.exists()
         root = self._instance()
+        if created:  # writable: `_prepare_path` refuses a missing file for reading
+            self._create_whole()
         if not created and self._needs_check(writable):
             self._check_whole(root, writable, deadline, lock_timeout)
         mode = "" if writable else " (READ_ONLY)"
@@ -438,6 +440,26 @@ class Database:
             self._detach(root)
             raise
         return root
+
+    def _create_whole(self) -> None:
+        """Create the (empty) database file so that no other process ever sees it half
+        written: it is made under a temporary name beside it, then linked into place, unless
+        another process put one there first. (Two processes creating the file at once: the
+        second one read the first one's file before its header was written.)"""
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.new")
+        try:
+            # An instance of its own: the process's one may touch no other file.
+            with private_files():
+                duckdb.connect(str(temp)).close()
+            with suppress(FileExistsError):
+                os.link(temp, self.path)
+        except duckdb.Error as error:
+            raise UnusableDatabase(f"cannot create {self.path}: {first_line(error)}") from None
+        except OSError as error:
+            raise UnusableDatabase(f"cannot create {self.path}: {os_reason(error)}") from None
+        finally:
+            temp.unlink(missing_ok=True)
+            _wal_path(temp).unlink(missing_ok=True)
 
     def _needs_check(self, writable: bool) -> bool:
         """Whether to check the file before opening it: on this process's first open, when a
