@@ -451,8 +451,13 @@ class Database:
             # An instance of its own: the process's one may touch no other file.
             with private_files():
                 duckdb.connect(str(temp)).close()
-            with suppress(FileExistsError):
+            try:
                 os.link(temp, self.path)
+            except FileExistsError:
+                pass  # another process made it first: it is whole too
+            except OSError:  # a file system without hard links: a rename, nearly as safe
+                if not self.path.exists():
+                    os.replace(temp, self.path)
         except duckdb.Error as error:
             raise UnusableDatabase(f"cannot create {self.path}: {first_line(error)}") from None
         except OSError as error:
