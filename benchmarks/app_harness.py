@@ -256,9 +256,20 @@ def _child(args: argparse.Namespace) -> None:
     import resource
 
     import psutil
-    from textual.app import App
 
     from tuneboard.config import load_project
+
+    # In the order `tuneboard` does it: the database starts opening before Textual is imported
+    # (where the revision measured has `StoreOpening`).
+    project = load_project(Path(args.project))
+    try:
+        from tuneboard.store.opening import StoreOpening
+    except ImportError:
+        opening = None
+    else:
+        opening = StoreOpening(project.database)
+    from textual.app import App
+
     from tuneboard.tui.app import TuneboardApp
 
     stats: dict[str, Any] = {"started": started, "first_paint_time": None, "frames": []}
@@ -324,8 +335,7 @@ def _child(args: argparse.Namespace) -> None:
             else:
                 self.exit()
 
-    project = load_project(Path(args.project))
-    app = Bench(project)
+    app = Bench(project) if opening is None else Bench(project, store_opening=opening)
     stats["built"] = time.time()
     try:
         app.run()

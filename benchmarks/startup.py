@@ -7,7 +7,9 @@ database of `--app-runs` runs x 10,000 steps x 5 metrics, in a real pseudo-termi
 from starting the process to the first frame that shows the runs table with rows, then the
 memory of the idle app and the CPU its UI thread uses while idle; then, idle, the time from
 a key to the frame that shows its effect (`app_harness.PROBES`: cursor, select, switching
-views with F1/F2/F3). ``--against REV`` also starts the app of git revision REV, in
+views with F1/F2/F3). The headline first paint is measured from outside instead (`paint`):
+``python -m tuneboard`` started in a pty until the runs show, beside a bare Textual + DuckDB
+app doing the least the same screen needs (`floor_app`). ``--against REV`` also starts the app of git revision REV, in
 interleaved rounds, and reports both and their ratio (before and after a change, one run).
 
     python -m benchmarks.startup                 # copies the queries benchmark's database
@@ -37,6 +39,7 @@ from benchmarks.common import (
     other_load,
     results_folder,
 )
+from benchmarks.paint import floor_paint, runs_line, tuneboard_paint
 
 
 def tuneboard_command() -> list[str]:
@@ -140,22 +143,31 @@ def measure_app(
     tree = tree_at(against) if against else None
     command = ["--project", str(project), "--mode", "paint", "--settle", str(idle)]
     command += ["--seconds", str(idle), "--probes", str(probes)]
+    seen: dict[str, list[float | None]] = {"now": [], "then": [], "floor": []}
+    tuneboard_paint(project, runs)  # unmeasured: writes the bytecode caches, warms the files
+    floor_paint(project, runs)
+    if tree is not None:
+        tuneboard_paint(project, runs, tree)
     for _ in range(reps):
         result.loads.append(other_load(wait))
+        seen["now"].append(tuneboard_paint(project, runs))
+        seen["floor"].append(floor_paint(project, runs))
         paints.append(run_app_in_pty(command))
         if tree is not None:
             result.loads.append(other_load(wait))
+            seen["then"].append(tuneboard_paint(project, runs, tree))
             before.append(run_app_in_pty(command, tuneboard_from=tree))
+    add_command_paint(result, runs, seen, against)
     spawn = [p["spawn_to_paint_s"] for p in paints if p.get("spawn_to_paint_s") is not None]
     if spawn:
         result.add(
             "start-up",
-            f"app first paint with {runs:,} runs (process start to runs table on screen)",
+            f"app first paint with {runs:,} runs, in the benchmark's own process",
             round(median(spawn), 2),
             "s",
-            target="< 0.5 s",
-            met=median(spawn) < 0.5,
-            note=f"median of {len(spawn)}; in a 160x48 pseudo-terminal; "
+            note=f"median of {len(spawn)}; from starting `benchmarks.app_harness` (which "
+            "imports psutil and its own code too) to a frame with the table's rows; "
+            "in a 160x48 pseudo-terminal; "
             f"Python imports and building the app take "
             f"{median(p.get('import_and_build_s', float('nan')) for p in paints):.2f} s of it; "
             f"the first frame (table not filled yet) after "
@@ -184,6 +196,48 @@ def measure_app(
         )
     result.details["app_runs"] = paints
     result.details["app_runs_before"] = before
+
+
+def add_command_paint(
+    result: Result, runs: int, seen: dict[str, list[float | None]], against: str | None
+) -> None:
+    """The first paint of `tuneboard` as a user sees it, beside the bare app's (the floor)
+    and, with `against`, beside the revision's."""
+    now = [t for t in seen["now"] if t is not None]
+    floor = [t for t in seen["floor"] if t is not None]
+    then = [t for t in seen["then"] if t is not None]
+    if not now:
+        result.add("start-up", "app first paint", "the runs never showed", "")
+        return
+    note = (
+        f"median of {len(now)}, {min(now):.2f}-{max(now):.2f} s; `python -m tuneboard "
+        f"--project P` in a 160x48 pseudo-terminal, from starting it to the screen showing "
+        f"'{runs_line(runs)}' (drawn with the table's rows)"
+    )
+    if floor:
+        note += f"; {median(now) / median(floor):.2f}x the bare app below"
+    if then:
+        note += f"; at {against}: {median(then):.2f} s (now / then: "
+        note += f"{median(now) / median(then):.2f}x)"
+    result.add(
+        "start-up",
+        f"app first paint with {runs:,} runs (the `tuneboard` command, seen from outside)",
+        round(median(now), 2),
+        "s",
+        target="< 0.5 s",
+        met=median(now) < 0.5,
+        note=note,
+    )
+    if floor:
+        result.add(
+            "start-up",
+            "floor: a bare Textual app showing the same runs from the same DuckDB file",
+            round(median(floor), 2),
+            "s",
+            note=f"median of {len(floor)}, measured the same way, in the same rounds "
+            "(`benchmarks/floor_app.py`: a Static and a DataTable, the file read in a "
+            "thread started on load)",
+        )
 
 
 PROBE_FIGURES = {

@@ -17,7 +17,9 @@ from textual.widgets import DataTable
 from tests.conftest import SAMPLES
 from tests.tui.conftest import AppFactory, wait_for
 from tests.tui.seed import seed_many
+from tuneboard.sdk.errors import TuneboardError
 from tuneboard.store import Store
+from tuneboard.store.opening import StoreOpening
 from tuneboard.tui import app as app_module
 from tuneboard.tui.screens.runs import FIRST_ROWS, RunsScreen
 
@@ -159,3 +161,50 @@ async def test_a_database_that_cannot_be_opened_is_reported_not_raised(
         )
         assert app.is_running and not app.store_ready
         assert table_of(app.screen).row_count == 0
+
+
+async def test_a_store_opened_before_the_app_shows_every_run(
+    many_runs_project: Path, make_app: AppFactory
+) -> None:
+    # As `tuneboard` does: the database starts opening before Textual is even imported.
+    opening = StoreOpening(many_runs_project / ".tuneboard" / "tuneboard.duckdb")
+    app = make_app(many_runs_project, store_opening=opening)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: table_of(app.screen).row_count == RUNS)
+        assert row_keys(table_of(app.screen)) == newest_first(many_runs_project)
+        store = app.store
+    with pytest.raises(RuntimeError, match="already taken"):
+        opening.wait()  # the app took the store from the opening
+    app.close_services()
+    with pytest.raises(TuneboardError, match="closed"):
+        store.set_queue_paused(True)
+
+
+async def test_a_store_opening_that_fails_is_reported_not_raised(
+    sentiment_project: Path, make_app: AppFactory
+) -> None:
+    database = sentiment_project / ".tuneboard" / "tuneboard.duckdb"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    database.write_text("not a database")
+    app = make_app(sentiment_project, store_opening=StoreOpening(database))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: any(
+                "not a valid DuckDB database" in str(n.message) for n in app._notifications
+            ),
+        )
+        assert app.is_running and not app.store_ready
+
+
+def test_a_store_opening_nobody_takes_is_closed_when_discarded(
+    many_runs_project: Path,
+) -> None:
+    path = many_runs_project / ".tuneboard" / "tuneboard.duckdb"
+    opening = StoreOpening(path)
+    opening.discard()
+    with pytest.raises(RuntimeError, match="already taken"):
+        opening.wait()
+    # The writer was let go: another store of this process can write at once.
+    with Store(path, lock_timeout=5) as store:
+        assert len(store.list_runs()) == RUNS

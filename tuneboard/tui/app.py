@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from tuneboard.engine.engine import Engine
     from tuneboard.plugins import PluginRegistry
     from tuneboard.store import Store
+    from tuneboard.store.opening import StoreOpening
 
 
 # How often the app looks for runs of other processes that died without saying so.
@@ -116,6 +117,7 @@ class TuneboardApp(RestyledOnThemeChange):
         idle_poll_interval: float = 2.0,
         clock: Callable[[], float] = time.time,
         plugin_python: str | None = None,
+        store_opening: StoreOpening | None = None,
     ) -> None:
         super().__init__()
         self.project = project
@@ -123,6 +125,8 @@ class TuneboardApp(RestyledOnThemeChange):
         self.plugin_python = plugin_python
         self._plugins = registry
         self._store = store
+        # The store being opened since before Textual was imported (see tuneboard.cli.app).
+        self._store_opening = store_opening
         self._engine: Engine | None = None
         self._services_lock = threading.Lock()  # plugins and engine
         self._store_lock = threading.Lock()
@@ -252,9 +256,12 @@ class TuneboardApp(RestyledOnThemeChange):
             if self._store is None:
                 if background and self._closed:
                     raise TuneboardError("the app has closed")
-                from tuneboard.store import Store
+                if self._store_opening is not None:
+                    self._store = self._store_opening.wait()
+                else:
+                    from tuneboard.store import Store
 
-                self._store = Store(self.project.database)
+                    self._store = Store(self.project.database)
             return self._store
 
     @property
@@ -305,6 +312,8 @@ class TuneboardApp(RestyledOnThemeChange):
             engine.shutdown(cancel=True, timeout=60)
         if store is not None:
             store.close()
+        elif self._store_opening is not None:
+            self._store_opening.discard()
 
     # --- runs of this app -------------------------------------------------------------------
 
@@ -415,9 +424,12 @@ class TuneboardApp(RestyledOnThemeChange):
             self.call_from_thread(self.exit)
 
 
-def run_app(project: Project) -> None:
-    """Open the app on `project` and, when it ends, stop its runs and close the store."""
-    app = TuneboardApp(project)
+def run_app(project: Project, store_opening: StoreOpening | None = None) -> None:
+    """Open the app on `project` and, when it ends, stop its runs and close the store.
+
+    `store_opening`: the project's store, already being opened (see `StoreOpening`).
+    """
+    app = TuneboardApp(project, store_opening=store_opening)
     try:
         app.run()
     finally:
