@@ -195,7 +195,9 @@ def _shows(app: Any, screen: Any, name: str, before: Any) -> bool:
     if name.startswith("switch"):
         return kind == {"SQL": "SqlScreen"}.get(name.split()[-1], name.split()[-1] + "Screen")
     if name == "open Launch":
-        return kind == "LaunchScreen" and screen.form_ready is not None
+        return (
+            kind == "LaunchScreen" and getattr(screen, "form_shown", screen.form_ready) is not None
+        )
     if name == "close Launch":
         return kind == "RunsScreen"
     raise ValueError(name)

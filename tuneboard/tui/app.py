@@ -77,6 +77,9 @@ def _queue_screen() -> Screen[Any]:
 
 _NAV = Binding.Group("screens")
 
+# The name the launch form is installed under (see `TuneboardApp.open_launch`).
+LAUNCH_SCREEN = "launch"
+
 
 class TuneboardApp(RestyledOnThemeChange):
     """The terminal app of one project: Runs, SQL, Plugins and Queue views, and the run
@@ -314,6 +317,23 @@ class TuneboardApp(RestyledOnThemeChange):
             store.close()
         elif self._store_opening is not None:
             self._store_opening.discard()
+
+    def open_launch(self, experiment: str | None = None) -> None:
+        """Show the launch form, on `experiment` if given (else on the one it last showed).
+
+        The app keeps one form: a pipeline's form of a hundred fields takes a good part of a
+        second to build, and showing it again takes a tenth of that. It keeps what was typed
+        in it until another experiment is picked.
+        """
+        from tuneboard.tui.screens.launch import LaunchScreen
+
+        if self.is_screen_installed(LAUNCH_SCREEN):
+            screen = self.get_screen(LAUNCH_SCREEN)
+            assert isinstance(screen, LaunchScreen)
+            screen.requested = experiment
+        else:
+            self.install_screen(LaunchScreen(experiment), LAUNCH_SCREEN)
+        self.push_screen(LAUNCH_SCREEN)
 
     # --- runs of this app -------------------------------------------------------------------
 

@@ -144,10 +144,8 @@ class TuneboardCommands(Provider):
         await self.app.switch_mode(mode)
 
     async def _launch(self, experiment: str) -> None:
-        from tuneboard.tui.screens.launch import LaunchScreen
-
         await self.app.switch_mode("runs")
-        self.app.push_screen(LaunchScreen(experiment))
+        self.tb.open_launch(experiment)
 
     def _open(self, run_id: str) -> None:
         from tuneboard.tui.screens.detail import DetailScreen

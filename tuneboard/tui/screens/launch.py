@@ -31,10 +31,23 @@ from tuneboard.tui.screens.base import BaseScreen
 from tuneboard.tui.widgets.footer import WrappingFooter
 from tuneboard.ui.safe import safe_text
 
+# Field rows mounted at a time after the first screenful (see `LaunchScreen`).
+ROWS_PER_BATCH = 20
+
 
 class LaunchScreen(BaseScreen):
-    """A form generated from each stage's declared parameters; launching returns to Runs."""
+    """A form generated from each stage's declared parameters; launching returns to Runs.
 
+    A pipeline's form has a hundred fields and some five hundred widgets, and Textual styles
+    and lays out every one of them before the first frame. So a screenful of field rows
+    comes with the screen (`form_shown`), and the rest are mounted in batches after it is
+    on screen (`form_ready` once all are). A launch asked for meanwhile waits for them: a
+    field not mounted yet has no value to read.
+    """
+
+    # Focused as the screen shows. Textual would focus the scrolling form, which restyles
+    # all of it, and again when the picker then took the focus from it.
+    AUTO_FOCUS = "#experiment"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+l", "launch", "Launch", priority=True),
         Binding("escape", "app.pop_screen", "Back"),
@@ -49,8 +62,13 @@ class LaunchScreen(BaseScreen):
         self.widgets: dict[str, tuple[FormField, Widget, Static]] = {}
         self.errors: dict[str, str] = {}
         self.launching = False
-        self.form_ready: str | None = None
+        self.form_shown: str | None = None  # the experiment whose first fields are on screen
+        self.form_ready: str | None = None  # ... whose every field is mounted
         self._building = asyncio.Lock()
+        self._rest: list[Widget] = []  # field rows still to mount
+        self._generation = 0  # a new form voids the batches of the last one
+        self._launch_asked = False
+        self._built_with: object = None  # the plugin registry the fields were built from
 
     def compose(self) -> ComposeResult:
         """Experiment picker, the generated fields, and the copies/grid options."""
@@ -58,7 +76,7 @@ class LaunchScreen(BaseScreen):
         wanted = self.requested
         self.experiment = wanted if wanted in names else (names[0] if names else "")
         yield Header()
-        with VerticalScroll(id="launch-form"):
+        with FormScroll(id="launch-form"):
             with Horizontal(classes="field"):
                 yield Label("experiment", classes="field-name")
                 yield Select(
@@ -72,7 +90,7 @@ class LaunchScreen(BaseScreen):
             yield Static(id="form-error", classes="error-banner")
             # The first experiment's fields are composed with the screen: mounted later, they
             # cost a second round of styling and layout before the form shows.
-            yield Vertical(*self._field_rows(self.experiment), id="fields")
+            yield Vertical(*self._first_rows(self._field_rows(self.experiment)), id="fields")
             yield Label("launch", classes="section")
             with Horizontal(classes="field"):
                 yield Label("copies", classes="field-name")
@@ -95,10 +113,32 @@ class LaunchScreen(BaseScreen):
         """Fill in what goes with the first experiment's fields (composed with the screen)."""
         self.sub_title = "launch"
         self.query_one("#form-error").display = False
-        self.query_one("#experiment", Select).focus()
         async with self._building:
             self._fields_shown(self.experiment)
-            self.form_ready = self.experiment
+        self._mount_rest_after_frame(self.experiment)
+
+    async def on_screen_resume(self) -> None:
+        """Shown again (the app keeps this form): as if new, on the experiment asked for,
+        with its values from tuneboard.toml and fields built from the plugins loaded now."""
+        if not self.launching:
+            self.query_one("#launch-note", Static).update("")
+            self.query_one("#launch", Button).disabled = False
+            self._reset_launch_options()
+        self._show_error(None)
+        wanted = self.requested
+        if wanted in self.names and wanted != self.experiment:
+            self.query_one("#experiment", Select).value = wanted  # builds its form (`_changed`)
+        elif self.tb.services_ready and self.tb.registry is not self._built_with:
+            await self.build_form(self.experiment)  # plugins were installed meanwhile
+        else:
+            for form_field, editor, _ in self.widgets.values():
+                _set_value(editor, _initial_value(form_field))  # only those changed: cheap
+
+    def _reset_launch_options(self) -> None:
+        _set_value(self.query_one("#copies", Input), "1")
+        _set_value(self.query_one("#grid-key", Select), Select.NULL)
+        _set_value(self.query_one("#grid-values", Input), "")
+        _set_value(self.query_one("#use-sweep", Checkbox), True)
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -108,21 +148,46 @@ class LaunchScreen(BaseScreen):
     async def build_form(self, name: str) -> None:
         """Replace the fields with those of experiment `name`."""
         self.experiment = name
+        self._generation += 1
         async with self._building:
-            self.form_ready = None
-            await self._build_form(name)
-            self.form_ready = name
+            self.form_shown = self.form_ready = None
+            container = self.query_one("#fields", Vertical)
+            await container.remove_children()
+            await container.mount_all(self._first_rows(self._field_rows(name)))
+            self._fields_shown(name)
+        self._mount_rest_after_frame(name)
 
-    async def _build_form(self, name: str) -> None:
-        container = self.query_one("#fields", Vertical)
-        await container.remove_children()
-        await container.mount_all(self._field_rows(name))
-        self._fields_shown(name)
+    def _first_rows(self, rows: list[Widget]) -> list[Widget]:
+        """The rows that fill the first screen; the others wait in `_rest`."""
+        first = max(ROWS_PER_BATCH, self.app.size.height)
+        self._rest = rows[first:]
+        return rows[:first]
+
+    def _mount_rest_after_frame(self, name: str) -> None:
+        self.form_shown = name
+        self.call_after_refresh(self._mount_batch, self._generation, name)
+
+    async def _mount_batch(self, generation: int, name: str) -> None:
+        """Mount the next batch of field rows, then the next after its frame."""
+        async with self._building:
+            if generation != self._generation or not self.is_mounted:
+                return  # another experiment's form replaced this one
+            batch, self._rest = self._rest[:ROWS_PER_BATCH], self._rest[ROWS_PER_BATCH:]
+            if batch:
+                await self.query_one("#fields", Vertical).mount_all(batch)
+        if self._rest:
+            self.call_after_refresh(self._mount_batch, generation, name)
+            return
+        self.form_ready = name
+        if self._launch_asked:
+            self._launch_asked = False
+            self.action_launch()
 
     def _field_rows(self, name: str) -> list[Widget]:
         """The rows of experiment `name`'s fields (kept in `sections` and `widgets`)."""
         raw = self.tb.project.raw_experiment(name)
-        self.sections = form_sections(raw, self.tb.registry)
+        self._built_with = self.tb.registry
+        self.sections = form_sections(raw, self._built_with)
         self.widgets.clear()
         self.errors.clear()
         rows: list[Widget] = []
@@ -245,6 +310,9 @@ class LaunchScreen(BaseScreen):
         """Validate everything through the config path, then prepare and queue the runs."""
         if self.launching:
             return
+        if self.form_ready != self.experiment:
+            self._launch_asked = True  # launched once every field is mounted
+            return
         if self.errors:
             key, message = next(iter(self.errors.items()))
             self._show_error(f"{key}: {message}")
@@ -306,7 +374,7 @@ class LaunchScreen(BaseScreen):
         count = run_count(plan.spec)
         self.notify(f"launched a {plan.spec.method} sweep of {self.experiment}: {count} runs")
         self.app.post_message(RunsChanged())
-        self.dismiss()
+        self._leave()
 
     @work(thread=True, exit_on_error=False, name="launching runs")
     def _launch(self, configs: list[Any]) -> None:
@@ -331,7 +399,12 @@ class LaunchScreen(BaseScreen):
         else:
             self.notify(f"queued {len(run_ids)} runs of {self.experiment}")
         self.app.post_message(RunsChanged())
-        self.dismiss()
+        self._leave()
+
+    def _leave(self) -> None:
+        """Back to where the form was opened from, unless the user has left it already."""
+        if self.is_current:
+            self.dismiss()
 
     def worker_ended(self, worker: Any, state: Any) -> None:
         """A launch that crashed must not leave the form locked."""
@@ -341,17 +414,38 @@ class LaunchScreen(BaseScreen):
             self._failed(f"launch failed: {worker.error}")
 
 
+class FormScroll(VerticalScroll, can_focus=False):
+    """The scrolling form: never focused itself (its fields are; it scrolls to the one
+    focused), since focusing or leaving it restyles every field in it."""
+
+
 def _help(form_field: FormField) -> str:
     return form_field.spec.help or form_field.spec.type_name
 
 
+def _initial_value(form_field: FormField) -> Any:
+    """What a field's editor holds before the user changes it (see `_editor`)."""
+    if form_field.kind == "switch":
+        return bool(form_field.initial)
+    if form_field.kind == "select":
+        choices = form_field.spec.choices or ()
+        return form_field.initial if form_field.initial in choices else Select.NULL
+    return form_field.initial_text
+
+
+def _set_value(editor: Widget, value: Any) -> None:
+    """Give an editor (Input, Select or Checkbox) `value`, unless it holds it already."""
+    if isinstance(editor, Input | Select | Checkbox) and editor.value != value:
+        editor.value = value
+
+
 def _editor(form_field: FormField, widget_id: str) -> Widget:
     spec = form_field.spec
+    initial = _initial_value(form_field)
     if form_field.kind == "switch":
-        return Checkbox("on", bool(form_field.initial), id=widget_id, compact=True)
+        return Checkbox("on", initial, id=widget_id, compact=True)
     if form_field.kind == "select":
         choices = spec.choices or ()
-        initial = form_field.initial if form_field.initial in choices else Select.NULL
         return Select(
             [(safe_text(str(c)), c) for c in choices],
             value=initial,
@@ -360,7 +454,7 @@ def _editor(form_field: FormField, widget_id: str) -> Widget:
             compact=True,
         )
     return Input(
-        form_field.initial_text,
+        initial,
         id=widget_id,
         compact=True,
         placeholder="(unset)" if form_field.initial is None else spec.type_name,

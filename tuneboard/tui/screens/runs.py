@@ -654,14 +654,12 @@ class RunsScreen(LiveScreen):
     def action_launch(self) -> None:
         """Open the launch form, on the experiment of the run (or sweep) under the cursor if
         any."""
-        from tuneboard.tui.screens.launch import LaunchScreen
-
         if not self.tb.project.experiment_names:
             self.notify("tuneboard.toml has no experiments to launch", severity="warning")
             return
         run, sweep = self.current_run(), self.current_sweep()
         experiment = run.experiment if run else sweep.experiment if sweep else None
-        self.app.push_screen(LaunchScreen(experiment))
+        self.tb.open_launch(experiment)
 
     def action_compare(self) -> None:
         """Compare the selected runs, those the filters hide too (a notice says how many)."""
