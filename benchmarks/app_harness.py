@@ -265,7 +265,7 @@ def _child(args: argparse.Namespace) -> None:
     # (where the revision measured has `StoreOpening`).
     project = load_project(Path(args.project))
     try:
-        from tuneboard.store.opening import StoreOpening
+        from tuneboard.tui.store_opening import StoreOpening
     except ImportError:
         opening = None
     else:

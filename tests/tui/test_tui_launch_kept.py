@@ -107,3 +107,20 @@ async def test_a_theme_changed_while_the_form_is_hidden_reaches_it(
         await wait_for(pilot, lambda: copies.styles.background != dark)
         assert isinstance(copies.styles.background, Color)
         assert copies.styles.background.brightness > 0.5
+
+
+async def test_the_keys_help_shown_over_the_form_keeps_what_was_typed(
+    seeded_project: Path, make_app: AppFactory
+) -> None:
+    app = make_app(seeded_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_launch(pilot, app)
+        screen.query_one("#experiment", Select).value = "tiny"
+        await wait_for(pilot, lambda: screen.form_ready == "tiny")
+        editor_of(screen, "stages.0.epochs").value = "3"
+        app.action_show_keys()
+        await wait_for(pilot, lambda: app.screen is not screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.is_current)
+        await pilot.pause()
+        assert editor_of(screen, "stages.0.epochs").value == "3"

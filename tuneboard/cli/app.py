@@ -14,7 +14,7 @@ def open_app(project_dir: Path | None) -> None:
     The database starts opening, in a thread, before Textual is imported: duckdb's import
     and the file's opening then overlap Textual's, and the runs reach the screen sooner.
     """
-    from tuneboard.store.opening import StoreOpening
+    from tuneboard.tui.store_opening import StoreOpening
 
     project = load_project_from(project_dir)
     if project.executor.plugin != "local":  # a bad executor is an error before the app opens

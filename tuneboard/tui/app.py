@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from tuneboard.engine.engine import Engine
     from tuneboard.plugins import PluginRegistry
     from tuneboard.store import Store
-    from tuneboard.store.opening import StoreOpening
+    from tuneboard.tui.store_opening import StoreOpening
 
 
 # How often the app looks for runs of other processes that died without saying so.
@@ -260,7 +260,9 @@ class TuneboardApp(RestyledOnThemeChange):
                 if background and self._closed:
                     raise TuneboardError("the app has closed")
                 if self._store_opening is not None:
-                    self._store = self._store_opening.wait()
+                    # Used once: should it fail, a later call tries again from scratch.
+                    opening, self._store_opening = self._store_opening, None
+                    self._store = opening.wait()
                 else:
                     from tuneboard.store import Store
 
@@ -319,18 +321,18 @@ class TuneboardApp(RestyledOnThemeChange):
             self._store_opening.discard()
 
     def open_launch(self, experiment: str | None = None) -> None:
-        """Show the launch form, on `experiment` if given (else on the one it last showed).
+        """Show the launch form, on `experiment` if given (else on the one it last showed),
+        with the experiment's values from tuneboard.toml.
 
         The app keeps one form: a pipeline's form of a hundred fields takes a good part of a
-        second to build, and showing it again takes a tenth of that. It keeps what was typed
-        in it until another experiment is picked.
+        second to build, and showing it again a few tens of milliseconds.
         """
         from tuneboard.tui.screens.launch import LaunchScreen
 
         if self.is_screen_installed(LAUNCH_SCREEN):
             screen = self.get_screen(LAUNCH_SCREEN)
             assert isinstance(screen, LaunchScreen)
-            screen.requested = experiment
+            screen.reopen(experiment)
         else:
             self.install_screen(LaunchScreen(experiment), LAUNCH_SCREEN)
         self.push_screen(LAUNCH_SCREEN)

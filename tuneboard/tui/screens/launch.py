@@ -68,6 +68,7 @@ class LaunchScreen(BaseScreen):
         self._rest: list[Widget] = []  # field rows still to mount
         self._generation = 0  # a new form voids the batches of the last one
         self._launch_asked = False
+        self._reopened = False
         self._built_with: object = None  # the plugin registry the fields were built from
 
     def compose(self) -> ComposeResult:
@@ -117,9 +118,21 @@ class LaunchScreen(BaseScreen):
             self._fields_shown(self.experiment)
         self._mount_rest_after_frame(self.experiment)
 
+    def reopen(self, experiment: str | None) -> None:
+        """Have the kept form show as if new when it shows next, on `experiment` if given.
+
+        Only an opening resets it: showing again from under the command palette or the
+        keys help keeps what was typed.
+        """
+        self.requested = experiment
+        self._reopened = True
+
     async def on_screen_resume(self) -> None:
-        """Shown again (the app keeps this form): as if new, on the experiment asked for,
-        with its values from tuneboard.toml and fields built from the plugins loaded now."""
+        """Reopened (see `reopen`): as if new, on the experiment asked for, with its values
+        from tuneboard.toml and fields built from the plugins loaded now."""
+        if not self._reopened:
+            return
+        self._reopened = False
         if not self.launching:
             self.query_one("#launch-note", Static).update("")
             self.query_one("#launch", Button).disabled = False
