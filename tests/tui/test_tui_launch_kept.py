@@ -1,6 +1,7 @@
 """The launch form: built once, a screenful first and the rest after; shown again with the
 experiment's values afresh (on another experiment when asked for one); a theme change still
-reaches it; a launch asked for before every field is mounted waits for them."""
+reaches it; fields are drawn as text until edited, and a launch asked for before every field
+is mounted runs at once on the starting values of those not edited."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.widgets import Input, Select, Static
 from tests.tui.conftest import AppFactory, wait_for
 from tuneboard.tui.app import TuneboardApp
 from tuneboard.tui.screens.launch import ROWS_PER_BATCH, LaunchScreen
+from tuneboard.tui.widgets.field_preview import FieldList, FieldPreview
 
 
 async def open_launch(pilot: Pilot[None], app: TuneboardApp) -> LaunchScreen:
@@ -24,8 +26,8 @@ async def open_launch(pilot: Pilot[None], app: TuneboardApp) -> LaunchScreen:
     return screen
 
 
-def editor_of(screen: LaunchScreen, key: str) -> Input:
-    editor = next(w for f, w, _ in screen.widgets.values() if f.key == key)
+async def editor_of(screen: LaunchScreen, key: str) -> Input:
+    editor = await screen.editor(key)
     assert isinstance(editor, Input)
     return editor
 
@@ -38,14 +40,43 @@ async def test_a_big_form_shows_a_screenful_first_then_mounts_every_field(
         screen = await open_launch(pilot, app)
         screen.query_one("#experiment", Select).value = "iterative"  # ~100 fields
         await wait_for(pilot, lambda: screen.form_shown == "iterative")
-        mounted = [w for _, w, _ in screen.widgets.values() if w.is_mounted]
-        assert len(mounted) < len(screen.widgets)  # the rest come after the first frame
-        assert len(screen.widgets) > ROWS_PER_BATCH
+        fields = sum(len(section.fields) for section in screen.sections)
+        assert fields > ROWS_PER_BATCH
+        assert 0 < len(screen.query(FieldPreview)) < fields  # the rest come after
         await wait_for(pilot, lambda: screen.form_ready == "iterative")
-        assert all(w.is_mounted for _, w, _ in screen.widgets.values())
+        assert len(screen.query(FieldPreview)) == fields
+        assert not screen.widgets  # nothing edited: no editor built
 
 
-async def test_a_launch_asked_for_while_fields_mount_waits_for_them(
+async def test_a_field_becomes_its_editor_when_it_takes_the_focus(
+    seeded_project: Path, make_app: AppFactory
+) -> None:
+    app = make_app(seeded_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_launch(pilot, app)
+        screen.query_one("#experiment", Select).value = "tiny"
+        await wait_for(pilot, lambda: screen.form_ready == "tiny")
+        first, second = screen.sections[0].fields[:2]  # seed, max_length
+        await pilot.press("tab")  # from the experiment picker to the first field
+        await wait_for(pilot, lambda: isinstance(app.focused, Input))
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: len(screen.widgets) == 2)
+        focused = app.focused
+        assert isinstance(focused, Input)
+        assert screen.widgets[focused.id or ""][0] is second
+        assert focused.value == second.initial_text
+        await pilot.press("9")  # Input selects its text as it takes the focus
+        await pilot.press("shift+tab")
+        await wait_for(pilot, lambda: screen.widgets.get(str(app.focused and app.focused.id)))
+        assert screen.widgets[str(app.focused and app.focused.id)][0] is first
+        assert screen.overrides() == [f"{second.key}=9"]
+        assert (
+            len(screen.query(FieldPreview))
+            == sum(len(section.fields) for section in screen.sections) - 2
+        )
+
+
+async def test_a_launch_asked_for_while_fields_mount_runs_at_once(
     seeded_project: Path, make_app: AppFactory
 ) -> None:
     app = make_app(seeded_project)
@@ -56,10 +87,8 @@ async def test_a_launch_asked_for_while_fields_mount_waits_for_them(
         screen.query_one("#experiment", Select).value = "iterative"
         await wait_for(pilot, lambda: screen.form_shown == "iterative")
         assert screen.form_ready is None
-        screen.action_launch()
-        assert not banner.display  # nothing read from fields not mounted yet
-        await wait_for(pilot, lambda: screen.form_ready == "iterative")
-        await wait_for(pilot, lambda: banner.display)  # then the launch ran
+        screen.action_launch()  # fields not mounted yet hold their starting values
+        assert banner.display
         assert "copies must be a whole number" in str(banner.render())
 
 
@@ -71,7 +100,7 @@ async def test_the_form_is_kept_and_shown_again_afresh_or_switched_when_asked(
         screen = await open_launch(pilot, app)
         screen.query_one("#experiment", Select).value = "tiny"
         await wait_for(pilot, lambda: screen.form_ready == "tiny")
-        editor_of(screen, "stages.0.epochs").value = "3"
+        (await editor_of(screen, "stages.0.epochs")).value = "3"
         screen.query_one("#copies", Input).value = "x"
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, LaunchScreen))
@@ -79,7 +108,7 @@ async def test_the_form_is_kept_and_shown_again_afresh_or_switched_when_asked(
         again = await open_launch(pilot, app)
         assert again is screen  # kept, not built again
         assert again.experiment == "tiny"
-        assert editor_of(again, "stages.0.epochs").value == "8"  # tuneboard.toml's value
+        assert (await editor_of(again, "stages.0.epochs")).value == "8"  # tuneboard.toml's value
         assert not again.errors
         assert again.query_one("#copies", Input).value == "1"
 
@@ -107,6 +136,9 @@ async def test_a_theme_changed_while_the_form_is_hidden_reaches_it(
         await wait_for(pilot, lambda: copies.styles.background != dark)
         assert isinstance(copies.styles.background, Color)
         assert copies.styles.background.brightness > 0.5
+        fields = screen.query_one(FieldList)
+        value = fields.part_style("field-preview--value").background
+        assert value is not None and value.brightness > 0.5  # fields not edited follow it
 
 
 async def test_the_keys_help_shown_over_the_form_keeps_what_was_typed(
@@ -117,10 +149,10 @@ async def test_the_keys_help_shown_over_the_form_keeps_what_was_typed(
         screen = await open_launch(pilot, app)
         screen.query_one("#experiment", Select).value = "tiny"
         await wait_for(pilot, lambda: screen.form_ready == "tiny")
-        editor_of(screen, "stages.0.epochs").value = "3"
+        (await editor_of(screen, "stages.0.epochs")).value = "3"
         app.action_show_keys()
         await wait_for(pilot, lambda: app.screen is not screen)
         await pilot.press("escape")
         await wait_for(pilot, lambda: screen.is_current)
         await pilot.pause()
-        assert editor_of(screen, "stages.0.epochs").value == "3"
+        assert (await editor_of(screen, "stages.0.epochs")).value == "3"

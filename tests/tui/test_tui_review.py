@@ -155,5 +155,5 @@ async def test_the_launch_form_offers_the_feedback_and_repeat_parameters(
         assert isinstance(screen, LaunchScreen)
         screen.query_one("#experiment", Select).value = "iterative"
         await wait_for(pilot, lambda: screen.form_ready == "iterative", timeout=30)
-        keys = {field.key for field, _, _ in screen.widgets.values()}
+        keys = {field.key for section in screen.sections for field in section.fields}
         assert {"stages.2.weight", "stages.2.drop_patterns", "stages.5.target"} <= keys

@@ -283,7 +283,7 @@ async def test_launch_form_shows_errors_inline_and_refuses_to_launch(
         assert isinstance(screen, LaunchScreen)
         screen.query_one("#experiment", Select).value = "tiny"
         await wait_for(pilot, lambda: screen.form_ready == "tiny")
-        editor = next(w for f, w, _ in screen.widgets.values() if f.key == "stages.0.epochs")
+        editor = await screen.editor("stages.0.epochs")
         assert isinstance(editor, Input) and editor.value == "8"
         editor.value = "many"
         await pilot.pause()

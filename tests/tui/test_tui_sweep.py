@@ -26,8 +26,8 @@ async def open_form(app: TuneboardApp, pilot: Pilot[None], experiment: str) -> L
     return screen
 
 
-def set_field(screen: LaunchScreen, key: str, value: str) -> None:
-    editor = next(w for f, w, _ in screen.widgets.values() if f.key == key)
+async def set_field(screen: LaunchScreen, key: str, value: str) -> None:
+    editor = await screen.editor(key)
     assert isinstance(editor, Input)
     editor.value = value
 
@@ -51,7 +51,7 @@ async def test_the_form_launches_the_sweep(sentiment_project: Path, make_app: Ap
         await wait_for(pilot, lambda: "runs its sweep" in str(banner.render()))
         assert app.store.list_runs() == []
         screen.query_one("#copies", Input).value = "1"
-        set_field(screen, "stages.0.max_steps", "2")
+        await set_field(screen, "stages.0.max_steps", "2")
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), timeout=60)
         # The runs are queued with their sweep id at once (they train in the background).
@@ -65,7 +65,7 @@ async def test_the_form_launches_the_sweep(sentiment_project: Path, make_app: Ap
         # Unticking the sweep launches the experiment once, like --no-sweep.
         screen = await open_form(app, pilot, "tiny_sweep")
         screen.query_one("#use-sweep", Checkbox).value = False
-        set_field(screen, "stages.0.max_steps", "1")
+        await set_field(screen, "stages.0.max_steps", "1")
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: len(app.store.list_runs()) == 5, timeout=60)
         newest = app.store.list_runs()[0]

@@ -46,7 +46,7 @@ async def launch_tiny(app: TuneboardApp, pilot: Pilot[None], **fields: str) -> N
     screen.query_one("#experiment", Select).value = "tiny"
     await wait_for(pilot, lambda: screen.form_ready == "tiny")
     for key, value in fields.items():
-        editor = next(w for f, w, _ in screen.widgets.values() if f.key == key)
+        editor = await screen.editor(key)
         assert isinstance(editor, Input)
         editor.value = value
     await pilot.press("ctrl+l")

@@ -14,8 +14,10 @@ def open_app(project_dir: Path | None) -> None:
     The database starts opening, in a thread, before Textual is imported: duckdb's import
     and the file's opening then overlap Textual's, and the runs reach the screen sooner.
     """
+    from tuneboard.tui import collector
     from tuneboard.tui.store_opening import StoreOpening
 
+    collector.pause_for_startup()
     project = load_project_from(project_dir)
     if project.executor.plugin != "local":  # a bad executor is an error before the app opens
         from tuneboard.engine.executors import build_executor

@@ -30,6 +30,7 @@ from textual.worker import Worker, WorkerState
 
 from tuneboard.config import Project
 from tuneboard.sdk.errors import TuneboardError
+from tuneboard.tui import collector
 from tuneboard.tui.messages import AppObserver, RunsChanged, RunStatusChanged
 from tuneboard.tui.restyle import RestyledOnThemeChange
 from tuneboard.tui.screens.dialogs import ConfirmDialog
@@ -210,12 +211,15 @@ class TuneboardApp(RestyledOnThemeChange):
         threading.Thread(target=self._load_services, name="tuneboard-services", daemon=True).start()
 
     def _load_services(self) -> None:
-        # A failure shows when something uses the engine (in a worker that reports it).
-        with contextlib.suppress(TuneboardError):
-            self.services(background=True)
-        from tuneboard.tui.warmup import import_screens
+        try:
+            # A failure shows when something uses the engine (in a worker that reports it).
+            with contextlib.suppress(TuneboardError):
+                self.services(background=True)
+            from tuneboard.tui.warmup import import_screens
 
-        import_screens()
+            import_screens()
+        finally:
+            collector.end_startup()
 
     def _check_dead_owners(self) -> None:
         if self.store_ready:

@@ -8,13 +8,14 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 
 from tuneboard.config.sweeps import SweepPlan, plan_sweep, run_count
 from tuneboard.engine.sweeper import launch_sweep, prepare_sweep
 from tuneboard.sdk.errors import ConfigError, TuneboardError
+from tuneboard.tui import collector
 from tuneboard.tui.launch_form import (
     FormField,
     FormSection,
@@ -28,8 +29,9 @@ from tuneboard.tui.launch_form import (
 from tuneboard.tui.launching import launch_all
 from tuneboard.tui.messages import RunsChanged
 from tuneboard.tui.screens.base import BaseScreen
+from tuneboard.tui.widgets.field_preview import FieldList, FieldPreview
 from tuneboard.tui.widgets.footer import WrappingFooter
-from tuneboard.ui.safe import safe_text
+from tuneboard.ui.safe import safe_text, visible
 
 # Field rows mounted at a time after the first screenful (see `LaunchScreen`).
 ROWS_PER_BATCH = 20
@@ -38,11 +40,11 @@ ROWS_PER_BATCH = 20
 class LaunchScreen(BaseScreen):
     """A form generated from each stage's declared parameters; launching returns to Runs.
 
-    A pipeline's form has a hundred fields and some five hundred widgets, and Textual styles
-    and lays out every one of them before the first frame. So a screenful of field rows
-    comes with the screen (`form_shown`), and the rest are mounted in batches after it is
-    on screen (`form_ready` once all are). A launch asked for meanwhile waits for them: a
-    field not mounted yet has no value to read.
+    A pipeline's form has a hundred fields, and Textual styles and lays out every widget
+    before the first frame. So each field is drawn as one line of text (`FieldPreview`)
+    until it takes the focus, when its real row (label, editor, help) replaces it; a field
+    never edited holds its starting value. And a screenful of fields comes with the screen
+    (`form_shown`), the rest in batches after it is on screen (`form_ready` once all are).
     """
 
     # Focused as the screen shows. Textual would focus the scrolling form, which restyles
@@ -59,7 +61,9 @@ class LaunchScreen(BaseScreen):
         self.names: tuple[str, ...] = ()
         self.experiment = ""
         self.sections: list[FormSection] = []
+        # The fields edited so far, by editor id (the others are still previews).
         self.widgets: dict[str, tuple[FormField, Widget, Static]] = {}
+        self._previewed: dict[str, tuple[FormField, int]] = {}  # by preview id
         self.errors: dict[str, str] = {}
         self.launching = False
         self.form_shown: str | None = None  # the experiment whose first fields are on screen
@@ -67,12 +71,13 @@ class LaunchScreen(BaseScreen):
         self._building = asyncio.Lock()
         self._rest: list[Widget] = []  # field rows still to mount
         self._generation = 0  # a new form voids the batches of the last one
-        self._launch_asked = False
         self._reopened = False
         self._built_with: object = None  # the plugin registry the fields were built from
+        self._collector_paused = False
 
     def compose(self) -> ComposeResult:
         """Experiment picker, the generated fields, and the copies/grid options."""
+        self._pause_collector()
         names = self.names = self.tb.project.experiment_names
         wanted = self.requested
         self.experiment = wanted if wanted in names else (names[0] if names else "")
@@ -91,7 +96,7 @@ class LaunchScreen(BaseScreen):
             yield Static(id="form-error", classes="error-banner")
             # The first experiment's fields are composed with the screen: mounted later, they
             # cost a second round of styling and layout before the form shows.
-            yield Vertical(*self._first_rows(self._field_rows(self.experiment)), id="fields")
+            yield FieldList(*self._first_rows(self._field_rows(self.experiment)), id="fields")
             yield Label("launch", classes="section")
             with Horizontal(classes="field"):
                 yield Label("copies", classes="field-name")
@@ -162,9 +167,10 @@ class LaunchScreen(BaseScreen):
         """Replace the fields with those of experiment `name`."""
         self.experiment = name
         self._generation += 1
+        self._pause_collector()
         async with self._building:
             self.form_shown = self.form_ready = None
-            container = self.query_one("#fields", Vertical)
+            container = self.query_one("#fields", FieldList)
             await container.remove_children()
             await container.mount_all(self._first_rows(self._field_rows(name)))
             self._fields_shown(name)
@@ -178,7 +184,24 @@ class LaunchScreen(BaseScreen):
 
     def _mount_rest_after_frame(self, name: str) -> None:
         self.form_shown = name
+        self.call_after_refresh(self._resume_collector)
         self.call_after_refresh(self._mount_batch, self._generation, name)
+
+    def _pause_collector(self) -> None:
+        """No garbage collection until the form's first frame: three full ones, each
+        walking every object of the app, took most of the time it took to show."""
+        if not self._collector_paused:
+            self._collector_paused = True
+            collector.pause()
+
+    def _resume_collector(self) -> None:
+        if self._collector_paused:
+            self._collector_paused = False
+            collector.resume()
+
+    def on_unmount(self) -> None:
+        """Never leave the collector paused."""
+        self._resume_collector()
 
     async def _mount_batch(self, generation: int, name: str) -> None:
         """Mount the next batch of field rows, then the next after its frame."""
@@ -187,42 +210,78 @@ class LaunchScreen(BaseScreen):
                 return  # another experiment's form replaced this one
             batch, self._rest = self._rest[:ROWS_PER_BATCH], self._rest[ROWS_PER_BATCH:]
             if batch:
-                await self.query_one("#fields", Vertical).mount_all(batch)
+                await self.query_one("#fields", FieldList).mount_all(batch)
         if self._rest:
             self.call_after_refresh(self._mount_batch, generation, name)
             return
         self.form_ready = name
-        if self._launch_asked:
-            self._launch_asked = False
-            self.action_launch()
 
     def _field_rows(self, name: str) -> list[Widget]:
-        """The rows of experiment `name`'s fields (kept in `sections` and `widgets`)."""
+        """The rows of experiment `name`'s fields, each drawn as text until it is edited
+        (kept in `sections`; `widgets` gets each field's editor once it has one)."""
         raw = self.tb.project.raw_experiment(name)
         self._built_with = self.tb.registry
         self.sections = form_sections(raw, self._built_with)
         self.widgets.clear()
         self.errors.clear()
+        self._previewed.clear()
         rows: list[Widget] = []
         number = 0
         for section in self.sections:
             rows.append(Label(safe_text(section.title), classes="section"))
             for form_field in section.fields:
                 number += 1
-                editor = _editor(form_field, f"field-{number}")
-                # One line of help per field, which shows the field's error instead when
-                # there is one (fewer widgets: the form of a big pipeline builds fast).
-                note = Static(safe_text(_help(form_field)), classes="field-help")
-                self.widgets[editor.id or ""] = (form_field, editor, note)
-                rows.append(
-                    Horizontal(
-                        Label(safe_text(form_field.spec.name), classes="field-name"),
-                        editor,
-                        note,
-                        classes="field",
-                    )
+                preview = FieldPreview(
+                    visible(form_field.spec.name),
+                    form_field.kind,
+                    _shown_value(form_field),
+                    visible(_help(form_field)),
+                    id=f"preview-{number}",
                 )
+                self._previewed[f"preview-{number}"] = (form_field, number)
+                rows.append(preview)
         return rows
+
+    @on(FieldPreview.Opened)
+    async def _preview_opened(self, event: FieldPreview.Opened) -> None:
+        editor = await self._open_field(event.preview)
+        if editor is not None:
+            editor.focus(scroll_visible=False)
+
+    async def _open_field(self, preview: FieldPreview) -> Widget | None:
+        """Put the real row (label, editor, help) in place of `preview`; its editor."""
+        entry = self._previewed.pop(preview.id or "", None)
+        fields = preview.parent
+        if entry is None or not isinstance(fields, FieldList):
+            return None
+        form_field, number = entry
+        editor = _editor(form_field, f"field-{number}")
+        note = Static(safe_text(_help(form_field)), classes="field-help")
+        self.widgets[editor.id or ""] = (form_field, editor, note)
+        row = Horizontal(
+            Label(safe_text(form_field.spec.name), classes="field-name"),
+            editor,
+            note,
+            classes="field",
+        )
+        await fields.mount(row, after=preview)
+        editor.focus(scroll_visible=False)  # before the preview, which has it, goes
+        await preview.remove()
+        return editor
+
+    async def editor(self, key: str) -> Widget:
+        """The editor of the field whose `--set` key is `key` (its row made real if it was
+        still a preview). Call once every field is mounted (`form_ready`); KeyError if the
+        form has no such field."""
+        for form_field, editor, _ in self.widgets.values():
+            if form_field.key == key:
+                return editor
+        for preview_id, (form_field, _) in list(self._previewed.items()):
+            if form_field.key == key:
+                opened = await self._open_field(self.query_one(f"#{preview_id}", FieldPreview))
+                if opened is not None:
+                    return opened
+        raise KeyError(key)
 
     def _fields_shown(self, name: str) -> None:
         """What goes with experiment `name`'s fields: its description, the grid's keys, the
@@ -322,9 +381,6 @@ class LaunchScreen(BaseScreen):
     def action_launch(self) -> None:
         """Validate everything through the config path, then prepare and queue the runs."""
         if self.launching:
-            return
-        if self.form_ready != self.experiment:
-            self._launch_asked = True  # launched once every field is mounted
             return
         if self.errors:
             key, message = next(iter(self.errors.items()))
@@ -434,6 +490,12 @@ class FormScroll(VerticalScroll, can_focus=False):
 
 def _help(form_field: FormField) -> str:
     return form_field.spec.help or form_field.spec.type_name
+
+
+def _shown_value(form_field: FormField) -> object:
+    """The value a field's preview shows, as its editor would."""
+    value = _initial_value(form_field)
+    return None if value is Select.NULL else value
 
 
 def _initial_value(form_field: FormField) -> Any:

@@ -1,0 +1,129 @@
+"""A launch-form field drawn as one line of text (name, value, help) until it is edited.
+
+A pipeline's form has a hundred fields. As real rows (a label, an Input, Select or Checkbox,
+and a help line) that is some five hundred widgets, and Textual styles and lays out each of
+them before the form can show. A preview is one widget that looks like its row; when it takes
+the focus (Tab, a click) the form puts the real row in its place (`LaunchScreen`).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import ClassVar
+
+from textual.containers import Vertical
+from textual.content import Content
+from textual.geometry import Size
+from textual.message import Message
+from textual.style import Style
+from textual.widget import Widget
+
+from tuneboard.ui.safe import visible
+
+NAME_WIDTH = 18
+"""The field-name column, as `.field-name` in app.tcss (16 cells and padding)."""
+EDITOR_WIDTH = 28
+"""The value column, as `.field Input, .field Select` in app.tcss."""
+
+# Component classes of `FieldList` (styled in app.tcss beside the real rows' rules).
+_NAME = "field-preview--name"
+_VALUE = "field-preview--value"
+_MUTED = "field-preview--help"
+_SWITCH_ON = "field-preview--on"
+_SWITCH_OFF = "field-preview--off"
+_SWITCH_EDGE = "field-preview--edge"
+
+
+class FieldList(Vertical):
+    """The form's fields: holds the styles its previews draw with, as component classes
+    (styled once here rather than on each of a hundred previews)."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        _NAME,
+        _VALUE,
+        _MUTED,
+        _SWITCH_ON,
+        _SWITCH_OFF,
+        _SWITCH_EDGE,
+    }
+
+    def part_style(self, component: str) -> Style:
+        """The colours of one part of a preview (one of the component classes above)."""
+        styles = self.get_component_styles(component)
+        background = self.background_colors[1]
+        if styles.has_rule("background"):
+            background = background + styles.background
+        foreground = None
+        if styles.auto_color:
+            foreground = background.get_contrast_text(styles.color.a)
+        elif styles.has_rule("color"):
+            foreground = styles.color
+        return Style(
+            background=background if styles.has_rule("background") else None, foreground=foreground
+        )
+
+
+class FieldPreview(Widget, can_focus=True):
+    """One field's row as text: `name`, the value as its editor shows it, and `help` (given
+    with control characters escaped: see tuneboard.ui.safe). Lives in a `FieldList`.
+
+    `kind` is the editor it stands for ("input", "select" or "switch"); `value` is the text
+    an input would hold, the choice of a select, or a switch's bool.
+    """
+
+    DEFAULT_CSS = """
+    FieldPreview {
+        height: auto;
+    }
+    """
+
+    class Opened(Message):
+        """The preview took the focus: its row is to be edited."""
+
+        def __init__(self, preview: FieldPreview) -> None:
+            super().__init__()
+            self.preview = preview
+
+    def __init__(self, name: str, kind: str, value: object, help_text: str, *, id: str) -> None:
+        super().__init__(id=id)
+        self.field_name = name
+        self.kind = kind
+        self.value = value
+        self.help_text = help_text
+
+    def on_focus(self) -> None:
+        """Ask for the real row (see `Opened`)."""
+        self.post_message(self.Opened(self))
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """As many lines as the help needs in its column (the row's real help wraps too)."""
+        return len(self._help_lines(width))
+
+    def render(self) -> Content:
+        """The row: the name, the value in its editor's colours, the help beside it."""
+        assert isinstance(self.parent, FieldList)
+        style = self.parent.part_style
+        lines = self._help_lines(self.content_size.width)
+        first = Content.assemble(
+            (f" {self.field_name}"[:NAME_WIDTH].ljust(NAME_WIDTH), style(_NAME)),
+            *[(text, style(part)) for text, part in self._value_cell()],
+            (f" {lines[0]}", style(_MUTED)),
+        )
+        indent = " " * (NAME_WIDTH + EDITOR_WIDTH)
+        rest = [Content.styled(f"{indent} {line}", style(_MUTED)) for line in lines[1:]]
+        return Content("\n").join([first, *rest])
+
+    def _value_cell(self) -> list[tuple[str, str]]:
+        """The value as (text, part) pieces, drawn as its editor draws it."""
+        if self.kind == "switch":
+            mark = _SWITCH_ON if self.value else _SWITCH_OFF
+            on = " on".ljust(EDITOR_WIDTH - 3)
+            return [("▐", _SWITCH_EDGE), ("X", mark), ("▌", _SWITCH_EDGE), (on, _VALUE)]
+        text = "" if self.value is None else visible(str(self.value))
+        if self.kind == "select":
+            return [(f"{text[: EDITOR_WIDTH - 2]:<{EDITOR_WIDTH - 2}}▼ ", _VALUE)]
+        return [(f"{text[:EDITOR_WIDTH]:<{EDITOR_WIDTH}}", _VALUE)]
+
+    def _help_lines(self, width: int) -> list[str]:
+        room = max(8, width - NAME_WIDTH - EDITOR_WIDTH - 2)  # the help's padding
+        return textwrap.wrap(self.help_text, room) or [""]
