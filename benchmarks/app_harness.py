@@ -261,8 +261,14 @@ def _child(args: argparse.Namespace) -> None:
 
     from tuneboard.config import load_project
 
-    # In the order `tuneboard` does it: the database starts opening before Textual is imported
-    # (where the revision measured has `StoreOpening`).
+    # In the order `tuneboard` does it: the garbage collector paused for start-up, and the
+    # database opening before Textual is imported (where the revision measured has them).
+    try:
+        from tuneboard.tui import collector
+    except ImportError:
+        pass
+    else:
+        collector.pause_for_startup()
     project = load_project(Path(args.project))
     try:
         from tuneboard.tui.store_opening import StoreOpening
