@@ -156,3 +156,28 @@ async def test_the_keys_help_shown_over_the_form_keeps_what_was_typed(
         await wait_for(pilot, lambda: screen.is_current)
         await pilot.pause()
         assert (await editor_of(screen, "stages.0.epochs")).value == "3"
+
+
+def screen_lines(app: TuneboardApp, top: int, height: int) -> list[str]:
+    strips = app.screen._compositor.render_strips()
+    return [strip.text.rstrip() for strip in strips[top : top + height]]
+
+
+async def test_a_field_drawn_as_text_looks_like_the_row_that_replaces_it(
+    seeded_project: Path, make_app: AppFactory
+) -> None:
+    app = make_app(seeded_project)
+    async with app.run_test(size=(80, 40)) as pilot:
+        screen = await open_launch(pilot, app)
+        screen.query_one("#experiment", Select).value = "tiny"
+        await wait_for(pilot, lambda: screen.form_ready == "tiny")
+        # An input whose help wraps at 80 columns, a switch and a select.
+        for name in ("max_steps", "group_by_length", "scheduler"):
+            preview = next(p for p in screen.query(FieldPreview) if p.field_name == name)
+            top, height = preview.region.y, preview.region.height
+            assert name != "max_steps" or height == 2
+            drawn = screen_lines(app, top, height)
+            preview.focus()
+            await wait_for(pilot, lambda: not preview.is_attached)  # noqa: B023
+            await pilot.pause()
+            assert screen_lines(app, top, height) == drawn

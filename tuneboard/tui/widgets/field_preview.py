@@ -96,22 +96,43 @@ class FieldPreview(Widget, can_focus=True):
         self.post_message(self.Opened(self))
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        """As many lines as the help needs in its column (the row's real help wraps too)."""
-        return len(self._help_lines(width))
+        """As many lines as the name or the help needs in its column (as in the real row)."""
+        return len(self._lines(width))
 
     def render(self) -> Content:
         """The row: the name, the value in its editor's colours, the help beside it."""
         assert isinstance(self.parent, FieldList)
         style = self.parent.part_style
-        lines = self._help_lines(self.content_size.width)
-        first = Content.assemble(
-            (f" {self.field_name}"[:NAME_WIDTH].ljust(NAME_WIDTH), style(_NAME)),
-            *[(text, style(part)) for text, part in self._value_cell()],
-            (f" {lines[0]}", style(_MUTED)),
-        )
-        indent = " " * (NAME_WIDTH + EDITOR_WIDTH)
-        rest = [Content.styled(f"{indent} {line}", style(_MUTED)) for line in lines[1:]]
-        return Content("\n").join([first, *rest])
+        lines = []
+        for number, (name, help_line) in enumerate(self._lines(self.content_size.width)):
+            value = (
+                [(text, style(part)) for text, part in self._value_cell()]
+                if number == 0
+                else [(" " * EDITOR_WIDTH, style(_NAME))]
+            )
+            lines.append(
+                Content.assemble(
+                    (f" {name:<{NAME_WIDTH - 2}} ", style(_NAME)),
+                    *value,
+                    (f" {help_line}", style(_MUTED)),
+                )
+            )
+        return Content("\n").join(lines)
+
+    def _lines(self, width: int) -> list[tuple[str, str]]:
+        """The (name, help) text of each line: the name folded, the help wrapped, each in
+        its column."""
+        name_width = NAME_WIDTH - 2  # its padding
+        names = [
+            self.field_name[start : start + name_width]
+            for start in range(0, max(len(self.field_name), 1), name_width)
+        ]
+        room = max(8, width - NAME_WIDTH - EDITOR_WIDTH - 2)  # the help's padding
+        helps = textwrap.wrap(self.help_text, room) or [""]
+        count = max(len(names), len(helps))
+        names += [""] * (count - len(names))
+        helps += [""] * (count - len(helps))
+        return list(zip(names, helps, strict=True))
 
     def _value_cell(self) -> list[tuple[str, str]]:
         """The value as (text, part) pieces, drawn as its editor draws it."""
@@ -123,7 +144,3 @@ class FieldPreview(Widget, can_focus=True):
         if self.kind == "select":
             return [(f"{text[: EDITOR_WIDTH - 2]:<{EDITOR_WIDTH - 2}}▼ ", _VALUE)]
         return [(f"{text[:EDITOR_WIDTH]:<{EDITOR_WIDTH}}", _VALUE)]
-
-    def _help_lines(self, width: int) -> list[str]:
-        room = max(8, width - NAME_WIDTH - EDITOR_WIDTH - 2)  # the help's padding
-        return textwrap.wrap(self.help_text, room) or [""]
