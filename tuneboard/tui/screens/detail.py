@@ -3,6 +3,7 @@ its events and its config."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -53,6 +54,9 @@ from tuneboard.ui.safe import safe_text, visible
 MAX_POINTS = 300
 EVENT_TAIL = 40
 WIDE = 120  # columns from which charts go two abreast
+# Seconds between redraws of a running run's charts: drawing them at every poll (0.4 s) while
+# runs log fast was most of the screen's CPU time, and a second is as live as a chart needs.
+CHART_INTERVAL = 1.0
 STAGE_COLUMNS = ("#", "stage", "plugin", "status", "steps", "best", "time")
 
 
@@ -106,6 +110,7 @@ class DetailScreen(LiveScreen):
         self.charts: dict[str, MetricChart] = {}
         self._events_key: object = None
         self._config_shown = False
+        self._charts_drawn: tuple[float, AxisMode | None] = (0.0, None)  # when, on which axis
         self._chart_height = 0
         self._summary_lines = 0
         self._stage_cells: list[tuple[Any, ...]] = []
@@ -335,6 +340,12 @@ class DetailScreen(LiveScreen):
         """A chart per metric family, in the families' order, with the stages' boundaries
         and best checkpoints; families with no points on this axis are taken away."""
         series, axis = data.series, data.axis
+        now = time.monotonic()
+        drawn_at, drawn_axis = self._charts_drawn
+        running = data.run is not None and data.run.status in ACTIVE_STATUSES
+        if running and axis == drawn_axis and now - drawn_at < CHART_INTERVAL:
+            return  # drawn less than CHART_INTERVAL ago: the next poll draws them
+        self._charts_drawn = (now, axis)
         starts = self._stage_starts(data.stages)
         monitored = monitored_metric(
             (stage.params for stage in data.stages), data.run.headline if data.run else None

@@ -244,12 +244,11 @@ class LaunchScreen(BaseScreen):
 
     @on(FieldPreview.Opened)
     async def _preview_opened(self, event: FieldPreview.Opened) -> None:
-        editor = await self._open_field(event.preview)
-        if editor is not None:
-            editor.focus(scroll_visible=False)
+        await self._open_field(event.preview)
 
     async def _open_field(self, preview: FieldPreview) -> Widget | None:
-        """Put the real row (label, editor, help) in place of `preview`; its editor."""
+        """Put the real row (label, editor, help) in place of `preview`; its editor, which
+        takes the focus if the preview had it."""
         entry = self._previewed.pop(preview.id or "", None)
         fields = preview.parent
         if entry is None or not isinstance(fields, FieldList):
@@ -265,7 +264,8 @@ class LaunchScreen(BaseScreen):
             classes="field",
         )
         await fields.mount(row, after=preview)
-        editor.focus(scroll_visible=False)  # before the preview, which has it, goes
+        if preview.has_focus:
+            editor.focus(scroll_visible=False)  # before the preview goes, taking the focus
         await preview.remove()
         return editor
 
