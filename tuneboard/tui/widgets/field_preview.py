@@ -105,18 +105,19 @@ class FieldPreview(Widget, can_focus=True):
         style = self.parent.part_style
         lines = []
         for number, (name, help_line) in enumerate(self._lines(self.content_size.width)):
-            value = (
-                [(text, style(part)) for text, part in self._value_cell()]
-                if number == 0
-                else [(" " * EDITOR_WIDTH, style(_NAME))]
+            # A run of one style is one span: the same screen's snapshot otherwise came out
+            # with neighbouring spans of one style sometimes merged, sometimes not.
+            name_cell = (
+                [(f" {name:<{NAME_WIDTH - 2}} ", style(_NAME))] if name or not number else []
             )
-            lines.append(
-                Content.assemble(
-                    (f" {name:<{NAME_WIDTH - 2}} ", style(_NAME)),
-                    *value,
-                    (f" {help_line}", style(_MUTED)),
-                )
-            )
+            if number == 0:
+                value = [(text, style(part)) for text, part in self._value_cell()]
+                help_cell = [(f" {help_line}", style(_MUTED))]
+            else:
+                value = []
+                blank = " " * (EDITOR_WIDTH if name else NAME_WIDTH + EDITOR_WIDTH)
+                help_cell = [(f"{blank} {help_line}", style(_MUTED))]
+            lines.append(Content.assemble(*name_cell, *value, *help_cell))
         return Content("\n").join(lines)
 
     def _lines(self, width: int) -> list[tuple[str, str]]:
