@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Select
 
 from tests.tui.seed import NOW, seed_database
 from tuneboard.config import load_project
 from tuneboard.tui.app import TuneboardApp
+from tuneboard.tui.screens.launch import LaunchScreen
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +64,20 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
         await pilot.pause(0.05)
+
+
+async def open_launch(
+    pilot: Pilot[None], app: TuneboardApp, experiment: str | None = None
+) -> LaunchScreen:
+    """Open the launch form (`n`), on `experiment` if given, once every field is mounted."""
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+    screen = app.screen
+    assert isinstance(screen, LaunchScreen)
+    if experiment is not None:
+        screen.query_one("#experiment", Select).value = experiment
+    await wait_for(pilot, lambda: screen.form_ready == (experiment or screen.experiment))
+    return screen
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Select
 
-from tests.tui.conftest import AppFactory, wait_for
+from tests.tui.conftest import AppFactory, open_launch, wait_for
 from tuneboard.tui import collector
 from tuneboard.tui.screens.launch import LaunchScreen
 
@@ -61,11 +61,7 @@ async def test_the_launch_form_leaves_the_collector_running(
 ) -> None:
     app = make_app(seeded_project)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
-        screen = app.screen
-        assert isinstance(screen, LaunchScreen)
-        await wait_for(pilot, lambda: screen.form_ready == screen.experiment)
+        screen = await open_launch(pilot, app)
         assert gc.isenabled()
         screen.query_one("#experiment", Select).value = "iterative"  # another build
         await wait_for(pilot, lambda: screen.form_ready == "iterative")

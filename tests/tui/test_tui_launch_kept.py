@@ -8,22 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.color import Color
-from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
-from tests.tui.conftest import AppFactory, wait_for
+from tests.tui.conftest import AppFactory, open_launch, wait_for
 from tuneboard.tui.app import TuneboardApp
 from tuneboard.tui.screens.launch import ROWS_PER_BATCH, LaunchScreen
 from tuneboard.tui.widgets.field_preview import FieldList, FieldPreview
-
-
-async def open_launch(pilot: Pilot[None], app: TuneboardApp) -> LaunchScreen:
-    await pilot.press("n")
-    await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
-    screen = app.screen
-    assert isinstance(screen, LaunchScreen)
-    await wait_for(pilot, lambda: screen.form_ready == screen.experiment)
-    return screen
 
 
 async def editor_of(screen: LaunchScreen, key: str) -> Input:
@@ -53,9 +43,7 @@ async def test_a_field_becomes_its_editor_when_it_takes_the_focus(
 ) -> None:
     app = make_app(seeded_project)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_launch(pilot, app)
-        screen.query_one("#experiment", Select).value = "tiny"
-        await wait_for(pilot, lambda: screen.form_ready == "tiny")
+        screen = await open_launch(pilot, app, "tiny")
         first, second = screen.sections[0].fields[:2]  # seed, max_length
         await pilot.press("tab")  # from the experiment picker to the first field
         await wait_for(pilot, lambda: isinstance(app.focused, Input))
@@ -97,9 +85,7 @@ async def test_the_form_is_kept_and_shown_again_afresh_or_switched_when_asked(
 ) -> None:
     app = make_app(seeded_project)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_launch(pilot, app)
-        screen.query_one("#experiment", Select).value = "tiny"
-        await wait_for(pilot, lambda: screen.form_ready == "tiny")
+        screen = await open_launch(pilot, app, "tiny")
         (await editor_of(screen, "stages.0.epochs")).value = "3"
         screen.query_one("#copies", Input).value = "x"
         await pilot.press("escape")
@@ -146,9 +132,7 @@ async def test_the_keys_help_shown_over_the_form_keeps_what_was_typed(
 ) -> None:
     app = make_app(seeded_project)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_launch(pilot, app)
-        screen.query_one("#experiment", Select).value = "tiny"
-        await wait_for(pilot, lambda: screen.form_ready == "tiny")
+        screen = await open_launch(pilot, app, "tiny")
         (await editor_of(screen, "stages.0.epochs")).value = "3"
         app.action_show_keys()
         await wait_for(pilot, lambda: app.screen is not screen)
@@ -168,9 +152,7 @@ async def test_a_field_drawn_as_text_looks_like_the_row_that_replaces_it(
 ) -> None:
     app = make_app(seeded_project)
     async with app.run_test(size=(80, 40)) as pilot:
-        screen = await open_launch(pilot, app)
-        screen.query_one("#experiment", Select).value = "tiny"
-        await wait_for(pilot, lambda: screen.form_ready == "tiny")
+        screen = await open_launch(pilot, app, "tiny")
         # An input whose help wraps at 80 columns, a switch and a select.
         for name in ("max_steps", "group_by_length", "scheduler"):
             preview = next(p for p in screen.query(FieldPreview) if p.field_name == name)

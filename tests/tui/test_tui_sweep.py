@@ -5,25 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input, Select, Static
+from textual.widgets import Checkbox, Input, Static
 
-from tests.tui.conftest import AppFactory, wait_for
-from tuneboard.tui.app import TuneboardApp
+from tests.tui.conftest import AppFactory, open_launch, wait_for
 from tuneboard.tui.screens.launch import LaunchScreen
 from tuneboard.tui.screens.runs import RunsScreen
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]
-
-
-async def open_form(app: TuneboardApp, pilot: Pilot[None], experiment: str) -> LaunchScreen:
-    await pilot.press("n")
-    await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
-    screen = app.screen
-    assert isinstance(screen, LaunchScreen)
-    screen.query_one("#experiment", Select).value = experiment
-    await wait_for(pilot, lambda: screen.form_ready == experiment)
-    return screen
 
 
 async def set_field(screen: LaunchScreen, key: str, value: str) -> None:
@@ -35,12 +23,12 @@ async def set_field(screen: LaunchScreen, key: str, value: str) -> None:
 async def test_the_form_launches_the_sweep(sentiment_project: Path, make_app: AppFactory) -> None:
     app = make_app(sentiment_project, fixed_clock=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_form(app, pilot, "tiny")
+        screen = await open_launch(pilot, app, "tiny")
         assert not screen.query_one("#sweep-row").display  # no sweep: no sweep row
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
 
-        screen = await open_form(app, pilot, "tiny_sweep")
+        screen = await open_launch(pilot, app, "tiny_sweep")
         assert screen.query_one("#sweep-row").display
         note = str(screen.query_one("#sweep-note", Static).render())
         assert "grid over stages.0.lr (2 values) x 2 seeds: 4 runs" in note
@@ -63,7 +51,7 @@ async def test_the_form_launches_the_sweep(sentiment_project: Path, make_app: Ap
         assert {r.config["stages"][0]["max_steps"] for r in runs} == {2}
 
         # Unticking the sweep launches the experiment once, like --no-sweep.
-        screen = await open_form(app, pilot, "tiny_sweep")
+        screen = await open_launch(pilot, app, "tiny_sweep")
         screen.query_one("#use-sweep", Checkbox).value = False
         await set_field(screen, "stages.0.max_steps", "1")
         await pilot.press("ctrl+l")

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.style import Style
 from textual.widget import Widget
 
+from tuneboard.tui.launch_form import WidgetKind
 from tuneboard.ui.safe import visible
 
 NAME_WIDTH = 18
@@ -84,7 +85,9 @@ class FieldPreview(Widget, can_focus=True):
             super().__init__()
             self.preview = preview
 
-    def __init__(self, name: str, kind: str, value: object, help_text: str, *, id: str) -> None:
+    def __init__(
+        self, name: str, kind: WidgetKind, value: object, help_text: str, *, id: str
+    ) -> None:
         super().__init__(id=id)
         self.field_name = name
         self.kind = kind
