@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -138,3 +140,29 @@ def test_cancel_before_start(store: Store) -> None:
         assert "cancelled" in str(error)
     else:
         assert result.rows == [(1,)]
+
+
+EXIT_WITH_A_QUERY_RUNNING = """
+import sys
+import time
+from pathlib import Path
+from tuneboard.store import Store, start_query
+
+job = start_query(
+    Store(Path(sys.argv[1])),
+    "SELECT count(*) FROM range(1000000000) a, range(1000000000) b WHERE a.range < b.range",
+)
+while job._cursor is None and not job.done:  # until DuckDB runs it
+    time.sleep(0.01)
+if sys.argv[2] == "cancel":
+    job.cancel()  # the query thread comes back from DuckDB while Python exits
+print("exiting")
+"""
+
+
+@pytest.mark.parametrize("how", ["cancel", "leave"])
+def test_python_exits_cleanly_with_a_query_running(tmp_path: Path, how: str) -> None:
+    """A query still running (or just cancelled) when the process ends: an exit, not SIGABRT."""
+    script = [sys.executable, "-c", EXIT_WITH_A_QUERY_RUNNING, str(tmp_path / "db.duckdb"), how]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "exiting"), done.stderr

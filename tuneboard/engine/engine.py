@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # How often a process looks for cancel requests made by other processes for its runs, and
 # at the queue's order, holds, pins and pause.
 CANCEL_POLL_SECONDS = 1.0
+# The longest `shutdown` waits for the watcher's last poll (one query) to end.
+WATCHER_JOIN_SECONDS = 30.0
 
 
 def new_run_id() -> str:
@@ -206,6 +208,7 @@ class Engine:
         """Cancel (if asked) and wait for every run, then flush the store."""
         self._closed.set()
         done = self.executor.shutdown(cancel=cancel, timeout=timeout)
+        self._stop_watching()
         try:
             self.store.flush()
         except TuneboardError:
@@ -240,6 +243,15 @@ class Engine:
                     target=self._poll_cancel_requests, name="tuneboard-cancel-watch", daemon=True
                 )
                 self._watcher.start()
+
+    def _stop_watching(self) -> None:
+        """Wait for the cancel watcher to end its last poll. A daemon thread still inside a
+        DuckDB query when Python exits aborts the whole process (SIGABRT, "exception not
+        rethrown"): CPython ends such a thread by unwinding it through DuckDB's C++ frames."""
+        with self._lock:
+            watcher = self._watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(WATCHER_JOIN_SECONDS)
 
     def _poll_cancel_requests(self) -> None:
         while not self._closed.wait(CANCEL_POLL_SECONDS):

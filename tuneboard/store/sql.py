@@ -13,12 +13,14 @@ runs in turn and has a result of its own.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,6 +323,12 @@ def _message(error: duckdb.Error) -> str:
     return message
 
 
+# The queries `start_query` ran in daemon threads, until Python exits.
+_STARTED: weakref.WeakKeyDictionary[QueryJob, threading.Thread] = weakref.WeakKeyDictionary()
+_STARTED_LOCK = threading.Lock()
+EXIT_WAIT_SECONDS = 10.0  # the longest Python's exit waits for an interrupted query to end
+
+
 def start_query(
     store: Store,
     sql: str,
@@ -331,8 +339,28 @@ def start_query(
 ) -> QueryJob:
     """Check `sql` (raising `QueryError` at once if refused) and run it in a thread."""
     job = QueryJob(store, sql, limit=limit, offset=offset, attach=attach)
-    threading.Thread(target=job.run, name="tuneboard-query", daemon=True).start()
+    thread = threading.Thread(target=job.run, name="tuneboard-query", daemon=True)
+    with _STARTED_LOCK:
+        _STARTED[job] = thread
+    thread.start()
     return job
+
+
+def _stop_queries_at_exit() -> None:
+    """Interrupt the queries still running and wait for their threads. A daemon thread that
+    comes back from DuckDB while Python finalizes is unwound through DuckDB's C++ frames,
+    and that aborts the whole process (SIGABRT, "exception not rethrown")."""
+    with _STARTED_LOCK:
+        started = list(_STARTED.items())
+    for job, _ in started:
+        if not job.done:
+            job.cancel()
+    for _, thread in started:
+        thread.join(EXIT_WAIT_SECONDS)
+
+
+# Registered after Database's handler, so it runs first: the queries end, then the files close.
+atexit.register(_stop_queries_at_exit)
 
 
 def run_query(
