@@ -253,3 +253,35 @@ def test_writing_does_not_trim_the_heap_of_other_threads(tmp_path: Path) -> None
         store.close()
     pages = _BLOCKS * _BLOCK_BYTES // resource.getpagesize()
     assert faults < pages // 10, f"{faults} page faults touching {pages} pages again"
+
+
+EXIT_DURING_A_USE = """
+import sys, threading
+from pathlib import Path
+from tuneboard.store import Store
+
+db = Store(Path(sys.argv[1])).database
+in_use = threading.Event()
+
+def use() -> None:
+    with db.cursor() as cur:
+        in_use.set()
+        cur.execute("SELECT count(*) FROM range(300000000) WHERE range % 7 = 3").fetchall()
+        Path(sys.argv[2]).write_text("done")  # still inside the use
+    # Stay (the cursor's own deallocation when this returns is outside what the exit waits
+    # for: threads that end with the process are joined by those who started them).
+    threading.Event().wait()
+
+threading.Thread(target=use, daemon=True).start()
+assert in_use.wait(60)
+"""
+
+
+def test_python_exits_after_other_threads_uses_end(tmp_path: Path) -> None:
+    """A daemon thread inside a DuckDB call when the main thread ends: the exit waits for its
+    use to end (unwound while Python finalizes, it would abort the process)."""
+    marker = tmp_path / "marker"
+    script = [sys.executable, "-c", EXIT_DURING_A_USE, str(tmp_path / "db.duckdb"), str(marker)]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "done"

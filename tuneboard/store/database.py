@@ -38,6 +38,8 @@ from tuneboard.store.privacy import private_files
 logger = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 60.0
+# The longest Python's exit waits, over all files, for other threads' uses of them to end.
+EXIT_WAIT_SECONDS = 10.0
 
 # External access off: user SQL must not read or write files, attach databases or load
 # extensions (nor install or load them on its own). Registered Arrow tables still work.
@@ -202,9 +204,19 @@ class Database:
     @classmethod
     def _close_instances(cls) -> None:
         # At exit, close the idle instances this process made (not those inherited through
-        # fork), rather than leave them to the interpreter's teardown.
+        # fork), rather than leave them to the interpreter's teardown. Other threads' uses
+        # end first: a daemon thread that comes back from DuckDB while Python finalizes is
+        # unwound through DuckDB's C++ frames, and that aborts the process (SIGABRT).
+        # (A thread's very last moment, freeing its cursor objects after its use, is not
+        # covered: threads that end with the process are joined by whoever started them.)
+        deadline = time.monotonic() + EXIT_WAIT_SECONDS
         for db in list(cls._registry.values()):
             with db._cond:
+                mine = getattr(db._held, "depth", 0)  # uses this thread never ended
+                while (db._users > mine or db._opening) and (
+                    left := deadline - time.monotonic()
+                ) > 0:
+                    db._cond.wait(left)
                 if db._users == 0:
                     db._drop_instance()
 
