@@ -153,9 +153,18 @@ def test_a_run_completes_as_a_local_submitit_job(launch: Launcher) -> None:
     assert "@tuneboard-record " in output.read_text()
 
 
-def test_cancelling_a_run_stops_its_local_job(launch: Launcher) -> None:
-    run_id = launch(local(), "stages.0.epochs=200", "stages.0.patience=200")
-    wait_for_checkpoint(launch.project.runs_dir / run_id, time.monotonic() + TIMEOUT)
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_cancelling_a_run_stops_its_local_job(launch: Launcher, sigint: str) -> None:
+    # "ignored": as in `nohup tuneboard run ... &` from a script, where everything started
+    # (submitit's local controller too) inherits SIGINT ignored.
+    previous = signal.signal(
+        signal.SIGINT, signal.SIG_IGN if sigint == "ignored" else signal.default_int_handler
+    )
+    try:
+        run_id = launch(local(), "stages.0.epochs=200", "stages.0.patience=200")
+        wait_for_checkpoint(launch.project.runs_dir / run_id, time.monotonic() + TIMEOUT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert launch.engine is not None and launch.engine.cancel(run_id)
     launch.wait(run_id)
     run = launch.store.get_run(run_id)

@@ -24,6 +24,7 @@ import codecs
 import contextlib
 import importlib.util
 import logging
+import signal
 import subprocess
 import threading
 import time
@@ -261,7 +262,7 @@ class _Follower:
 
     def _stop(self) -> None:
         if self.cluster == "local":
-            self.job.cancel(check=False)  # SIGINT to the local job
+            _interrupt_local(self.job)
             return
         done = subprocess.run(
             ["scancel", "--signal=INT", self.job.job_id],
@@ -281,6 +282,20 @@ class _Follower:
             if state:
                 return f"Slurm state {state}"
         return "it left Slurm's queue"
+
+
+def _interrupt_local(job: Job[Any]) -> None:
+    """SIGINT to a local job's controller (its id is the controller's pid) and to its tasks.
+    The controller passes it on itself, but not when it started with SIGINT ignored, as
+    everything started in the background of a shell script or under nohup does: the tasks
+    then have it from here."""
+    import psutil
+
+    job.cancel(check=False)
+    with contextlib.suppress(psutil.Error, ValueError):
+        for task in psutil.Process(int(job.job_id)).children():
+            with contextlib.suppress(psutil.Error):
+                task.send_signal(signal.SIGINT)
 
 
 def _in_queue(job_id: str) -> bool:
