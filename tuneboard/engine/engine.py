@@ -245,9 +245,8 @@ class Engine:
                 self._watcher.start()
 
     def _stop_watching(self) -> None:
-        """Wait for the cancel watcher to end its last poll. A daemon thread still inside a
-        DuckDB query when Python exits aborts the whole process (SIGABRT, "exception not
-        rethrown"): CPython ends such a thread by unwinding it through DuckDB's C++ frames."""
+        """Wait for the cancel watcher to end its last poll: a daemon thread still in a DuckDB
+        query as Python exits aborts the process (see `Database._close_instances`)."""
         with self._lock:
             watcher = self._watcher
         if watcher is not None and watcher is not threading.current_thread():

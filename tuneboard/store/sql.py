@@ -29,7 +29,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from tuneboard.sdk.errors import QueryError, TuneboardError
-from tuneboard.store.database import CONNECTION_CONFIG, first_line, query_memory_limit
+from tuneboard.store.database import (
+    CONNECTION_CONFIG,
+    EXIT_WAIT_SECONDS,
+    first_line,
+    query_memory_limit,
+)
 from tuneboard.store.values import column_values
 
 if TYPE_CHECKING:
@@ -326,7 +331,6 @@ def _message(error: duckdb.Error) -> str:
 # The queries `start_query` ran in daemon threads, until Python exits.
 _STARTED: weakref.WeakKeyDictionary[QueryJob, threading.Thread] = weakref.WeakKeyDictionary()
 _STARTED_LOCK = threading.Lock()
-EXIT_WAIT_SECONDS = 10.0  # the longest Python's exit waits for an interrupted query to end
 
 
 def start_query(
@@ -347,16 +351,16 @@ def start_query(
 
 
 def _stop_queries_at_exit() -> None:
-    """Interrupt the queries still running and wait for their threads. A daemon thread that
-    comes back from DuckDB while Python finalizes is unwound through DuckDB's C++ frames,
-    and that aborts the whole process (SIGABRT, "exception not rethrown")."""
+    """Interrupt the queries still running and wait for their threads to end (see
+    `Database._close_instances` for why a thread must not be in DuckDB as Python exits)."""
     with _STARTED_LOCK:
         started = list(_STARTED.items())
     for job, _ in started:
         if not job.done:
             job.cancel()
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
     for _, thread in started:
-        thread.join(EXIT_WAIT_SECONDS)
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 # Registered after Database's handler, so it runs first: the queries end, then the files close.
